@@ -1,0 +1,156 @@
+//! `${VAR}`, `${VAR:-default}` and `${VAR:?message}` from the environment, done on the text so
+//! a variable may stand anywhere a scalar may (ports, URLs). Comments are left alone, `$$` is a
+//! literal `$`, and every substitution is remembered so error columns map back to the file.
+
+#[derive(Debug, Clone, Copy)]
+struct Shift {
+    new_start: usize,
+    new_len: usize,
+    orig_start: usize,
+    orig_len: usize,
+}
+
+#[derive(Debug)]
+pub struct Interpolated {
+    pub text: String,
+    /// Per line (0-based), the substitutions made, left to right.
+    shifts: Vec<Vec<Shift>>,
+}
+
+/// An interpolation problem at a 1-based line and column of the original file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterpError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl Interpolated {
+    /// Maps a 0-based column of the interpolated text back to the original line's column.
+    pub fn original_col(&self, line0: usize, col0: usize) -> usize {
+        let mut delta: isize = 0;
+        for s in self.shifts.get(line0).map(Vec::as_slice).unwrap_or(&[]) {
+            if col0 < s.new_start {
+                break;
+            }
+            if col0 < s.new_start + s.new_len {
+                return s.orig_start;
+            }
+            delta = (s.orig_start + s.orig_len) as isize - (s.new_start + s.new_len) as isize;
+        }
+        (col0 as isize + delta).max(0) as usize
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    let mut c = n.chars();
+    matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic())
+        && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric())
+}
+
+pub fn interpolate(
+    src: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Interpolated, Vec<InterpError>> {
+    let mut text = String::with_capacity(src.len());
+    let mut shifts = Vec::new();
+    let mut errors = Vec::new();
+    for (ln, line) in src.split_inclusive('\n').enumerate() {
+        let mut line_shifts = Vec::new();
+        let out_line_start = text.len();
+        let bytes = line.as_bytes();
+        let (mut i, mut quote): (usize, Option<u8>) = (0, None);
+        while i < bytes.len() {
+            let b = bytes[i];
+            match (quote, b) {
+                (None, b'#') if i == 0 || bytes[i - 1].is_ascii_whitespace() => {
+                    text.push_str(&line[i..]);
+                    break;
+                }
+                (None, b'"' | b'\'') => quote = Some(b),
+                (Some(q), _) if b == q => quote = None,
+                _ => {}
+            }
+            if b == b'$' && bytes.get(i + 1) == Some(&b'$') {
+                line_shifts.push(Shift {
+                    new_start: text.len() - out_line_start,
+                    new_len: 1,
+                    orig_start: i,
+                    orig_len: 2,
+                });
+                text.push('$');
+                i += 2;
+                continue;
+            }
+            if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
+                let Some(close) = line[i..].find('}') else {
+                    errors.push(InterpError {
+                        line: ln + 1,
+                        col: i + 1,
+                        message: "unterminated `${`: write `${NAME}`, or `$$` for a literal `$`"
+                            .into(),
+                    });
+                    text.push_str(&line[i..]);
+                    break;
+                };
+                let inner = &line[i + 2..i + close];
+                let (name, op, arg) = if let Some(p) = inner.find(":-") {
+                    (&inner[..p], ":-", &inner[p + 2..])
+                } else if let Some(p) = inner.find(":?") {
+                    (&inner[..p], ":?", &inner[p + 2..])
+                } else {
+                    (inner, "", "")
+                };
+                let value = if !valid_name(name) {
+                    errors.push(InterpError {
+                        line: ln + 1,
+                        col: i + 1,
+                        message: format!("`${{{inner}}}` is not a variable reference (names are letters, digits and `_`)"),
+                    });
+                    String::new()
+                } else {
+                    match (env(name).filter(|v| !v.is_empty()), op) {
+                        (Some(v), _) => v,
+                        (None, ":-") => arg.to_string(),
+                        (None, ":?") => {
+                            errors.push(InterpError {
+                                line: ln + 1,
+                                col: i + 1,
+                                message: format!("environment variable `{name}` is not set: {arg}"),
+                            });
+                            String::new()
+                        }
+                        (None, _) => {
+                            errors.push(InterpError {
+                                line: ln + 1,
+                                col: i + 1,
+                                message: format!(
+                                    "environment variable `{name}` is not set (write `${{{name}:-default}}` to give a default)"
+                                ),
+                            });
+                            String::new()
+                        }
+                    }
+                };
+                line_shifts.push(Shift {
+                    new_start: text.len() - out_line_start,
+                    new_len: value.len(),
+                    orig_start: i,
+                    orig_len: close + 1,
+                });
+                text.push_str(&value);
+                i += close + 1;
+                continue;
+            }
+            let ch_len = line[i..].chars().next().map_or(1, char::len_utf8);
+            text.push_str(&line[i..i + ch_len]);
+            i += ch_len;
+        }
+        shifts.push(line_shifts);
+    }
+    if errors.is_empty() {
+        Ok(Interpolated { text, shifts })
+    } else {
+        Err(errors)
+    }
+}

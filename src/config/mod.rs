@@ -1,0 +1,307 @@
+//! `dashboard.yaml`: finding it, `${VAR}` interpolation, parsing, and validation with
+//! `FILE:LINE:COL: message` errors that name the key. serde_yaml stays behind this module.
+pub mod interp;
+pub mod locate;
+pub mod schema;
+mod validate;
+
+pub use schema::*;
+
+use crate::provider::ProviderKind;
+use locate::{Seg, Path as KeyPath};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The shipped configuration, used when no file is found.
+pub const DEFAULT_YAML: &str = include_str!("../../dashboard.yaml");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based.
+    pub line: usize,
+    /// 1-based.
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    BuiltIn,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File(p) => write!(f, "{}", p.display()),
+            Source::BuiltIn => f.write_str("<built-in default>"),
+        }
+    }
+}
+
+/// `--config`, else `./dashboard.yaml`, else `$XDG_CONFIG_HOME/anorag-tui/dashboard.yaml`
+/// (`~/.config` when unset), else the built-in default.
+pub fn find(explicit: Option<&Path>) -> Source {
+    if let Some(p) = explicit {
+        return Source::File(p.to_path_buf());
+    }
+    let local = PathBuf::from("dashboard.yaml");
+    if local.is_file() {
+        return Source::File(local);
+    }
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(dir) = xdg {
+        let p = dir.join("anorag-tui").join("dashboard.yaml");
+        if p.is_file() {
+            return Source::File(p);
+        }
+    }
+    Source::BuiltIn
+}
+
+pub fn load(source: &Source) -> Result<Config, ConfigErrors> {
+    match source {
+        Source::BuiltIn => load_str(DEFAULT_YAML, "<built-in default>"),
+        Source::File(p) => {
+            let name = p.display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                ConfigErrors(vec![ConfigError {
+                    file: name.clone(),
+                    line: 1,
+                    col: 1,
+                    message: format!("cannot read the configuration: {e}"),
+                }])
+            })?;
+            load_str(&text, &name)
+        }
+    }
+}
+
+pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
+    load_str_with_env(text, file, &|k| std::env::var(k).ok())
+}
+
+pub fn load_str_with_env(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let at = |line: usize, col: usize, message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        col,
+        message,
+    };
+    if text.trim().is_empty() {
+        return Err(ConfigErrors(vec![at(
+            1,
+            1,
+            "the file is empty; it needs an `llm:` section".into(),
+        )]));
+    }
+    let interp = interp::interpolate(text, env).map_err(|errs| {
+        ConfigErrors(
+            errs.into_iter()
+                .map(|e| at(e.line, e.col, e.message))
+                .collect(),
+        )
+    })?;
+    let de = serde_yaml::Deserializer::from_str(&interp.text);
+    let cfg: Config = match serde_path_to_error::deserialize(de) {
+        Ok(c) => c,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let (line, col) = inner
+                .location()
+                .map(|l| {
+                    let line0 = l.line().saturating_sub(1);
+                    (line0 + 1, interp.original_col(line0, l.column().saturating_sub(1)) + 1)
+                })
+                .unwrap_or((1, 1));
+            let msg = clean_serde_message(&inner.to_string());
+            let message = if path.is_empty() || path == "." {
+                msg
+            } else {
+                format!("{path}: {msg}")
+            };
+            return Err(ConfigErrors(vec![at(line, col, message)]));
+        }
+    };
+    let problems = validate::validate(&cfg);
+    if problems.is_empty() {
+        return Ok(cfg);
+    }
+    let index = locate::Index::build(&interp.text);
+    Err(ConfigErrors(
+        problems
+            .into_iter()
+            .map(|(path, on_key, msg)| {
+                let pos = if on_key {
+                    index.key(&path).unwrap_or_else(|| index.nearest(&path))
+                } else {
+                    index.nearest(&path)
+                };
+                let col = interp.original_col(pos.line, pos.col);
+                at(
+                    pos.line + 1,
+                    col + 1,
+                    format!("{}: {msg}", locate::path_string(&path)),
+                )
+            })
+            .collect(),
+    ))
+}
+
+/// serde_yaml appends " at line L column C" and may prefix its own path; we print both ourselves.
+fn clean_serde_message(s: &str) -> String {
+    let s = match s.rfind(" at line ") {
+        Some(i) if s[i..].contains(" column ") => &s[..i],
+        _ => s,
+    };
+    let s = s.strip_prefix("llm: ").unwrap_or(s);
+    match s.split_once(": ") {
+        Some((p, rest)) if p.starts_with("llm.") && !p.contains(' ') => rest.to_string(),
+        _ => s.to_string(),
+    }
+}
+
+/// One route, whatever block it came from, as the factory and the console see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteSpec {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Base URLs (several for `multi_ollama`).
+    pub urls: Vec<String>,
+    pub model: String,
+    pub fallback: Vec<String>,
+    pub context_fallback: Vec<String>,
+    pub params: Params,
+    pub api_key_env: Option<String>,
+    pub builtin: Option<BuiltinBlock>,
+    /// Where the route is defined, for error messages.
+    pub path: KeyPath,
+}
+
+fn key(parts: &[&str]) -> KeyPath {
+    parts.iter().map(|p| Seg::Key(p.to_string())).collect()
+}
+
+impl Config {
+    /// Every route, in file order: vLLM routes first, then the single-route blocks.
+    pub fn routes(&self) -> Vec<RouteSpec> {
+        let l = &self.llm;
+        let mut out = Vec::new();
+        if let Some(v) = &l.vllm_openai {
+            for (name, r) in &v.routes {
+                out.push(RouteSpec {
+                    name: name.clone(),
+                    kind: ProviderKind::VllmOpenai,
+                    urls: vec![r.base_url.clone()],
+                    model: r.model.clone(),
+                    fallback: r.fallback.clone(),
+                    context_fallback: r.context_fallback.clone(),
+                    params: r.params.unwrap_or_default().or(v.params),
+                    api_key_env: r.api_key_env.clone().or_else(|| v.api_key_env.clone()),
+                    builtin: None,
+                    path: key(&["llm", "vllm_openai", "routes", name]),
+                });
+            }
+        }
+        if let Some(o) = &l.ollama {
+            out.push(RouteSpec {
+                name: "ollama".into(),
+                kind: ProviderKind::Ollama,
+                urls: vec![o.base_url.clone()],
+                model: o.model.clone(),
+                fallback: o.fallback.clone(),
+                context_fallback: vec![],
+                params: o.params,
+                api_key_env: None,
+                builtin: None,
+                path: key(&["llm", "ollama"]),
+            });
+        }
+        if let Some(m) = &l.multi_ollama {
+            out.push(RouteSpec {
+                name: "multi_ollama".into(),
+                kind: ProviderKind::Ollama,
+                urls: m.instances.clone(),
+                model: m.model.clone(),
+                fallback: m.fallback.clone(),
+                context_fallback: vec![],
+                params: m.params,
+                api_key_env: None,
+                builtin: None,
+                path: key(&["llm", "multi_ollama"]),
+            });
+        }
+        if let Some(o) = &l.openai {
+            out.push(RouteSpec {
+                name: "openai".into(),
+                kind: ProviderKind::Openai,
+                urls: vec![o.base_url.clone()],
+                model: o.model.clone(),
+                fallback: o.fallback.clone(),
+                context_fallback: vec![],
+                params: o.params,
+                api_key_env: Some(o.api_key_env.clone()),
+                builtin: None,
+                path: key(&["llm", "openai"]),
+            });
+        }
+        if let Some(b) = &l.builtin {
+            out.push(RouteSpec {
+                name: "builtin".into(),
+                kind: ProviderKind::Builtin,
+                urls: vec![],
+                model: b.model.clone(),
+                fallback: vec![],
+                context_fallback: vec![],
+                params: b.params,
+                api_key_env: None,
+                builtin: Some(b.clone()),
+                path: key(&["llm", "builtin"]),
+            });
+        }
+        out
+    }
+
+    /// The route used when none is named.
+    pub fn default_route(&self) -> Option<String> {
+        match self.llm.provider {
+            ProviderName::VllmOpenai => self.llm.vllm_openai.as_ref().and_then(|v| {
+                v.default_route
+                    .clone()
+                    .or_else(|| v.routes.keys().next().cloned())
+            }),
+            other => Some(other.key().to_string()),
+        }
+    }
+}

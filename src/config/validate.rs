@@ -1,0 +1,241 @@
+//! Checks serde cannot make: URLs, route references, ranges, collisions.
+use super::locate::{Path, Seg};
+use super::schema::*;
+use crate::provider::ProviderKind;
+use std::collections::HashSet;
+
+/// (where, point at the key rather than the value, message)
+pub type Problem = (Path, bool, String);
+
+fn p(base: &Path, rest: &[&str]) -> Path {
+    let mut v = base.clone();
+    v.extend(rest.iter().map(|s| Seg::Key(s.to_string())));
+    v
+}
+
+fn idx(base: &Path, i: usize) -> Path {
+    let mut v = base.clone();
+    v.push(Seg::Index(i));
+    v
+}
+
+pub fn validate(cfg: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let l = &cfg.llm;
+    let llm: Path = vec![Seg::Key("llm".into())];
+    let present = match l.provider {
+        ProviderName::VllmOpenai => l.vllm_openai.is_some(),
+        ProviderName::Openai => l.openai.is_some(),
+        ProviderName::Ollama => l.ollama.is_some(),
+        ProviderName::MultiOllama => l.multi_ollama.is_some(),
+        ProviderName::Builtin => l.builtin.is_some(),
+    };
+    if !present {
+        out.push((
+            p(&llm, &["provider"]),
+            false,
+            format!(
+                "provider `{0}` has no `llm.{0}` block to use",
+                l.provider.key()
+            ),
+        ));
+    }
+
+    let routes = cfg.routes();
+    let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
+    let known = |n: &str| names.iter().any(|x| x == n);
+
+    if let Some(v) = &l.vllm_openai {
+        let base = p(&llm, &["vllm_openai"]);
+        if v.routes.is_empty() {
+            out.push((p(&base, &["routes"]), false, "needs at least one route".into()));
+        }
+        if let Some(d) = &v.default_route {
+            if !v.routes.contains_key(d) {
+                out.push((
+                    p(&base, &["default_route"]),
+                    false,
+                    format!(
+                        "unknown route `{d}` (vllm_openai routes: {})",
+                        v.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        check_params(&v.params, &p(&base, &["params"]), &mut out);
+        if let Some(e) = &v.api_key_env {
+            check_key_env(e, &p(&base, &["api_key_env"]), &mut out);
+        }
+        for (name, r) in &v.routes {
+            let rp = p(&base, &["routes", name]);
+            for reserved in ["ollama", "multi_ollama", "openai", "builtin"] {
+                let block_exists = match reserved {
+                    "ollama" => l.ollama.is_some(),
+                    "multi_ollama" => l.multi_ollama.is_some(),
+                    "openai" => l.openai.is_some(),
+                    _ => l.builtin.is_some(),
+                };
+                if name == reserved && block_exists {
+                    out.push((
+                        rp.clone(),
+                        true,
+                        format!("route name `{name}` is taken by the `llm.{name}` block"),
+                    ));
+                }
+            }
+            if let Some(pr) = &r.params {
+                check_params(pr, &p(&rp, &["params"]), &mut out);
+            }
+            if let Some(e) = &r.api_key_env {
+                check_key_env(e, &p(&rp, &["api_key_env"]), &mut out);
+            }
+        }
+    }
+    if let Some(o) = &l.ollama {
+        check_params(&o.params, &p(&llm, &["ollama", "params"]), &mut out);
+    }
+    if let Some(m) = &l.multi_ollama {
+        let base = p(&llm, &["multi_ollama"]);
+        if m.instances.is_empty() {
+            out.push((p(&base, &["instances"]), false, "needs at least one instance URL".into()));
+        }
+        let mut seen = HashSet::new();
+        for (i, u) in m.instances.iter().enumerate() {
+            if !seen.insert(u.trim_end_matches('/')) {
+                out.push((idx(&p(&base, &["instances"]), i), false, format!("`{u}` is listed twice")));
+            }
+        }
+        check_params(&m.params, &p(&base, &["params"]), &mut out);
+    }
+    if let Some(o) = &l.openai {
+        let base = p(&llm, &["openai"]);
+        check_key_env(&o.api_key_env, &p(&base, &["api_key_env"]), &mut out);
+        check_params(&o.params, &p(&base, &["params"]), &mut out);
+    }
+    if let Some(b) = &l.builtin {
+        let base = p(&llm, &["builtin"]);
+        if b.tokens == 0 {
+            out.push((p(&base, &["tokens"]), false, "must be at least 1".into()));
+        }
+        for (k, v) in [("ttft_ms", b.ttft_ms), ("itl_ms", b.itl_ms)] {
+            if v > 600_000 {
+                out.push((p(&base, &[k]), false, format!("{v} ms is more than 10 minutes")));
+            }
+        }
+        check_params(&b.params, &p(&base, &["params"]), &mut out);
+    }
+
+    for r in &routes {
+        if r.model.trim().is_empty() {
+            out.push((p(&r.path, &["model"]), false, "must not be empty".into()));
+        }
+        for (i, url) in r.urls.iter().enumerate() {
+            let at = if r.name == "multi_ollama" {
+                idx(&p(&r.path, &["instances"]), i)
+            } else {
+                p(&r.path, &["base_url"])
+            };
+            if let Err(msg) = check_url(url, r.kind) {
+                out.push((at, false, msg));
+            }
+        }
+        for (field, list) in [("fallback", &r.fallback), ("context_fallback", &r.context_fallback)] {
+            let mut seen = HashSet::new();
+            for (i, target) in list.iter().enumerate() {
+                let at = idx(&p(&r.path, &[field]), i);
+                if target == &r.name {
+                    out.push((at, false, format!("route `{}` cannot fall back to itself", r.name)));
+                } else if !known(target) {
+                    out.push((
+                        at,
+                        false,
+                        format!("unknown route `{target}` (routes: {})", names.join(", ")),
+                    ));
+                } else if !seen.insert(target) {
+                    out.push((at, false, format!("`{target}` is listed twice")));
+                }
+            }
+        }
+    }
+
+    let rb = &l.router;
+    let rp = p(&llm, &["router"]);
+    if rb.max_attempts == Some(0) {
+        out.push((p(&rp, &["max_attempts"]), false, "must be at least 1".into()));
+    }
+    for (k, v) in [
+        ("connect_timeout_ms", rb.connect_timeout_ms),
+        ("headers_timeout_ms", rb.headers_timeout_ms),
+        ("first_token_timeout_ms", rb.first_token_timeout_ms),
+        ("idle_timeout_ms", rb.idle_timeout_ms),
+    ] {
+        if v == Some(0) {
+            out.push((p(&rp, &[k]), false, "must be greater than 0".into()));
+        }
+    }
+    if let Some(t) = rb.total_timeout_s {
+        if !(t > 0.0 && t.is_finite()) {
+            out.push((p(&rp, &["total_timeout_s"]), false, format!("must be a positive number of seconds, not {t}")));
+        }
+    }
+    out
+}
+
+fn check_params(pr: &Params, at: &Path, out: &mut Vec<Problem>) {
+    if let Some(t) = pr.temperature {
+        if !(0.0..=2.0).contains(&t) {
+            out.push((p(at, &["temperature"]), false, format!("{t} is outside 0..2")));
+        }
+    }
+    if let Some(t) = pr.top_p {
+        if !(t > 0.0 && t <= 1.0) {
+            out.push((p(at, &["top_p"]), false, format!("{t} is outside (0, 1]")));
+        }
+    }
+    if pr.max_tokens == Some(0) {
+        out.push((p(at, &["max_tokens"]), false, "must be at least 1".into()));
+    }
+    if let Some(t) = pr.timeout {
+        if !(t > 0.0 && t.is_finite()) {
+            out.push((p(at, &["timeout"]), false, format!("must be a positive number of seconds, not {t}")));
+        }
+    }
+}
+
+fn check_key_env(name: &str, at: &Path, out: &mut Vec<Problem>) {
+    let valid = {
+        let mut c = name.chars();
+        matches!(c.next(), Some(ch) if ch == '_' || ch.is_ascii_alphabetic())
+            && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric())
+    };
+    if name.starts_with("sk-") || (!valid && name.len() > 20) {
+        // Say nothing of the value: it may be a real key pasted by mistake.
+        out.push((
+            at.clone(),
+            false,
+            "must name an environment variable (e.g. OPENAI_API_KEY); this looks like a key itself, which must never be written in the file".into(),
+        ));
+    } else if !valid {
+        out.push((at.clone(), false, format!("`{name}` is not a valid environment variable name")));
+    }
+}
+
+fn check_url(url: &str, kind: ProviderKind) -> Result<(), String> {
+    let u = url::Url::parse(url).map_err(|e| format!("`{url}` is not a valid URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!("`{url}`: the scheme must be http or https"));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    let path = u.path().trim_end_matches('/');
+    match kind {
+        ProviderKind::VllmOpenai | ProviderKind::Openai if !path.ends_with("/v1") => Err(format!(
+            "`{url}`: an OpenAI-compatible base_url ends in /v1 (e.g. http://127.0.0.1:8000/v1)"
+        )),
+        ProviderKind::Ollama if path.ends_with("/v1") => Err(format!(
+            "`{url}`: Ollama's native API has no /v1 (use http://host:11434; its /v1 is the OpenAI-compatible API)"
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,58 @@
+use anorag::cli;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Terminal operations console for LLM serving with vLLM (and Ollama / OpenAI).
+#[derive(Parser)]
+#[command(name = "anorag-tui", version, about)]
+struct Cli {
+    /// Configuration file (default: ./dashboard.yaml, then $XDG_CONFIG_HOME/anorag-tui/dashboard.yaml,
+    /// then the built-in default).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Ask a route a question and stream the answer to stdout.
+    Chat(cli::chat::ChatArgs),
+    /// Probe every route once: up/down, latency, models, error.
+    Routes(cli::routes::RoutesArgs),
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        cmd: cli::config_check::ConfigCmd,
+    },
+    /// Run the built-in simulator (vLLM, OpenAI or Ollama flavour) in the foreground.
+    Sim(cli::sim::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    cli::init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = args.config.as_deref();
+    rt.block_on(async move {
+        match args.cmd {
+            Some(Cmd::Chat(a)) => cli::chat::run(config, a).await,
+            Some(Cmd::Routes(a)) => cli::routes::run(config, a).await,
+            Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
+            Some(Cmd::Sim(a)) => cli::sim::run(a).await,
+            None => {
+                eprintln!(
+                    "The console is not built yet; try `anorag-tui chat \"hello\"`, `anorag-tui routes` or `anorag-tui --help`."
+                );
+                ExitCode::from(2)
+            }
+        }
+    })
+}

@@ -1,0 +1,73 @@
+//! The provider layer: one async trait over vLLM/OpenAI (SSE) and Ollama (NDJSON), a router
+//! with retries, circuits and fallback chains, and a factory that builds it from the config.
+pub mod body;
+pub mod circuit;
+pub mod error;
+pub mod factory;
+pub mod facade;
+pub mod ndjson;
+pub mod ollama;
+pub mod openai;
+pub mod pool;
+pub mod router;
+pub mod secret;
+pub mod sse;
+pub mod types;
+
+pub use error::{ErrorClass, ProviderError};
+pub use facade::LocalLlm;
+pub use router::{Attempt, RouteFailure, Router, RoutedStream};
+pub use types::*;
+
+use async_trait::async_trait;
+use futures::Stream;
+use std::pin::Pin;
+
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
+
+/// One server speaking one protocol. Implementations do no retries: the router owns them.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+    fn base_url(&self) -> &str;
+    fn model(&self) -> &str;
+    /// Sends the request; returns once the response headers are in (not at the first token).
+    async fn chat_stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError>;
+    async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError>;
+    async fn list_models(&self) -> Result<Vec<String>, ProviderError>;
+    /// The cheapest liveness check the server offers (`/health`, `/api/version`, `/v1/models`).
+    async fn health(&self) -> Result<(), ProviderError>;
+    /// Models currently loaded in memory, where the server says (Ollama `/api/ps`).
+    async fn loaded_models(&self) -> Option<Vec<String>> {
+        None
+    }
+}
+
+/// Default sampling parameters of a route; a request's own values win.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SamplingDefaults {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+impl SamplingDefaults {
+    pub fn apply(&self, req: &ChatRequest) -> (Option<f32>, Option<f32>, Option<u32>) {
+        (
+            req.temperature.or(self.temperature),
+            req.top_p.or(self.top_p),
+            req.max_tokens.or(self.max_tokens),
+        )
+    }
+}
+
+/// Reads an error answer's body (bounded) and classifies it.
+pub(crate) async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+    let status = resp.status().as_u16();
+    let retry_after = error::parse_retry_after(resp.headers());
+    let body = match tokio::time::timeout(std::time::Duration::from_secs(5), resp.bytes()).await {
+        Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned(),
+        _ => String::new(),
+    };
+    error::classify_http(status, &body, retry_after)
+}

@@ -1,0 +1,300 @@
+//! Ollama native client: `/api/chat` NDJSON, `/api/tags`, `/api/version`, `/api/ps`.
+use super::body::{decode_body, BodyDecoder, Item};
+use super::error::{classify_in_band, ErrorClass, ProviderError};
+use super::ndjson::NdjsonParser;
+use super::{
+    error_from_response, ChatRequest, ChatResponse, EventStream, Provider, ProviderKind,
+    SamplingDefaults, ServerTimings, StreamEvent, Usage,
+};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub struct OllamaClient {
+    base_url: String,
+    model: String,
+    client: reqwest::Client,
+    defaults: SamplingDefaults,
+}
+
+impl OllamaClient {
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        client: reqwest::Client,
+        defaults: SamplingDefaults,
+    ) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            client,
+            defaults,
+        }
+    }
+
+    fn body(&self, req: &ChatRequest, stream: bool) -> serde_json::Value {
+        let (temperature, top_p, max_tokens) = self.defaults.apply(req);
+        let mut options = serde_json::Map::new();
+        if let Some(n) = max_tokens {
+            options.insert("num_predict".into(), json!(n));
+        }
+        if let Some(t) = temperature {
+            options.insert("temperature".into(), json!(t));
+        }
+        if let Some(p) = top_p {
+            options.insert("top_p".into(), json!(p));
+        }
+        json!({
+            "model": req.model.as_deref().unwrap_or(&self.model),
+            "messages": req.messages,
+            "stream": stream,
+            "options": options,
+        })
+    }
+
+    async fn get_json(&self, path: &str) -> Result<serde_json::Value, ProviderError> {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base_url))
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        resp.json()
+            .await
+            .map_err(|e| ProviderError::new(ErrorClass::Decode, e.to_string()))
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Line {
+    #[serde(default)]
+    message: Option<LineMessage>,
+    #[serde(default)]
+    response: Option<String>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    done_reason: Option<String>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+    #[serde(default)]
+    model: Option<String>,
+    // Ollama omits zero-valued fields, so every count and duration is optional.
+    total_duration: Option<u64>,
+    load_duration: Option<u64>,
+    prompt_eval_count: Option<u64>,
+    prompt_eval_duration: Option<u64>,
+    eval_count: Option<u64>,
+    eval_duration: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+struct LineMessage {
+    #[serde(default)]
+    content: String,
+}
+
+impl Line {
+    fn text(&mut self) -> String {
+        match (self.message.take(), self.response.take()) {
+            (Some(m), _) => m.content,
+            (None, Some(r)) => r,
+            _ => String::new(),
+        }
+    }
+    fn usage(&self) -> Usage {
+        Usage {
+            prompt_tokens: self.prompt_eval_count.unwrap_or(0),
+            completion_tokens: self.eval_count.unwrap_or(0),
+        }
+    }
+    fn timings(&self) -> ServerTimings {
+        let ns = |v: Option<u64>| v.map(Duration::from_nanos);
+        ServerTimings {
+            total: ns(self.total_duration),
+            load: ns(self.load_duration),
+            prompt_eval: ns(self.prompt_eval_duration),
+            eval: ns(self.eval_duration),
+        }
+    }
+}
+
+/// Decodes `/api/chat` (and `/api/generate`) NDJSON lines into events.
+#[derive(Default)]
+pub struct NdjsonChatDecoder {
+    parser: NdjsonParser,
+    lines: Vec<String>,
+    seen_any: bool,
+}
+
+impl NdjsonChatDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn on_line(&mut self, line: &str, at: Instant, out: &mut VecDeque<Item>) -> bool {
+        self.seen_any = true;
+        let mut l: Line = match serde_json::from_str(line) {
+            Ok(l) => l,
+            Err(e) => {
+                let shown: String = line.chars().take(120).collect();
+                out.push_back(Err(ProviderError::new(
+                    ErrorClass::StreamBroken,
+                    format!("malformed NDJSON line ({e}): {shown}"),
+                )));
+                return true;
+            }
+        };
+        if let Some(err) = l.error.take().filter(|e| !e.is_null()) {
+            out.push_back(Err(classify_in_band(&json!({ "error": err }))));
+            return true;
+        }
+        let text = l.text();
+        if !l.done {
+            out.push_back(Ok(StreamEvent::Delta {
+                text,
+                at,
+                finish_reason: None,
+            }));
+            return false;
+        }
+        out.push_back(Ok(StreamEvent::Delta {
+            text,
+            at,
+            finish_reason: l.done_reason.clone().or(Some("stop".into())),
+        }));
+        out.push_back(Ok(StreamEvent::Usage {
+            usage: l.usage(),
+            server: Some(l.timings()),
+            at,
+        }));
+        true
+    }
+}
+
+impl BodyDecoder for NdjsonChatDecoder {
+    fn push(&mut self, bytes: &[u8], at: Instant, out: &mut VecDeque<Item>) -> bool {
+        self.parser.push(bytes, &mut self.lines);
+        let lines = std::mem::take(&mut self.lines);
+        for line in &lines {
+            if self.on_line(line, at, out) {
+                return true;
+            }
+        }
+        self.lines = lines;
+        self.lines.clear();
+        false
+    }
+
+    fn truncated(&mut self) -> ProviderError {
+        let what = if self.parser.finish().is_some() {
+            "in the middle of a line"
+        } else if self.seen_any {
+            "before the `done: true` line"
+        } else {
+            "before any line"
+        };
+        ProviderError::new(
+            ErrorClass::StreamBroken,
+            format!("the server closed the stream {what}"),
+        )
+    }
+}
+
+#[async_trait]
+impl Provider for OllamaClient {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Ollama
+    }
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn chat_stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        let resp = self
+            .client
+            .post(format!("{}/api/chat", self.base_url))
+            .json(&self.body(req, true))
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        Ok(decode_body(resp, NdjsonChatDecoder::new()))
+    }
+
+    async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let resp = self
+            .client
+            .post(format!("{}/api/chat", self.base_url))
+            .json(&self.body(req, false))
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e, true))?;
+        let mut l: Line = serde_json::from_slice(&bytes).map_err(|e| {
+            ProviderError::new(ErrorClass::Decode, format!("unreadable response: {e}"))
+        })?;
+        if let Some(err) = l.error.take().filter(|e| !e.is_null()) {
+            return Err(classify_in_band(&json!({ "error": err })));
+        }
+        Ok(ChatResponse {
+            text: l.text(),
+            usage: Some(l.usage()),
+            finish_reason: l.done_reason.clone(),
+            model: l.model.clone(),
+        })
+    }
+
+    async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
+        let v = self.get_json("/api/tags").await?;
+        Ok(names(&v))
+    }
+
+    async fn health(&self) -> Result<(), ProviderError> {
+        self.get_json("/api/version").await.map(|_| ())
+    }
+
+    async fn loaded_models(&self) -> Option<Vec<String>> {
+        self.get_json("/api/ps").await.ok().map(|v| names(&v))
+    }
+}
+
+fn names(v: &serde_json::Value) -> Vec<String> {
+    v["models"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["name"].as_str().or(m["model"].as_str()).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `llama3.2` and `llama3.2:latest` name the same model.
+pub fn same_model(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> String {
+        if s.contains(':') {
+            s.to_string()
+        } else {
+            format!("{s}:latest")
+        }
+    }
+    norm(a) == norm(b)
+}

@@ -1,0 +1,306 @@
+//! The built-in simulator: vLLM, OpenAI and Ollama flavours, byte-faithful to the real servers'
+//! framing, with exact timing (first chunk at `ttft`, then one content chunk every `itl`) and
+//! scripted faults. A test and demo tool; the real vLLM remains the truth.
+pub mod fault;
+mod listener;
+pub mod metrics;
+mod ollama;
+mod openai;
+mod text;
+
+pub use fault::{Fault, FaultKind};
+
+use crate::provider::secret::Secret;
+use fault::Plan;
+use metrics::VllmMetrics;
+use rand::{Rng, SeedableRng};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavor {
+    Vllm,
+    Openai,
+    Ollama,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub flavor: Flavor,
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    pub model: String,
+    pub ttft: Duration,
+    pub itl: Duration,
+    /// Tokens per answer (fewer when the request's `max_tokens` is lower).
+    pub tokens: u32,
+    pub max_model_len: u32,
+    pub faults: Vec<Fault>,
+    pub seed: u64,
+    /// Require `Authorization: Bearer KEY` on `/v1` paths (vLLM's `--api-key`).
+    pub api_key: Option<Secret>,
+}
+
+impl SimConfig {
+    pub fn new(flavor: Flavor) -> Self {
+        Self {
+            flavor,
+            host: "127.0.0.1".into(),
+            port: 0,
+            model: match flavor {
+                Flavor::Ollama => "qwen2.5:0.5b".into(),
+                _ => "qwen2_5_0_5b".into(),
+            },
+            ttft: Duration::from_millis(20),
+            itl: Duration::from_millis(5),
+            tokens: 16,
+            max_model_len: 2048,
+            faults: vec![],
+            seed: 0,
+            api_key: None,
+        }
+    }
+    pub fn model(mut self, m: &str) -> Self {
+        self.model = m.into();
+        self
+    }
+    pub fn timing(mut self, ttft_ms: u64, itl_ms: u64, tokens: u32) -> Self {
+        self.ttft = Duration::from_millis(ttft_ms);
+        self.itl = Duration::from_millis(itl_ms);
+        self.tokens = tokens;
+        self
+    }
+    pub fn fault(mut self, f: Fault) -> Self {
+        self.faults.push(f);
+        self
+    }
+    pub fn port(mut self, p: u16) -> Self {
+        self.port = p;
+        self
+    }
+}
+
+/// Counters a test can read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub active: AtomicU64,
+    pub completed: AtomicU64,
+    /// Streams whose client went away before the end.
+    pub aborted: AtomicU64,
+    pub faults: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub requests: u64,
+    pub active: u64,
+    pub completed: u64,
+    pub aborted: u64,
+    pub faults: u64,
+}
+
+pub(crate) struct SimState {
+    cfg: SimConfig,
+    faults: Mutex<Vec<(Fault, u64)>>,
+    rng: Mutex<rand::rngs::StdRng>,
+    stats: Stats,
+    metrics: Mutex<VllmMetrics>,
+    refusing: watch::Sender<bool>,
+}
+
+impl SimState {
+    /// Rolls every fault for one request.
+    fn plan(&self) -> Plan {
+        let mut plan = Plan::default();
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+        for (f, used) in faults.iter_mut() {
+            if matches!(f.kind, FaultKind::Refuse { .. }) || f.count.is_some_and(|c| *used >= c) {
+                continue;
+            }
+            if f.rate < 1.0 && rng.random::<f64>() >= f.rate {
+                continue;
+            }
+            *used += 1;
+            self.stats.faults.fetch_add(1, Ordering::Relaxed);
+            match f.kind {
+                FaultKind::Status { code, retry_after } => plan.status = Some((code, retry_after)),
+                FaultKind::Reset { after } => plan.reset_after = Some(after),
+                FaultKind::Stall { after, ms } => plan.stall_after = Some((after, ms)),
+                FaultKind::Malformed { after } => plan.malformed_at = Some(after),
+                FaultKind::SlowHeaders { ms } => plan.slow_headers_ms = Some(ms),
+                FaultKind::Refuse { .. } => {}
+            }
+        }
+        plan
+    }
+
+    fn metrics(&self) -> std::sync::MutexGuard<'_, VllmMetrics> {
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Tracks one generation from admission to its end (or the client's disappearance).
+pub(crate) struct RequestGuard {
+    st: Arc<SimState>,
+    t0: Instant,
+    kv_tokens: u64,
+    pub finish: Option<&'static str>,
+}
+
+impl RequestGuard {
+    fn new(st: Arc<SimState>, t0: Instant, kv_tokens: u64) -> Self {
+        st.stats.active.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut m = st.metrics();
+            m.running += 1;
+            m.kv_tokens_in_use += kv_tokens;
+        }
+        Self {
+            st,
+            t0,
+            kv_tokens,
+            finish: None,
+        }
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        let s = &self.st.stats;
+        s.active.fetch_sub(1, Ordering::Relaxed);
+        let mut m = self.st.metrics();
+        m.running = m.running.saturating_sub(1);
+        m.kv_tokens_in_use = m.kv_tokens_in_use.saturating_sub(self.kv_tokens);
+        match self.finish {
+            Some(reason) => {
+                s.completed.fetch_add(1, Ordering::Relaxed);
+                if reason == "length" {
+                    m.success_length += 1;
+                } else {
+                    m.success_stop += 1;
+                }
+                m.observe_e2e(self.t0.elapsed().as_secs_f64());
+            }
+            None => {
+                s.aborted.fetch_add(1, Ordering::Relaxed);
+                m.success_abort += 1;
+            }
+        }
+    }
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct SimHandle {
+    addr: SocketAddr,
+    flavor: Flavor,
+    state: Arc<SimState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .field("flavor", &self.flavor)
+            .finish()
+    }
+}
+
+impl SimHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// `http://host:port`.
+    pub fn root_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    /// The URL a client is configured with: with `/v1` for OpenAI-compatible flavours.
+    pub fn base_url(&self) -> String {
+        match self.flavor {
+            Flavor::Ollama => self.root_url(),
+            _ => format!("http://{}/v1", self.addr),
+        }
+    }
+    pub fn model(&self) -> &str {
+        &self.state.cfg.model
+    }
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.state.stats;
+        StatsSnapshot {
+            requests: s.requests.load(Ordering::Relaxed),
+            active: s.active.load(Ordering::Relaxed),
+            completed: s.completed.load(Ordering::Relaxed),
+            aborted: s.aborted.load(Ordering::Relaxed),
+            faults: s.faults.load(Ordering::Relaxed),
+        }
+    }
+    /// Replaces the fault list (counts start again).
+    pub fn set_faults(&self, faults: Vec<Fault>) {
+        let refuse = faults
+            .iter()
+            .any(|f| matches!(f.kind, FaultKind::Refuse { .. }));
+        *self.state.faults.lock().unwrap_or_else(|p| p.into_inner()) =
+            faults.into_iter().map(|f| (f, 0)).collect();
+        self.set_refusing(refuse);
+    }
+    /// Closes (true) or reopens (false) the listening socket.
+    pub fn set_refusing(&self, refusing: bool) {
+        let _ = self.state.refusing.send(refusing);
+    }
+    pub fn metrics_text(&self) -> String {
+        self.state.metrics().render()
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
+    let l = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port)).await?;
+    let addr = l.local_addr()?;
+    let refuse_for = cfg.faults.iter().find_map(|f| match f.kind {
+        FaultKind::Refuse { for_ms } => Some(for_ms),
+        _ => None,
+    });
+    let (tx, rx) = watch::channel(refuse_for.is_some());
+    let flavor = cfg.flavor;
+    let kv_capacity = u64::from(cfg.max_model_len) * 16;
+    let state = Arc::new(SimState {
+        faults: Mutex::new(cfg.faults.iter().cloned().map(|f| (f, 0)).collect()),
+        rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(cfg.seed)),
+        stats: Stats::default(),
+        metrics: Mutex::new(VllmMetrics::new(&cfg.model, kv_capacity)),
+        refusing: tx,
+        cfg,
+    });
+    if let Some(Some(ms)) = refuse_for {
+        let st = state.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let _ = st.refusing.send(false);
+        });
+    }
+    let app = match flavor {
+        Flavor::Ollama => ollama::router(state.clone()),
+        _ => openai::router(state.clone()),
+    };
+    let listener = listener::GatedListener::new(l, rx)?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(SimHandle {
+        addr,
+        flavor,
+        state,
+        task,
+    })
+}

@@ -1,0 +1,394 @@
+//! vLLM and OpenAI flavours of `/v1/chat/completions`, `/v1/models`, and vLLM's `/health`,
+//! `/version`, `/metrics`. Chunk layouts follow the captures in tests/fixtures.
+use super::fault::Plan;
+use super::{text, Flavor, RequestGuard, SimState};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type St = State<Arc<SimState>>;
+
+pub(super) fn router(st: Arc<SimState>) -> axum::Router {
+    let mut r = axum::Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models));
+    if st.cfg.flavor == Flavor::Vllm {
+        r = r
+            .route("/health", get(health))
+            .route("/ping", get(health))
+            .route("/version", get(version))
+            .route("/metrics", get(metrics));
+    }
+    r.fallback(not_found).with_state(st)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn not_found(State(st): St) -> Response {
+    match st.cfg.flavor {
+        Flavor::Openai => error(&st, 404, "Invalid URL", "invalid_request_error", None, None),
+        _ => json_response(StatusCode::NOT_FOUND, r#"{"detail":"Not Found"}"#.into()),
+    }
+}
+
+async fn health() -> Response {
+    StatusCode::OK.into_response()
+}
+
+async fn version() -> Response {
+    json_response(StatusCode::OK, r#"{"version":"0.32.0"}"#.into())
+}
+
+async fn metrics(State(st): St) -> Response {
+    let mut r = (StatusCode::OK, st.metrics().render()).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn models(State(st): St, headers: HeaderMap) -> Response {
+    if let Some(r) = check_auth(&st, &headers) {
+        return r;
+    }
+    let m = &st.cfg.model;
+    let body = match st.cfg.flavor {
+        Flavor::Openai => json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"system"}]}),
+        _ => json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"vllm","root":m,"parent":null,"max_model_len":st.cfg.max_model_len}]}),
+    };
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// An error in the flavour's envelope: vLLM's code is an integer, OpenAI's a string or null.
+fn error(
+    st: &SimState,
+    status: u16,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Response {
+    let body = match st.cfg.flavor {
+        Flavor::Openai => {
+            json!({"error":{"message":message,"type":kind,"param":param,"code":code}})
+        }
+        _ => json!({"error":{"message":message,"type":kind,"param":param,"code":status}}),
+    };
+    json_response(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body.to_string(),
+    )
+}
+
+fn check_auth(st: &SimState, headers: &HeaderMap) -> Option<Response> {
+    let key = st.cfg.api_key.as_ref()?;
+    let got = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if got == Some(key.expose()) {
+        return None;
+    }
+    Some(match st.cfg.flavor {
+        Flavor::Openai => error(st, 401, "Incorrect API key provided.", "invalid_request_error", None, Some("invalid_api_key")),
+        _ => json_response(StatusCode::UNAUTHORIZED, r#"{"error":"Unauthorized"}"#.into()),
+    })
+}
+
+fn status_fault(st: &SimState, code: u16, retry_after: Option<f64>) -> Response {
+    let mut r = match (st.cfg.flavor, code) {
+        (Flavor::Openai, 429) => error(st, 429, "Rate limit reached for requests. Please try again in 1s.", "requests", None, Some("rate_limit_exceeded")),
+        (_, 503) => error(st, 503, "The engine is currently busy and cannot accept new requests. Please try again later or on a different instance.", "Service Unavailable", None, None),
+        (Flavor::Openai, c) => error(st, c, "The server had an error while processing your request.", "server_error", None, None),
+        (_, c) if c >= 500 => error(st, c, "EngineCore encountered an issue.", "InternalServerError", None, None),
+        (_, c) => error(st, c, "Injected client error.", "BadRequestError", None, None),
+    };
+    if let Some(s) = retry_after {
+        if let Ok(v) = HeaderValue::from_str(&format!("{s}")) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+/// What one chat request asked for, once validated.
+struct Ask {
+    n: u32,
+    finish: &'static str,
+    prompt_tokens: u64,
+    stream: bool,
+    include_usage: bool,
+}
+
+fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        let msg = format!("1 validation error:\n  {{'type': 'json_invalid', 'loc': 'body.{}', 'msg': 'JSON decode error', 'input': '<dict of 0 items>', 'ctx': {{'error': '{}'}}}}", e.column(), "Expecting value");
+        error(st, 400, &msg, "Bad Request", Some(&format!("body.{}", e.column())), None)
+    })?;
+    let Some(messages) = v.get("messages").and_then(Value::as_array) else {
+        return Err(error(st, 400, "1 validation error:\n  {'type': 'missing', 'loc': 'body.messages', 'msg': 'Field required'}", "Bad Request", Some("body.messages"), None));
+    };
+    if let Some(m) = v.get("model").and_then(Value::as_str) {
+        if m != st.cfg.model {
+            return Err(match st.cfg.flavor {
+                Flavor::Openai => error(st, 404, &format!("The model `{m}` does not exist or you do not have access to it."), "invalid_request_error", None, Some("model_not_found")),
+                _ => error(st, 404, &format!("The model `{m}` does not exist. Valid aliases: {}.", st.cfg.model), "NotFoundError", Some("model"), None),
+            });
+        }
+    } else if st.cfg.flavor == Flavor::Openai {
+        return Err(error(st, 400, "you must provide a model parameter", "invalid_request_error", None, None));
+    }
+    let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if v.get("stream_options").is_some_and(|o| !o.is_null()) && !stream {
+        return Err(error(st, 400, "Stream options can only be defined when `stream=True`.", "BadRequestError", None, None));
+    }
+    let include_usage = v["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let max_tokens = v
+        .get("max_completion_tokens")
+        .and_then(Value::as_u64)
+        .or_else(|| v.get("max_tokens").and_then(Value::as_u64));
+    let len = u64::from(st.cfg.max_model_len);
+    if let Some(mt) = max_tokens {
+        if mt > len {
+            return Err(error(st, 400, &format!("max_tokens={mt} cannot be greater than max_model_len={len}. Please request fewer output tokens. (parameter=max_tokens, value={mt})"), "BadRequestError", Some("max_tokens"), None));
+        }
+    }
+    let prompt_tokens = text::prompt_tokens(messages);
+    if prompt_tokens > len {
+        return Err(error(st, 400, &format!("This model's maximum context length is {len} tokens. However, your prompt contains at least {prompt_tokens} input tokens, which exceeds this limit even without any output tokens. Please reduce the length of the input prompt. (parameter=input_tokens, value={prompt_tokens})"), "BadRequestError", Some("input_tokens"), None));
+    }
+    // vLLM 0.32 clamps the budget to what is left of the context.
+    let budget = max_tokens.unwrap_or(len).min(len - prompt_tokens);
+    let n = (st.cfg.tokens as u64).min(budget) as u32;
+    let finish = if max_tokens.is_some_and(|m| u64::from(n) >= m) || u64::from(n) == budget && budget < st.cfg.tokens as u64 {
+        "length"
+    } else {
+        "stop"
+    };
+    Ok(Ask {
+        n,
+        finish,
+        prompt_tokens,
+        stream,
+        include_usage,
+    })
+}
+
+async fn chat(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    let t0 = Instant::now();
+    st.stats.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = check_auth(&st, &headers) {
+        return r;
+    }
+    let ask = match validate(&st, &body) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let plan = st.plan();
+    if let Some(ms) = plan.slow_headers_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some((code, ra)) = plan.status {
+        return status_fault(&st, code, ra);
+    }
+    let id = format!("chatcmpl-{:016x}", rand::random::<u64>());
+    let guard = RequestGuard::new(st.clone(), t0, ask.prompt_tokens + u64::from(ask.n));
+    if !ask.stream {
+        return complete(st, ask, id, t0, guard).await;
+    }
+    let s = StreamGen {
+        st: st.clone(),
+        id,
+        created: unix_now(),
+        t0,
+        ask,
+        plan,
+        next: 0,
+        last_at: t0,
+        guard: Some(guard),
+        stalled: false,
+    };
+    let body = futures::stream::unfold(s, |mut s| async move { s.step().await.map(|b| (b, s)) });
+    let mut r = Response::new(Body::from_stream(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    r
+}
+
+async fn complete(st: Arc<SimState>, ask: Ask, id: String, t0: Instant, mut guard: RequestGuard) -> Response {
+    let cfg = &st.cfg;
+    let end = t0 + cfg.ttft + cfg.itl * ask.n.saturating_sub(1);
+    tokio::time::sleep_until(end.into()).await;
+    let text: String = (0..ask.n).map(text::token).collect();
+    {
+        let mut m = st.metrics();
+        m.prompt_tokens += ask.prompt_tokens;
+        m.generation_tokens += u64::from(ask.n);
+        m.observe_ttft(cfg.ttft.as_secs_f64());
+    }
+    guard.finish = Some(ask.finish);
+    let usage = json!({"prompt_tokens":ask.prompt_tokens,"total_tokens":ask.prompt_tokens + u64::from(ask.n),"completion_tokens":ask.n});
+    let body = match cfg.flavor {
+        Flavor::Openai => json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":ask.finish}],"usage":usage,"service_tier":"default","system_fingerprint":"fp_sim"}),
+        _ => json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":ask.finish,"stop_reason":null,"token_ids":null}],"service_tier":null,"system_fingerprint":"vllm-0.32.0-sim","usage":usage,"prompt_logprobs":null,"prompt_token_ids":null,"kv_transfer_params":null}),
+    };
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// Generates the SSE body one write at a time, on an absolute schedule.
+struct StreamGen {
+    st: Arc<SimState>,
+    id: String,
+    created: u64,
+    t0: Instant,
+    ask: Ask,
+    plan: Plan,
+    /// Index of the next content chunk.
+    next: u32,
+    last_at: Instant,
+    guard: Option<RequestGuard>,
+    stalled: bool,
+}
+
+type Chunk = Result<Bytes, std::io::Error>;
+
+impl StreamGen {
+    fn head(&self) -> String {
+        format!(
+            r#"{{"id":"{}","object":"chat.completion.chunk","created":{},"model":"{}""#,
+            self.id, self.created, self.st.cfg.model
+        )
+    }
+
+    async fn step(&mut self) -> Option<Chunk> {
+        self.guard.as_ref()?;
+        let i = self.next;
+        if self.plan.reset_after == Some(i) {
+            self.guard = None;
+            return Some(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            )));
+        }
+        if let Some((after, ms)) = self.plan.stall_after {
+            if after == i && !self.stalled {
+                self.stalled = true;
+                match ms {
+                    Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        }
+        let cfg = &self.st.cfg;
+        let at = self.t0 + cfg.ttft + cfg.itl * i;
+        tokio::time::sleep_until(at.into()).await;
+        let now = Instant::now();
+        {
+            let mut m = self.st.metrics();
+            if i == 0 {
+                m.prompt_tokens += self.ask.prompt_tokens;
+                m.observe_ttft(now.duration_since(self.t0).as_secs_f64());
+            } else {
+                m.observe_itl(now.duration_since(self.last_at).as_secs_f64());
+            }
+            if i < self.ask.n {
+                m.generation_tokens += 1;
+            }
+        }
+        self.last_at = now;
+        self.next += 1;
+        let openai = cfg.flavor == Flavor::Openai;
+        let usage_null = if openai && self.ask.include_usage { r#","usage":null"# } else { "" };
+        let mut out = String::with_capacity(512);
+        if i == 0 {
+            let role = if openai {
+                r#"{"role":"assistant","content":"","refusal":null}"#
+            } else {
+                r#"{"role":"assistant","content":""}"#
+            };
+            let tail = if openai { "" } else { r#","prompt_token_ids":null,"prompt_text":null"# };
+            out.push_str(&format!(
+                "data: {},\"choices\":[{{\"index\":0,\"delta\":{role},\"logprobs\":null,\"finish_reason\":null}}]{usage_null}{tail}}}\n\n",
+                self.head()
+            ));
+        }
+        if self.ask.n == 0 {
+            out.push_str(&self.tail(openai));
+            return Some(Ok(Bytes::from(out)));
+        }
+        let last = i + 1 == self.ask.n;
+        let content = serde_json::to_string(&text::token(i)).unwrap_or_default();
+        if self.plan.malformed_at == Some(i) {
+            out.push_str(&format!("data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}}\n\n", self.head()));
+        } else if openai {
+            out.push_str(&format!(
+                "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}},\"logprobs\":null,\"finish_reason\":null}}]{usage_null}}}\n\n",
+                self.head()
+            ));
+        } else {
+            let finish = if last {
+                format!(r#""{}","stop_reason":null"#, self.ask.finish)
+            } else {
+                "null".into()
+            };
+            out.push_str(&format!(
+                "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}},\"logprobs\":null,\"finish_reason\":{finish},\"token_ids\":null}}]}}\n\n",
+                self.head()
+            ));
+        }
+        if last {
+            out.push_str(&self.tail(openai));
+        }
+        Some(Ok(Bytes::from(out)))
+    }
+
+    /// Finish chunk (OpenAI), usage chunk (when asked) and `[DONE]`; marks the request done.
+    fn tail(&mut self, openai: bool) -> String {
+        let mut out = String::new();
+        let usage_null = if openai && self.ask.include_usage { r#","usage":null"# } else { "" };
+        if openai {
+            out.push_str(&format!(
+                "data: {},\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]{usage_null}}}\n\n",
+                self.head(),
+                self.ask.finish
+            ));
+        }
+        if self.ask.include_usage {
+            let (p, n) = (self.ask.prompt_tokens, u64::from(self.ask.n));
+            let fp = if openai { "fp_sim" } else { "vllm-0.32.0-sim" };
+            out.push_str(&format!(
+                "data: {},\"choices\":[],\"usage\":{{\"prompt_tokens\":{p},\"total_tokens\":{},\"completion_tokens\":{n}}},\"system_fingerprint\":\"{fp}\"}}\n\n",
+                self.head(),
+                p + n
+            ));
+        }
+        out.push_str("data: [DONE]\n\n");
+        if let Some(mut g) = self.guard.take() {
+            g.finish = Some(self.ask.finish);
+        }
+        out
+    }
+}

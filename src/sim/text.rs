@@ -1,0 +1,32 @@
+//! What the simulator says: a fixed text cut into word tokens, and a rough token count.
+
+const TEXT: &str = "This answer comes from the anorag-tui built-in simulator. It streams one token at a fixed interval after a fixed time to first token, so the console, the router and the load tests can be shown and checked on a machine with no GPU and no vLLM. Point a route at a real vLLM server to see a real model answer.";
+
+/// Token `i` of the answer, with its leading space.
+pub fn token(i: u32) -> String {
+    let words: Vec<&str> = TEXT.split(' ').collect();
+    let w = words[i as usize % words.len()];
+    if i == 0 {
+        w.to_string()
+    } else {
+        format!(" {w}")
+    }
+}
+
+/// A stable stand-in for a tokenizer: words plus a chat-template overhead per message.
+pub fn prompt_tokens(messages: &[serde_json::Value]) -> u64 {
+    let words: u64 = messages
+        .iter()
+        .map(|m| {
+            m.get("content")
+                .and_then(|c| c.as_str())
+                .map_or(0, |c| c.split_whitespace().count() as u64)
+                + 4
+        })
+        .sum();
+    words + 3
+}
+
+pub fn prompt_tokens_of(prompt: &str) -> u64 {
+    prompt.split_whitespace().count() as u64 + 3
+}
