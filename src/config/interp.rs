@@ -83,12 +83,30 @@ pub fn interpolate(
                 continue;
             }
             if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
-                let Some(close) = line[i..].find('}') else {
+                // `${NAME}`, `${NAME:-default}` or `${NAME:?message}`; anything else is an error
+                // that names what was found, not a guess at a later `}`.
+                let name_len = line[i + 2..]
+                    .bytes()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                    .count();
+                let after = &line[i + 2 + name_len..];
+                let close = if after.starts_with('}') {
+                    Some(2 + name_len)
+                } else if after.starts_with(":-") || after.starts_with(":?") {
+                    after.find('}').map(|c| 2 + name_len + c)
+                } else {
+                    None
+                };
+                let Some(close) = close else {
+                    let name = &line[i + 2..i + 2 + name_len];
                     errors.push(InterpError {
                         line: ln + 1,
                         col: i + 1,
-                        message: "unterminated `${`: write `${NAME}`, or `$$` for a literal `$`"
-                            .into(),
+                        message: if name.is_empty() {
+                            "`${` must be followed by a variable name: write `${NAME}`, `${NAME:-default}`, or `$$` for a literal `$`".into()
+                        } else {
+                            format!("`${{{name}` is not closed: write `${{{name}}}` or `${{{name}:-default}}`")
+                        },
                     });
                     text.push_str(&line[i..]);
                     break;

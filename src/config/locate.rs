@@ -41,6 +41,8 @@ pub struct Index {
     values: HashMap<Path, Pos>,
     /// Position of the key that introduces a mapping entry.
     keys: HashMap<Path, Pos>,
+    /// Keys given twice in one mapping: (path, second position, first position).
+    pub duplicates: Vec<(Path, Pos, Pos)>,
 }
 
 impl Index {
@@ -100,6 +102,9 @@ impl Builder {
                 let k = scalar_key.unwrap_or("?").to_string();
                 let mut p = self.path.clone();
                 p.push(Seg::Key(k.clone()));
+                if let Some(first) = self.index.keys.get(&p).copied() {
+                    self.index.duplicates.push((p.clone(), pos, first));
+                }
                 self.index.keys.insert(p, pos);
                 *key = Some(k);
                 None

@@ -132,21 +132,43 @@ pub fn load_str_with_env(
                 .collect(),
         )
     })?;
+    let index = locate::Index::build(&interp.text);
+    // YAML forbids a key twice in one mapping; serde would quietly keep one of them.
+    if let Some((path, pos, first)) = index.duplicates.first() {
+        return Err(ConfigErrors(vec![at(
+            pos.line + 1,
+            interp.original_col(pos.line, pos.col) + 1,
+            format!(
+                "{}: duplicate key (first given at line {})",
+                locate::path_string(path),
+                first.line + 1
+            ),
+        )]));
+    }
     let de = serde_yaml::Deserializer::from_str(&interp.text);
     let cfg: Config = match serde_path_to_error::deserialize(de) {
         Ok(c) => c,
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            let (line, col) = inner
+            let (mut line, mut col) = inner
                 .location()
                 .map(|l| {
                     let line0 = l.line().saturating_sub(1);
                     (line0 + 1, interp.original_col(line0, l.column().saturating_sub(1)) + 1)
                 })
                 .unwrap_or((1, 1));
-            let msg = clean_serde_message(&inner.to_string());
-            let message = if path.is_empty() || path == "." {
+            let mut msg = clean_serde_message(&inner.to_string());
+            if msg.starts_with("missing field `llm`") && index.value(&[]).is_none() {
+                msg = "the file has no settings; it needs an `llm:` section".into();
+                (line, col) = (1, 1);
+            }
+            let source_line = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+            if source_line.starts_with(|c: char| c.is_whitespace()) && source_line.contains('\t') {
+                msg.push_str(" (this line is indented with a tab; YAML indents with spaces only)");
+            }
+            // A path ending in `?` is where the parser gave up, not a key of ours.
+            let message = if path.is_empty() || path == "." || path.ends_with('?') {
                 msg
             } else {
                 format!("{path}: {msg}")
@@ -158,7 +180,6 @@ pub fn load_str_with_env(
     if problems.is_empty() {
         return Ok(cfg);
     }
-    let index = locate::Index::build(&interp.text);
     Err(ConfigErrors(
         problems
             .into_iter()
@@ -179,12 +200,32 @@ pub fn load_str_with_env(
     ))
 }
 
-/// serde_yaml appends " at line L column C" and may prefix its own path; we print both ourselves.
+/// serde_yaml puts " at line L column C" into its text (at the end, or mid-sentence for
+/// syntax errors) and may prefix its own path. The first position is the error's own, which we
+/// print in front; later ones (where a flow mapping opened) become `at L:C`.
 fn clean_serde_message(s: &str) -> String {
-    let s = match s.rfind(" at line ") {
-        Some(i) if s[i..].contains(" column ") => &s[..i],
-        _ => s,
-    };
+    const AT: &str = " at line ";
+    let mut out = String::new();
+    let mut rest = s;
+    let mut first = true;
+    while let Some(i) = rest.find(AT) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + AT.len()..];
+        let line: String = tail.chars().take_while(char::is_ascii_digit).collect();
+        let Some(after_col) = tail[line.len()..].strip_prefix(" column ") else {
+            out.push_str(AT);
+            rest = tail;
+            continue;
+        };
+        let col: String = after_col.chars().take_while(char::is_ascii_digit).collect();
+        if !first {
+            out.push_str(&format!(" at {line}:{col}"));
+        }
+        first = false;
+        rest = &after_col[col.len()..];
+    }
+    out.push_str(rest);
+    let s = out.as_str();
     let s = s.strip_prefix("llm: ").unwrap_or(s);
     match s.split_once(": ") {
         Some((p, rest)) if p.starts_with("llm.") && !p.contains(' ') => rest.to_string(),

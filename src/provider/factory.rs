@@ -124,6 +124,7 @@ pub async fn build_with(
             fallback: spec.fallback.clone(),
             context_fallback: spec.context_fallback.clone(),
             total_timeout: spec.params.timeout.map(Duration::from_secs_f64),
+            turn: AtomicUsize::new(0),
         });
     }
     let default = cfg

@@ -98,17 +98,20 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// The order in which a route tries its targets right now.
-pub fn order(targets: &[Arc<Target>], now: Instant) -> Vec<Arc<Target>> {
+/// The order in which a route tries its targets right now. Ties in everything else go
+/// round-robin from `turn`, so an idle pool still spreads its load (and finds a dead member).
+pub fn order(targets: &[Arc<Target>], now: Instant, turn: usize) -> Vec<Arc<Target>> {
     let mut v: Vec<_> = targets.to_vec();
-    if v.len() > 1 {
+    let n = v.len();
+    if n > 1 {
         v.sort_by_key(|t| {
             let cold = match t.model_loaded() {
                 Some(true) => 0u8,
                 None => 1,
                 Some(false) => 2,
             };
-            (t.circuit.is_open(now), cold, t.in_flight(), t.index)
+            let rotated = (t.index + n - turn % n) % n;
+            (t.circuit.is_open(now), cold, t.in_flight(), rotated)
         });
     }
     v

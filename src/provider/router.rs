@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::timeout_at;
@@ -70,6 +71,8 @@ pub struct RouteEntry {
     pub context_fallback: Vec<String>,
     /// Overrides the policy's total timeout (the config's `params.timeout`).
     pub total_timeout: Option<Duration>,
+    /// Round-robin position among equally good targets.
+    pub turn: AtomicUsize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -328,7 +331,8 @@ impl Router {
         'passes: loop {
             let mut queue: VecDeque<Arc<RouteEntry>> = plan.iter().cloned().collect();
             while let Some(route) = queue.pop_front() {
-                for target in pool::order(&route.targets, Instant::now()) {
+                let turn = route.turn.fetch_add(1, Ordering::Relaxed);
+                for target in pool::order(&route.targets, Instant::now(), turn) {
                     if used >= self.policy.max_attempts {
                         break 'passes;
                     }

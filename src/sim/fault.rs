@@ -117,6 +117,36 @@ impl FromStr for Fault {
     }
 }
 
+impl Plan {
+    /// Waits until content chunk `i` is due, then applies the faults that strike before it:
+    /// a reset (the error breaks the connection) or a stall. Waiting first means every chunk
+    /// before `i` has been written when the fault strikes, so "after K" delivers exactly K.
+    pub async fn before_chunk(
+        &self,
+        i: u32,
+        due: std::time::Instant,
+        stalled: &mut bool,
+    ) -> Result<(), std::io::Error> {
+        tokio::time::sleep_until(due.into()).await;
+        if self.reset_after == Some(i) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected reset",
+            ));
+        }
+        if let Some((after, ms)) = self.stall_after {
+            if after == i && !*stalled {
+                *stalled = true;
+                match ms {
+                    Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(ms)).await,
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What the faults decided for one request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {

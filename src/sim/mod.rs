@@ -111,6 +111,8 @@ pub(crate) struct SimState {
     stats: Stats,
     metrics: Mutex<VllmMetrics>,
     refusing: watch::Sender<bool>,
+    /// The body of the last chat request, for tests that check what went on the wire.
+    last_request: Mutex<Option<serde_json::Value>>,
 }
 
 impl SimState {
@@ -142,6 +144,10 @@ impl SimState {
 
     fn metrics(&self) -> std::sync::MutexGuard<'_, VllmMetrics> {
         self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember_request(&self, body: &serde_json::Value) {
+        *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
     }
 }
 
@@ -256,6 +262,14 @@ impl SimHandle {
     pub fn metrics_text(&self) -> String {
         self.state.metrics().render()
     }
+    /// The JSON body of the last chat request the simulator received.
+    pub fn last_request(&self) -> Option<serde_json::Value> {
+        self.state
+            .last_request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl Drop for SimHandle {
@@ -280,6 +294,7 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
         stats: Stats::default(),
         metrics: Mutex::new(VllmMetrics::new(&cfg.model, kv_capacity)),
         refusing: tx,
+        last_request: Mutex::new(None),
         cfg,
     });
     if let Some(Some(ms)) = refuse_for {

@@ -103,6 +103,7 @@ async fn serve(st: Arc<SimState>, body: Bytes, is_chat: bool) -> Response {
         Ok(v) => v,
         Err(e) => return err(400, &format!("invalid character in JSON: {e}")),
     };
+    st.remember_request(&v);
     let Some(model) = v.get("model").and_then(Value::as_str) else {
         return err(400, "model is required");
     };
@@ -206,21 +207,12 @@ impl NdGen {
     async fn step(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         self.guard.as_ref()?;
         let i = self.next;
-        if self.plan.reset_after == Some(i) {
-            self.guard = None;
-            return Some(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")));
-        }
-        if let Some((after, ms)) = self.plan.stall_after {
-            if after == i && !self.stalled {
-                self.stalled = true;
-                match ms {
-                    Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-        }
         let cfg = &self.st.cfg;
-        tokio::time::sleep_until((self.t0 + cfg.ttft + cfg.itl * i).into()).await;
+        let due = self.t0 + cfg.ttft + cfg.itl * i;
+        if let Err(e) = self.plan.before_chunk(i, due, &mut self.stalled).await {
+            self.guard = None;
+            return Some(Err(e));
+        }
         self.next += 1;
         let mut out = String::new();
         if i < self.n {

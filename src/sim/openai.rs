@@ -146,6 +146,7 @@ fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
         let msg = format!("1 validation error:\n  {{'type': 'json_invalid', 'loc': 'body.{}', 'msg': 'JSON decode error', 'input': '<dict of 0 items>', 'ctx': {{'error': '{}'}}}}", e.column(), "Expecting value");
         error(st, 400, &msg, "Bad Request", Some(&format!("body.{}", e.column())), None)
     })?;
+    st.remember_request(&v);
     let Some(messages) = v.get("messages").and_then(Value::as_array) else {
         return Err(error(st, 400, "1 validation error:\n  {'type': 'missing', 'loc': 'body.messages', 'msg': 'Field required'}", "Bad Request", Some("body.messages"), None));
     };
@@ -286,25 +287,12 @@ impl StreamGen {
     async fn step(&mut self) -> Option<Chunk> {
         self.guard.as_ref()?;
         let i = self.next;
-        if self.plan.reset_after == Some(i) {
-            self.guard = None;
-            return Some(Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "injected reset",
-            )));
-        }
-        if let Some((after, ms)) = self.plan.stall_after {
-            if after == i && !self.stalled {
-                self.stalled = true;
-                match ms {
-                    Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-        }
         let cfg = &self.st.cfg;
         let at = self.t0 + cfg.ttft + cfg.itl * i;
-        tokio::time::sleep_until(at.into()).await;
+        if let Err(e) = self.plan.before_chunk(i, at, &mut self.stalled).await {
+            self.guard = None;
+            return Some(Err(e));
+        }
         let now = Instant::now();
         {
             let mut m = self.st.metrics();
