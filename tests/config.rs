@@ -10,29 +10,109 @@ fn bad_dir() -> PathBuf {
 
 /// (file, `LINE:COL: key` the message must start with, a fragment it must contain)
 const BAD: &[(&str, &str, &str)] = &[
-    ("01_unknown_key.yaml", "5:76: llm.vllm_openai.routes.tiny_qwen.temprature:", "unknown field `temprature`"),
-    ("02_wrong_type.yaml", "6:27: llm.vllm_openai.params.temperature:", "invalid type: string \"hot\""),
-    ("03_bad_url.yaml", "6:19: llm.vllm_openai.routes.tiny_qwen.base_url:", "is not a valid URL"),
-    ("04_unknown_default.yaml", "6:20: llm.vllm_openai.default_route:", "unknown route `tiny` (vllm_openai routes: tiny_qwen)"),
-    ("05_unknown_fallback.yaml", "8:28: llm.vllm_openai.routes.tiny_qwen.fallback[1]:", "unknown route `nowhere`"),
-    ("06_missing_model.yaml", "5:18: llm.vllm_openai.routes.tiny_qwen:", "missing field `model`"),
-    ("07_unknown_provider.yaml", "2:13: llm.provider:", "unknown variant `vllm`"),
-    ("08_syntax.yaml", "6:1: ", "while parsing a flow mapping at 5:18"),
-    ("09_env_unset.yaml", "5:30: ", "environment variable `ANORAG_TEST_UNSET_URL` is not set"),
-    ("10_ollama_v1.yaml", "4:15: llm.ollama.base_url:", "Ollama's native API has no /v1"),
-    ("11_missing_v1.yaml", "5:29: llm.vllm_openai.routes.tiny_qwen.base_url:", "ends in /v1"),
-    ("12_temperature_range.yaml", "6:27: llm.vllm_openai.params.temperature:", "3.5 is outside 0..2"),
-    ("13_self_fallback.yaml", "5:76: llm.vllm_openai.routes.tiny_qwen.fallback[0]:", "cannot fall back to itself"),
-    ("14_key_in_file.yaml", "5:18: llm.openai.api_key_env:", "looks like a key itself"),
-    ("15_provider_block_missing.yaml", "2:13: llm.provider:", "has no `llm.ollama` block"),
+    (
+        "01_unknown_key.yaml",
+        "5:76: llm.vllm_openai.routes.tiny_qwen.temprature:",
+        "unknown field `temprature`",
+    ),
+    (
+        "02_wrong_type.yaml",
+        "6:27: llm.vllm_openai.params.temperature:",
+        "invalid type: string \"hot\"",
+    ),
+    (
+        "03_bad_url.yaml",
+        "6:19: llm.vllm_openai.routes.tiny_qwen.base_url:",
+        "is not a valid URL",
+    ),
+    (
+        "04_unknown_default.yaml",
+        "6:20: llm.vllm_openai.default_route:",
+        "unknown route `tiny` (vllm_openai routes: tiny_qwen)",
+    ),
+    (
+        "05_unknown_fallback.yaml",
+        "8:28: llm.vllm_openai.routes.tiny_qwen.fallback[1]:",
+        "unknown route `nowhere`",
+    ),
+    (
+        "06_missing_model.yaml",
+        "5:18: llm.vllm_openai.routes.tiny_qwen:",
+        "missing field `model`",
+    ),
+    (
+        "07_unknown_provider.yaml",
+        "2:13: llm.provider:",
+        "unknown variant `vllm`",
+    ),
+    (
+        "08_syntax.yaml",
+        "6:1: ",
+        "while parsing a flow mapping at 5:18",
+    ),
+    (
+        "09_env_unset.yaml",
+        "5:30: ",
+        "environment variable `ANORAG_TEST_UNSET_URL` is not set",
+    ),
+    (
+        "10_ollama_v1.yaml",
+        "4:15: llm.ollama.base_url:",
+        "Ollama's native API has no /v1",
+    ),
+    (
+        "11_missing_v1.yaml",
+        "5:29: llm.vllm_openai.routes.tiny_qwen.base_url:",
+        "ends in /v1",
+    ),
+    (
+        "12_temperature_range.yaml",
+        "6:27: llm.vllm_openai.params.temperature:",
+        "3.5 is outside 0..2",
+    ),
+    (
+        "13_self_fallback.yaml",
+        "5:76: llm.vllm_openai.routes.tiny_qwen.fallback[0]:",
+        "cannot fall back to itself",
+    ),
+    (
+        "14_key_in_file.yaml",
+        "5:18: llm.openai.api_key_env:",
+        "looks like a key itself",
+    ),
+    (
+        "15_provider_block_missing.yaml",
+        "2:13: llm.provider:",
+        "has no `llm.ollama` block",
+    ),
     ("16_empty.yaml", "1:1: ", "needs an `llm:` section"),
     ("17_top_unknown.yaml", "6:1: lmm:", "unknown field `lmm`"),
     ("18_tabs.yaml", "2:1: ", "indented with a tab"),
-    ("19_routes_list.yaml", "5:7: llm.vllm_openai.routes:", "expected a map"),
-    ("20_negative_tokens.yaml", "6:26: llm.vllm_openai.params.max_tokens:", "integer `-5`"),
-    ("21_dup_key.yaml", "6:7: llm.vllm_openai.routes.tiny_qwen:", "duplicate key (first given at line 5)"),
-    ("22_multi_dup.yaml", "6:9: llm.multi_ollama.instances[1]:", "is listed twice"),
-    ("23_unterminated_var.yaml", "5:30: ", "`${TINY_URL` is not closed"),
+    (
+        "19_routes_list.yaml",
+        "5:7: llm.vllm_openai.routes:",
+        "expected a map",
+    ),
+    (
+        "20_negative_tokens.yaml",
+        "6:26: llm.vllm_openai.params.max_tokens:",
+        "integer `-5`",
+    ),
+    (
+        "21_dup_key.yaml",
+        "6:7: llm.vllm_openai.routes.tiny_qwen:",
+        "duplicate key (first given at line 5)",
+    ),
+    (
+        "22_multi_dup.yaml",
+        "6:9: llm.multi_ollama.instances[1]:",
+        "is listed twice",
+    ),
+    (
+        "23_unterminated_var.yaml",
+        "5:30: ",
+        "`${TINY_URL` is not closed",
+    ),
 ];
 
 #[test]
@@ -43,16 +123,20 @@ fn every_malformed_file_gets_its_file_line_col_message() {
     for (file, prefix, fragment) in BAD {
         let path = bad_dir().join(file);
         let text = std::fs::read_to_string(&path).unwrap();
-        let result = std::panic::catch_unwind(|| {
-            config::load_str_with_env(&text, file, &|_| None)
-        });
+        let result = std::panic::catch_unwind(|| config::load_str_with_env(&text, file, &|_| None));
         let errs = result
             .unwrap_or_else(|_| panic!("{file}: the loader panicked"))
             .expect_err(file);
         let first = errs.0[0].to_string();
         let want = format!("{file}:{prefix}");
-        assert!(first.starts_with(&want), "{file}:\n  got:  {first}\n  want: {want}…");
-        assert!(first.contains(fragment), "{file}:\n  got: {first}\n  missing: {fragment}");
+        assert!(
+            first.starts_with(&want),
+            "{file}:\n  got:  {first}\n  want: {want}…"
+        );
+        assert!(
+            first.contains(fragment),
+            "{file}:\n  got: {first}\n  missing: {fragment}"
+        );
     }
 }
 
@@ -89,7 +173,11 @@ fn the_original_block_parses_as_it_is_and_means_what_it_says() {
         assert_eq!(r.params.temperature, Some(0.0));
         assert_eq!(r.params.max_tokens, Some(2048));
         assert_eq!(r.params.top_p, Some(1.0));
-        assert_eq!(r.params.timeout, Some(30.0), "seconds for the whole request");
+        assert_eq!(
+            r.params.timeout,
+            Some(30.0),
+            "seconds for the whole request"
+        );
     }
 }
 
@@ -127,18 +215,28 @@ fn environment_variables_are_interpolated_with_defaults() {
     assert_eq!(r[0].urls[0], "http://127.0.0.1:9001/v1");
     assert_eq!(r[1].urls[0], "http://127.0.0.1:9002/v1");
     assert_eq!(r[1].model, "cost$", "$$ is a literal $");
-    assert_eq!(r[2].urls[0], "http://127.0.0.1:9003/v1", "empty counts as unset");
+    assert_eq!(
+        r[2].urls[0], "http://127.0.0.1:9003/v1",
+        "empty counts as unset"
+    );
 
     let required = "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      a: {base_url: \"${URL:?set URL to the vLLM address}\", model: m}\n";
-    let e = config::load_str_with_env(required, "req.yaml", &get).unwrap_err().to_string();
-    assert_eq!(e, "req.yaml:5:22: environment variable `URL` is not set: set URL to the vLLM address");
+    let e = config::load_str_with_env(required, "req.yaml", &get)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "req.yaml:5:22: environment variable `URL` is not set: set URL to the vLLM address"
+    );
 }
 
 #[test]
 fn an_error_after_a_substitution_points_at_the_original_column() {
     let get = |k: &str| (k == "LONG").then(|| "a-much-longer-value".to_string());
     let text = "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      a: {base_url: http://127.0.0.1:8001/v1, model: ${LONG}, temperature: 1}\n";
-    let e = config::load_str_with_env(text, "col.yaml", &get).unwrap_err().to_string();
+    let e = config::load_str_with_env(text, "col.yaml", &get)
+        .unwrap_err()
+        .to_string();
     // `temperature` stands at column 63 in the file, whatever ${LONG} expanded to.
     assert!(e.starts_with("col.yaml:5:63: "), "{e}");
 }

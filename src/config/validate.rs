@@ -48,7 +48,11 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     if let Some(v) = &l.vllm_openai {
         let base = p(&llm, &["vllm_openai"]);
         if v.routes.is_empty() {
-            out.push((p(&base, &["routes"]), false, "needs at least one route".into()));
+            out.push((
+                p(&base, &["routes"]),
+                false,
+                "needs at least one route".into(),
+            ));
         }
         if let Some(d) = &v.default_route {
             if !v.routes.contains_key(d) {
@@ -97,12 +101,20 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     if let Some(m) = &l.multi_ollama {
         let base = p(&llm, &["multi_ollama"]);
         if m.instances.is_empty() {
-            out.push((p(&base, &["instances"]), false, "needs at least one instance URL".into()));
+            out.push((
+                p(&base, &["instances"]),
+                false,
+                "needs at least one instance URL".into(),
+            ));
         }
         let mut seen = HashSet::new();
         for (i, u) in m.instances.iter().enumerate() {
             if !seen.insert(u.trim_end_matches('/')) {
-                out.push((idx(&p(&base, &["instances"]), i), false, format!("`{u}` is listed twice")));
+                out.push((
+                    idx(&p(&base, &["instances"]), i),
+                    false,
+                    format!("`{u}` is listed twice"),
+                ));
             }
         }
         check_params(&m.params, &p(&base, &["params"]), &mut out);
@@ -119,7 +131,11 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         }
         for (k, v) in [("ttft_ms", b.ttft_ms), ("itl_ms", b.itl_ms)] {
             if v > 600_000 {
-                out.push((p(&base, &[k]), false, format!("{v} ms is more than 10 minutes")));
+                out.push((
+                    p(&base, &[k]),
+                    false,
+                    format!("{v} ms is more than 10 minutes"),
+                ));
             }
         }
         check_params(&b.params, &p(&base, &["params"]), &mut out);
@@ -139,12 +155,19 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                 out.push((at, false, msg));
             }
         }
-        for (field, list) in [("fallback", &r.fallback), ("context_fallback", &r.context_fallback)] {
+        for (field, list) in [
+            ("fallback", &r.fallback),
+            ("context_fallback", &r.context_fallback),
+        ] {
             let mut seen = HashSet::new();
             for (i, target) in list.iter().enumerate() {
                 let at = idx(&p(&r.path, &[field]), i);
                 if target == &r.name {
-                    out.push((at, false, format!("route `{}` cannot fall back to itself", r.name)));
+                    out.push((
+                        at,
+                        false,
+                        format!("route `{}` cannot fall back to itself", r.name),
+                    ));
                 } else if !known(target) {
                     out.push((
                         at,
@@ -161,7 +184,11 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     let rb = &l.router;
     let rp = p(&llm, &["router"]);
     if rb.max_attempts == Some(0) {
-        out.push((p(&rp, &["max_attempts"]), false, "must be at least 1".into()));
+        out.push((
+            p(&rp, &["max_attempts"]),
+            false,
+            "must be at least 1".into(),
+        ));
     }
     for (k, v) in [
         ("connect_timeout_ms", rb.connect_timeout_ms),
@@ -175,7 +202,11 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     }
     if let Some(t) = rb.total_timeout_s {
         if !(t > 0.0 && t.is_finite()) {
-            out.push((p(&rp, &["total_timeout_s"]), false, format!("must be a positive number of seconds, not {t}")));
+            out.push((
+                p(&rp, &["total_timeout_s"]),
+                false,
+                format!("must be a positive number of seconds, not {t}"),
+            ));
         }
     }
     out
@@ -184,7 +215,11 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
 fn check_params(pr: &Params, at: &Path, out: &mut Vec<Problem>) {
     if let Some(t) = pr.temperature {
         if !(0.0..=2.0).contains(&t) {
-            out.push((p(at, &["temperature"]), false, format!("{t} is outside 0..2")));
+            out.push((
+                p(at, &["temperature"]),
+                false,
+                format!("{t} is outside 0..2"),
+            ));
         }
     }
     if let Some(t) = pr.top_p {
@@ -197,7 +232,11 @@ fn check_params(pr: &Params, at: &Path, out: &mut Vec<Problem>) {
     }
     if let Some(t) = pr.timeout {
         if !(t > 0.0 && t.is_finite()) {
-            out.push((p(at, &["timeout"]), false, format!("must be a positive number of seconds, not {t}")));
+            out.push((
+                p(at, &["timeout"]),
+                false,
+                format!("must be a positive number of seconds, not {t}"),
+            ));
         }
     }
 }
@@ -216,7 +255,11 @@ fn check_key_env(name: &str, at: &Path, out: &mut Vec<Problem>) {
             "must name an environment variable (e.g. OPENAI_API_KEY); this looks like a key itself, which must never be written in the file".into(),
         ));
     } else if !valid {
-        out.push((at.clone(), false, format!("`{name}` is not a valid environment variable name")));
+        out.push((
+            at.clone(),
+            false,
+            format!("`{name}` is not a valid environment variable name"),
+        ));
     }
 }
 

@@ -47,7 +47,9 @@ pub enum Admission {
     Allowed,
     /// The cooldown is over: the caller must probe the target's health first.
     Probe,
-    Rejected { until: Instant },
+    Rejected {
+        until: Instant,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

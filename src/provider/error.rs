@@ -72,6 +72,25 @@ impl ErrorClass {
         }
     }
 
+    /// Whether trying the same target again later in this request could succeed. A missing
+    /// model, a rejected key or an empty quota stays so for the whole request.
+    pub fn is_transient(self) -> bool {
+        use ErrorClass::*;
+        matches!(
+            self,
+            Connect
+                | ConnectTimeout
+                | HeadersTimeout
+                | FirstTokenTimeout
+                | IdleTimeout
+                | RateLimited
+                | Overloaded
+                | Server
+                | StreamBroken
+                | CircuitOpen
+        )
+    }
+
     /// Whether the failure says something about the target's health (and so feeds its circuit).
     pub fn counts_against_target(self) -> bool {
         !matches!(
@@ -130,7 +149,11 @@ impl ProviderError {
     pub fn from_reqwest(e: &reqwest::Error, during_body: bool) -> Self {
         let class_probe = e.is_connect();
         // For a refused connection the innermost cause says it all ("Connection refused").
-        let msg = if class_probe { innermost(e) } else { root_cause(e) };
+        let msg = if class_probe {
+            innermost(e)
+        } else {
+            root_cause(e)
+        };
         let class = if during_body {
             if e.is_timeout() {
                 ErrorClass::IdleTimeout
@@ -326,7 +349,12 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
             return Some(Duration::from_secs_f64(ms / 1000.0));
         }
     }
-    let v = headers.get("retry-after")?.to_str().ok()?.trim().to_string();
+    let v = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_string();
     if let Ok(secs) = v.parse::<f64>() {
         return (secs >= 0.0).then(|| Duration::from_secs_f64(secs));
     }

@@ -53,7 +53,10 @@ pub fn circuit_policy(cfg: &Config) -> CircuitPolicy {
     let d = CircuitPolicy::default();
     CircuitPolicy {
         failure_threshold: c.failures.unwrap_or(d.failure_threshold).max(1),
-        base_cooldown: c.cooldown_ms.map(Duration::from_millis).unwrap_or(d.base_cooldown),
+        base_cooldown: c
+            .cooldown_ms
+            .map(Duration::from_millis)
+            .unwrap_or(d.base_cooldown),
         max_cooldown: c
             .max_cooldown_ms
             .map(Duration::from_millis)
@@ -108,7 +111,10 @@ pub async fn build_with(
                 let (c, f) = shared
                     .entry(key)
                     .or_insert_with(|| {
-                        (Arc::new(Circuit::new(circuit)), Arc::new(AtomicUsize::new(0)))
+                        (
+                            Arc::new(Circuit::new(circuit)),
+                            Arc::new(AtomicUsize::new(0)),
+                        )
                     })
                     .clone();
                 Arc::new(Target::new(&spec.name, i, p, c, f))
@@ -127,9 +133,7 @@ pub async fn build_with(
             turn: AtomicUsize::new(0),
         });
     }
-    let default = cfg
-        .default_route()
-        .unwrap_or_else(|| specs[0].name.clone());
+    let default = cfg.default_route().unwrap_or_else(|| specs[0].name.clone());
     Ok(Router::new(routes, &default, policy, keep))
 }
 
@@ -145,23 +149,34 @@ async fn providers_for(
             .urls
             .iter()
             .map(|u| {
-                Arc::new(OpenAiCompat::new(spec.kind, u, &spec.model, client.clone(), key.clone(), d))
-                    as Arc<dyn Provider>
+                Arc::new(OpenAiCompat::new(
+                    spec.kind,
+                    u,
+                    &spec.model,
+                    client.clone(),
+                    key.clone(),
+                    d,
+                )) as Arc<dyn Provider>
             })
             .collect(),
         ProviderKind::Ollama => spec
             .urls
             .iter()
-            .map(|u| Arc::new(OllamaClient::new(u, &spec.model, client.clone(), d)) as Arc<dyn Provider>)
+            .map(|u| {
+                Arc::new(OllamaClient::new(u, &spec.model, client.clone(), d)) as Arc<dyn Provider>
+            })
             .collect(),
         ProviderKind::Builtin => {
-            let b = spec.builtin.clone().unwrap_or_else(|| crate::config::BuiltinBlock {
-                model: "anorag-sim".into(),
-                ttft_ms: 40,
-                itl_ms: 15,
-                tokens: 48,
-                params: Params::default(),
-            });
+            let b = spec
+                .builtin
+                .clone()
+                .unwrap_or_else(|| crate::config::BuiltinBlock {
+                    model: "anorag-sim".into(),
+                    ttft_ms: 40,
+                    itl_ms: 15,
+                    tokens: 48,
+                    params: Params::default(),
+                });
             let sim = sim::start(
                 SimConfig::new(Flavor::Vllm)
                     .model(&b.model)
@@ -172,7 +187,14 @@ async fn providers_for(
                 route: spec.name.clone(),
                 source,
             })?;
-            let p = OpenAiCompat::new(ProviderKind::Builtin, &sim.base_url(), &b.model, client.clone(), None, d);
+            let p = OpenAiCompat::new(
+                ProviderKind::Builtin,
+                &sim.base_url(),
+                &b.model,
+                client.clone(),
+                None,
+                d,
+            );
             keep.push(Box::new(sim));
             vec![Arc::new(p)]
         }

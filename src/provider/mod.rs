@@ -3,8 +3,8 @@
 pub mod body;
 pub mod circuit;
 pub mod error;
-pub mod factory;
 pub mod facade;
+pub mod factory;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
@@ -16,7 +16,7 @@ pub mod types;
 
 pub use error::{ErrorClass, ProviderError};
 pub use facade::LocalLlm;
-pub use router::{Attempt, RouteFailure, Router, RoutedStream};
+pub use router::{Attempt, RouteFailure, RoutedStream, Router};
 pub use types::*;
 
 use async_trait::async_trait;

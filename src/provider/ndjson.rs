@@ -30,6 +30,7 @@ impl NdjsonParser {
     /// Bytes after the last newline, if any: a line cut off when the stream ended.
     pub fn finish(&mut self) -> Option<String> {
         let rest = std::mem::take(&mut self.buf);
-        (!rest.iter().all(u8::is_ascii_whitespace)).then(|| String::from_utf8_lossy(&rest).into_owned())
+        (!rest.iter().all(u8::is_ascii_whitespace))
+            .then(|| String::from_utf8_lossy(&rest).into_owned())
     }
 }

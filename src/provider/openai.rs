@@ -297,7 +297,10 @@ impl Provider for OpenAiCompat {
         }
         let (text, finish_reason) = match w.choices.into_iter().next() {
             Some(c) => (
-                c.message.or(c.delta).and_then(|m| m.content).unwrap_or_default(),
+                c.message
+                    .or(c.delta)
+                    .and_then(|m| m.content)
+                    .unwrap_or_default(),
                 c.finish_reason,
             ),
             None => {

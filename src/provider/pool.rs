@@ -83,7 +83,11 @@ impl Target {
         if let Some(models) = self.provider.loaded_models().await {
             let loaded = models.iter().any(|m| same_model(m, self.provider.model()));
             self.residency.store(
-                if loaded { RESIDENCY_LOADED } else { RESIDENCY_COLD },
+                if loaded {
+                    RESIDENCY_LOADED
+                } else {
+                    RESIDENCY_COLD
+                },
                 Ordering::Relaxed,
             );
         }

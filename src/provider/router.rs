@@ -170,7 +170,12 @@ fn served_by(route: &RouteEntry, t: &Target) -> ServedBy {
 }
 
 /// The earlier of a stage's own limit and the request deadline, with the class to report.
-fn limit(now: Instant, stage: Duration, class: ErrorClass, deadline: Instant) -> (Instant, ErrorClass) {
+fn limit(
+    now: Instant,
+    stage: Duration,
+    class: ErrorClass,
+    deadline: Instant,
+) -> (Instant, ErrorClass) {
     let own = now + stage;
     if own < deadline {
         (own, class)
@@ -250,7 +255,10 @@ impl Router {
     }
 
     fn chain(&self, names: &[String]) -> Vec<Arc<RouteEntry>> {
-        names.iter().filter_map(|n| self.route(n).cloned()).collect()
+        names
+            .iter()
+            .filter_map(|n| self.route(n).cloned())
+            .collect()
     }
 
     /// Streams an answer from `route` (or the default), falling back as configured.
@@ -319,6 +327,8 @@ impl Router {
             .collect();
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut reported_open: HashSet<*const Target> = HashSet::new();
+        // Targets that failed in a way a later pass cannot change (404, 401, quota).
+        let mut spent: HashSet<*const Target> = HashSet::new();
         let mut used = 0u32;
         let mut last: Option<ProviderError> = None;
         let mut pass = 0u32;
@@ -335,6 +345,9 @@ impl Router {
                 for target in pool::order(&route.targets, Instant::now(), turn) {
                     if used >= self.policy.max_attempts {
                         break 'passes;
+                    }
+                    if spent.contains(&Arc::as_ptr(&target)) {
+                        continue;
                     }
                     let now = Instant::now();
                     if now >= deadline {
@@ -363,14 +376,25 @@ impl Router {
                             continue;
                         }
                         Admission::Probe => {
-                            let (at, _) = limit(now, self.policy.timeouts.headers, ErrorClass::HeadersTimeout, deadline);
+                            let (at, _) = limit(
+                                now,
+                                self.policy.timeouts.headers,
+                                ErrorClass::HeadersTimeout,
+                                deadline,
+                            );
                             let probe = timeout_at(at.into(), target.provider.health()).await;
                             let err = match probe {
                                 Ok(Ok(())) => None,
                                 Ok(Err(e)) => Some(e),
-                                Err(_) => Some(timed_out(ErrorClass::HeadersTimeout, "health answer", self.policy.timeouts.headers)),
+                                Err(_) => Some(timed_out(
+                                    ErrorClass::HeadersTimeout,
+                                    "health answer",
+                                    self.policy.timeouts.headers,
+                                )),
                             };
-                            target.circuit.on_probe(err.is_none(), err.as_ref(), Instant::now());
+                            target
+                                .circuit
+                                .on_probe(err.is_none(), err.as_ref(), Instant::now());
                             if let Some(mut e) = err {
                                 e.message = format!("half-open probe failed: {}", e.message);
                                 attempts.push(Attempt::new(&route.name, &target, &e));
@@ -384,6 +408,9 @@ impl Router {
                         Ok(v) => return Ok((v, served_by(&route, &target), attempts)),
                         Err(e) => {
                             target.circuit.on_failure(&e, Instant::now());
+                            if !e.class.is_transient() {
+                                spent.insert(Arc::as_ptr(&target));
+                            }
                             attempts.push(Attempt::new(&route.name, &target, &e));
                             match e.class.disposition() {
                                 Disposition::NextTarget => last = Some(e),
@@ -411,7 +438,13 @@ impl Router {
                 break;
             }
             let now = Instant::now();
-            let targets = plan.iter().flat_map(|r| r.targets.iter());
+            let targets = plan
+                .iter()
+                .flat_map(|r| r.targets.iter())
+                .filter(|t| !spent.contains(&Arc::as_ptr(t)));
+            if targets.clone().next().is_none() {
+                break;
+            }
             let any_closed = targets.clone().any(|t| !t.circuit.is_open(now));
             let next = if any_closed {
                 let backoff = self.policy.backoff_base * (1u32 << pass.min(4));
@@ -420,7 +453,10 @@ impl Router {
                 targets.filter_map(|t| t.circuit.reopens_at()).min()
             };
             match next {
-                Some(at) if at < deadline && at.saturating_duration_since(now) <= self.policy.max_wait => {
+                Some(at)
+                    if at < deadline
+                        && at.saturating_duration_since(now) <= self.policy.max_wait =>
+                {
                     tokio::time::sleep_until(at.into()).await;
                     reported_open.clear();
                     pass += 1;
@@ -444,13 +480,23 @@ async fn open_stream(
     deadline: Instant,
 ) -> Result<EventStream, ProviderError> {
     let busy = target.track();
-    let (at, class) = limit(Instant::now(), t.headers, ErrorClass::HeadersTimeout, deadline);
+    let (at, class) = limit(
+        Instant::now(),
+        t.headers,
+        ErrorClass::HeadersTimeout,
+        deadline,
+    );
     let mut inner = match timeout_at(at.into(), target.provider.chat_stream(req)).await {
         Ok(r) => r?,
         Err(_) => return Err(timed_out(class, "response headers", t.headers)),
     };
     let mut buffered = VecDeque::new();
-    let (at, class) = limit(Instant::now(), t.first_token, ErrorClass::FirstTokenTimeout, deadline);
+    let (at, class) = limit(
+        Instant::now(),
+        t.first_token,
+        ErrorClass::FirstTokenTimeout,
+        deadline,
+    );
     let mut ended = false;
     loop {
         match timeout_at(at.into(), inner.next()).await {
@@ -470,7 +516,14 @@ async fn open_stream(
         }
     }
     target.circuit.on_success();
-    Ok(committed(buffered, (!ended).then_some(inner), busy, target, t, deadline))
+    Ok(committed(
+        buffered,
+        (!ended).then_some(inner),
+        busy,
+        target,
+        t,
+        deadline,
+    ))
 }
 
 struct Committed {
@@ -508,7 +561,12 @@ fn committed(
             return Some((Ok(ev), st));
         }
         let inner = st.inner.as_mut()?;
-        let (at, class) = limit(Instant::now(), st.t.idle, ErrorClass::IdleTimeout, st.deadline);
+        let (at, class) = limit(
+            Instant::now(),
+            st.t.idle,
+            ErrorClass::IdleTimeout,
+            st.deadline,
+        );
         let failure = match timeout_at(at.into(), inner.next()).await {
             Ok(Some(Ok(ev))) => {
                 st.delivered += 1;
@@ -517,8 +575,16 @@ fn committed(
             Ok(None) => return None,
             Ok(Some(Err(e))) => e,
             Err(_) => {
-                let what = if class == ErrorClass::IdleTimeout { "next chunk" } else { "end of the answer" };
-                let after = if class == ErrorClass::IdleTimeout { st.t.idle } else { st.t.total };
+                let what = if class == ErrorClass::IdleTimeout {
+                    "next chunk"
+                } else {
+                    "end of the answer"
+                };
+                let after = if class == ErrorClass::IdleTimeout {
+                    st.t.idle
+                } else {
+                    st.t.total
+                };
                 timed_out(class, what, after)
             }
         };

@@ -45,7 +45,9 @@ impl axum::serve::Listener for GatedListener {
                     }
                 }
             }
-            let Some(l) = self.inner.as_ref() else { continue };
+            let Some(l) = self.inner.as_ref() else {
+                continue;
+            };
             tokio::select! {
                 r = l.accept() => match r {
                     Ok((s, a)) => {

@@ -12,8 +12,8 @@ const ITL_BUCKETS: &[f64] = &[
     40.0, 80.0,
 ];
 const E2E_BUCKETS: &[f64] = &[
-    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
-    240.0, 480.0, 960.0, 1920.0, 7680.0,
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+    480.0, 960.0, 1920.0, 7680.0,
 ];
 
 #[derive(Debug, Clone)]
@@ -109,7 +109,11 @@ impl VllmMetrics {
         let mut o = String::with_capacity(8 * 1024);
         let l = format!("engine=\"0\",model_name=\"{}\"", self.model);
         let gauge = |o: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{l}}} {}", num(v));
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{{l}}} {}",
+                num(v)
+            );
         };
         let counter = |o: &mut String, name: &str, help: &str, v: f64| {
             let _ = writeln!(
@@ -119,15 +123,55 @@ impl VllmMetrics {
                 num(self.created)
             );
         };
-        gauge(&mut o, "vllm:num_requests_running", "Number of requests in model execution batches.", self.running as f64);
-        gauge(&mut o, "vllm:num_requests_waiting", "Number of requests waiting to be processed.", self.waiting as f64);
+        gauge(
+            &mut o,
+            "vllm:num_requests_running",
+            "Number of requests in model execution batches.",
+            self.running as f64,
+        );
+        gauge(
+            &mut o,
+            "vllm:num_requests_waiting",
+            "Number of requests waiting to be processed.",
+            self.waiting as f64,
+        );
         let kv = (self.kv_tokens_in_use as f64 / self.kv_capacity_tokens as f64).min(1.0);
-        gauge(&mut o, "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", kv);
-        counter(&mut o, "vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", self.prefix_queries as f64);
-        counter(&mut o, "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", self.prefix_hits as f64);
-        counter(&mut o, "vllm:num_preemptions", "Cumulative number of preemption from the engine.", self.preemptions as f64);
-        counter(&mut o, "vllm:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens as f64);
-        counter(&mut o, "vllm:generation_tokens", "Number of generation tokens processed.", self.generation_tokens as f64);
+        gauge(
+            &mut o,
+            "vllm:kv_cache_usage_perc",
+            "KV-cache usage. 1 means 100 percent usage.",
+            kv,
+        );
+        counter(
+            &mut o,
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            self.prefix_queries as f64,
+        );
+        counter(
+            &mut o,
+            "vllm:prefix_cache_hits",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            self.prefix_hits as f64,
+        );
+        counter(
+            &mut o,
+            "vllm:num_preemptions",
+            "Cumulative number of preemption from the engine.",
+            self.preemptions as f64,
+        );
+        counter(
+            &mut o,
+            "vllm:prompt_tokens",
+            "Number of prefill tokens processed.",
+            self.prompt_tokens as f64,
+        );
+        counter(
+            &mut o,
+            "vllm:generation_tokens",
+            "Number of generation tokens processed.",
+            self.generation_tokens as f64,
+        );
         let _ = writeln!(o, "# HELP vllm:request_success_total Count of successfully processed requests.\n# TYPE vllm:request_success_total counter");
         for (reason, v) in [
             ("stop", self.success_stop),
@@ -142,9 +186,27 @@ impl VllmMetrics {
                 num(v as f64)
             );
         }
-        hist(&mut o, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &self.ttft, &self.model);
-        hist(&mut o, "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &self.itl, &self.model);
-        hist(&mut o, "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", &self.e2e, &self.model);
+        hist(
+            &mut o,
+            "vllm:time_to_first_token_seconds",
+            "Histogram of time to first token in seconds.",
+            &self.ttft,
+            &self.model,
+        );
+        hist(
+            &mut o,
+            "vllm:inter_token_latency_seconds",
+            "Histogram of inter-token latency in seconds.",
+            &self.itl,
+            &self.model,
+        );
+        hist(
+            &mut o,
+            "vllm:e2e_request_latency_seconds",
+            "Histogram of e2e request latency in seconds.",
+            &self.e2e,
+            &self.model,
+        );
         o
     }
 }

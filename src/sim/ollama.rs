@@ -18,7 +18,10 @@ type St = State<Arc<SimState>>;
 pub(super) fn router(st: Arc<SimState>) -> axum::Router {
     axum::Router::new()
         .route("/", get(|| async { "Ollama is running" }))
-        .route("/api/version", get(|| async { json_ok(json!({"version":"0.33.0"})) }))
+        .route(
+            "/api/version",
+            get(|| async { json_ok(json!({"version":"0.33.0"})) }),
+        )
         .route("/api/tags", get(tags))
         .route("/api/ps", get(ps))
         .route("/api/chat", post(chat))
@@ -111,13 +114,22 @@ async fn serve(st: Arc<SimState>, body: Bytes, is_chat: bool) -> Response {
         return err(404, &format!("model '{model}' not found"));
     }
     let prompt_tokens = if is_chat {
-        text::prompt_tokens(v.get("messages").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]))
+        text::prompt_tokens(
+            v.get("messages")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        )
     } else {
         text::prompt_tokens_of(v.get("prompt").and_then(Value::as_str).unwrap_or(""))
     };
     let num_predict = v["options"]["num_predict"].as_i64().filter(|n| *n >= 0);
     let n = num_predict.map_or(st.cfg.tokens, |p| (p as u32).min(st.cfg.tokens));
-    let finish = if num_predict.is_some_and(|p| n as i64 >= p) { "length" } else { "stop" };
+    let finish = if num_predict.is_some_and(|p| n as i64 >= p) {
+        "length"
+    } else {
+        "stop"
+    };
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(true);
     let plan = st.plan();
     if let Some(ms) = plan.slow_headers_ms {
@@ -125,7 +137,10 @@ async fn serve(st: Arc<SimState>, body: Bytes, is_chat: bool) -> Response {
     }
     if let Some((code, _)) = plan.status {
         return match code {
-            503 => err(503, "server busy, please try again.  maximum pending requests exceeded"),
+            503 => err(
+                503,
+                "server busy, please try again.  maximum pending requests exceeded",
+            ),
             c if c >= 500 => err(c, "llama runner process has terminated: exit status 2"),
             c => err(c, "injected error"),
         };
@@ -151,7 +166,9 @@ async fn serve(st: Arc<SimState>, body: Bytes, is_chat: bool) -> Response {
         tokio::time::sleep_until((t0 + cfg.ttft + cfg.itl * n.saturating_sub(1)).into()).await;
         let text: String = (0..n).map(text::token).collect();
         let line = g.done_line(&text);
-        g.guard.take().map(|mut gd| gd.finish = Some(finish));
+        if let Some(mut gd) = g.guard.take() {
+            gd.finish = Some(finish);
+        }
         return json_ok(line);
     }
     let body = futures::stream::unfold(g, |mut g| async move { g.step().await.map(|b| (b, g)) });

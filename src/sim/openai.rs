@@ -74,8 +74,12 @@ async fn models(State(st): St, headers: HeaderMap) -> Response {
     }
     let m = &st.cfg.model;
     let body = match st.cfg.flavor {
-        Flavor::Openai => json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"system"}]}),
-        _ => json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"vllm","root":m,"parent":null,"max_model_len":st.cfg.max_model_len}]}),
+        Flavor::Openai => {
+            json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"system"}]})
+        }
+        _ => {
+            json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"vllm","root":m,"parent":null,"max_model_len":st.cfg.max_model_len}]})
+        }
     };
     json_response(StatusCode::OK, body.to_string())
 }
@@ -111,8 +115,18 @@ fn check_auth(st: &SimState, headers: &HeaderMap) -> Option<Response> {
         return None;
     }
     Some(match st.cfg.flavor {
-        Flavor::Openai => error(st, 401, "Incorrect API key provided.", "invalid_request_error", None, Some("invalid_api_key")),
-        _ => json_response(StatusCode::UNAUTHORIZED, r#"{"error":"Unauthorized"}"#.into()),
+        Flavor::Openai => error(
+            st,
+            401,
+            "Incorrect API key provided.",
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        ),
+        _ => json_response(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"Unauthorized"}"#.into(),
+        ),
     })
 }
 
@@ -141,6 +155,8 @@ struct Ask {
     include_usage: bool,
 }
 
+/// The error is the ready response. It is large, but this is the cold path of a test server.
+#[allow(clippy::result_large_err)]
 fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         let msg = format!("1 validation error:\n  {{'type': 'json_invalid', 'loc': 'body.{}', 'msg': 'JSON decode error', 'input': '<dict of 0 items>', 'ctx': {{'error': '{}'}}}}", e.column(), "Expecting value");
@@ -153,18 +169,51 @@ fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
     if let Some(m) = v.get("model").and_then(Value::as_str) {
         if m != st.cfg.model {
             return Err(match st.cfg.flavor {
-                Flavor::Openai => error(st, 404, &format!("The model `{m}` does not exist or you do not have access to it."), "invalid_request_error", None, Some("model_not_found")),
-                _ => error(st, 404, &format!("The model `{m}` does not exist. Valid aliases: {}.", st.cfg.model), "NotFoundError", Some("model"), None),
+                Flavor::Openai => error(
+                    st,
+                    404,
+                    &format!("The model `{m}` does not exist or you do not have access to it."),
+                    "invalid_request_error",
+                    None,
+                    Some("model_not_found"),
+                ),
+                _ => error(
+                    st,
+                    404,
+                    &format!(
+                        "The model `{m}` does not exist. Valid aliases: {}.",
+                        st.cfg.model
+                    ),
+                    "NotFoundError",
+                    Some("model"),
+                    None,
+                ),
             });
         }
     } else if st.cfg.flavor == Flavor::Openai {
-        return Err(error(st, 400, "you must provide a model parameter", "invalid_request_error", None, None));
+        return Err(error(
+            st,
+            400,
+            "you must provide a model parameter",
+            "invalid_request_error",
+            None,
+            None,
+        ));
     }
     let stream = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if v.get("stream_options").is_some_and(|o| !o.is_null()) && !stream {
-        return Err(error(st, 400, "Stream options can only be defined when `stream=True`.", "BadRequestError", None, None));
+        return Err(error(
+            st,
+            400,
+            "Stream options can only be defined when `stream=True`.",
+            "BadRequestError",
+            None,
+            None,
+        ));
     }
-    let include_usage = v["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let include_usage = v["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
     let max_tokens = v
         .get("max_completion_tokens")
         .and_then(Value::as_u64)
@@ -182,7 +231,9 @@ fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
     // vLLM 0.32 clamps the budget to what is left of the context.
     let budget = max_tokens.unwrap_or(len).min(len - prompt_tokens);
     let n = (st.cfg.tokens as u64).min(budget) as u32;
-    let finish = if max_tokens.is_some_and(|m| u64::from(n) >= m) || u64::from(n) == budget && budget < st.cfg.tokens as u64 {
+    let finish = if max_tokens.is_some_and(|m| u64::from(n) >= m)
+        || u64::from(n) == budget && budget < st.cfg.tokens as u64
+    {
         "length"
     } else {
         "stop"
@@ -239,7 +290,13 @@ async fn chat(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     r
 }
 
-async fn complete(st: Arc<SimState>, ask: Ask, id: String, t0: Instant, mut guard: RequestGuard) -> Response {
+async fn complete(
+    st: Arc<SimState>,
+    ask: Ask,
+    id: String,
+    t0: Instant,
+    mut guard: RequestGuard,
+) -> Response {
     let cfg = &st.cfg;
     let end = t0 + cfg.ttft + cfg.itl * ask.n.saturating_sub(1);
     tokio::time::sleep_until(end.into()).await;
@@ -253,8 +310,12 @@ async fn complete(st: Arc<SimState>, ask: Ask, id: String, t0: Instant, mut guar
     guard.finish = Some(ask.finish);
     let usage = json!({"prompt_tokens":ask.prompt_tokens,"total_tokens":ask.prompt_tokens + u64::from(ask.n),"completion_tokens":ask.n});
     let body = match cfg.flavor {
-        Flavor::Openai => json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":ask.finish}],"usage":usage,"service_tier":"default","system_fingerprint":"fp_sim"}),
-        _ => json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":ask.finish,"stop_reason":null,"token_ids":null}],"service_tier":null,"system_fingerprint":"vllm-0.32.0-sim","usage":usage,"prompt_logprobs":null,"prompt_token_ids":null,"kv_transfer_params":null}),
+        Flavor::Openai => {
+            json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":ask.finish}],"usage":usage,"service_tier":"default","system_fingerprint":"fp_sim"})
+        }
+        _ => {
+            json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":ask.finish,"stop_reason":null,"token_ids":null}],"service_tier":null,"system_fingerprint":"vllm-0.32.0-sim","usage":usage,"prompt_logprobs":null,"prompt_token_ids":null,"kv_transfer_params":null})
+        }
     };
     json_response(StatusCode::OK, body.to_string())
 }
@@ -309,7 +370,11 @@ impl StreamGen {
         self.last_at = now;
         self.next += 1;
         let openai = cfg.flavor == Flavor::Openai;
-        let usage_null = if openai && self.ask.include_usage { r#","usage":null"# } else { "" };
+        let usage_null = if openai && self.ask.include_usage {
+            r#","usage":null"#
+        } else {
+            ""
+        };
         let mut out = String::with_capacity(512);
         if i == 0 {
             let role = if openai {
@@ -317,7 +382,11 @@ impl StreamGen {
             } else {
                 r#"{"role":"assistant","content":""}"#
             };
-            let tail = if openai { "" } else { r#","prompt_token_ids":null,"prompt_text":null"# };
+            let tail = if openai {
+                ""
+            } else {
+                r#","prompt_token_ids":null,"prompt_text":null"#
+            };
             out.push_str(&format!(
                 "data: {},\"choices\":[{{\"index\":0,\"delta\":{role},\"logprobs\":null,\"finish_reason\":null}}]{usage_null}{tail}}}\n\n",
                 self.head()
@@ -330,7 +399,10 @@ impl StreamGen {
         let last = i + 1 == self.ask.n;
         let content = serde_json::to_string(&text::token(i)).unwrap_or_default();
         if self.plan.malformed_at == Some(i) {
-            out.push_str(&format!("data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}}\n\n", self.head()));
+            out.push_str(&format!(
+                "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}}\n\n",
+                self.head()
+            ));
         } else if openai {
             out.push_str(&format!(
                 "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}},\"logprobs\":null,\"finish_reason\":null}}]{usage_null}}}\n\n",
@@ -356,7 +428,11 @@ impl StreamGen {
     /// Finish chunk (OpenAI), usage chunk (when asked) and `[DONE]`; marks the request done.
     fn tail(&mut self, openai: bool) -> String {
         let mut out = String::new();
-        let usage_null = if openai && self.ask.include_usage { r#","usage":null"# } else { "" };
+        let usage_null = if openai && self.ask.include_usage {
+            r#","usage":null"#
+        } else {
+            ""
+        };
         if openai {
             out.push_str(&format!(
                 "data: {},\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]{usage_null}}}\n\n",

@@ -1,0 +1,172 @@
+//! The headless commands as a user runs them: the real binary, its exit codes and output.
+mod common;
+
+use common::free_port;
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_anorag-tui"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // The shipped config reads these; point them at ports nothing listens on, so a vLLM or
+    // Ollama running on this machine cannot change what the test sees.
+    c.env(
+        "TINY_QWEN_URL",
+        format!("http://127.0.0.1:{}/v1", free_port()),
+    );
+    c.env(
+        "OLLAMA_HOST_URL",
+        format!("http://127.0.0.1:{}", free_port()),
+    );
+    c.env_remove("RUST_LOG");
+    c
+}
+
+#[test]
+fn chat_on_the_shipped_config_is_answered_by_the_builtin_route_and_says_so() {
+    let out = bin().args(["chat", "hello"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.starts_with("This answer comes from the anorag-tui built-in simulator"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("route tiny_qwen failed (connect)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("connection refused"), "{stderr}");
+    assert!(stderr.contains("served by route builtin"), "{stderr}");
+    assert!(stderr.contains("TTFT"), "{stderr}");
+    assert!(!stdout.contains("[anorag]"), "diagnostics stay off stdout");
+}
+
+#[test]
+fn chat_json_has_the_documented_fields() {
+    let out = bin()
+        .args(["chat", "--json", "--max-tokens", "5", "hello"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["served_by"], "builtin");
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(v["timings"]["ttft_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["timings"]["e2e_ms"].as_f64().unwrap() >= v["timings"]["ttft_ms"].as_f64().unwrap());
+    let attempts = v["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["route"], "tiny_qwen");
+    assert_eq!(attempts[0]["class"], "connect");
+    assert!(attempts[0]["message"].as_str().unwrap().contains("refused"));
+    assert_eq!(v["text"].as_str().unwrap().split(' ').count(), 5);
+}
+
+#[test]
+fn chat_reads_the_prompt_from_stdin_and_takes_a_system_prompt() {
+    use std::io::Write;
+    let mut child = bin()
+        .args(["chat", "--json", "--system", "be brief", "--no-stream", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"one two three four five")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Two messages (system + user) of 2 and 5 words: the simulator's stand-in tokenizer.
+    assert_eq!(v["usage"]["prompt_tokens"], 2 + 4 + 5 + 4 + 3);
+}
+
+#[test]
+fn chat_with_an_adhoc_target_and_a_bad_url_names_the_flag() {
+    let out = bin()
+        .args([
+            "chat",
+            "--provider",
+            "vllm_openai",
+            "--base-url",
+            "http://127.0.0.1:1",
+            "--model",
+            "m",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--base-url") && stderr.contains("/v1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn chat_failure_exits_1_with_route_and_status() {
+    let port = free_port();
+    let out = bin()
+        .args([
+            "chat",
+            "--provider",
+            "ollama",
+            "--base-url",
+            &format!("http://127.0.0.1:{port}"),
+            "--model",
+            "m",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("route `ollama` failed: connect"), "{stderr}");
+}
+
+#[test]
+fn config_check_exit_codes() {
+    let ok = bin().args(["config", "check"]).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{ok:?}");
+    let bad = format!(
+        "{}/tests/fixtures/config/bad/04_unknown_default.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = bin()
+        .args(["config", "check", "--config", &bad])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "04_unknown_default.yaml:6:20: llm.vllm_openai.default_route: unknown route `tiny`"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn routes_json_probes_every_route() {
+    let out = bin()
+        .args(["routes", "--json", "--timeout", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let routes = v.as_array().unwrap();
+    let by = |n: &str| routes.iter().find(|r| r["route"] == n).unwrap().clone();
+    assert_eq!(by("tiny_qwen")["targets"][0]["state"], "down");
+    assert!(by("tiny_qwen")["targets"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("refused"));
+    assert_eq!(by("tiny_qwen")["default"], true);
+    let b = by("builtin");
+    assert_eq!(b["targets"][0]["state"], "up");
+    assert!(b["targets"][0]["latency_ms"].as_f64().is_some());
+    assert_eq!(b["targets"][0]["models"][0], "anorag-sim");
+}

@@ -1,0 +1,81 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+use std::time::{Duration, Instant};
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The real vLLM, when `../shared/tools/real-vllm/ensure.sh` has set it up.
+pub struct RealVllmEnv {
+    pub bin: String,
+    pub model: String,
+}
+
+impl RealVllmEnv {
+    /// `None` (after printing why) when the tier cannot run here.
+    pub fn from_env(test: &str) -> Option<Self> {
+        match (
+            std::env::var("ANORAG_VLLM_BIN"),
+            std::env::var("ANORAG_VLLM_MODEL"),
+        ) {
+            (Ok(bin), Ok(model)) if !bin.is_empty() && !model.is_empty() => {
+                Some(Self { bin, model })
+            }
+            _ => {
+                eprintln!(
+                    "SKIPPED {test}: ANORAG_VLLM_BIN is unset; run `eval \"$(../shared/tools/real-vllm/ensure.sh)\"` first (.ci/run does)"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Polls `url` until it answers 200, the deadline passes, or `alive` says the server died.
+pub async fn wait_http_ok(
+    url: &str,
+    limit: Duration,
+    mut alive: impl FnMut() -> bool,
+) -> Result<Duration, String> {
+    let client = reqwest::Client::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if !alive() {
+            return Err(format!("the server exited before {url} answered"));
+        }
+        if let Ok(r) = client.get(url).timeout(Duration::from_secs(2)).send().await {
+            if r.status().is_success() {
+                return Ok(t0.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(format!("{url} did not answer 200 within {limit:?}"))
+}
+
+/// Every live (non-zombie) process whose process group is `pgid`, read from /proc.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if fields.len() > 3 && fields[0] != "Z" && fields[2].parse::<i32>().ok() == Some(pgid) {
+            out.push(pid);
+        }
+    }
+    out
+}
