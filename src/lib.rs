@@ -4,3 +4,5 @@ pub mod cli;
 pub mod config;
 pub mod provider;
 pub mod sim;
+pub mod supervisor;
+pub mod telemetry;

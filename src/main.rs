@@ -28,10 +28,22 @@ enum Cmd {
     },
     /// Run the built-in simulator (vLLM, OpenAI or Ollama flavour) in the foreground.
     Sim(cli::sim::SimArgs),
+    /// Start, stop, restart and watch vLLM (and other) servers from launch profiles.
+    Server {
+        #[command(subcommand)]
+        cmd: cli::server::ServerCmd,
+    },
+    /// Internal: keeps one server (started by `server start`).
+    #[command(name = "__monitor", hide = true)]
+    Monitor(cli::server::MonitorArgs),
 }
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    // The monitor forks to detach; that must happen before any runtime thread exists.
+    if let Some(Cmd::Monitor(m)) = &args.cmd {
+        return anorag::supervisor::monitor::main(&m.state_dir, &m.name, &m.run_id);
+    }
     cli::init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -50,6 +62,8 @@ fn main() -> ExitCode {
             Some(Cmd::Routes(a)) => cli::routes::run(config, a).await,
             Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
+            Some(Cmd::Server { cmd }) => cli::server::run(config, cmd).await,
+            Some(Cmd::Monitor(_)) => ExitCode::FAILURE,
             None => {
                 eprintln!(
                     "The console is not built yet; try `anorag-tui chat \"hello\"`, `anorag-tui routes` or `anorag-tui --help`."

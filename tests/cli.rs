@@ -124,7 +124,10 @@ fn chat_failure_exits_1_with_route_and_status() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("route `ollama` failed: connect"), "{stderr}");
+    assert!(
+        stderr.contains("route `ollama` failed: connect"),
+        "{stderr}"
+    );
 }
 
 #[test]

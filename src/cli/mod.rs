@@ -2,6 +2,7 @@
 pub mod chat;
 pub mod config_check;
 pub mod routes;
+pub mod server;
 pub mod sim;
 
 use crate::config::{self, Config, Source};

@@ -61,8 +61,8 @@ pub async fn run(a: SimArgs) -> ExitCode {
         }
     };
     println!(
-        "anorag-tui sim: {:?} flavour serving `{model}` on {} (ttft {} ms, itl {} ms, {} tokens)",
-        a.flavor,
+        "anorag-tui sim: {} flavour serving `{model}` on {} (ttft {} ms, itl {} ms, {} tokens)",
+        format!("{:?}", a.flavor).to_lowercase(),
         handle.base_url(),
         a.ttft_ms,
         a.itl_ms,

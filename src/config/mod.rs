@@ -3,6 +3,7 @@
 pub mod interp;
 pub mod locate;
 pub mod schema;
+mod servers;
 mod validate;
 
 pub use schema::*;
@@ -91,7 +92,10 @@ pub fn find(explicit: Option<&Path>) -> Source {
 
 pub fn load(source: &Source) -> Result<Config, ConfigErrors> {
     match source {
-        Source::BuiltIn => load_str(DEFAULT_YAML, "<built-in default>"),
+        Source::BuiltIn => load_str(DEFAULT_YAML, "<built-in default>").map(|mut c| {
+            c.base_dir = std::env::current_dir().unwrap_or_default();
+            c
+        }),
         Source::File(p) => {
             let name = p.display().to_string();
             let text = std::fs::read_to_string(p).map_err(|e| {
@@ -102,7 +106,14 @@ pub fn load(source: &Source) -> Result<Config, ConfigErrors> {
                     message: format!("cannot read the configuration: {e}"),
                 }])
             })?;
-            load_str(&text, &name)
+            load_str(&text, &name).map(|mut c| {
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                c.base_dir = match dir {
+                    Some(d) => d.to_path_buf(),
+                    None => std::env::current_dir().unwrap_or_default(),
+                };
+                c
+            })
         }
     }
 }

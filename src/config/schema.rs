@@ -6,6 +6,126 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub llm: LlmConfig,
+    /// Launch profiles, by name.
+    #[serde(default)]
+    pub servers: IndexMap<String, ServerProfile>,
+    /// Where relative paths in the file are resolved (the file's folder).
+    #[serde(skip)]
+    pub base_dir: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    /// `vllm serve MODEL ...`
+    Vllm,
+    /// This program's own simulator (`anorag-tui sim`), for demos and tests.
+    Sim,
+    /// Any other OpenAI-compatible server, from the argv in `command`.
+    Command,
+}
+
+impl ServerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerKind::Vllm => "vllm",
+            ServerKind::Sim => "sim",
+            ServerKind::Command => "command",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    Never,
+    OnFailure,
+}
+
+/// A YAML scalar taken as text (`env` values, `max_model_len: 32k`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Str(s) => f.write_str(s),
+            Scalar::Int(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// `servers.NAME`: how to launch one server (DESIGN.md §5).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerProfile {
+    pub kind: ServerKind,
+    /// The `vllm` command (default: `vllm` on PATH).
+    #[serde(default)]
+    pub executable: Option<String>,
+    /// `kind: command`: the argv of the server.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Hugging Face id or local path.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub served_model_name: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    pub port: u16,
+    #[serde(default)]
+    pub dtype: Option<String>,
+    #[serde(default)]
+    pub max_model_len: Option<Scalar>,
+    #[serde(default)]
+    pub gpu_memory_utilization: Option<f64>,
+    #[serde(default)]
+    pub tensor_parallel_size: Option<u32>,
+    #[serde(default)]
+    pub pipeline_parallel_size: Option<u32>,
+    #[serde(default)]
+    pub distributed_executor_backend: Option<String>,
+    #[serde(default)]
+    pub enforce_eager: Option<bool>,
+    #[serde(default)]
+    pub extra_args: Vec<Scalar>,
+    #[serde(default)]
+    pub env: IndexMap<String, Scalar>,
+    /// Variable whose value reaches the server as `VLLM_API_KEY` (never on argv).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// GPU indices, given to the server as `CUDA_VISIBLE_DEVICES`.
+    #[serde(default)]
+    pub gpus: Option<Vec<u32>>,
+    /// The route this server answers.
+    #[serde(default)]
+    pub route: Option<String>,
+    /// Started when the console opens.
+    #[serde(default)]
+    pub autostart: bool,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// Crash-loop guard: at most this many restarts within `restart_window` seconds.
+    #[serde(default)]
+    pub max_restarts: Option<u32>,
+    #[serde(default)]
+    pub restart_window: Option<f64>,
+    /// Seconds between SIGTERM and SIGKILL.
+    #[serde(default)]
+    pub stop_timeout: Option<f64>,
+    /// Readiness path (default `/health`; `/v1/models` for `kind: command`).
+    #[serde(default)]
+    pub health_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

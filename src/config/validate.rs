@@ -181,6 +181,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         }
     }
 
+    super::servers::validate(cfg, &mut out);
+
     let rb = &l.router;
     let rp = p(&llm, &["router"]);
     if rb.max_attempts == Some(0) {

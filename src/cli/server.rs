@@ -1,0 +1,339 @@
+//! `anorag-tui server list|start|stop|restart|status|logs`: the lifecycle from any shell.
+use crate::supervisor::logs::LogFollower;
+use crate::supervisor::{ControlError, ServerStatus, Supervisor, WaitOutcome};
+use clap::Subcommand;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Subcommand, Debug)]
+pub enum ServerCmd {
+    /// Every profile with its current state.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a server in the background (it outlives this command).
+    Start {
+        name: String,
+        /// Exit 0 once it is ready; non-zero, with its last log lines, if it exits first or
+        /// the timeout passes.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait for readiness (with --wait).
+        #[arg(long, default_value_t = 600.0)]
+        timeout: f64,
+    },
+    /// Stop a server: SIGTERM to its process group, SIGKILL after the grace period.
+    Stop {
+        name: String,
+        /// Grace period in seconds (default: the profile's stop_timeout, else 30).
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Stop, then start with the current profile.
+    Restart {
+        name: String,
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait for readiness (with --wait).
+        #[arg(long, default_value_t = 600.0)]
+        timeout: f64,
+    },
+    /// State, pid, port, uptime, exit code or signal.
+    Status {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The server's own output.
+    Logs {
+        name: String,
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: usize,
+    },
+}
+
+/// Arguments of the hidden `__monitor` subcommand (started by `server start`).
+#[derive(clap::Args, Debug)]
+pub struct MonitorArgs {
+    #[arg(long)]
+    pub state_dir: std::path::PathBuf,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub run_id: String,
+}
+
+pub async fn run(explicit: Option<&Path>, cmd: ServerCmd) -> ExitCode {
+    let cfg = match super::load_config(explicit) {
+        Ok((c, _)) => c,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let sup = match Supervisor::from_env(Arc::new(cfg)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot find this program's own path: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cmd {
+        ServerCmd::List { json } => {
+            let all = sup.statuses();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            } else {
+                print_table(&all);
+            }
+            ExitCode::SUCCESS
+        }
+        ServerCmd::Status { name, json } => {
+            let all = match &name {
+                Some(n) => {
+                    if let Err(e) = sup.profile(n) {
+                        if !sup.dir().server_dir(n).exists() {
+                            eprintln!("error: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                    vec![sup.status(n)]
+                }
+                None => sup.statuses(),
+            };
+            if json {
+                let text = match (&name, all.first()) {
+                    (Some(_), Some(one)) => serde_json::to_string_pretty(one),
+                    _ => serde_json::to_string_pretty(&all),
+                };
+                println!("{}", text.unwrap_or_default());
+            } else {
+                print_table(&all);
+                for s in &all {
+                    if let Some(m) = &s.message {
+                        println!("{}: {m}", s.name);
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        ServerCmd::Start {
+            name,
+            wait,
+            timeout,
+        } => start(&sup, &name, wait, timeout).await,
+        ServerCmd::Stop { name, timeout } => stop(&sup, &name, timeout).await,
+        ServerCmd::Restart {
+            name,
+            wait,
+            timeout,
+        } => {
+            if let Err(e) = sup.profile(&name) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            let code = stop(&sup, &name, None).await;
+            if code != ExitCode::SUCCESS {
+                return code;
+            }
+            start(&sup, &name, wait, timeout).await
+        }
+        ServerCmd::Logs {
+            name,
+            follow,
+            lines,
+        } => logs(&sup, &name, follow, lines).await,
+    }
+}
+
+async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCode {
+    let run_id = match sup.start(name).await {
+        Ok(s) => {
+            let pid = s
+                .status
+                .pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into());
+            eprintln!("started {name}: pid {pid}, log {}", s.status.log_path);
+            s.run_id
+        }
+        Err(ControlError::AlreadyRunning(st)) => {
+            eprintln!(
+                "{name} is already running ({}, pid {})",
+                st.state,
+                st.pid.unwrap_or(0)
+            );
+            match st.run_id {
+                Some(r) if wait => r,
+                _ => return ExitCode::SUCCESS,
+            }
+        }
+        Err(e @ ControlError::UnknownServer { .. }) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !wait {
+        return ExitCode::SUCCESS;
+    }
+    let health = sup
+        .launch_spec(name)
+        .map(|s| s.health_url)
+        .unwrap_or_default();
+    eprintln!("waiting up to {timeout:.0} s for {health} to answer 200 ...");
+    match sup
+        .wait_ready(name, &run_id, Duration::from_secs_f64(timeout.max(0.0)))
+        .await
+    {
+        WaitOutcome::Ready(st) => {
+            eprintln!(
+                "{name} is ready after {:.1} s (pid {}, port {})",
+                st.ready_after_s.unwrap_or(0.0),
+                st.pid.unwrap_or(0),
+                st.port
+            );
+            ExitCode::SUCCESS
+        }
+        WaitOutcome::Ended(st) => {
+            let how = st.exit_text().unwrap_or_else(|| st.state.to_string());
+            eprintln!("error: {name} ended before it was ready ({how})");
+            if let Some(m) = &st.message {
+                eprintln!("  {m}");
+            }
+            print_last_lines(sup, name);
+            ExitCode::FAILURE
+        }
+        WaitOutcome::TimedOut(st) => {
+            eprintln!(
+                "error: {name} is not ready after {timeout:.0} s (still {}); stop it with `anorag-tui server stop {name}`",
+                st.state
+            );
+            print_last_lines(sup, name);
+            ExitCode::from(124)
+        }
+    }
+}
+
+fn print_last_lines(sup: &Supervisor, name: &str) {
+    let lines = sup.log_tail(name, 20);
+    if lines.is_empty() {
+        return;
+    }
+    eprintln!(
+        "--- last {} lines of {} ---",
+        lines.len(),
+        sup.log_path(name).display()
+    );
+    for l in lines {
+        eprintln!("{l}");
+    }
+}
+
+async fn stop(sup: &Supervisor, name: &str, timeout: Option<f64>) -> ExitCode {
+    if let Err(e) = sup.profile(name) {
+        if !sup.dir().server_dir(name).exists() {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let before = sup.status(name);
+    if !before.is_running() {
+        let how = before
+            .exit_text()
+            .map(|t| format!(", {t}"))
+            .unwrap_or_default();
+        eprintln!("{name} is not running ({}{how})", before.state);
+        return ExitCode::SUCCESS;
+    }
+    let t0 = std::time::Instant::now();
+    match sup
+        .stop(name, timeout.map(|t| Duration::from_secs_f64(t.max(0.0))))
+        .await
+    {
+        Ok(st) => {
+            let how = st
+                .exit_text()
+                .unwrap_or_else(|| "exit status unknown".into());
+            eprintln!(
+                "stopped {name} in {:.1} s ({how}); no process left",
+                t0.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) -> ExitCode {
+    let path = sup.log_path(name);
+    if sup.profile(name).is_err() && !path.exists() {
+        if let Err(e) = sup.profile(name) {
+            eprintln!("error: {e}");
+        }
+        return ExitCode::from(2);
+    }
+    for l in sup.log_tail(name, lines) {
+        println!("{l}");
+    }
+    if !follow {
+        return ExitCode::SUCCESS;
+    }
+    let mut f = LogFollower::at_end(&path);
+    let mut batch = Vec::new();
+    loop {
+        f.poll(4 << 20, &mut batch);
+        for l in batch.drain(..) {
+            println!("{l}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+fn print_table(all: &[ServerStatus]) {
+    println!(
+        "{:<12} {:<8} {:<10} {:>7} {:>6} {:>9}  {:<14} {:<20} NOTE",
+        "NAME", "KIND", "STATE", "PID", "PORT", "UPTIME", "ROUTE", "MODEL"
+    );
+    for s in all {
+        let note = match (s.state.is_running(), s.exit_text()) {
+            (false, Some(t)) => t,
+            _ if s.autostart => "autostart".into(),
+            _ => String::new(),
+        };
+        println!(
+            "{:<12} {:<8} {:<10} {:>7} {:>6} {:>9}  {:<14} {:<20} {note}",
+            s.name,
+            s.kind,
+            s.state.as_str(),
+            s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            s.port,
+            s.uptime_s.map(fmt_uptime).unwrap_or_else(|| "-".into()),
+            s.route.clone().unwrap_or_else(|| "-".into()),
+            s.model.clone().unwrap_or_else(|| "-".into()),
+        );
+    }
+}
+
+pub fn fmt_uptime(s: f64) -> String {
+    let s = s as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}

@@ -1,0 +1,476 @@
+//! Start, stop, restart and status of servers, for the CLI and the console alike. Every
+//! operation reads and writes the shared state directory, so a server started in one shell is
+//! seen and stopped from any other.
+use super::launch::{self, LaunchSpec};
+use super::logs;
+use super::preflight::{self, PreflightError};
+use super::procfs::{self, Identity};
+use super::record::{rfc3339, unix_now, Record, State};
+use super::statedir::{Lock, StateDir, StopRequest};
+use crate::config::{Config, ServerProfile};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a new monitor gets to write its first record.
+const MONITOR_START: Duration = Duration::from_secs(10);
+/// Extra time, beyond the grace period, that a stop may take to be confirmed.
+const STOP_MARGIN: Duration = Duration::from_secs(15);
+
+/// One server as `server status --json` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerStatus {
+    pub name: String,
+    pub state: State,
+    pub kind: String,
+    pub pid: Option<i32>,
+    pub pgid: Option<i32>,
+    pub host: String,
+    pub port: u16,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    pub uptime_s: Option<f64>,
+    pub ready_after_s: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub log_path: String,
+    pub route: Option<String>,
+    pub model: Option<String>,
+    /// Secrets redacted.
+    pub argv: Vec<String>,
+    pub restarts: u32,
+    pub message: Option<String>,
+    /// Whether this server's profile is in the current config.
+    pub configured: bool,
+    pub autostart: bool,
+    #[serde(skip)]
+    pub started_unix: Option<f64>,
+    #[serde(skip)]
+    pub run_id: Option<String>,
+}
+
+impl ServerStatus {
+    pub fn is_running(&self) -> bool {
+        self.state.is_running()
+    }
+
+    /// "exit code 1" / "signal 9 (SIGKILL)".
+    pub fn exit_text(&self) -> Option<String> {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => Some(format!("exit code {c}")),
+            (None, Some(s)) => Some(format!("signal {s} ({})", procfs::signal_name(s))),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no server profile `{name}` (profiles: {known})")]
+    UnknownServer { name: String, known: String },
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error("server `{}` is already running ({})", .0.name, .0.state)]
+    AlreadyRunning(Box<ServerStatus>),
+    #[error("server `{name}`: {message}")]
+    Failed { name: String, message: String },
+}
+
+/// What was started: the run, and where it stood when its monitor first reported.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub run_id: String,
+    pub status: ServerStatus,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaitOutcome {
+    Ready(ServerStatus),
+    /// It ended (or was stopped) before it was ready.
+    Ended(ServerStatus),
+    TimedOut(ServerStatus),
+}
+
+/// The control surface over one config and one state directory.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    dir: StateDir,
+    config: Arc<Config>,
+    /// This program: the monitor and `kind: sim` servers run it.
+    exe: PathBuf,
+}
+
+impl Supervisor {
+    pub fn new(config: Arc<Config>, dir: StateDir, exe: PathBuf) -> Self {
+        Self { dir, config, exe }
+    }
+
+    /// The state directory from the environment, and this executable.
+    pub fn from_env(config: Arc<Config>) -> std::io::Result<Self> {
+        Ok(Self::new(
+            config,
+            StateDir::new(super::statedir::default_root()),
+            std::env::current_exe()?,
+        ))
+    }
+
+    pub fn dir(&self) -> &StateDir {
+        &self.dir
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn profile(&self, name: &str) -> Result<&ServerProfile, ControlError> {
+        self.config
+            .servers
+            .get(name)
+            .ok_or_else(|| ControlError::UnknownServer {
+                name: name.to_string(),
+                known: self
+                    .config
+                    .servers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    pub fn launch_spec(&self, name: &str) -> Result<LaunchSpec, ControlError> {
+        let p = self.profile(name)?;
+        Ok(launch::build(name, p, &self.config.base_dir, &self.exe))
+    }
+
+    /// Configured profiles first (in file order), then servers known only from the state
+    /// directory (started under an older config) that are still running.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.config.servers.keys().cloned().collect();
+        for n in self.dir.known_servers() {
+            if !v.contains(&n) && self.status(&n).is_running() {
+                v.push(n);
+            }
+        }
+        v
+    }
+
+    pub fn statuses(&self) -> Vec<ServerStatus> {
+        self.names().iter().map(|n| self.status(n)).collect()
+    }
+
+    /// The record reconciled with what is true now: a dead monitor or a recycled pid is
+    /// never taken for a live server.
+    pub fn status(&self, name: &str) -> ServerStatus {
+        let profile = self.config.servers.get(name);
+        let rec = self.dir.read_record(name);
+        let mut st = match &rec {
+            Some(r) => from_record(r),
+            None => {
+                let spec =
+                    profile.map(|p| launch::build(name, p, &self.config.base_dir, &self.exe));
+                ServerStatus {
+                    name: name.to_string(),
+                    state: State::Stopped,
+                    kind: profile.map_or("?", |p| p.kind.as_str()).to_string(),
+                    pid: None,
+                    pgid: None,
+                    host: spec.as_ref().map_or_else(String::new, |s| s.host.clone()),
+                    port: profile.map_or(0, |p| p.port),
+                    started_at: None,
+                    uptime_s: None,
+                    ready_after_s: None,
+                    exit_code: None,
+                    signal: None,
+                    log_path: self.dir.log_path(name).display().to_string(),
+                    route: profile.and_then(|p| p.route.clone()),
+                    model: spec.as_ref().and_then(|s| s.model.clone()),
+                    argv: spec
+                        .map(|s| super::record::redact_argv(&s.argv))
+                        .unwrap_or_default(),
+                    restarts: 0,
+                    message: None,
+                    configured: false,
+                    autostart: false,
+                    started_unix: None,
+                    run_id: None,
+                }
+            }
+        };
+        st.configured = profile.is_some();
+        st.autostart = profile.is_some_and(|p| p.autostart);
+        if let Some(r) = rec.filter(|r| r.state.is_running()) {
+            if !self.dir.monitor_alive(name) {
+                let server_alive = r.server.as_ref().is_some_and(Identity::is_alive);
+                if server_alive {
+                    st.message =
+                        Some("its monitor is gone: the exit status will not be recorded".into());
+                } else {
+                    st.state = if r.stop_requested {
+                        State::Exited
+                    } else {
+                        State::Crashed
+                    };
+                    st.message = Some("the server and its monitor ended without a record (killed together, or the machine restarted)".into());
+                    st.uptime_s = None;
+                }
+            }
+        }
+        st
+    }
+
+    /// Starts `name` in the background and returns once its monitor has reported.
+    pub async fn start(&self, name: &str) -> Result<Started, ControlError> {
+        let profile = self.profile(name)?.clone();
+        let spec = self.launch_spec(name)?;
+        let now = self.status(name);
+        if now.is_running() {
+            return Err(ControlError::AlreadyRunning(Box::new(now)));
+        }
+        let failed = |message: String| ControlError::Failed {
+            name: name.to_string(),
+            message,
+        };
+        let base = self.config.base_dir.clone();
+        let spec2 = spec.clone();
+        tokio::task::spawn_blocking(move || {
+            preflight::check(
+                &spec2,
+                &profile,
+                &base,
+                crate::telemetry::gpu::nvml::device_count,
+            )
+        })
+        .await
+        .map_err(|e| failed(e.to_string()))??;
+
+        self.dir.ensure(name).map_err(|e| {
+            failed(format!(
+                "cannot create {}: {e}",
+                self.dir.server_dir(name).display()
+            ))
+        })?;
+        let _starting = Lock::try_take(&self.dir.start_lock(name))
+            .map_err(|e| failed(e.to_string()))?
+            .ok_or_else(|| failed("another start of this server is in progress".into()))?;
+        if self.dir.monitor_alive(name) {
+            return Err(ControlError::AlreadyRunning(Box::new(self.status(name))));
+        }
+        let _ = std::fs::remove_file(self.dir.stop_path(name));
+        self.dir
+            .write_launch(name, &spec)
+            .map_err(|e| failed(format!("cannot write the launch spec: {e}")))?;
+        let run_id = format!("{:x}-{:x}", (unix_now() * 1e6) as u64, std::process::id());
+        let mon_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.monitor_log(name))
+            .map_err(|e| failed(e.to_string()))?;
+        let status = std::process::Command::new(&self.exe)
+            .arg("__monitor")
+            .arg("--state-dir")
+            .arg(self.dir.root())
+            .args(["--name", name, "--run-id", &run_id])
+            .stdin(std::process::Stdio::null())
+            .stdout(mon_log.try_clone().map_err(|e| failed(e.to_string()))?)
+            .stderr(mon_log)
+            .status()
+            .map_err(|e| {
+                failed(format!(
+                    "cannot start the monitor `{}`: {e}",
+                    self.exe.display()
+                ))
+            })?;
+        if !status.success() {
+            return Err(failed(format!("the monitor could not start ({status})")));
+        }
+        let t0 = Instant::now();
+        loop {
+            if let Some(r) = self.dir.read_record(name).filter(|r| r.run_id == run_id) {
+                if r.state == State::Crashed && r.server.is_none() {
+                    return Err(failed(
+                        r.message.unwrap_or_else(|| "could not start".into()),
+                    ));
+                }
+                return Ok(Started {
+                    run_id,
+                    status: self.status(name),
+                });
+            }
+            if t0.elapsed() > MONITOR_START {
+                let tail = logs::tail(&self.dir.monitor_log(name), 5, 0).join("\n  ");
+                return Err(failed(format!(
+                    "its monitor did not report within {MONITOR_START:?}:\n  {tail}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until run `run_id` of `name` is ready, has ended, or `limit` passes.
+    pub async fn wait_ready(&self, name: &str, run_id: &str, limit: Duration) -> WaitOutcome {
+        let t0 = Instant::now();
+        loop {
+            let st = self.status(name);
+            let ours = st.run_id.as_deref() == Some(run_id);
+            if ours && st.state == State::Ready {
+                return WaitOutcome::Ready(st);
+            }
+            // A restart under the on-failure policy keeps the run going; wait it out.
+            let restarting = st.state == State::Crashed && self.dir.monitor_alive(name);
+            if !ours || (!st.is_running() && !restarting) {
+                return WaitOutcome::Ended(st);
+            }
+            if t0.elapsed() >= limit {
+                return WaitOutcome::TimedOut(st);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops `name`: SIGTERM to its process group, SIGKILL after `timeout` (the profile's
+    /// `stop_timeout` when `None`), done when every process is gone.
+    pub async fn stop(
+        &self,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ServerStatus, ControlError> {
+        let st = self.status(name);
+        if !st.is_running() {
+            return Ok(st);
+        }
+        let grace = timeout.unwrap_or_else(|| {
+            Duration::from_secs_f64(
+                self.config
+                    .servers
+                    .get(name)
+                    .and_then(|p| p.stop_timeout)
+                    .unwrap_or(launch::DEFAULT_STOP_TIMEOUT_S),
+            )
+        });
+        let failed = |message: String| ControlError::Failed {
+            name: name.to_string(),
+            message,
+        };
+        let rec = self.dir.read_record(name);
+        let monitor = rec.as_ref().and_then(|r| r.monitor.clone());
+        if self.dir.monitor_alive(name) && monitor.as_ref().is_some_and(Identity::is_alive) {
+            let req = StopRequest {
+                timeout_s: grace.as_secs_f64(),
+                restart: false,
+            };
+            self.dir
+                .request_stop(name, req)
+                .map_err(|e| failed(format!("cannot write the stop request: {e}")))?;
+            let pid = monitor.map_or(0, |m| m.pid);
+            // SAFETY: signalling the verified monitor process.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + grace + STOP_MARGIN;
+            while self.dir.monitor_alive(name) {
+                if Instant::now() > deadline {
+                    return Err(failed(format!(
+                        "not stopped {:.0} s after the request; its monitor still runs",
+                        (grace + STOP_MARGIN).as_secs_f64()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        } else if let Some(r) = rec {
+            // No monitor to do it: signal what is left ourselves.
+            self.stop_orphan(r, grace).await.map_err(failed)?;
+        }
+        let st = self.status(name);
+        if let Some(pgid) = st.pgid {
+            let left = procfs::group_members(pgid);
+            if !left.is_empty() {
+                return Err(failed(format!(
+                    "processes {left:?} of group {pgid} are still alive"
+                )));
+            }
+        }
+        Ok(st)
+    }
+
+    async fn stop_orphan(&self, mut r: Record, grace: Duration) -> Result<(), String> {
+        let alive = r.server.as_ref().is_some_and(Identity::is_alive);
+        if let (true, Some(pgid)) = (alive, r.pgid) {
+            procfs::signal_all(pgid, &[], libc::SIGTERM);
+            let kill_at = Instant::now() + grace;
+            let mut killed = false;
+            while !procfs::group_members(pgid).is_empty() {
+                if Instant::now() >= kill_at && !killed {
+                    procfs::signal_all(pgid, &procfs::group_members(pgid), libc::SIGKILL);
+                    killed = true;
+                }
+                if Instant::now() >= kill_at + STOP_MARGIN {
+                    return Err(format!("process group {pgid} survived SIGKILL"));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        r.state = State::Exited;
+        r.stop_requested = true;
+        r.ended_at = Some(unix_now());
+        r.message = Some("stopped without its monitor: the exit status is unknown".into());
+        self.dir.write_record(&r).map_err(|e| e.to_string())
+    }
+
+    /// Stop (if running), then start with the current profile.
+    pub async fn restart(
+        &self,
+        name: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Started, ControlError> {
+        self.profile(name)?;
+        self.stop(name, timeout).await?;
+        self.start(name).await
+    }
+
+    /// The last `n` lines of the server's log (rotations included).
+    pub fn log_tail(&self, name: &str, n: usize) -> Vec<String> {
+        logs::tail(&self.dir.log_path(name), n, launch::DEFAULT_LOG_KEEP)
+    }
+
+    pub fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.log_path(name)
+    }
+
+    pub fn exe(&self) -> &Path {
+        &self.exe
+    }
+}
+
+fn from_record(r: &Record) -> ServerStatus {
+    let running = r.state.is_running();
+    ServerStatus {
+        name: r.name.clone(),
+        state: r.state,
+        kind: r.kind.clone(),
+        pid: r.server.as_ref().map(|s| s.pid),
+        pgid: r.pgid,
+        host: r.host.clone(),
+        port: r.port,
+        started_at: r.started_at.map(rfc3339),
+        uptime_s: r
+            .started_at
+            .filter(|_| running)
+            .map(|s| (unix_now() - s).max(0.0)),
+        ready_after_s: match (r.started_at, r.ready_at) {
+            (Some(s), Some(rd)) => Some(rd - s),
+            _ => None,
+        },
+        exit_code: r.exit_code,
+        signal: r.signal,
+        log_path: r.log_path.clone(),
+        route: r.route.clone(),
+        model: r.model.clone(),
+        argv: r.argv.clone(),
+        restarts: r.restarts,
+        message: r.message.clone(),
+        configured: false,
+        autostart: false,
+        started_unix: r.started_at,
+        run_id: Some(r.run_id.clone()),
+    }
+}

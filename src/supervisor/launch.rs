@@ -1,0 +1,266 @@
+//! A launch profile turned into exactly what the monitor runs: argv (no shell), environment,
+//! readiness URL and the restart / stop / log policies.
+use crate::config::{RestartPolicy, ServerKind, ServerProfile};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub name: String,
+    pub kind: ServerKind,
+    pub argv: Vec<String>,
+    /// Added to the inherited environment.
+    pub env: Vec<(String, String)>,
+    /// (variable the child gets, variable of ours that holds the value): secrets travel
+    /// through the environment only, never through argv or this file.
+    pub secret_env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub host: String,
+    pub port: u16,
+    pub health_url: String,
+    pub route: Option<String>,
+    /// The name clients ask for.
+    pub model: Option<String>,
+    pub restart: RestartPolicy,
+    pub max_restarts: u32,
+    pub restart_window_s: f64,
+    pub stop_timeout_s: f64,
+    pub log_max_bytes: u64,
+    pub log_keep: u32,
+}
+
+pub const DEFAULT_STOP_TIMEOUT_S: f64 = 30.0;
+pub const DEFAULT_MAX_RESTARTS: u32 = 3;
+pub const DEFAULT_RESTART_WINDOW_S: f64 = 300.0;
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_LOG_KEEP: u32 = 3;
+
+/// A model given as a path (`/`, `./`, `../`, `~/`), resolved against the config's folder.
+pub fn model_path(model: &str, base: &Path) -> Option<PathBuf> {
+    if let Some(rest) = model.strip_prefix("~/") {
+        return std::env::var_os("HOME").map(|h| PathBuf::from(h).join(rest));
+    }
+    if model.starts_with('/') {
+        return Some(PathBuf::from(model));
+    }
+    if model.starts_with("./") || model.starts_with("../") {
+        return Some(base.join(model));
+    }
+    None
+}
+
+/// Where to connect to reach a server bound to `host` (a wildcard bind is reached on loopback).
+pub fn connect_host(host: &str) -> String {
+    match host {
+        "0.0.0.0" | "" => "127.0.0.1".into(),
+        "::" | "[::]" => "[::1]".into(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        h => h.into(),
+    }
+}
+
+/// Builds the launch of profile `name`. `self_exe` is this program (for `kind: sim`).
+pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) -> LaunchSpec {
+    let host = p.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+    let port = p.port.to_string();
+    let served = p.served_model_name.clone().or_else(|| match p.kind {
+        ServerKind::Sim => Some(name.to_string()),
+        _ => p.model.clone(),
+    });
+    let mut argv: Vec<String> = Vec::new();
+    match p.kind {
+        ServerKind::Vllm => {
+            let model = p.model.clone().unwrap_or_default();
+            let model = model_path(&model, base_dir)
+                .map(|m| m.display().to_string())
+                .unwrap_or(model);
+            argv.push(p.executable.clone().unwrap_or_else(|| "vllm".into()));
+            argv.extend(["serve".into(), model]);
+            if let Some(s) = &p.served_model_name {
+                argv.extend(["--served-model-name".into(), s.clone()]);
+            }
+            argv.extend(["--host".into(), host.clone(), "--port".into(), port]);
+            let mut flag = |f: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    argv.extend([f.to_string(), v]);
+                }
+            };
+            flag("--dtype", p.dtype.clone());
+            flag(
+                "--max-model-len",
+                p.max_model_len.as_ref().map(ToString::to_string),
+            );
+            flag(
+                "--gpu-memory-utilization",
+                p.gpu_memory_utilization.map(|v| v.to_string()),
+            );
+            flag(
+                "--tensor-parallel-size",
+                p.tensor_parallel_size.map(|v| v.to_string()),
+            );
+            flag(
+                "--pipeline-parallel-size",
+                p.pipeline_parallel_size.map(|v| v.to_string()),
+            );
+            flag(
+                "--distributed-executor-backend",
+                p.distributed_executor_backend.clone(),
+            );
+            if p.enforce_eager == Some(true) {
+                argv.push("--enforce-eager".into());
+            }
+        }
+        ServerKind::Sim => {
+            argv.push(self_exe.display().to_string());
+            argv.extend(["sim", "--flavor", "vllm", "--host"].map(String::from));
+            argv.extend([host.clone(), "--port".into(), port]);
+            argv.extend([
+                "--model".into(),
+                served.clone().unwrap_or_else(|| name.into()),
+            ]);
+        }
+        ServerKind::Command => argv.extend(p.command.clone().unwrap_or_default()),
+    }
+    argv.extend(p.extra_args.iter().map(ToString::to_string));
+
+    let mut env: Vec<(String, String)> = p
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    if let Some(g) = &p.gpus {
+        let list: Vec<String> = g.iter().map(u32::to_string).collect();
+        env.push(("CUDA_VISIBLE_DEVICES".into(), list.join(",")));
+    }
+    let secret_env = p
+        .api_key_env
+        .iter()
+        .map(|v| ("VLLM_API_KEY".to_string(), v.clone()))
+        .collect();
+    let health_path = p.health_path.clone().unwrap_or_else(|| match p.kind {
+        ServerKind::Command => "/v1/models".into(),
+        _ => "/health".into(),
+    });
+    LaunchSpec {
+        name: name.to_string(),
+        kind: p.kind,
+        argv,
+        env,
+        secret_env,
+        cwd: base_dir.to_path_buf(),
+        health_url: format!("http://{}:{}{health_path}", connect_host(&host), p.port),
+        host,
+        port: p.port,
+        route: p.route.clone(),
+        model: served,
+        restart: p.restart,
+        max_restarts: p.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+        restart_window_s: p.restart_window.unwrap_or(DEFAULT_RESTART_WINDOW_S),
+        stop_timeout_s: p.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_S),
+        log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+        log_keep: DEFAULT_LOG_KEEP,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+
+    fn profile(yaml: &str) -> ServerProfile {
+        let text = format!(
+            "llm:\n  provider: builtin\n  builtin: {{}}\nservers:\n  p:\n{}",
+            yaml.lines()
+                .map(|l| format!("    {l}\n"))
+                .collect::<String>()
+        );
+        let cfg = config::load_str(&text, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+        cfg.servers["p"].clone()
+    }
+
+    #[test]
+    fn vllm_argv_is_built_without_a_shell_and_the_key_stays_off_it() {
+        let p = profile(
+            "kind: vllm\nmodel: Qwen/Qwen2.5-0.5B-Instruct\nserved_model_name: qwen2_5_0_5b\nport: 8001\ndtype: bfloat16\nmax_model_len: 32k\ngpu_memory_utilization: 0.3\ntensor_parallel_size: 2\nenforce_eager: true\ngpus: [2, 3]\napi_key_env: MY_KEY\nextra_args: [--max-num-seqs, 64]\nenv: {HF_HOME: /data/hf}",
+        );
+        let s = build("tiny", &p, Path::new("/cfg"), Path::new("/bin/anorag-tui"));
+        assert_eq!(
+            s.argv,
+            [
+                "vllm",
+                "serve",
+                "Qwen/Qwen2.5-0.5B-Instruct",
+                "--served-model-name",
+                "qwen2_5_0_5b",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8001",
+                "--dtype",
+                "bfloat16",
+                "--max-model-len",
+                "32k",
+                "--gpu-memory-utilization",
+                "0.3",
+                "--tensor-parallel-size",
+                "2",
+                "--enforce-eager",
+                "--max-num-seqs",
+                "64"
+            ]
+        );
+        assert!(s
+            .env
+            .contains(&("CUDA_VISIBLE_DEVICES".into(), "2,3".into())));
+        assert!(s.env.contains(&("HF_HOME".into(), "/data/hf".into())));
+        assert_eq!(
+            s.secret_env,
+            vec![("VLLM_API_KEY".to_string(), "MY_KEY".to_string())]
+        );
+        assert_eq!(s.health_url, "http://127.0.0.1:8001/health");
+        assert_eq!(s.model.as_deref(), Some("qwen2_5_0_5b"));
+    }
+
+    #[test]
+    fn relative_model_paths_are_resolved_against_the_config_folder() {
+        let p = profile("kind: vllm\nmodel: ./models/tiny\nport: 8001\nhost: 0.0.0.0");
+        let s = build("t", &p, Path::new("/etc/anorag"), Path::new("x"));
+        assert_eq!(s.argv[2], "/etc/anorag/./models/tiny");
+        assert_eq!(
+            s.health_url, "http://127.0.0.1:8001/health",
+            "a wildcard bind is probed on loopback"
+        );
+        assert_eq!(
+            s.model.as_deref(),
+            Some("./models/tiny"),
+            "vLLM serves the model under its given name"
+        );
+    }
+
+    #[test]
+    fn sim_and_command_kinds() {
+        let p = profile("kind: sim\nport: 8010\nextra_args: [--ttft-ms, 30]");
+        let s = build("demo", &p, Path::new("/"), Path::new("/bin/anorag-tui"));
+        assert_eq!(
+            s.argv,
+            [
+                "/bin/anorag-tui",
+                "sim",
+                "--flavor",
+                "vllm",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "8010",
+                "--model",
+                "demo",
+                "--ttft-ms",
+                "30"
+            ]
+        );
+        let p = profile("kind: command\ncommand: [python3, -m, srv]\nport: 9000");
+        let s = build("c", &p, Path::new("/"), Path::new("x"));
+        assert_eq!(s.argv, ["python3", "-m", "srv"]);
+        assert_eq!(s.health_url, "http://127.0.0.1:9000/v1/models");
+    }
+}

@@ -1,0 +1,3 @@
+//! Telemetry: GPUs (NVML locally, DCGM exporters remotely), the host, vLLM's own `/metrics`,
+//! and route health, each sampled cheaply and kept in fixed-size histories.
+pub mod gpu;

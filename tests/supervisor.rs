@@ -1,0 +1,479 @@
+//! Process tier: the supervisor launching real child processes (this program's own `sim`,
+//! shells, python), across separate invocations sharing one state directory.
+mod common;
+
+use anorag::config::{self, Config};
+use anorag::supervisor::procfs::{self, Identity};
+use anorag::supervisor::{ControlError, Record, State, StateDir, Supervisor, WaitOutcome};
+use common::{free_port, group_members};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_anorag-tui");
+
+struct Env {
+    dir: tempfile::TempDir,
+    cfg_path: PathBuf,
+    sup: Supervisor,
+}
+
+impl Env {
+    /// A config with `servers:` from `servers_yaml` (indented under `servers:`).
+    fn new(servers_yaml: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("llm:\n  provider: builtin\n  builtin: {{}}\nservers:\n{servers_yaml}");
+        let cfg_path = dir.path().join("dashboard.yaml");
+        std::fs::write(&cfg_path, &text).unwrap();
+        let cfg: Config = config::load(&config::Source::File(cfg_path.clone()))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let sup = Supervisor::new(
+            Arc::new(cfg),
+            StateDir::new(dir.path().join("state")),
+            PathBuf::from(EXE),
+        );
+        Env { dir, cfg_path, sup }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The CLI, as another shell would run it, on the same config and state directory.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(EXE)
+            .args(["--config", self.cfg_path.to_str().unwrap()])
+            .args(args)
+            .env("ANORAG_STATE_DIR", self.state_dir())
+            .output()
+            .unwrap()
+    }
+
+    fn record(&self, name: &str) -> Record {
+        self.sup.dir().read_record(name).expect("a record")
+    }
+}
+
+impl Drop for Env {
+    /// Nothing outlives a test, whatever it asserted.
+    fn drop(&mut self) {
+        for name in self.sup.dir().known_servers() {
+            if let Some(r) = self.sup.dir().read_record(&name) {
+                if let Some(m) = r.monitor.filter(Identity::is_alive) {
+                    unsafe { libc::kill(m.pid, libc::SIGKILL) };
+                }
+                if let Some(pg) = r.pgid {
+                    unsafe { libc::kill(-pg, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
+fn sim_profile(name: &str, port: u16, extra: &str) -> String {
+    format!("  {name}:\n    kind: sim\n    port: {port}\n{extra}")
+}
+
+async fn start_ready(env: &Env, name: &str) -> anorag::supervisor::ServerStatus {
+    let s = env.sup.start(name).await.unwrap_or_else(|e| panic!("{e}"));
+    match env
+        .sup
+        .wait_ready(name, &s.run_id, Duration::from_secs(30))
+        .await
+    {
+        WaitOutcome::Ready(st) => st,
+        other => panic!("{other:?}\n{}", env.sup.log_tail(name, 30).join("\n")),
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    procfs::stat(pid).is_some_and(|s| !s.is_zombie())
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+#[tokio::test]
+async fn start_to_ready_then_stop_leaves_no_process_of_the_group() {
+    let port = free_port();
+    let pids = tempfile::NamedTempFile::new().unwrap();
+    let pids_path = pids.path().display().to_string();
+    // Like vLLM, the server has helpers: two in its group, and one that left it (setsid).
+    let script = format!(
+        "sleep 300 & echo $! > {pids_path}; sleep 300 & echo $! >> {pids_path}; setsid sleep 300 & echo $! >> {pids_path}; exec {EXE} sim --port {port} --model m"
+    );
+    let yaml = format!(
+        "  svc:\n    kind: command\n    command: [sh, -c, {}]\n    port: {port}\n    health_path: /health\n    stop_timeout: 5\n",
+        serde_json::to_string(&script).unwrap()
+    );
+    let env = Env::new(&yaml);
+    let st = start_ready(&env, "svc").await;
+    assert_eq!(st.state, State::Ready);
+    let pgid = st.pgid.unwrap();
+    assert_eq!(st.pid, Some(pgid), "the server leads its own process group");
+    assert_ne!(pgid, unsafe { libc::getpgrp() }, "not our group");
+    let helpers: Vec<i32> = std::fs::read_to_string(pids.path())
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert_eq!(helpers.len(), 3);
+    assert!(helpers.iter().all(|p| alive(*p)));
+    assert!(group_members(pgid).len() >= 3);
+
+    let stopped = env.sup.stop("svc", None).await.unwrap();
+    assert_eq!(stopped.state, State::Exited);
+    assert_eq!(stopped.exit_code, Some(0));
+    assert!(
+        group_members(pgid).is_empty(),
+        "every process of the group is gone"
+    );
+    for p in helpers {
+        assert!(!alive(p), "helper {p} outlived the server");
+    }
+    let log = env.sup.log_tail("svc", 50).join("\n");
+    assert!(
+        log.contains("stop requested: SIGTERM to process group"),
+        "{log}"
+    );
+    assert!(log.contains("server exited (exit code 0)"), "{log}");
+}
+
+#[tokio::test]
+async fn a_child_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let port = free_port();
+    let py = format!(
+        "import signal,http.server,os\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nos.chdir('/')\nhttp.server.HTTPServer(('127.0.0.1',{port}),http.server.SimpleHTTPRequestHandler).serve_forever()"
+    );
+    let yaml = format!(
+        "  stubborn:\n    kind: command\n    command: [python3, -c, {}]\n    port: {port}\n    health_path: /\n    stop_timeout: 1.5\n",
+        serde_json::to_string(&py).unwrap()
+    );
+    let env = Env::new(&yaml);
+    let st = start_ready(&env, "stubborn").await;
+    let pgid = st.pgid.unwrap();
+    let t0 = Instant::now();
+    let out = env.sup.stop("stubborn", None).await.unwrap();
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500),
+        "killed before the grace period ended: {took:?}"
+    );
+    assert_eq!(
+        out.state,
+        State::Exited,
+        "asked to stop: exited, not crashed"
+    );
+    assert_eq!(out.signal, Some(libc::SIGKILL));
+    assert!(group_members(pgid).is_empty());
+    assert!(env
+        .sup
+        .log_tail("stubborn", 20)
+        .join("\n")
+        .contains("sending SIGKILL"));
+}
+
+#[tokio::test]
+async fn kill_9_from_outside_is_seen_as_a_crash_by_a_later_invocation() {
+    let port = free_port();
+    let env = Env::new(&sim_profile("demo", port, ""));
+    let out = env.cli(&["server", "start", "demo", "--wait", "--timeout", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = |env: &Env| -> serde_json::Value {
+        let o = env.cli(&["server", "status", "demo", "--json"]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let before = status(&env);
+    assert_eq!(before["state"], "ready");
+    let pid = before["pid"].as_i64().unwrap() as i32;
+    assert_eq!(before["pgid"].as_i64(), Some(pid as i64));
+    assert!(before["uptime_s"].as_f64().is_some());
+    assert!(before["started_at"].as_str().unwrap().ends_with('Z'));
+
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_until(Duration::from_secs(5), || status(&env)["state"]
+        == "crashed"));
+    let after = status(&env);
+    assert_eq!(after["signal"], 9);
+    assert_eq!(after["exit_code"], serde_json::Value::Null);
+    assert_eq!(after["uptime_s"], serde_json::Value::Null);
+    // The monitor that kept it has gone too; the record remains for anyone who asks.
+    assert!(wait_until(Duration::from_secs(5), || !env
+        .sup
+        .dir()
+        .monitor_alive("demo")));
+    let human = String::from_utf8_lossy(&env.cli(&["server", "status"]).stdout).to_string();
+    assert!(
+        human.contains("crashed") && human.contains("signal 9 (SIGKILL)"),
+        "{human}"
+    );
+}
+
+#[tokio::test]
+async fn a_reused_pid_is_not_mistaken_for_the_server() {
+    let port = free_port();
+    let env = Env::new(&sim_profile("demo", port, ""));
+    // An unrelated process that happens to hold the pid the record names.
+    let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+    let real = Identity::of(other.id() as i32).unwrap();
+    env.sup.dir().ensure("demo").unwrap();
+    let rec = Record {
+        name: "demo".into(),
+        run_id: "old".into(),
+        state: State::Ready,
+        kind: "sim".into(),
+        monitor: Some(Identity {
+            start_ticks: real.start_ticks + 7,
+            ..real.clone()
+        }),
+        server: Some(Identity {
+            start_ticks: real.start_ticks + 7,
+            ..real.clone()
+        }),
+        pgid: Some(real.pid),
+        host: "127.0.0.1".into(),
+        port,
+        health_url: String::new(),
+        route: None,
+        model: None,
+        argv: vec![],
+        log_path: String::new(),
+        started_at: Some(1.0),
+        ready_at: Some(2.0),
+        ended_at: None,
+        exit_code: None,
+        signal: None,
+        stop_requested: false,
+        restarts: 0,
+        message: None,
+        health_failures: 0,
+        updated_at: 2.0,
+    };
+    env.sup.dir().write_record(&rec).unwrap();
+    let st = env.sup.status("demo");
+    assert_eq!(
+        st.state,
+        State::Crashed,
+        "the live pid belongs to someone else"
+    );
+    assert!(st.message.unwrap().contains("without a record"));
+    let stopped = env
+        .sup
+        .stop("demo", Some(Duration::from_millis(200)))
+        .await
+        .unwrap();
+    assert!(!stopped.is_running());
+    assert!(alive(real.pid), "stop must not signal a stranger");
+    // And a fresh start works over the stale record.
+    start_ready(&env, "demo").await;
+    env.sup.stop("demo", None).await.unwrap();
+    other.kill().unwrap();
+    other.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_busy_port_is_a_clear_error_and_nothing_starts() {
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = blocker.local_addr().unwrap().port();
+    let env = Env::new(&sim_profile("demo", port, ""));
+    let e = env.sup.start("demo").await.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ControlError::Preflight(_)), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "server `demo`: port {port} on 127.0.0.1 is already in use by pid {}",
+            std::process::id()
+        )),
+        "{msg}"
+    );
+    assert!(
+        env.sup.dir().read_record("demo").is_none(),
+        "nothing was started"
+    );
+    assert!(!env.sup.dir().monitor_alive("demo"));
+    let out = env.cli(&["server", "start", "demo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already in use"));
+}
+
+#[tokio::test]
+async fn unknown_executables_are_clear_errors() {
+    let port = free_port();
+    let env = Env::new(&format!(
+        "  abs:\n    kind: vllm\n    executable: /nonexistent/bin/vllm\n    model: m\n    port: {port}\n  onpath:\n    kind: vllm\n    executable: no-such-vllm-3f9a\n    model: m\n    port: {port}\n  cmd:\n    kind: command\n    command: [definitely-not-a-server-3f9a]\n    port: {port}\n  missing_model:\n    kind: vllm\n    executable: {EXE}\n    model: ./models/none-here\n    port: {port}\n"
+    ));
+    let cases = [
+        ("abs", "executable `/nonexistent/bin/vllm` not found (install vLLM, or set servers.abs.executable"),
+        ("onpath", "executable `no-such-vllm-3f9a` not found on PATH"),
+        ("cmd", "executable `definitely-not-a-server-3f9a` not found on PATH (servers.cmd.command)"),
+        ("missing_model", "model path `"),
+    ];
+    for (name, want) in cases {
+        let e = env.sup.start(name).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("server `{name}`: ")) && e.contains(want),
+            "{e}"
+        );
+        assert!(env.sup.dir().read_record(name).is_none());
+    }
+    let unknown = env.sup.start("nope").await.unwrap_err().to_string();
+    assert!(unknown.contains("no server profile `nope`"), "{unknown}");
+}
+
+#[tokio::test]
+async fn the_crash_loop_guard_stops_restarting() {
+    let port = free_port();
+    let env = Env::new(&format!(
+        "  flaky:\n    kind: command\n    command: [sh, -c, 'echo boom; exit 3']\n    port: {port}\n    restart: on-failure\n    max_restarts: 2\n    restart_window: 60\n"
+    ));
+    env.sup.start("flaky").await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || !env
+            .sup
+            .dir()
+            .monitor_alive("flaky")),
+        "the monitor gave up"
+    );
+    let r = env.record("flaky");
+    assert_eq!(r.state, State::Crashed);
+    assert_eq!(r.exit_code, Some(3));
+    assert_eq!(r.restarts, 2);
+    assert!(
+        r.message
+            .as_deref()
+            .unwrap()
+            .contains("crash loop: 2 restarts within 60 s"),
+        "{:?}",
+        r.message
+    );
+    let log = env.sup.log_tail("flaky", 50).join("\n");
+    let runs = log.lines().filter(|l| *l == "boom").count();
+    assert_eq!(runs, 3, "first run + 2 restarts:\n{log}");
+}
+
+#[tokio::test]
+async fn a_server_that_exits_before_ready_fails_start_wait_with_its_last_lines() {
+    let port = free_port();
+    let env = Env::new(&format!(
+        "  broken:\n    kind: command\n    command: [sh, -c, 'echo loading weights; echo \"CUDA out of memory\" >&2; exit 1']\n    port: {port}\n"
+    ));
+    let out = env.cli(&["server", "start", "broken", "--wait", "--timeout", "20"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken ended before it was ready (exit code 1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("CUDA out of memory"),
+        "the last log lines are shown: {err}"
+    );
+}
+
+#[tokio::test]
+async fn start_wait_times_out_with_a_non_zero_exit_and_the_server_stays_managed() {
+    let port = free_port();
+    let env = Env::new(&format!(
+        "  slow:\n    kind: command\n    command: [sleep, '300']\n    port: {port}\n    stop_timeout: 2\n"
+    ));
+    let out = env.cli(&["server", "start", "slow", "--wait", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(124));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not ready after 1 s (still starting)")
+    );
+    assert_eq!(env.sup.status("slow").state, State::Starting);
+    let out = env.cli(&["server", "stop", "slow"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = env.sup.status("slow");
+    assert_eq!(st.state, State::Exited);
+    assert_eq!(st.signal, Some(libc::SIGTERM));
+}
+
+#[tokio::test]
+async fn the_api_key_reaches_the_server_by_environment_only() {
+    let port = free_port();
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let script = format!(
+        "echo \"key=$VLLM_API_KEY gpus=$CUDA_VISIBLE_DEVICES args=$*\" > {}; exec {EXE} sim --port {port}",
+        out_file.path().display()
+    );
+    let env = Env::new(&format!(
+        "  keyed:\n    kind: command\n    command: [sh, -c, {}, sh, --flag]\n    port: {port}\n    health_path: /health\n    api_key_env: ANORAG_TEST_KEY_7\n    env: {{CUDA_VISIBLE_DEVICES: \"1,0\"}}\n",
+        serde_json::to_string(&script).unwrap()
+    ));
+    // Missing variable: refused rather than starting an unauthenticated server.
+    std::env::remove_var("ANORAG_TEST_KEY_7");
+    let e = env.sup.start("keyed").await.unwrap_err().to_string();
+    assert!(e.contains("`ANORAG_TEST_KEY_7`, which is not set"), "{e}");
+    std::env::set_var("ANORAG_TEST_KEY_7", "sk-secret-value-123");
+    let st = start_ready(&env, "keyed").await;
+    let seen = std::fs::read_to_string(out_file.path()).unwrap();
+    assert_eq!(seen.trim(), "key=sk-secret-value-123 gpus=1,0 args=--flag");
+    let cmdline = procfs::cmdline(st.pid.unwrap()).unwrap();
+    assert!(!cmdline.contains("sk-secret"), "{cmdline}");
+    for f in [
+        env.sup.dir().record_path("keyed"),
+        env.sup.dir().launch_path("keyed"),
+        env.sup.log_path("keyed"),
+    ] {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        assert!(!text.contains("sk-secret"), "{} holds the key", f.display());
+    }
+    env.sup.stop("keyed", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn logs_from_another_invocation_and_restart() {
+    let port = free_port();
+    let env = Env::new(&sim_profile("demo", port, ""));
+    let first = start_ready(&env, "demo").await;
+    let out = env.cli(&["server", "logs", "demo", "--lines", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ready: http://127.0.0.1:"), "{text}");
+    let out = env.cli(&["server", "restart", "demo", "--wait", "--timeout", "30"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let second = env.sup.status("demo");
+    assert_eq!(second.state, State::Ready);
+    assert_ne!(second.pid, first.pid);
+    assert!(!alive(first.pid.unwrap()));
+    let list: serde_json::Value =
+        serde_json::from_slice(&env.cli(&["server", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list[0]["name"], "demo");
+    assert_eq!(list[0]["state"], "ready");
+    env.cli(&["server", "stop", "demo"]);
+    let again = env.cli(&["server", "stop", "demo"]);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr)
+        .contains("demo is not running (exited, exit code 0)"));
+}
+
+#[test]
+fn state_dir_default_follows_the_environment() {
+    let root = anorag::supervisor::statedir::default_root();
+    if let Ok(d) = std::env::var("ANORAG_STATE_DIR") {
+        assert_eq!(root, Path::new(&d));
+    } else {
+        assert!(root.ends_with("anorag-tui"));
+    }
+}
