@@ -477,3 +477,139 @@ fn state_dir_default_follows_the_environment() {
         assert!(root.ends_with("anorag-tui"));
     }
 }
+
+mod engine {
+    use super::*;
+    use anorag::supervisor::engine::{self, Op, SupCommand, SupEvent};
+    use tokio::sync::mpsc;
+
+    /// Keeps every event, so a test can wait for several in any order of arrival.
+    struct Collector {
+        rx: mpsc::Receiver<SupEvent>,
+        seen: Vec<SupEvent>,
+    }
+
+    impl Collector {
+        async fn until(
+            &mut self,
+            limit: Duration,
+            what: &str,
+            f: impl Fn(&SupEvent) -> bool,
+        ) -> SupEvent {
+            let deadline = tokio::time::Instant::now() + limit;
+            let mut from = 0;
+            loop {
+                if let Some(i) = self.seen[from..].iter().position(&f) {
+                    return self.seen.remove(from + i);
+                }
+                from = self.seen.len();
+                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                    Ok(Some(ev)) => self.seen.push(ev),
+                    Ok(None) => panic!("engine ended while waiting for {what}"),
+                    Err(_) => panic!("no {what} within {limit:?}; saw {:#?}", self.seen),
+                }
+            }
+        }
+    }
+
+    fn status_is(e: &SupEvent, name: &str, state: State) -> bool {
+        matches!(e, SupEvent::Status(s) if s.name == name && s.state == state)
+    }
+
+    #[tokio::test]
+    async fn the_engine_reports_states_logs_and_results_and_sees_other_shells() {
+        let (p1, p2) = (free_port(), free_port());
+        let env = Env::new(&format!(
+            "{}{}",
+            sim_profile("a", p1, ""),
+            sim_profile("b", p2, "")
+        ));
+        let (tx, rx) = mpsc::channel(256);
+        let h = engine::spawn(env.sup.clone(), tx);
+        let mut c = Collector {
+            rx,
+            seen: Vec::new(),
+        };
+        let d = Duration::from_secs(10);
+        c.until(d, "a stopped", |e| status_is(e, "a", State::Stopped))
+            .await;
+        c.until(d, "b stopped", |e| status_is(e, "b", State::Stopped))
+            .await;
+
+        assert!(h.send(SupCommand::Run(Op::Start, "a".into())));
+        c.until(
+            d,
+            "start done",
+            |e| matches!(e, SupEvent::Done { name, op: Op::Start, result: Ok(_) } if name == "a"),
+        )
+        .await;
+        c.until(d, "a ready", |e| status_is(e, "a", State::Ready))
+            .await;
+        c.until(d, "a's ready line", |e| matches!(e, SupEvent::Logs { name, lines, .. } if name == "a" && lines.iter().any(|l| l.contains("ready:")))).await;
+
+        // Started from another shell: the engine sees it all the same.
+        assert!(env.cli(&["server", "start", "b"]).status.success());
+        let SupEvent::Status(b) = c
+            .until(d, "b ready", |e| status_is(e, "b", State::Ready))
+            .await
+        else {
+            unreachable!()
+        };
+
+        // A crash is seen at once.
+        let t0 = Instant::now();
+        unsafe { libc::kill(b.pid.unwrap(), libc::SIGKILL) };
+        c.until(d, "b crashed", |e| matches!(e, SupEvent::Status(s) if s.name == "b" && s.state == State::Crashed && s.signal == Some(9))).await;
+        eprintln!("crash seen after {:?}", t0.elapsed());
+
+        // A second operation on a busy server is refused, not queued behind it.
+        assert!(h.send(SupCommand::Run(Op::Stop, "a".into())));
+        assert!(h.send(SupCommand::Run(Op::Stop, "a".into())));
+        c.until(d, "refusal", |e| matches!(e, SupEvent::Done { name, result: Err(m), .. } if name == "a" && m.contains("still running"))).await;
+        c.until(d, "stop done", |e| matches!(e, SupEvent::Done { name, result: Ok(m), .. } if name == "a" && m.contains("stopped (exit code 0)"))).await;
+        c.until(d, "a exited", |e| status_is(e, "a", State::Exited))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn log_lines_that_do_not_fit_are_counted_not_lost_silently() {
+        let port = free_port();
+        let script = format!("i=0; while [ $i -lt 30000 ]; do echo \"line $i\"; i=$((i+1)); done; exec {EXE} sim --port {port}");
+        let env = Env::new(&format!(
+            "  chatty:\n    kind: command\n    command: [sh, -c, {}]\n    port: {port}\n    health_path: /health\n",
+            serde_json::to_string(&script).unwrap()
+        ));
+        // The engine runs before the server writes anything, with room for two events and
+        // nobody reading while the flood comes in.
+        let (tx, mut rx) = mpsc::channel(2);
+        let _h = engine::spawn(env.sup.clone(), tx);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        start_ready(&env, "chatty").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (mut delivered, mut lost) = (0u64, 0u64);
+        loop {
+            match tokio::time::timeout(Duration::from_millis(800), rx.recv()).await {
+                Ok(Some(SupEvent::Logs { lines, lost: l, .. })) => {
+                    delivered += lines.len() as u64;
+                    lost += l;
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        let in_file = std::fs::read_to_string(env.sup.log_path("chatty"))
+            .unwrap()
+            .lines()
+            .count() as u64;
+        assert!(
+            lost > 0,
+            "the channel was full, so some batches could not be delivered"
+        );
+        assert_eq!(
+            delivered + lost,
+            in_file,
+            "every line is delivered or counted as lost"
+        );
+        env.sup.stop("chatty", None).await.unwrap();
+    }
+}

@@ -2,6 +2,7 @@
 //! ready, followed in their logs and stopped with nothing left behind, from any shell or the
 //! console (DESIGN.md §5).
 pub mod control;
+pub mod engine;
 pub mod launch;
 pub mod logs;
 pub mod monitor;

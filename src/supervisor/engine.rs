@@ -1,0 +1,270 @@
+//! The supervisor as an engine for the console: commands in (start, stop, restart), events
+//! out (status changes, log lines, results), never blocking the caller. Servers started from
+//! another shell are seen because the state directory is the source of truth.
+use super::control::{ControlError, ServerStatus, Supervisor};
+use super::logs::LogFollower;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl Op {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Op::Start => "start",
+            Op::Stop => "stop",
+            Op::Restart => "restart",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SupCommand {
+    Run(Op, String),
+    /// Look again now (after a key press, say) instead of at the next tick.
+    Refresh,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SupEvent {
+    /// A server's status changed (or is reported for the first time).
+    Status(Box<ServerStatus>),
+    /// New lines of a server's log. `lost` counts lines that did not fit in the channel.
+    Logs {
+        name: String,
+        lines: Vec<String>,
+        lost: u64,
+    },
+    /// An operation finished: `Ok(summary)` or `Err(reason)`.
+    Done {
+        name: String,
+        op: Op,
+        result: Result<String, String>,
+    },
+}
+
+#[derive(Clone)]
+pub struct SupervisorHandle {
+    tx: mpsc::Sender<SupCommand>,
+}
+
+impl SupervisorHandle {
+    /// Queues a command; false when the engine is gone or its queue is full.
+    pub fn send(&self, c: SupCommand) -> bool {
+        self.tx.try_send(c).is_ok()
+    }
+}
+
+/// How often the state directory and the logs are looked at.
+pub const STATUS_TICK: Duration = Duration::from_millis(250);
+pub const LOG_TICK: Duration = Duration::from_millis(100);
+/// A full re-read, whatever the file times say (a monitor can die without writing).
+const FULL_REFRESH: Duration = Duration::from_secs(2);
+/// Lines of history sent when a log is first seen.
+pub const INITIAL_LINES: usize = 500;
+/// Most bytes read from one log per tick, so a flood is taken in slices.
+const LOG_SLICE: usize = 4 << 20;
+
+pub fn spawn(sup: Supervisor, events: mpsc::Sender<SupEvent>) -> SupervisorHandle {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(Engine::new(sup, events).run(rx));
+    SupervisorHandle { tx }
+}
+
+struct Follow {
+    follower: LogFollower,
+    /// The history was sent; from now on only new lines.
+    primed: bool,
+    lost: u64,
+}
+
+struct Engine {
+    sup: Supervisor,
+    events: mpsc::Sender<SupEvent>,
+    last: HashMap<String, ServerStatus>,
+    mtimes: HashMap<String, Option<SystemTime>>,
+    logs: HashMap<String, Follow>,
+    busy: HashSet<String>,
+    done_rx: mpsc::UnboundedReceiver<(String, Op, Result<String, String>)>,
+    done_tx: mpsc::UnboundedSender<(String, Op, Result<String, String>)>,
+}
+
+impl Engine {
+    fn new(sup: Supervisor, events: mpsc::Sender<SupEvent>) -> Self {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        Self {
+            sup,
+            events,
+            last: HashMap::new(),
+            mtimes: HashMap::new(),
+            logs: HashMap::new(),
+            busy: HashSet::new(),
+            done_rx,
+            done_tx,
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<SupCommand>) {
+        let mut status_tick = tokio::time::interval(STATUS_TICK);
+        status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut log_tick = tokio::time::interval(LOG_TICK);
+        log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_full = Instant::now() - FULL_REFRESH;
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None => return,
+                    Some(SupCommand::Refresh) => {
+                        if self.statuses(true).await.is_err() { return; }
+                    }
+                    Some(SupCommand::Run(op, name)) => self.run_op(op, name).await,
+                },
+                Some((name, op, result)) = self.done_rx.recv() => {
+                    self.busy.remove(&name);
+                    // The record changed under us: report before the result, so the UI shows both.
+                    if self.statuses(true).await.is_err() { return; }
+                    if self.events.send(SupEvent::Done { name, op, result }).await.is_err() { return; }
+                }
+                _ = status_tick.tick() => {
+                    let full = last_full.elapsed() >= FULL_REFRESH;
+                    if full {
+                        last_full = Instant::now();
+                    }
+                    if self.statuses(full).await.is_err() { return; }
+                }
+                _ = log_tick.tick() => {
+                    if self.events.is_closed() { return; }
+                    self.logs();
+                }
+            }
+        }
+    }
+
+    async fn run_op(&mut self, op: Op, name: String) {
+        if !self.busy.insert(name.clone()) {
+            let _ = self
+                .events
+                .send(SupEvent::Done {
+                    name,
+                    op,
+                    result: Err("another operation on this server is still running".into()),
+                })
+                .await;
+            return;
+        }
+        let sup = self.sup.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let result = match op {
+                Op::Start => sup.start(&name).await.map(|s| started(&s.status)),
+                Op::Restart => sup.restart(&name, None).await.map(|s| started(&s.status)),
+                Op::Stop => sup.stop(&name, None).await.map(|s| {
+                    format!(
+                        "stopped ({})",
+                        s.exit_text().unwrap_or_else(|| s.state.to_string())
+                    )
+                }),
+            };
+            let result = result.or_else(|e| match e {
+                ControlError::AlreadyRunning(st) => Ok(format!("already running ({})", st.state)),
+                e => Err(e.to_string()),
+            });
+            let _ = done.send((name, op, result));
+        });
+    }
+
+    /// Sends the statuses that changed. `full` re-reads every server; otherwise only those
+    /// whose record file changed. Errs when nobody listens any more.
+    async fn statuses(&mut self, full: bool) -> Result<(), ()> {
+        for name in self.sup.names() {
+            let mtime = std::fs::metadata(self.sup.dir().record_path(&name))
+                .and_then(|m| m.modified())
+                .ok();
+            let seen = self.mtimes.get(&name).copied();
+            if !full && seen == Some(mtime) {
+                continue;
+            }
+            self.mtimes.insert(name.clone(), mtime);
+            let st = self.sup.status(&name);
+            let changed = self.last.get(&name).is_none_or(|old| differs(old, &st));
+            if changed {
+                self.last.insert(name.clone(), st.clone());
+                self.events
+                    .send(SupEvent::Status(Box::new(st)))
+                    .await
+                    .map_err(|_| ())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn logs(&mut self) {
+        for name in self.sup.names() {
+            let path = self.sup.log_path(&name);
+            let f = self.logs.entry(name.clone()).or_insert_with(|| Follow {
+                follower: LogFollower::from_start(&path),
+                primed: false,
+                lost: 0,
+            });
+            let mut lines = Vec::new();
+            if !f.primed {
+                // History: the whole current file once, keeping its last lines.
+                f.follower.poll(usize::MAX, &mut lines);
+                let skip = lines.len().saturating_sub(INITIAL_LINES);
+                lines.drain(..skip);
+                f.primed = true;
+            } else {
+                f.follower.poll(LOG_SLICE, &mut lines);
+            }
+            if lines.is_empty() && f.lost == 0 {
+                continue;
+            }
+            let n = lines.len() as u64;
+            let ev = SupEvent::Logs {
+                name: name.clone(),
+                lines,
+                lost: f.lost,
+            };
+            match self.events.try_send(ev) {
+                Ok(()) => f.lost = 0,
+                Err(_) => f.lost += n,
+            }
+        }
+    }
+}
+
+fn started(st: &ServerStatus) -> String {
+    match st.pid {
+        Some(p) => format!("started (pid {p})"),
+        None => "started".into(),
+    }
+}
+
+/// A change worth telling the UI (uptime ticking is not: the UI computes it).
+fn differs(a: &ServerStatus, b: &ServerStatus) -> bool {
+    (
+        a.state,
+        a.pid,
+        a.exit_code,
+        a.signal,
+        a.restarts,
+        &a.message,
+        a.ready_after_s,
+        &a.run_id,
+    ) != (
+        b.state,
+        b.pid,
+        b.exit_code,
+        b.signal,
+        b.restarts,
+        &b.message,
+        b.ready_after_s,
+        &b.run_id,
+    )
+}

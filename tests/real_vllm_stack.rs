@@ -1,0 +1,168 @@
+//! Real-vLLM tier through the whole stack: the supervisor launches the genuine server from a
+//! profile, then chat, `/metrics`, the load test and stop run against it.
+//! Skipped with a printed reason only when ANORAG_VLLM_BIN is unset; `.ci/run` sets it.
+mod common;
+
+use anorag::config::{self, Config};
+use anorag::provider::{factory, ChatRequest, StreamEvent};
+use anorag::supervisor::procfs;
+use common::{free_port, group_members, RealVllmEnv};
+use futures::StreamExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+const EXE: &str = env!("CARGO_BIN_EXE_anorag-tui");
+const SERVED: &str = "qwen2_5_0_5b";
+
+struct Stack {
+    dir: tempfile::TempDir,
+    cfg_path: PathBuf,
+    port: u16,
+}
+
+impl Stack {
+    fn new(env: &RealVllmEnv) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let yaml = format!(
+            "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      real: {{base_url: http://127.0.0.1:{port}/v1, model: {SERVED}}}\n    params: {{temperature: 0.0, timeout: 120}}\nservers:\n  real:\n    kind: vllm\n    executable: {}\n    model: {}\n    served_model_name: {SERVED}\n    port: {port}\n    route: real\n    dtype: float32\n    max_model_len: 2048\n    enforce_eager: true\n    stop_timeout: 60\n",
+            env.bin, env.model
+        );
+        let cfg_path = dir.path().join("dashboard.yaml");
+        std::fs::write(&cfg_path, yaml).unwrap();
+        Self {
+            dir,
+            cfg_path,
+            port,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(EXE)
+            .args(["--config", self.cfg_path.to_str().unwrap()])
+            .args(args)
+            .env("ANORAG_STATE_DIR", self.dir.path().join("state"))
+            .output()
+            .unwrap()
+    }
+
+    fn config(&self) -> Config {
+        config::load(&config::Source::File(self.cfg_path.clone())).unwrap()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.cli(&["server", "status", "real", "--json"]).stdout).unwrap()
+    }
+}
+
+impl Drop for Stack {
+    /// Whatever happened, no vLLM outlives the test.
+    fn drop(&mut self) {
+        let st = self.status();
+        if st["state"] != "exited" && st["state"] != "crashed" && st["state"] != "stopped" {
+            let _ = self.cli(&["server", "stop", "real", "--timeout", "5"]);
+        }
+        if let Some(pg) = st["pgid"].as_i64() {
+            for p in group_members(pg as i32) {
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_vllm_through_the_supervisor() {
+    let Some(env) = RealVllmEnv::from_env("real_vllm_through_the_supervisor") else {
+        return;
+    };
+    let stack = Stack::new(&env);
+
+    // start --wait: exits 0 once /health answers 200.
+    let t0 = Instant::now();
+    let out = stack.cli(&["server", "start", "real", "--wait", "--timeout", "300"]);
+    let to_ready = t0.elapsed();
+    assert!(
+        out.status.success(),
+        "start --wait failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = stack.status();
+    assert_eq!(st["state"], "ready");
+    let pgid = st["pgid"].as_i64().unwrap() as i32;
+    let members = group_members(pgid);
+    eprintln!(
+        "[real-vllm] server start --wait: ready after {:.1} s (monitor says {:.1} s); {} processes in its group",
+        to_ready.as_secs_f64(),
+        st["ready_after_s"].as_f64().unwrap(),
+        members.len()
+    );
+    assert!(
+        members.len() >= 2,
+        "vLLM runs an API server and an engine core: {members:?}"
+    );
+    assert!(!st["argv"].as_array().unwrap().is_empty());
+
+    // A chat through its route.
+    let router = factory::build(&stack.config()).await.unwrap();
+    let req = ChatRequest {
+        max_tokens: Some(16),
+        ignore_eos: true,
+        ..ChatRequest::prompt("Say hello in one word.")
+    };
+    let mut rs = router.chat_stream(Some("real"), &req).await.unwrap();
+    assert_eq!(
+        rs.served_by.base_url,
+        format!("http://127.0.0.1:{}/v1", stack.port)
+    );
+    let mut usage = None;
+    while let Some(ev) = rs.stream.next().await {
+        if let StreamEvent::Usage { usage: u, .. } = ev.unwrap() {
+            usage = Some(u);
+        }
+    }
+    assert_eq!(usage.unwrap().completion_tokens, 16);
+
+    // server logs: vLLM's own startup lines, as the supervisor captured them.
+    let logs = String::from_utf8_lossy(
+        &stack
+            .cli(&["server", "logs", "real", "--lines", "400"])
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        logs.contains("non-default args"),
+        "vLLM's banner lines are in the log"
+    );
+    assert!(
+        logs.contains(&format!(
+            "Starting vLLM server on http://127.0.0.1:{}",
+            stack.port
+        )) || logs.contains("Application startup complete"),
+        "{logs}"
+    );
+
+    // server stop: exit code 0, and none of vLLM's processes left.
+    let t0 = Instant::now();
+    let out = stack.cli(&["server", "stop", "real"]);
+    let to_stop = t0.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = stack.status();
+    assert_eq!(st["state"], "exited");
+    assert_eq!(st["exit_code"], 0, "vLLM exits 0 on SIGTERM: {st}");
+    assert!(group_members(pgid).is_empty());
+    for p in members {
+        assert!(
+            procfs::stat(p).is_none_or(|s| s.is_zombie()),
+            "vLLM process {p} outlived stop"
+        );
+    }
+    eprintln!(
+        "[real-vllm] server stop: exit code 0 after {:.1} s; no process left",
+        to_stop.as_secs_f64()
+    );
+}
