@@ -91,6 +91,8 @@ struct Engine {
     mtimes: HashMap<String, Option<SystemTime>>,
     logs: HashMap<String, Follow>,
     busy: HashSet<String>,
+    /// Results not yet delivered because the channel was full.
+    pending: std::collections::VecDeque<SupEvent>,
     done_rx: mpsc::UnboundedReceiver<(String, Op, Result<String, String>)>,
     done_tx: mpsc::UnboundedSender<(String, Op, Result<String, String>)>,
 }
@@ -105,11 +107,15 @@ impl Engine {
             mtimes: HashMap::new(),
             logs: HashMap::new(),
             busy: HashSet::new(),
+            pending: std::collections::VecDeque::new(),
             done_rx,
             done_tx,
         }
     }
 
+    /// The engine never waits on its consumer: statuses are latest-value (a status that
+    /// does not fit is sent at a later tick), results wait in a queue, and log lines that do
+    /// not fit are counted as lost.
     async fn run(mut self, mut rx: mpsc::Receiver<SupCommand>) {
         let mut status_tick = tokio::time::interval(STATUS_TICK);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,42 +126,43 @@ impl Engine {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => return,
-                    Some(SupCommand::Refresh) => {
-                        if self.statuses(true).await.is_err() { return; }
-                    }
-                    Some(SupCommand::Run(op, name)) => self.run_op(op, name).await,
+                    Some(SupCommand::Refresh) => self.statuses(true),
+                    Some(SupCommand::Run(op, name)) => self.run_op(op, name),
                 },
                 Some((name, op, result)) = self.done_rx.recv() => {
                     self.busy.remove(&name);
-                    // The record changed under us: report before the result, so the UI shows both.
-                    if self.statuses(true).await.is_err() { return; }
-                    if self.events.send(SupEvent::Done { name, op, result }).await.is_err() { return; }
+                    // The record changed under us: report it before the result.
+                    self.statuses(true);
+                    self.pending.push_back(SupEvent::Done { name, op, result });
                 }
                 _ = status_tick.tick() => {
                     let full = last_full.elapsed() >= FULL_REFRESH;
                     if full {
                         last_full = Instant::now();
                     }
-                    if self.statuses(full).await.is_err() { return; }
+                    self.statuses(full);
                 }
-                _ = log_tick.tick() => {
-                    if self.events.is_closed() { return; }
-                    self.logs();
+                _ = log_tick.tick() => self.logs(),
+            }
+            if self.events.is_closed() {
+                return;
+            }
+            while let Some(ev) = self.pending.pop_front() {
+                if let Err(mpsc::error::TrySendError::Full(ev)) = self.events.try_send(ev) {
+                    self.pending.push_front(ev);
+                    break;
                 }
             }
         }
     }
 
-    async fn run_op(&mut self, op: Op, name: String) {
+    fn run_op(&mut self, op: Op, name: String) {
         if !self.busy.insert(name.clone()) {
-            let _ = self
-                .events
-                .send(SupEvent::Done {
-                    name,
-                    op,
-                    result: Err("another operation on this server is still running".into()),
-                })
-                .await;
+            self.pending.push_back(SupEvent::Done {
+                name,
+                op,
+                result: Err("another operation on this server is still running".into()),
+            });
             return;
         }
         let sup = self.sup.clone();
@@ -180,8 +187,8 @@ impl Engine {
     }
 
     /// Sends the statuses that changed. `full` re-reads every server; otherwise only those
-    /// whose record file changed. Errs when nobody listens any more.
-    async fn statuses(&mut self, full: bool) -> Result<(), ()> {
+    /// whose record file changed. A status that does not fit is tried again next time.
+    fn statuses(&mut self, full: bool) {
         for name in self.sup.names() {
             let mtime = std::fs::metadata(self.sup.dir().record_path(&name))
                 .and_then(|m| m.modified())
@@ -190,18 +197,22 @@ impl Engine {
             if !full && seen == Some(mtime) {
                 continue;
             }
-            self.mtimes.insert(name.clone(), mtime);
             let st = self.sup.status(&name);
             let changed = self.last.get(&name).is_none_or(|old| differs(old, &st));
             if changed {
-                self.last.insert(name.clone(), st.clone());
-                self.events
-                    .send(SupEvent::Status(Box::new(st)))
-                    .await
-                    .map_err(|_| ())?;
+                if self
+                    .events
+                    .try_send(SupEvent::Status(Box::new(st.clone())))
+                    .is_err()
+                {
+                    // Not seen as reported: the next tick looks at this server again.
+                    self.mtimes.remove(&name);
+                    continue;
+                }
+                self.last.insert(name.clone(), st);
             }
+            self.mtimes.insert(name, mtime);
         }
-        Ok(())
     }
 
     fn logs(&mut self) {
