@@ -613,3 +613,40 @@ mod engine {
         env.sup.stop("chatty", None).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn ready_turns_unhealthy_after_failed_probes_and_back() {
+    let port = free_port();
+    let www = tempfile::tempdir().unwrap();
+    let ok = www.path().join("ok");
+    std::fs::write(&ok, "fine").unwrap();
+    let py = format!(
+        "import http.server,os\nos.chdir({:?})\nhttp.server.HTTPServer(('127.0.0.1',{port}),http.server.SimpleHTTPRequestHandler).serve_forever()",
+        www.path().display().to_string()
+    );
+    let env = Env::new(&format!(
+        "  files:\n    kind: command\n    command: [python3, -c, {}]\n    port: {port}\n    health_path: /ok\n    stop_timeout: 2\n",
+        serde_json::to_string(&py).unwrap()
+    ));
+    start_ready(&env, "files").await;
+    std::fs::remove_file(&ok).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || env.sup.status("files").state
+            == State::Unhealthy),
+        "three failed probes make it unhealthy"
+    );
+    let st = env.sup.status("files");
+    assert!(st.message.unwrap().contains("failed 3 probes in a row"));
+    std::fs::write(&ok, "fine").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || env
+        .sup
+        .status("files")
+        .state
+        == State::Ready));
+    assert!(env
+        .sup
+        .log_tail("files", 50)
+        .join("\n")
+        .contains("healthy again"));
+    env.sup.stop("files", None).await.unwrap();
+}
