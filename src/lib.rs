@@ -2,6 +2,7 @@
 //! usable headless from the command line and from other programs.
 pub mod cli;
 pub mod config;
+pub mod format;
 pub mod provider;
 pub mod sim;
 pub mod supervisor;

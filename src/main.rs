@@ -19,8 +19,12 @@ struct Cli {
 enum Cmd {
     /// Ask a route a question and stream the answer to stdout.
     Chat(cli::chat::ChatArgs),
-    /// Probe every route once: up/down, latency, models, error.
+    /// Probe every route once: up/down, latency, models, vLLM's own numbers, circuit.
     Routes(cli::routes::RoutesArgs),
+    /// GPUs on this machine (NVML) and remote nodes (DCGM exporters).
+    Gpu(cli::gpu::GpuArgs),
+    /// Servers, routes and GPUs in one view.
+    Status(cli::status::StatusArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -60,6 +64,8 @@ fn main() -> ExitCode {
         match args.cmd {
             Some(Cmd::Chat(a)) => cli::chat::run(config, a).await,
             Some(Cmd::Routes(a)) => cli::routes::run(config, a).await,
+            Some(Cmd::Gpu(a)) => cli::gpu::run(config, a).await,
+            Some(Cmd::Status(a)) => cli::status::run(config, a).await,
             Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
             Some(Cmd::Server { cmd }) => cli::server::run(config, cmd).await,

@@ -173,3 +173,81 @@ fn routes_json_probes_every_route() {
     assert!(b["targets"][0]["latency_ms"].as_f64().is_some());
     assert_eq!(b["targets"][0]["models"][0], "anorag-sim");
 }
+
+#[test]
+fn gpu_without_a_gpu_exits_0_and_says_so() {
+    let out = bin().args(["gpu"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("local: "), "{text}");
+    let out = bin().args(["gpu", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let local = &v["sources"][0];
+    assert_eq!(local["source"], "local");
+    assert!(local["status"].is_string());
+    if std::path::Path::new("/dev/nvidiactl").exists() {
+        return;
+    }
+    assert_ne!(local["status"], "ok", "this machine has no NVIDIA device");
+    assert_eq!(local["devices"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn gpu_watch_repeats_and_stops_after_count() {
+    let out = bin()
+        .args([
+            "gpu",
+            "--json",
+            "--watch",
+            "--interval",
+            "0.2",
+            "--count",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+}
+
+#[test]
+fn status_json_puts_servers_routes_and_gpu_in_one_view() {
+    let state = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args(["status", "--json"])
+        .env("ANORAG_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let servers = v["servers"].as_array().unwrap();
+    assert!(servers
+        .iter()
+        .any(|s| s["name"] == "demo" && s["state"] == "stopped"));
+    let routes = v["routes"].as_array().unwrap();
+    let builtin = routes.iter().find(|r| r["route"] == "builtin").unwrap();
+    assert_eq!(builtin["targets"][0]["state"], "up");
+    // The built-in route is the vLLM-flavoured simulator: vLLM's own numbers are there.
+    let m = &builtin["targets"][0]["metrics"];
+    for k in [
+        "num_requests_running",
+        "num_requests_waiting",
+        "kv_cache_usage",
+        "prompt_tokens_total",
+        "generation_tokens_total",
+    ] {
+        assert!(m[k].is_number(), "{k} in {m}");
+    }
+    assert!(v["gpu"][0]["status"].is_string());
+    assert!(v["host"]["memory_total_bytes"].as_u64().unwrap() > 0);
+    let human = bin()
+        .args(["status"])
+        .env("ANORAG_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    for section in ["HOST", "SERVERS", "ROUTES", "GPU"] {
+        assert!(text.contains(section), "{text}");
+    }
+}

@@ -6,6 +6,7 @@ mod common;
 use anorag::config::{self, Config};
 use anorag::provider::{factory, ChatRequest, StreamEvent};
 use anorag::supervisor::procfs;
+use anorag::telemetry::vllm_metrics::{self, Scrape};
 use common::{free_port, group_members, RealVllmEnv};
 use futures::StreamExt;
 use std::path::PathBuf;
@@ -122,6 +123,74 @@ async fn real_vllm_through_the_supervisor() {
         }
     }
     assert_eq!(usage.unwrap().completion_tokens, 16);
+
+    // /metrics before and after some chats: vLLM's generation counter moves by exactly the
+    // completion tokens the chats reported.
+    let metrics_url = format!("http://127.0.0.1:{}/metrics", stack.port);
+    let scrape = || async {
+        let text = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        Scrape::parse(&text, Some(SERVED), Instant::now())
+    };
+    let before = scrape().await;
+    let mut reported = 0;
+    for n in [5u32, 9, 13, 21] {
+        let r = router
+            .chat(
+                Some("real"),
+                &ChatRequest {
+                    max_tokens: Some(n),
+                    ignore_eos: true,
+                    ..ChatRequest::prompt("Count to ten.")
+                },
+            )
+            .await
+            .unwrap();
+        reported += r.response.usage.unwrap().completion_tokens;
+    }
+    let after = scrape().await;
+    let delta = after.generation_tokens_total.unwrap() - before.generation_tokens_total.unwrap();
+    assert_eq!(
+        delta as u64, reported,
+        "vLLM's counter agrees with the usage the chats reported"
+    );
+    assert_eq!(reported, 5 + 9 + 13 + 21);
+    let m = vllm_metrics::derive(Some(&before), &after);
+    assert!(m.generation_tokens_per_s.unwrap() > 0.0);
+    assert!(
+        m.e2e_p50_ms.is_some() && m.ttft_p50_ms.is_some(),
+        "window percentiles from the histograms"
+    );
+    eprintln!(
+        "[real-vllm] /metrics: generation_tokens_total {} -> {} (+{delta}), chats reported {reported}; window TTFT p50 {:.1} ms, e2e p50 {:.1} ms",
+        before.generation_tokens_total.unwrap(),
+        after.generation_tokens_total.unwrap(),
+        m.ttft_p50_ms.unwrap(),
+        m.e2e_p50_ms.unwrap()
+    );
+
+    // `routes --json` carries vLLM's own numbers for this route.
+    let out = stack.cli(&["routes", "--json"]);
+    let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let t = &routes[0]["targets"][0];
+    assert_eq!(t["state"], "up");
+    for k in [
+        "num_requests_running",
+        "num_requests_waiting",
+        "kv_cache_usage",
+        "prompt_tokens_total",
+        "generation_tokens_total",
+    ] {
+        assert!(t["metrics"][k].is_number(), "{k}: {t}");
+    }
+    assert_eq!(
+        t["metrics"]["generation_tokens_total"].as_f64(),
+        after.generation_tokens_total
+    );
 
     // server logs: vLLM's own startup lines, as the supervisor captured them.
     let logs = String::from_utf8_lossy(

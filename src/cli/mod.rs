@@ -1,9 +1,11 @@
 //! Headless subcommands: the same engines as the console, for scripts and CI.
 pub mod chat;
 pub mod config_check;
+pub mod gpu;
 pub mod routes;
 pub mod server;
 pub mod sim;
+pub mod status;
 
 use crate::config::{self, Config, Source};
 use std::path::Path;

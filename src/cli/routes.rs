@@ -1,12 +1,10 @@
-//! `anorag-tui routes`: probe every target of every route once.
-use crate::provider::circuit::CircuitSnapshot;
-use crate::provider::pool::Target;
-use crate::provider::{factory, ProviderError};
-use serde::Serialize;
+//! `anorag-tui routes`: probe every target of every route once, with vLLM's own numbers.
+use crate::format;
+use crate::provider::factory;
+use crate::telemetry::routes::{self, RouteHealth};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct RoutesArgs {
@@ -15,71 +13,6 @@ pub struct RoutesArgs {
     /// Seconds to wait for each probe.
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetReport {
-    pub url: String,
-    pub model: String,
-    /// `up`, `degraded` (answers but lacks the model) or `down`.
-    pub state: &'static str,
-    pub latency_ms: Option<f64>,
-    pub models: Vec<String>,
-    pub error: Option<String>,
-    pub circuit: CircuitSnapshot,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RouteReport {
-    pub route: String,
-    pub kind: String,
-    pub default: bool,
-    pub fallback: Vec<String>,
-    pub targets: Vec<TargetReport>,
-}
-
-/// One health check plus the model list, each bounded by `limit`.
-pub async fn probe_target(t: &Arc<Target>, limit: Duration) -> TargetReport {
-    let p = &t.provider;
-    let start = Instant::now();
-    let health = tokio::time::timeout(limit, p.health()).await;
-    let latency = start.elapsed();
-    let mut r = TargetReport {
-        url: p.base_url().to_string(),
-        model: p.model().to_string(),
-        state: "down",
-        latency_ms: None,
-        models: vec![],
-        error: None,
-        circuit: t.circuit.snapshot(Instant::now()),
-    };
-    let err = |e: ProviderError| Some(e.to_string());
-    match health {
-        Err(_) => r.error = Some(format!("no answer within {:.1} s", limit.as_secs_f64())),
-        Ok(Err(e)) => r.error = err(e),
-        Ok(Ok(())) => {
-            r.latency_ms = Some(latency.as_secs_f64() * 1000.0);
-            r.state = "up";
-            match tokio::time::timeout(limit, p.list_models()).await {
-                Ok(Ok(models)) => {
-                    let has = models.iter().any(|m| {
-                        crate::provider::ollama::same_model(m, p.model()) || m == p.model()
-                    });
-                    if !has {
-                        r.state = "degraded";
-                        r.error = Some(format!("model `{}` is not served here", p.model()));
-                    }
-                    r.models = models;
-                }
-                Ok(Err(e)) => {
-                    r.state = "degraded";
-                    r.error = err(e);
-                }
-                Err(_) => r.state = "degraded",
-            }
-        }
-    }
-    r
 }
 
 pub async fn run(explicit: Option<&Path>, a: RoutesArgs) -> ExitCode {
@@ -98,39 +31,23 @@ pub async fn run(explicit: Option<&Path>, a: RoutesArgs) -> ExitCode {
         }
     };
     let limit = Duration::from_secs_f64(a.timeout.max(0.1));
-    let mut jobs = Vec::new();
-    for route in router.routes() {
-        let route = route.clone();
-        let default = route.name == router.default_route();
-        jobs.push(async move {
-            let targets =
-                futures::future::join_all(route.targets.iter().map(|t| probe_target(t, limit)))
-                    .await;
-            RouteReport {
-                route: route.name.clone(),
-                kind: route.kind.to_string(),
-                default,
-                fallback: route.fallback.clone(),
-                targets,
-            }
-        });
-    }
-    let reports = futures::future::join_all(jobs).await;
+    let table = routes::probe_all(&router, limit).await;
     if a.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&reports).unwrap_or_default()
+            serde_json::to_string_pretty(&table.routes).unwrap_or_default()
         );
     } else {
-        print_table(&reports);
+        print!("{}", render(&table.routes));
     }
     ExitCode::SUCCESS
 }
 
-fn print_table(reports: &[RouteReport]) {
-    println!(
-        "{:<14} {:<12} {:<9} {:>9}  {:<34} ERROR / MODELS",
-        "ROUTE", "KIND", "STATE", "LATENCY", "TARGET"
+/// The human table of route health.
+pub fn render(reports: &[RouteHealth]) -> String {
+    let mut out = format!(
+        "{:<13} {:<11} {:<9} {:>9} {:<30} {:>4} {:>4} {:>5} {:<9} ERROR / MODELS\n",
+        "ROUTE", "KIND", "STATE", "LATENCY", "TARGET", "RUN", "WAIT", "KV", "CIRCUIT"
     );
     for r in reports {
         for (i, t) in r.targets.iter().enumerate() {
@@ -139,18 +56,36 @@ fn print_table(reports: &[RouteReport]) {
             } else {
                 String::new()
             };
-            let lat = t
-                .latency_ms
-                .map(|l| format!("{l:.1} ms"))
-                .unwrap_or_else(|| "-".into());
-            let tail = t.error.clone().unwrap_or_else(|| t.models.join(", "));
-            println!(
-                "{:<14} {:<12} {:<9} {:>9}  {:<34} {}",
-                name, r.kind, t.state, lat, t.url, tail
-            );
+            let m = t.metrics.as_ref();
+            let tail = t.last_error.clone().unwrap_or_else(|| t.models.join(", "));
+            out.push_str(&format!(
+                "{:<13} {:<11} {:<9} {:>9} {:<30} {:>4} {:>4} {:>5} {:<9} {}\n",
+                name,
+                r.kind.as_str(),
+                t.state.as_str(),
+                format::opt(t.latency_ms, format::ms),
+                format::clip(&t.url, 30),
+                format::opt(m.and_then(|m| m.num_requests_running), |v| format!(
+                    "{v:.0}"
+                )),
+                format::opt(m.and_then(|m| m.num_requests_waiting), |v| format!(
+                    "{v:.0}"
+                )),
+                format::opt(m.and_then(|m| m.kv_cache_usage), |v| format!(
+                    "{:.0}%",
+                    v * 100.0
+                )),
+                format!("{:?}", t.circuit.state).to_lowercase(),
+                tail
+            ));
         }
         if !r.fallback.is_empty() {
-            println!("{:<14} falls back to: {}", "", r.fallback.join(" -> "));
+            out.push_str(&format!(
+                "{:<13} falls back to: {}\n",
+                "",
+                r.fallback.join(" -> ")
+            ));
         }
     }
+    out
 }

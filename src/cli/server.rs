@@ -304,7 +304,7 @@ async fn logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) -> ExitC
     }
 }
 
-fn print_table(all: &[ServerStatus]) {
+pub fn print_table(all: &[ServerStatus]) {
     println!(
         "{:<12} {:<8} {:<10} {:>7} {:>6} {:>9}  {:<14} {:<20} NOTE",
         "NAME", "KIND", "STATE", "PID", "PORT", "UPTIME", "ROUTE", "MODEL"
@@ -322,18 +322,9 @@ fn print_table(all: &[ServerStatus]) {
             s.state.as_str(),
             s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             s.port,
-            s.uptime_s.map(fmt_uptime).unwrap_or_else(|| "-".into()),
+            crate::format::opt(s.uptime_s, crate::format::duration_s),
             s.route.clone().unwrap_or_else(|| "-".into()),
             s.model.clone().unwrap_or_else(|| "-".into()),
         );
-    }
-}
-
-pub fn fmt_uptime(s: f64) -> String {
-    let s = s as u64;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }

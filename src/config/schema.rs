@@ -9,9 +9,34 @@ pub struct Config {
     /// Launch profiles, by name.
     #[serde(default)]
     pub servers: IndexMap<String, ServerProfile>,
+    /// Remote nodes' GPUs, read from their DCGM exporters.
+    #[serde(default)]
+    pub gpu_sources: Vec<GpuSourceConfig>,
+    #[serde(default)]
+    pub telemetry: TelemetryBlock,
     /// Where relative paths in the file are resolved (the file's folder).
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
+}
+
+/// A DCGM exporter's `/metrics` page (`http://node:9400/metrics`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GpuSourceConfig {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryBlock {
+    /// GPU and host sampling (default 1000).
+    pub interval_ms: Option<u64>,
+    /// Route probes, per target, with jitter (default 5000).
+    pub probe_interval_ms: Option<u64>,
+    pub probe_timeout_ms: Option<u64>,
+    /// Read this machine's GPUs through NVML (default true).
+    pub local_gpu: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]

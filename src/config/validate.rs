@@ -183,6 +183,45 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
 
     super::servers::validate(cfg, &mut out);
 
+    let mut names = HashSet::new();
+    for (i, g) in cfg.gpu_sources.iter().enumerate() {
+        let at = idx(&vec![Seg::Key("gpu_sources".into())], i);
+        if g.name.trim().is_empty() || g.name == "local" {
+            out.push((
+                p(&at, &["name"]),
+                false,
+                "needs a name other than `local` (this machine)".into(),
+            ));
+        } else if !names.insert(g.name.as_str()) {
+            out.push((
+                p(&at, &["name"]),
+                false,
+                format!("`{}` is used twice", g.name),
+            ));
+        }
+        match url::Url::parse(&g.url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => out.push((
+                p(&at, &["url"]),
+                false,
+                format!(
+                    "`{}` is not an http(s) URL of a DCGM exporter (e.g. http://node:9400/metrics)",
+                    g.url
+                ),
+            )),
+        }
+    }
+    let tp = vec![Seg::Key("telemetry".into())];
+    for (k, v) in [
+        ("interval_ms", cfg.telemetry.interval_ms),
+        ("probe_interval_ms", cfg.telemetry.probe_interval_ms),
+        ("probe_timeout_ms", cfg.telemetry.probe_timeout_ms),
+    ] {
+        if v.is_some_and(|v| v < 100) {
+            out.push((p(&tp, &[k]), false, "must be at least 100 ms".into()));
+        }
+    }
+
     let rb = &l.router;
     let rp = p(&llm, &["router"]);
     if rb.max_attempts == Some(0) {

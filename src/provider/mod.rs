@@ -41,6 +41,10 @@ pub trait Provider: Send + Sync {
     async fn loaded_models(&self) -> Option<Vec<String>> {
         None
     }
+    /// Where the server publishes Prometheus metrics (vLLM's `/metrics`), if it does.
+    fn metrics_url(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Default sampling parameters of a route; a request's own values win.

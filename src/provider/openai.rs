@@ -341,6 +341,10 @@ impl Provider for OpenAiCompat {
             .unwrap_or_default())
     }
 
+    fn metrics_url(&self) -> Option<String> {
+        (self.dialect == Dialect::Vllm).then(|| format!("{}/metrics", self.root_url()))
+    }
+
     async fn health(&self) -> Result<(), ProviderError> {
         match self.dialect {
             Dialect::OpenAi => self.list_models().await.map(|_| ()),

@@ -1,8 +1,12 @@
 //! NVML through nvml-wrapper, which loads the driver library at run time: the binary starts
 //! on any machine, and a machine without a driver reads as a status.
-use super::GpuStatus;
+use super::{GpuDevice, GpuProcess, GpuSample, GpuSource, GpuStatus};
+use async_trait::async_trait;
+use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
+use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
+use std::time::{Duration, Instant};
 
 /// Maps NVML's errors onto the statuses an operator can act on.
 pub fn status_of(e: &NvmlError) -> GpuStatus {
@@ -51,5 +55,145 @@ pub fn device_count() -> (u32, GpuStatus) {
             Err(e) => (0, status_of(&e)),
         },
         Err(s) => (0, s),
+    }
+}
+
+/// A failed init is retried now and then: a driver can be loaded after we start.
+const RETRY_INIT: Duration = Duration::from_secs(30);
+
+pub struct NvmlSource {
+    nvml: Option<Nvml>,
+    last_status: GpuStatus,
+    next_try: Instant,
+}
+
+impl Default for NvmlSource {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NvmlSource {
+    pub fn new() -> Self {
+        Self {
+            nvml: None,
+            last_status: GpuStatus::NoLibrary,
+            next_try: Instant::now(),
+        }
+    }
+
+    /// One synchronous reading (NVML calls take microseconds to a few milliseconds).
+    pub fn read(&mut self) -> GpuSample {
+        if self.nvml.is_none() && Instant::now() >= self.next_try {
+            match open() {
+                Ok(n) => self.nvml = Some(n),
+                Err(s) => {
+                    self.last_status = s;
+                    self.next_try = Instant::now() + RETRY_INIT;
+                }
+            }
+        }
+        let Some(nvml) = &self.nvml else {
+            return GpuSample::empty("local", self.last_status.clone());
+        };
+        let count = match nvml.device_count() {
+            Ok(c) => c,
+            Err(e) => {
+                let s = status_of(&e);
+                // A broken handle is dropped and opened again later.
+                self.nvml = None;
+                self.next_try = Instant::now() + RETRY_INIT;
+                self.last_status = s.clone();
+                return GpuSample::empty("local", s);
+            }
+        };
+        if count == 0 {
+            return GpuSample::empty("local", GpuStatus::NoDevices);
+        }
+        let mut devices = Vec::with_capacity(count as usize);
+        let mut lost = 0;
+        for i in 0..count {
+            match nvml.device_by_index(i) {
+                Ok(d) => devices.push(read_device(i, &d)),
+                Err(e) => {
+                    lost += 1;
+                    devices.push(GpuDevice {
+                        index: i,
+                        error: Some(status_of(&e).describe()),
+                        ..GpuDevice::default()
+                    });
+                }
+            }
+        }
+        GpuSample {
+            source: "local".into(),
+            status: if lost == count {
+                GpuStatus::GpuLost
+            } else {
+                GpuStatus::Ok
+            },
+            driver_version: nvml.sys_driver_version().ok(),
+            devices,
+        }
+    }
+}
+
+fn read_device(index: u32, d: &nvml_wrapper::Device) -> GpuDevice {
+    let mem = d.memory_info().ok();
+    let util = d.utilization_rates().ok();
+    let mut processes: Vec<GpuProcess> = Vec::new();
+    // The newest entry point first; older drivers only have the v2 symbols.
+    let compute = d
+        .running_compute_processes()
+        .or_else(|_| d.running_compute_processes_v2())
+        .unwrap_or_default();
+    let graphics = d
+        .running_graphics_processes()
+        .or_else(|_| d.running_graphics_processes_v2())
+        .unwrap_or_default();
+    for p in compute.into_iter().chain(graphics) {
+        let used = match p.used_gpu_memory {
+            UsedGpuMemory::Used(b) => Some(b),
+            UsedGpuMemory::Unavailable => None,
+        };
+        match processes.iter_mut().find(|x| x.pid == p.pid) {
+            Some(x) => x.used_memory_bytes = x.used_memory_bytes.max(used),
+            None => processes.push(GpuProcess {
+                pid: p.pid,
+                used_memory_bytes: used,
+                name: None,
+                server: None,
+            }),
+        }
+    }
+    GpuDevice {
+        index,
+        name: d.name().ok(),
+        uuid: d.uuid().ok(),
+        memory_used_bytes: mem.as_ref().map(|m| m.used),
+        memory_total_bytes: mem.as_ref().map(|m| m.total),
+        utilization_gpu_pct: util.as_ref().map(|u| u.gpu),
+        utilization_memory_pct: util.as_ref().map(|u| u.memory),
+        temperature_c: d.temperature(TemperatureSensor::Gpu).ok(),
+        power_draw_w: d.power_usage().ok().map(|mw| f64::from(mw) / 1000.0),
+        power_limit_w: d
+            .enforced_power_limit()
+            .ok()
+            .map(|mw| f64::from(mw) / 1000.0),
+        sm_clock_mhz: d.clock_info(Clock::SM).ok(),
+        fan_pct: d.fan_speed(0).ok(),
+        processes,
+        error: None,
+    }
+}
+
+#[async_trait]
+impl GpuSource for NvmlSource {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    async fn sample(&mut self) -> GpuSample {
+        self.read()
     }
 }

@@ -1,0 +1,163 @@
+//! `anorag-tui status [--json] [--watch]`: servers, routes (with vLLM's own numbers), GPUs and
+//! the host in one view. `--watch` runs the same sampling engines as the console.
+use crate::config::Config;
+use crate::provider::factory;
+use crate::supervisor::Supervisor;
+use crate::telemetry::routes::{self, ProberConfig, RouteTable};
+use crate::telemetry::sampler::{self, GpuView, HostView};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Keep sampling; print a new view every --interval seconds.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between views with --watch (also the GPU, host and probe interval).
+    #[arg(long)]
+    pub interval: Option<f64>,
+    /// With --watch: stop after this many views.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+pub fn intervals(cfg: &Config, over: Option<f64>) -> (Duration, ProberConfig) {
+    let t = &cfg.telemetry;
+    let sample = over
+        .map(Duration::from_secs_f64)
+        .or(t.interval_ms.map(Duration::from_millis))
+        .unwrap_or(Duration::from_secs(1));
+    let d = ProberConfig::default();
+    let probe = ProberConfig {
+        interval: over
+            .map(Duration::from_secs_f64)
+            .or(t.probe_interval_ms.map(Duration::from_millis))
+            .unwrap_or(d.interval),
+        timeout: t
+            .probe_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(d.timeout),
+        refresh: sample,
+    };
+    (sample, probe)
+}
+
+pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
+    let cfg = match super::load_config(explicit) {
+        Ok((c, _)) => Arc::new(c),
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let sup = Supervisor::from_env(cfg.clone()).ok();
+    let router = match factory::build(&cfg).await {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let servers = super::gpu::servers_fn(sup.clone());
+    let (sample_every, probe_cfg) = intervals(&cfg, a.interval.map(|i| i.max(0.1)));
+
+    if !a.watch {
+        let mut sources = sampler::sources_from_config(&cfg);
+        let running = servers();
+        let (table, gpu) = tokio::join!(
+            routes::probe_all(&router, probe_cfg.timeout),
+            sampler::read_all(&mut sources, &running)
+        );
+        let mut host = crate::telemetry::host::HostSampler::new();
+        // CPU use is a difference of two readings.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let host = HostView {
+            sample: host.sample(&running),
+            ..HostView::default()
+        };
+        let gpu = GpuView {
+            samples: gpu,
+            ..GpuView::default()
+        };
+        print(&a, sup.as_ref(), &table, &gpu, &host);
+        return ExitCode::SUCCESS;
+    }
+
+    let (gpu_tx, gpu_rx) = watch::channel(GpuView::default());
+    let (host_tx, mut host_rx) = watch::channel(HostView::default());
+    let (route_tx, route_rx) = watch::channel(RouteTable::from_router(&router));
+    sampler::spawn_gpu(
+        sampler::sources_from_config(&cfg),
+        sample_every,
+        servers.clone(),
+        gpu_tx,
+    );
+    sampler::spawn_host(sample_every, servers, host_tx);
+    let _probe = routes::spawn(router.clone(), probe_cfg, route_tx);
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            r = host_rx.changed() => if r.is_err() { return ExitCode::SUCCESS },
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
+        let table = route_rx.borrow().clone();
+        let gpu = gpu_rx.borrow().clone();
+        let host = host_rx.borrow().clone();
+        print(&a, sup.as_ref(), &table, &gpu, &host);
+        n += 1;
+        if a.count.is_some_and(|c| n >= c) {
+            return ExitCode::SUCCESS;
+        }
+    }
+}
+
+fn print(
+    a: &StatusArgs,
+    sup: Option<&Supervisor>,
+    table: &RouteTable,
+    gpu: &GpuView,
+    host: &HostView,
+) {
+    let servers = sup.map(Supervisor::statuses).unwrap_or_default();
+    if a.json {
+        let v = serde_json::json!({
+            "servers": servers,
+            "routes": table.routes,
+            "gpu": gpu.samples,
+            "host": host.sample,
+        });
+        println!("{v}");
+        return;
+    }
+    let h = &host.sample;
+    println!(
+        "HOST  cpu {:.0}% of {} cores · memory {} · load {:.2}",
+        h.cpu_pct,
+        h.cores,
+        crate::format::bytes_of(h.memory_used_bytes, h.memory_total_bytes),
+        h.load_1m
+    );
+    println!("\nSERVERS");
+    super::server::print_table(&servers);
+    for s in &h.servers {
+        println!(
+            "  {}: {} process(es), cpu {:.0}%, rss {}",
+            s.name,
+            s.processes,
+            s.cpu_pct,
+            crate::format::bytes(s.rss_bytes)
+        );
+    }
+    println!("\nROUTES");
+    print!("{}", super::routes::render(&table.routes));
+    println!("\nGPU");
+    print!("{}", super::gpu::render(&gpu.samples));
+    if a.watch {
+        println!("{}", "-".repeat(60));
+    }
+}

@@ -1,0 +1,147 @@
+//! The sampling engines behind the console: GPUs and the host on a steady interval, published
+//! as latest values (with their histories) through `watch` channels.
+use super::gpu::{self, GpuSample, GpuSource};
+use super::history::Ring;
+use super::host::{HostSample, HostSampler};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The running servers as (name, main pid), for matching processes to servers.
+pub type ServersFn = Arc<dyn Fn() -> Vec<(String, i32)> + Send + Sync>;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeviceHistory {
+    pub source: String,
+    pub index: u32,
+    /// Percent.
+    pub util: Ring,
+    /// Fraction of memory used.
+    pub memory: Ring,
+    pub power_w: Ring,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GpuView {
+    /// One per source (this machine first), latest reading.
+    pub samples: Vec<GpuSample>,
+    #[serde(skip)]
+    pub history: Vec<DeviceHistory>,
+    /// How many readings have been taken.
+    pub ticks: u64,
+}
+
+impl GpuView {
+    pub fn history_of(&self, source: &str, index: u32) -> Option<&DeviceHistory> {
+        self.history
+            .iter()
+            .find(|h| h.source == source && h.index == index)
+    }
+
+    fn record(&mut self, samples: Vec<GpuSample>) {
+        for s in &samples {
+            for d in &s.devices {
+                let h = match self
+                    .history
+                    .iter_mut()
+                    .position(|h| h.source == s.source && h.index == d.index)
+                {
+                    Some(i) => &mut self.history[i],
+                    None => {
+                        self.history.push(DeviceHistory {
+                            source: s.source.clone(),
+                            index: d.index,
+                            ..DeviceHistory::default()
+                        });
+                        self.history.last_mut().expect("just pushed")
+                    }
+                };
+                h.util.push(d.utilization_gpu_pct.map(f64::from));
+                h.memory.push(d.memory_fraction());
+                h.power_w.push(d.power_draw_w);
+            }
+        }
+        self.samples = samples;
+        self.ticks += 1;
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HostView {
+    pub sample: HostSample,
+    #[serde(skip)]
+    pub cpu: Ring,
+    #[serde(skip)]
+    pub memory: Ring,
+}
+
+/// Reads every source once.
+pub async fn read_all(
+    sources: &mut [Box<dyn GpuSource>],
+    servers: &[(String, i32)],
+) -> Vec<GpuSample> {
+    let mut out = Vec::with_capacity(sources.len());
+    for s in sources.iter_mut() {
+        let mut sample = s.sample().await;
+        gpu::attribute(&mut sample.devices, servers);
+        out.push(sample);
+    }
+    out
+}
+
+/// Samples the GPU sources every `interval` until nobody watches.
+pub fn spawn_gpu(
+    mut sources: Vec<Box<dyn GpuSource>>,
+    interval: Duration,
+    servers: ServersFn,
+    tx: watch::Sender<GpuView>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if tx.is_closed() {
+                return;
+            }
+            let samples = read_all(&mut sources, &servers()).await;
+            tx.send_modify(|v| v.record(samples));
+        }
+    });
+}
+
+/// Samples the host every `interval` until nobody watches.
+pub fn spawn_host(interval: Duration, servers: ServersFn, tx: watch::Sender<HostView>) {
+    tokio::spawn(async move {
+        let mut sampler = HostSampler::new();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if tx.is_closed() {
+                return;
+            }
+            let s = sampler.sample(&servers());
+            tx.send_modify(|v| {
+                v.cpu.push(Some(s.cpu_pct));
+                v.memory.push(Some(
+                    s.memory_used_bytes as f64 / s.memory_total_bytes.max(1) as f64,
+                ));
+                v.sample = s;
+            });
+        }
+    });
+}
+
+/// This machine's NVML plus every configured DCGM exporter.
+pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource>> {
+    let mut v: Vec<Box<dyn GpuSource>> = Vec::new();
+    if cfg.telemetry.local_gpu.unwrap_or(true) {
+        v.push(Box::new(gpu::nvml::NvmlSource::new()));
+    }
+    for s in &cfg.gpu_sources {
+        v.push(Box::new(gpu::dcgm::DcgmSource::new(&s.name, &s.url)));
+    }
+    v
+}
