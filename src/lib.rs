@@ -1,5 +1,6 @@
 //! anorag-tui: the engines under the console (providers and routing, simulator, config),
 //! usable headless from the command line and from other programs.
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod format;

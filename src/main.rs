@@ -25,6 +25,8 @@ enum Cmd {
     Gpu(cli::gpu::GpuArgs),
     /// Servers, routes and GPUs in one view.
     Status(cli::status::StatusArgs),
+    /// Load test with `vllm bench serve`'s metrics: closed or open loop, sweeps, goodput.
+    Bench(Box<cli::bench::BenchArgs>),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -48,6 +50,13 @@ fn main() -> ExitCode {
     if let Some(Cmd::Monitor(m)) = &args.cmd {
         return anorag::supervisor::monitor::main(&m.state_dir, &m.name, &m.run_id);
     }
+    // Commands that print for a pipe end quietly when the reader goes (`status | head`),
+    // as Unix tools do, instead of panicking on EPIPE. Sockets are unaffected: they write
+    // with MSG_NOSIGNAL.
+    if !matches!(args.cmd, None | Some(Cmd::Sim(_))) {
+        // SAFETY: setting a signal disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     cli::init_logging();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -66,6 +75,7 @@ fn main() -> ExitCode {
             Some(Cmd::Routes(a)) => cli::routes::run(config, a).await,
             Some(Cmd::Gpu(a)) => cli::gpu::run(config, a).await,
             Some(Cmd::Status(a)) => cli::status::run(config, a).await,
+            Some(Cmd::Bench(a)) => cli::bench::run(config, *a).await,
             Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
             Some(Cmd::Server { cmd }) => cli::server::run(config, cmd).await,

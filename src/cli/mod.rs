@@ -1,4 +1,5 @@
 //! Headless subcommands: the same engines as the console, for scripts and CI.
+pub mod bench;
 pub mod chat;
 pub mod config_check;
 pub mod gpu;

@@ -48,6 +48,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
     cfg.max_model_len = a.max_model_len;
     cfg.faults = a.faults.clone();
     cfg.seed = a.seed;
+    cfg.record_requests = false;
     // Like vLLM: the key comes from VLLM_API_KEY in the environment, never from argv.
     if a.flavor != Flavor::Ollama {
         cfg.api_key = Secret::from_env("VLLM_API_KEY");

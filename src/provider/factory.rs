@@ -177,16 +177,16 @@ async fn providers_for(
                     tokens: 48,
                     params: Params::default(),
                 });
-            let sim = sim::start(
-                SimConfig::new(Flavor::Vllm)
-                    .model(&b.model)
-                    .timing(b.ttft_ms, b.itl_ms, b.tokens),
-            )
-            .await
-            .map_err(|source| FactoryError::Builtin {
-                route: spec.name.clone(),
-                source,
-            })?;
+            let mut sim_cfg = SimConfig::new(Flavor::Vllm)
+                .model(&b.model)
+                .timing(b.ttft_ms, b.itl_ms, b.tokens);
+            sim_cfg.record_requests = false;
+            let sim = sim::start(sim_cfg)
+                .await
+                .map_err(|source| FactoryError::Builtin {
+                    route: spec.name.clone(),
+                    source,
+                })?;
             let p = OpenAiCompat::new(
                 ProviderKind::Builtin,
                 &sim.base_url(),

@@ -30,6 +30,32 @@ pub struct OpenAiCompat {
     client: reqwest::Client,
     api_key: Option<Secret>,
     defaults: SamplingDefaults,
+    chat_url: reqwest::Url,
+}
+
+/// The request body, serialized straight from borrowed fields.
+#[derive(serde::Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: &'a [super::Message],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignore_eos: Option<bool>,
+}
+
+#[derive(serde::Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 impl std::fmt::Debug for OpenAiCompat {
@@ -56,14 +82,21 @@ impl OpenAiCompat {
             ProviderKind::Openai => Dialect::OpenAi,
             _ => Dialect::Vllm,
         };
+        let base_url = base_url.trim_end_matches('/').to_string();
+        // The config validated the URL; a bad one (built by a test) fails at request time.
+        let chat_url =
+            reqwest::Url::parse(&format!("{base_url}/chat/completions")).unwrap_or_else(|_| {
+                reqwest::Url::parse("http://invalid.invalid/").expect("static URL")
+            });
         Self {
             kind,
             dialect,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url,
             model: model.to_string(),
             client,
             api_key,
             defaults,
+            chat_url,
         }
     }
 
@@ -72,41 +105,30 @@ impl OpenAiCompat {
         self.base_url.strip_suffix("/v1").unwrap_or(&self.base_url)
     }
 
-    fn body(&self, req: &ChatRequest, stream: bool) -> serde_json::Value {
+    fn body<'a>(&'a self, req: &'a ChatRequest, stream: bool) -> WireRequest<'a> {
         let (temperature, top_p, max_tokens) = self.defaults.apply(req);
-        let mut b = json!({
-            "model": req.model.as_deref().unwrap_or(&self.model),
-            "messages": req.messages,
-            "stream": stream,
-        });
-        let o = b.as_object_mut().expect("object literal");
-        if stream {
-            o.insert("stream_options".into(), json!({"include_usage": true}));
+        let (max_tokens, max_completion_tokens) = match self.dialect {
+            Dialect::OpenAi => (None, max_tokens),
+            Dialect::Vllm => (max_tokens, None),
+        };
+        WireRequest {
+            model: req.model.as_deref().unwrap_or(&self.model),
+            messages: &req.messages,
+            stream,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+            temperature,
+            top_p,
+            max_tokens,
+            max_completion_tokens,
+            ignore_eos: (req.ignore_eos && self.dialect == Dialect::Vllm).then_some(true),
         }
-        if let Some(t) = temperature {
-            o.insert("temperature".into(), json!(t));
-        }
-        if let Some(p) = top_p {
-            o.insert("top_p".into(), json!(p));
-        }
-        if let Some(n) = max_tokens {
-            let field = match self.dialect {
-                Dialect::OpenAi => "max_completion_tokens",
-                Dialect::Vllm => "max_tokens",
-            };
-            o.insert(field.into(), json!(n));
-        }
-        if req.ignore_eos && self.dialect == Dialect::Vllm {
-            o.insert("ignore_eos".into(), json!(true));
-        }
-        b
     }
 
-    fn post(&self, body: &serde_json::Value) -> reqwest::RequestBuilder {
-        let rb = self
-            .client
-            .post(format!("{}/chat/completions", self.base_url))
-            .json(body);
+    fn post(&self, body: &WireRequest<'_>) -> reqwest::RequestBuilder {
+        // The URL was parsed once; a clone is a copy, not a parse (this is per request).
+        let rb = self.client.post(self.chat_url.clone()).json(body);
         self.auth(rb)
     }
 

@@ -43,6 +43,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Require `Authorization: Bearer KEY` on `/v1` paths (vLLM's `--api-key`).
     pub api_key: Option<Secret>,
+    /// Keep the last request's body for `SimHandle::last_request` (tests); off when serving
+    /// load, since it copies every request.
+    pub record_requests: bool,
 }
 
 impl SimConfig {
@@ -62,6 +65,7 @@ impl SimConfig {
             faults: vec![],
             seed: 0,
             api_key: None,
+            record_requests: true,
         }
     }
     pub fn model(mut self, m: &str) -> Self {
@@ -113,12 +117,17 @@ pub(crate) struct SimState {
     refusing: watch::Sender<bool>,
     /// The body of the last chat request, for tests that check what went on the wire.
     last_request: Mutex<Option<serde_json::Value>>,
+    /// Whether any fault is configured: without one, no dice are rolled and no lock taken.
+    has_faults: std::sync::atomic::AtomicBool,
 }
 
 impl SimState {
     /// Rolls every fault for one request.
     fn plan(&self) -> Plan {
         let mut plan = Plan::default();
+        if !self.has_faults.load(Ordering::Relaxed) {
+            return plan;
+        }
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
         for (f, used) in faults.iter_mut() {
@@ -147,7 +156,9 @@ impl SimState {
     }
 
     fn remember_request(&self, body: &serde_json::Value) {
-        *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
+        if self.cfg.record_requests {
+            *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
+        }
     }
 }
 
@@ -251,6 +262,9 @@ impl SimHandle {
         let refuse = faults
             .iter()
             .any(|f| matches!(f.kind, FaultKind::Refuse { .. }));
+        self.state
+            .has_faults
+            .store(!faults.is_empty(), Ordering::Relaxed);
         *self.state.faults.lock().unwrap_or_else(|p| p.into_inner()) =
             faults.into_iter().map(|f| (f, 0)).collect();
         self.set_refusing(refuse);
@@ -295,6 +309,7 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
         metrics: Mutex::new(VllmMetrics::new(&cfg.model, kv_capacity)),
         refusing: tx,
         last_request: Mutex::new(None),
+        has_faults: std::sync::atomic::AtomicBool::new(!cfg.faults.is_empty()),
         cfg,
     });
     if let Some(Some(ms)) = refuse_for {

@@ -1,0 +1,483 @@
+//! Aggregation of finished requests: latency distributions (hdrhistogram), exact sums for
+//! means and deviations, goodput, error classes, and a per-second series for charts. Each
+//! request is added once, when it ends; nothing here runs per chunk.
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One request as its task saw it. Times are seconds from the start of the measured run.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Time to the response headers (the request's path and any queue before the server
+    /// answered; not part of vLLM's figures).
+    pub headers_s: Option<f64>,
+    /// Time to the first event with non-empty `choices`.
+    pub ttft_s: Option<f64>,
+    /// Time to the last such event.
+    pub e2el_s: Option<f64>,
+    /// Gaps between consecutive such events, in microseconds.
+    pub gaps_us: Vec<u32>,
+    /// (second of the run, content events in it), run-length coded.
+    pub chunk_seconds: Vec<(u32, u32)>,
+    pub content_events: u32,
+    pub events: u32,
+    pub prompt_tokens: Option<u64>,
+    pub completion_tokens: Option<u64>,
+    pub prompt_estimate: u32,
+    /// (class, message) when the request failed.
+    pub error: Option<(String, String)>,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Output tokens: the server's count, else one per content event (and says which).
+    pub fn output_tokens(&self) -> (u64, bool) {
+        match self.completion_tokens {
+            Some(n) => (n, true),
+            None => (u64::from(self.content_events), false),
+        }
+    }
+
+    /// vLLM's TPOT: (E2EL − TTFT) / (output tokens − 1), for requests with more than one token.
+    pub fn tpot_s(&self) -> Option<f64> {
+        let (n, _) = self.output_tokens();
+        match (self.ttft_s, self.e2el_s) {
+            (Some(t), Some(e)) if n > 1 => Some((e - t) / (n - 1) as f64),
+            _ => None,
+        }
+    }
+}
+
+/// Service-level objectives for goodput, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2el_ms: Option<f64>,
+}
+
+impl Slo {
+    pub fn is_set(&self) -> bool {
+        self.ttft_ms.is_some() || self.tpot_ms.is_some() || self.e2el_ms.is_some()
+    }
+
+    /// `ttft:500,tpot:50` (vLLM's keys; commas or spaces).
+    pub fn parse(s: &str) -> Result<Slo, String> {
+        let mut slo = Slo::default();
+        for part in s.split([',', ' ']).filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once(':')
+                .ok_or_else(|| format!("`{part}`: write KEY:MILLISECONDS, e.g. ttft:500"))?;
+            let ms: f64 = v.parse().ok().filter(|x: &f64| *x > 0.0).ok_or_else(|| {
+                format!("`{part}`: `{v}` is not a positive number of milliseconds")
+            })?;
+            match k {
+                "ttft" => slo.ttft_ms = Some(ms),
+                "tpot" => slo.tpot_ms = Some(ms),
+                "e2el" => slo.e2el_ms = Some(ms),
+                _ => return Err(format!("`{k}` is not one of ttft, tpot, e2el")),
+            }
+        }
+        Ok(slo)
+    }
+
+    /// DistServe's rule, as vLLM applies it: every given limit holds; a request with one
+    /// token has a TPOT of 0.
+    pub fn met_by(&self, o: &Outcome) -> bool {
+        let ms = |s: Option<f64>| s.map(|x| x * 1000.0);
+        let ok =
+            |limit: Option<f64>, v: Option<f64>| limit.is_none_or(|l| v.is_some_and(|v| v <= l));
+        ok(self.ttft_ms, ms(o.ttft_s))
+            && ok(self.tpot_ms, Some(ms(o.tpot_s()).unwrap_or(0.0)))
+            && ok(self.e2el_ms, ms(o.e2el_s))
+    }
+}
+
+/// Summary of one latency, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub mean: f64,
+    pub median: f64,
+    /// Population standard deviation (numpy's default, as vLLM reports it).
+    pub std: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// A latency distribution: hdrhistogram for percentiles (1 µs to 1 h, 3 significant digits),
+/// exact sums for mean and deviation.
+#[derive(Debug, Clone)]
+pub struct Dist {
+    h: Histogram<u64>,
+    n: u64,
+    sum: f64,
+    sumsq: f64,
+    max: f64,
+}
+
+impl Default for Dist {
+    fn default() -> Self {
+        Self {
+            h: Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
+            n: 0,
+            sum: 0.0,
+            sumsq: 0.0,
+            max: 0.0,
+        }
+    }
+}
+
+impl Dist {
+    /// Adds one value in microseconds.
+    pub fn add_us(&mut self, us: f64) {
+        let us = us.max(0.0);
+        self.h.saturating_record(us.round().max(1.0) as u64);
+        let ms = us / 1000.0;
+        self.n += 1;
+        self.sum += ms;
+        self.sumsq += ms * ms;
+        self.max = self.max.max(ms);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    /// Percentile in milliseconds (q in 0..=1).
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.n == 0 {
+            return 0.0;
+        }
+        self.h.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn stats(&self) -> Stats {
+        if self.n == 0 {
+            return Stats::default();
+        }
+        let mean = self.sum / self.n as f64;
+        let var = (self.sumsq / self.n as f64 - mean * mean).max(0.0);
+        Stats {
+            count: self.n,
+            mean,
+            median: self.quantile_ms(0.5),
+            std: var.sqrt(),
+            p90: self.quantile_ms(0.9),
+            p95: self.quantile_ms(0.95),
+            p99: self.quantile_ms(0.99),
+            max: self.max,
+        }
+    }
+
+    /// Bins for a latency histogram chart: (upper bound ms, count), log-spaced over the data.
+    pub fn bins(&self, n: usize) -> Vec<(f64, u64)> {
+        if self.n == 0 || n == 0 {
+            return Vec::new();
+        }
+        let lo = (self.h.min().max(1) as f64).ln();
+        let hi = (self.h.max().max(2) as f64).ln();
+        let step = ((hi - lo) / n as f64).max(1e-9);
+        let mut bins = vec![0u64; n];
+        for v in self.h.iter_recorded() {
+            let x = (v.value_iterated_to().max(1) as f64).ln();
+            let i = (((x - lo) / step) as usize).min(n - 1);
+            bins[i] += v.count_at_value();
+        }
+        bins.into_iter()
+            .enumerate()
+            .map(|(i, c)| ((lo + step * (i + 1) as f64).exp() / 1000.0, c))
+            .collect()
+    }
+}
+
+/// A tiny fixed histogram (log-spaced from 0.1 ms to ~100 s) for per-second percentiles.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LogHist {
+    counts: Vec<u32>,
+}
+
+const LOG_BUCKETS: usize = 48;
+const LOG_MIN_MS: f64 = 0.1;
+/// Each bucket is this factor wider than the last (0.1 ms × 1.35^48 ≈ 180 s).
+const LOG_STEP: f64 = 1.35;
+
+impl LogHist {
+    pub fn add(&mut self, ms: f64) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; LOG_BUCKETS];
+        }
+        let i = if ms <= LOG_MIN_MS {
+            0
+        } else {
+            ((ms / LOG_MIN_MS).ln() / LOG_STEP.ln()).ceil() as usize
+        };
+        self.counts[i.min(LOG_BUCKETS - 1)] += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| u64::from(*c)).sum()
+    }
+
+    /// The quantile's bucket, interpolated inside it (geometric), in ms.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * total as f64).max(1.0);
+        let mut seen = 0.0;
+        for (i, c) in self.counts.iter().enumerate() {
+            let c = f64::from(*c);
+            if c > 0.0 && seen + c >= rank {
+                let upper = LOG_MIN_MS * LOG_STEP.powi(i as i32);
+                let lower = if i == 0 { 0.0 } else { upper / LOG_STEP };
+                let frac = (rank - seen) / c;
+                return Some(lower + (upper - lower) * frac);
+            }
+            seen += c;
+        }
+        None
+    }
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Second {
+    /// Requests that ended well in this second.
+    pub completed: u32,
+    pub failed: u32,
+    /// Output tokens, spread over the content events that carried them.
+    pub output_tokens: f64,
+    /// Mean requests in flight (time-weighted).
+    pub concurrency: f64,
+    #[serde(skip)]
+    pub ttft: LogHist,
+    #[serde(skip)]
+    pub e2el: LogHist,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Recorder {
+    pub sent: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub errors: BTreeMap<String, u64>,
+    /// The first few error messages, for the report.
+    pub error_samples: Vec<String>,
+    pub headers: Dist,
+    /// Response headers to the first token: the server's queue and prefill, without the
+    /// request's path to it.
+    pub after_headers: Dist,
+    pub ttft: Dist,
+    pub tpot: Dist,
+    pub itl: Dist,
+    pub e2el: Dist,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Requests whose output count came from events, not the server's `usage`.
+    pub estimated_outputs: u64,
+    pub estimated_inputs: u64,
+    pub content_events: u64,
+    pub good: u64,
+    pub slo: Slo,
+    pub seconds: Vec<Second>,
+    /// When the last request ended, seconds from the start.
+    pub last_end_s: f64,
+    /// Per-request detail, kept only when asked (`--save-detailed`).
+    pub detail: Option<Vec<Outcome>>,
+}
+
+impl Recorder {
+    pub fn new(slo: Slo, detailed: bool) -> Self {
+        Self {
+            slo,
+            detail: detailed.then(Vec::new),
+            ..Self::default()
+        }
+    }
+
+    fn second(&mut self, i: usize) -> &mut Second {
+        if self.seconds.len() <= i {
+            self.seconds.resize(i + 1, Second::default());
+        }
+        &mut self.seconds[i]
+    }
+
+    pub fn add(&mut self, o: Outcome) {
+        self.last_end_s = self.last_end_s.max(o.end_s);
+        // Time-weighted concurrency: this request's share of each second it spanned.
+        let (a, b) = (o.start_s.max(0.0), o.end_s.max(o.start_s));
+        let mut s = a.floor() as usize;
+        while (s as f64) < b {
+            let lo = a.max(s as f64);
+            let hi = b.min(s as f64 + 1.0);
+            self.second(s).concurrency += (hi - lo).max(0.0);
+            s += 1;
+        }
+        let end_sec = o.end_s.max(0.0) as usize;
+        match &o.error {
+            Some((class, msg)) => {
+                self.failed += 1;
+                *self.errors.entry(class.clone()).or_default() += 1;
+                if self.error_samples.len() < 10 {
+                    self.error_samples.push(format!("{class}: {msg}"));
+                }
+                self.second(end_sec).failed += 1;
+            }
+            None => {
+                self.completed += 1;
+                let (out, from_usage) = o.output_tokens();
+                if !from_usage {
+                    self.estimated_outputs += 1;
+                }
+                self.output_tokens += out;
+                match o.prompt_tokens {
+                    Some(p) => self.input_tokens += p,
+                    None => {
+                        self.estimated_inputs += 1;
+                        self.input_tokens += u64::from(o.prompt_estimate);
+                    }
+                }
+                self.content_events += u64::from(o.content_events);
+                if let Some(h) = o.headers_s {
+                    self.headers.add_us(h * 1e6);
+                    if let Some(t) = o.ttft_s {
+                        self.after_headers.add_us((t - h).max(0.0) * 1e6);
+                    }
+                }
+                if let Some(t) = o.ttft_s {
+                    self.ttft.add_us(t * 1e6);
+                    let sec = (o.start_s + t).max(0.0) as usize;
+                    self.second(sec).ttft.add(t * 1000.0);
+                }
+                if let Some(t) = o.tpot_s() {
+                    self.tpot.add_us(t * 1e6);
+                }
+                if let Some(e) = o.e2el_s {
+                    self.e2el.add_us(e * 1e6);
+                    self.second(end_sec).e2el.add(e * 1000.0);
+                }
+                for g in &o.gaps_us {
+                    self.itl.add_us(f64::from(*g));
+                }
+                if o.content_events > 0 {
+                    let per_event = out as f64 / f64::from(o.content_events);
+                    for &(sec, n) in &o.chunk_seconds {
+                        self.second(sec as usize).output_tokens += per_event * f64::from(n);
+                    }
+                }
+                self.second(end_sec).completed += 1;
+                if self.slo.is_set() && self.slo.met_by(&o) {
+                    self.good += 1;
+                }
+            }
+        }
+        if let Some(d) = self.detail.as_mut() {
+            d.push(o);
+        }
+    }
+
+    /// The busiest second's output tokens.
+    pub fn peak_output_tokens_per_s(&self) -> f64 {
+        self.seconds
+            .iter()
+            .map(|s| s.output_tokens)
+            .fold(0.0, f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(start: f64, ttft: f64, e2el: f64, tokens: u64) -> Outcome {
+        Outcome {
+            start_s: start,
+            end_s: start + e2el,
+            ttft_s: Some(ttft),
+            e2el_s: Some(e2el),
+            completion_tokens: Some(tokens),
+            prompt_tokens: Some(10),
+            content_events: tokens as u32,
+            chunk_seconds: vec![(start as u32, tokens as u32)],
+            ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn goodput_follows_distserve_and_vllm() {
+        let slo = Slo::parse("ttft:100,tpot:20").unwrap();
+        // TPOT = (0.5 - 0.05) / 24 = 18.75 ms: good.
+        assert!(slo.met_by(&ok(0.0, 0.05, 0.5, 25)));
+        // TTFT 150 ms breaks the first limit.
+        assert!(!slo.met_by(&ok(0.0, 0.15, 0.5, 25)));
+        // TPOT = (1.0 - 0.05) / 24 > 20 ms.
+        assert!(!slo.met_by(&ok(0.0, 0.05, 1.0, 25)));
+        // One token: TPOT counts as 0.
+        assert!(slo.met_by(&ok(0.0, 0.05, 5.0, 1)));
+        assert!(Slo::parse("ttft:x").is_err() && Slo::parse("speed:3").is_err());
+        assert_eq!(
+            Slo::parse("e2el:500 ttft:90").unwrap(),
+            Slo {
+                ttft_ms: Some(90.0),
+                tpot_ms: None,
+                e2el_ms: Some(500.0)
+            }
+        );
+    }
+
+    #[test]
+    fn stats_are_exact_where_numpy_is_and_within_hdr_precision_elsewhere() {
+        let mut d = Dist::default();
+        for v in [10.0, 20.0, 30.0, 40.0] {
+            d.add_us(v * 1000.0);
+        }
+        let s = d.stats();
+        assert_eq!(s.count, 4);
+        assert!((s.mean - 25.0).abs() < 1e-12);
+        assert!(
+            (s.std - 125f64.sqrt()).abs() < 1e-9,
+            "population std: {}",
+            s.std
+        );
+        assert!((s.median - 20.0).abs() / 20.0 < 0.001, "{}", s.median);
+        assert_eq!(s.max, 40.0);
+        assert!((s.p99 - 40.0).abs() / 40.0 < 0.001);
+    }
+
+    #[test]
+    fn series_spread_tokens_and_concurrency_over_seconds() {
+        let mut r = Recorder::new(Slo::default(), false);
+        let mut o = ok(0.5, 0.1, 1.0, 30);
+        o.chunk_seconds = vec![(0, 10), (1, 20)];
+        r.add(o);
+        assert_eq!(r.seconds.len(), 2);
+        assert!((r.seconds[0].output_tokens - 10.0).abs() < 1e-9);
+        assert!((r.seconds[1].output_tokens - 20.0).abs() < 1e-9);
+        assert!((r.seconds[0].concurrency - 0.5).abs() < 1e-9);
+        assert!((r.seconds[1].concurrency - 0.5).abs() < 1e-9);
+        assert_eq!(r.seconds[1].completed, 1);
+        assert_eq!(r.peak_output_tokens_per_s(), 20.0);
+    }
+
+    #[test]
+    fn log_hist_quantiles_land_in_the_right_bucket() {
+        let mut h = LogHist::default();
+        for _ in 0..99 {
+            h.add(10.0);
+        }
+        h.add(1000.0);
+        let p50 = h.quantile(0.5).unwrap();
+        assert!(p50 > 10.0 / 1.35 && p50 <= 10.0 * 1.35, "{p50}");
+        let p999 = h.quantile(0.999).unwrap();
+        assert!(p999 > 1000.0 / 1.35 && p999 <= 1000.0 * 1.35, "{p999}");
+    }
+}

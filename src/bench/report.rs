@@ -1,0 +1,361 @@
+//! Results for people: vLLM's result block (with our client section), CSV, and two runs side
+//! by side with ratios.
+use super::recorder::Stats;
+use super::result::{BenchResult, METRICS};
+use std::fmt::Write;
+
+const W: usize = 50;
+
+fn line(out: &mut String, k: &str, v: String) {
+    let _ = writeln!(out, "{k:<40} {v}");
+}
+
+fn title(out: &mut String, t: &str) {
+    let _ = writeln!(out, "{:-^W$}", t);
+}
+
+fn metric_title(m: &str) -> &'static str {
+    match m {
+        "ttft" => "Time to First Token",
+        "tpot" => "Time per Output Token (excl. 1st token)",
+        "itl" => "Inter-token Latency",
+        _ => "End-to-end Latency",
+    }
+}
+
+/// The block `vllm bench serve` prints, with every percentile and our client section.
+pub fn summary(r: &BenchResult) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{:=^W$}", " Serving Benchmark Result ");
+    line(
+        &mut o,
+        "Route:",
+        format!("{} ({}, {})", r.label, r.backend, r.base_url),
+    );
+    line(&mut o, "Successful requests:", r.completed.to_string());
+    line(&mut o, "Failed requests:", r.failed.to_string());
+    if let Some(c) = r.max_concurrency {
+        line(&mut o, "Maximum request concurrency:", c.to_string());
+    }
+    line(
+        &mut o,
+        "Request rate configured (RPS):",
+        r.request_rate.map_or("inf".into(), |x| format!("{x:.2}")),
+    );
+    if let Some(a) = r.achieved_request_rate {
+        line(&mut o, "Request rate achieved (RPS):", format!("{a:.2}"));
+    }
+    line(
+        &mut o,
+        "Benchmark duration (s):",
+        format!("{:.2}", r.duration),
+    );
+    line(
+        &mut o,
+        "Total input tokens:",
+        r.total_input_tokens.to_string(),
+    );
+    line(
+        &mut o,
+        "Total generated tokens:",
+        r.total_output_tokens.to_string(),
+    );
+    line(
+        &mut o,
+        "Request throughput (req/s):",
+        format!("{:.2}", r.request_throughput),
+    );
+    if let Some(g) = r.request_goodput {
+        line(&mut o, "Request goodput (req/s):", format!("{g:.2}"));
+    }
+    line(
+        &mut o,
+        "Output token throughput (tok/s):",
+        format!("{:.2}", r.output_throughput),
+    );
+    line(
+        &mut o,
+        "Peak output token throughput (tok/s):",
+        format!("{:.2}", r.max_output_tokens_per_s),
+    );
+    line(
+        &mut o,
+        "Peak concurrent requests:",
+        r.max_concurrent_requests.to_string(),
+    );
+    line(
+        &mut o,
+        "Total token throughput (tok/s):",
+        format!("{:.2}", r.total_token_throughput),
+    );
+    for m in METRICS {
+        title(&mut o, metric_title(m));
+        let s = r.stats(m);
+        let up = m.to_uppercase();
+        line(
+            &mut o,
+            &format!("Mean {up} (ms):"),
+            format!("{:.2}", s.mean),
+        );
+        line(
+            &mut o,
+            &format!("Median {up} (ms):"),
+            format!("{:.2}", s.median),
+        );
+        line(&mut o, &format!("P90 {up} (ms):"), format!("{:.2}", s.p90));
+        line(&mut o, &format!("P95 {up} (ms):"), format!("{:.2}", s.p95));
+        line(&mut o, &format!("P99 {up} (ms):"), format!("{:.2}", s.p99));
+        line(&mut o, &format!("Max {up} (ms):"), format!("{:.2}", s.max));
+    }
+    title(&mut o, "Client");
+    let c = &r.client;
+    line(
+        &mut o,
+        "Dispatch lag p50 / p99 / max (ms):",
+        format!(
+            "{:.2} / {:.2} / {:.2}",
+            c.dispatch_lag.median, c.dispatch_lag.p99, c.dispatch_lag.max
+        ),
+    );
+    if c.queue_time.count > 0 {
+        line(
+            &mut o,
+            "Queued for a slot p50 / p99 (ms):",
+            format!("{:.2} / {:.2}", c.queue_time.median, c.queue_time.p99),
+        );
+    }
+    line(
+        &mut o,
+        "Client CPU (% of one core):",
+        format!("{:.1} ({} cores)", c.cpu_pct, c.cores),
+    );
+    line(
+        &mut o,
+        "Token counts from:",
+        format!(
+            "output: {}, input: {}",
+            r.output_tokens_source, r.input_tokens_source
+        ),
+    );
+    if !r.errors.is_empty() {
+        let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        line(&mut o, "Errors by class:", e.join(", "));
+        for s in r.error_samples.iter().take(5) {
+            let _ = writeln!(o, "  {}", crate::format::clip(s, 120));
+        }
+    }
+    if c.bound {
+        let _ = writeln!(
+            o,
+            "WARNING: client-bound run; these numbers are the client's limit, not the server's:"
+        );
+        for w in &c.warnings {
+            let _ = writeln!(o, "  - {w}");
+        }
+    }
+    let _ = writeln!(o, "{}", "=".repeat(W));
+    o
+}
+
+/// One line per step for a sweep: the curve at a glance.
+pub fn sweep_table(steps: &[BenchResult]) -> String {
+    let mut o = format!(
+        "{:>6} {:>8} {:>6} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+        "conc",
+        "rate",
+        "ok",
+        "req/s",
+        "out tok/s",
+        "TTFT p50",
+        "TTFT p99",
+        "TPOT p50",
+        "E2EL p99",
+        "client"
+    );
+    for r in steps {
+        let _ = writeln!(
+            o,
+            "{:>6} {:>8} {:>6} {:>9.2} {:>10.1} {:>9.1} {:>9.1} {:>9.2} {:>9.1} {:>7}",
+            r.max_concurrency.map_or("-".into(), |c| c.to_string()),
+            r.request_rate.map_or("inf".into(), |x| format!("{x:.1}")),
+            r.completed,
+            r.request_throughput,
+            r.output_throughput,
+            r.ttft.median,
+            r.ttft.p99,
+            r.tpot.median,
+            r.e2el.p99,
+            if r.client.bound { "BOUND" } else { "ok" }
+        );
+    }
+    o
+}
+
+/// The scalar figures, in a fixed column order.
+fn row(r: &BenchResult) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = vec![
+        ("date".into(), r.date.clone()),
+        ("label".into(), r.label.clone()),
+        ("backend".into(), r.backend.clone()),
+        ("model_id".into(), r.model_id.clone()),
+        (
+            "max_concurrency".into(),
+            r.max_concurrency.map_or(String::new(), |c| c.to_string()),
+        ),
+        (
+            "request_rate".into(),
+            r.request_rate.map_or("inf".into(), |x| x.to_string()),
+        ),
+        (
+            "achieved_request_rate".into(),
+            r.achieved_request_rate
+                .map_or(String::new(), |x| format!("{x:.4}")),
+        ),
+        ("duration".into(), format!("{:.4}", r.duration)),
+        ("sent".into(), r.sent.to_string()),
+        ("completed".into(), r.completed.to_string()),
+        ("failed".into(), r.failed.to_string()),
+        (
+            "total_input_tokens".into(),
+            r.total_input_tokens.to_string(),
+        ),
+        (
+            "total_output_tokens".into(),
+            r.total_output_tokens.to_string(),
+        ),
+        (
+            "request_throughput".into(),
+            format!("{:.4}", r.request_throughput),
+        ),
+        (
+            "request_goodput".into(),
+            r.request_goodput
+                .map_or(String::new(), |x| format!("{x:.4}")),
+        ),
+        (
+            "output_throughput".into(),
+            format!("{:.4}", r.output_throughput),
+        ),
+        (
+            "total_token_throughput".into(),
+            format!("{:.4}", r.total_token_throughput),
+        ),
+        (
+            "max_output_tokens_per_s".into(),
+            format!("{:.4}", r.max_output_tokens_per_s),
+        ),
+        (
+            "max_concurrent_requests".into(),
+            r.max_concurrent_requests.to_string(),
+        ),
+    ];
+    for m in METRICS {
+        let s: &Stats = r.stats(m);
+        for (k, x) in [
+            ("mean", s.mean),
+            ("median", s.median),
+            ("std", s.std),
+            ("p90", s.p90),
+            ("p95", s.p95),
+            ("p99", s.p99),
+            ("max", s.max),
+        ] {
+            v.push((format!("{k}_{m}_ms"), format!("{x:.4}")));
+        }
+    }
+    v.push((
+        "dispatch_lag_p99_ms".into(),
+        format!("{:.4}", r.client.dispatch_lag.p99),
+    ));
+    v.push(("client_cpu_pct".into(), format!("{:.2}", r.client.cpu_pct)));
+    v.push(("client_bound".into(), r.client.bound.to_string()));
+    let errs: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    v.push(("errors".into(), errs.join(";")));
+    v
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A header and one row per result (one per sweep step).
+pub fn csv(results: &[BenchResult]) -> String {
+    let mut o = String::new();
+    if let Some(first) = results.first() {
+        let head: Vec<String> = row(first).into_iter().map(|(k, _)| k).collect();
+        let _ = writeln!(o, "{}", head.join(","));
+    }
+    for r in results {
+        let vals: Vec<String> = row(r).into_iter().map(|(_, v)| csv_field(&v)).collect();
+        let _ = writeln!(o, "{}", vals.join(","));
+    }
+    o
+}
+
+/// Two runs side by side: B / A for each figure, with which way is better.
+pub fn compare(a: &BenchResult, b: &BenchResult, a_name: &str, b_name: &str) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<32} {:>14} {:>14} {:>9}",
+        "",
+        crate::format::clip(a_name, 14),
+        crate::format::clip(b_name, 14),
+        "B/A"
+    );
+    let mut put = |name: &str, x: f64, y: f64, higher_better: bool| {
+        let ratio = if x.abs() > 1e-12 { y / x } else { f64::NAN };
+        let mark = if !ratio.is_finite() || (ratio - 1.0).abs() < 0.02 {
+            ""
+        } else if (ratio > 1.0) == higher_better {
+            " better"
+        } else {
+            " worse"
+        };
+        let r = if ratio.is_finite() {
+            format!("{ratio:.2}x")
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(o, "{name:<32} {x:>14.2} {y:>14.2} {r:>9}{mark}");
+    };
+    put(
+        "Successful requests",
+        a.completed as f64,
+        b.completed as f64,
+        true,
+    );
+    put("Failed requests", a.failed as f64, b.failed as f64, false);
+    put(
+        "Request throughput (req/s)",
+        a.request_throughput,
+        b.request_throughput,
+        true,
+    );
+    put(
+        "Output throughput (tok/s)",
+        a.output_throughput,
+        b.output_throughput,
+        true,
+    );
+    put(
+        "Total token throughput (tok/s)",
+        a.total_token_throughput,
+        b.total_token_throughput,
+        true,
+    );
+    if let (Some(x), Some(y)) = (a.request_goodput, b.request_goodput) {
+        put("Goodput (req/s)", x, y, true);
+    }
+    for m in METRICS {
+        let (x, y) = (a.stats(m), b.stats(m));
+        let up = m.to_uppercase();
+        put(&format!("Median {up} (ms)"), x.median, y.median, false);
+        put(&format!("P99 {up} (ms)"), x.p99, y.p99, false);
+    }
+    o
+}

@@ -1,0 +1,429 @@
+//! `anorag-tui bench`: the load test, headless, with `vllm bench serve`'s figures.
+use crate::bench::{
+    self, report, BenchResult, BenchTarget, Control, Load, Plan, Slo, Stop, Workload,
+};
+use crate::config::Config;
+use crate::provider::factory;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Route to load (default: the config's default route). Its own servers only: no
+    /// retries, no fallback.
+    #[arg(long)]
+    pub route: Option<String>,
+    #[command(flatten)]
+    pub adhoc: super::chat::AdhocTarget,
+    /// Closed loop: keep N requests in flight (default 1). With --rate: at most N in flight.
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// Open loop: requests per second, sent at absolute target times.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Gamma shape of the gaps between arrivals: 1 is Poisson, less is burstier, inf is even.
+    #[arg(long, default_value_t = 1.0)]
+    pub burstiness: f64,
+    /// With --rate: at most N in flight (requests wait in the client for a slot).
+    #[arg(long)]
+    pub max_concurrency: Option<usize>,
+    /// Stop after N measured requests (default 100 when --duration is not given).
+    #[arg(long, alias = "num-prompts")]
+    pub requests: Option<u64>,
+    /// Stop sending after S seconds, then wait for the requests in flight.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Requests sent and awaited first, left out of every figure.
+    #[arg(long, alias = "num-warmups", default_value_t = 0)]
+    pub warmup: u64,
+    /// Steps: `concurrency=1,2,4,8`, `rate=1,2,5,10`, or a bare list (concurrencies, or
+    /// rates when --rate is given). Each step is a full run, reported on its own.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Service-level objectives for goodput, in ms: `ttft:500,tpot:50,e2el:2000`.
+    #[arg(long)]
+    pub goodput: Option<String>,
+    /// `random` (default), `jsonl` or `sharegpt`.
+    #[arg(long, default_value = "random")]
+    pub dataset_name: String,
+    /// The prompt file for `jsonl` and `sharegpt`.
+    #[arg(long)]
+    pub dataset_path: Option<PathBuf>,
+    #[arg(long, alias = "random-input-len", default_value_t = 1024)]
+    pub input_len: u32,
+    /// Output tokens asked for (with ignore_eos where the server supports it). For files:
+    /// overrides each prompt's own length.
+    #[arg(long, alias = "random-output-len")]
+    pub output_len: Option<u32>,
+    /// Random lengths drawn within ±ratio of --input-len / --output-len.
+    #[arg(long, alias = "random-range-ratio", default_value_t = 0.0)]
+    pub range_ratio: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Seconds per request, from sending to the end of the answer.
+    #[arg(long, default_value_t = 600.0)]
+    pub timeout: f64,
+    /// Longest gap, in seconds, between two events once the answer has started.
+    #[arg(long, default_value_t = 120.0)]
+    pub idle_timeout: f64,
+    /// One JSON object (a sweep: `{"steps": [...]}`) on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub save_result: Option<PathBuf>,
+    /// Per-request arrays in the saved result (input/output lengths, TTFTs, ITLs, ...).
+    #[arg(long)]
+    pub save_detailed: bool,
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Run the same workload on a second route and show both side by side.
+    #[arg(long)]
+    pub compare: Option<String>,
+    /// Compare against a saved result (ours or `vllm bench serve`'s).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// No progress bar (it only shows when stderr is a terminal anyway).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+fn usage(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+/// The plans to run: one, or one per sweep step.
+pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
+    let workload = match a.dataset_name.as_str() {
+        "random" => Workload::Random {
+            input_len: a.input_len.max(1),
+            output_len: a.output_len.unwrap_or(128).max(1),
+            range_ratio: a.range_ratio,
+        },
+        "jsonl" | "sharegpt" => {
+            let path = a.dataset_path.clone().ok_or_else(|| {
+                format!(
+                    "--dataset-name {} needs --dataset-path FILE",
+                    a.dataset_name
+                )
+            })?;
+            if a.dataset_name == "jsonl" {
+                Workload::Jsonl {
+                    path,
+                    output_len: a.output_len,
+                }
+            } else {
+                Workload::ShareGpt {
+                    path,
+                    output_len: a.output_len,
+                }
+            }
+        }
+        other => {
+            return Err(format!(
+                "--dataset-name `{other}`: use random, jsonl or sharegpt"
+            ))
+        }
+    };
+    if !(0.0..1.0).contains(&a.range_ratio) {
+        return Err(format!("--range-ratio {} must be in [0, 1)", a.range_ratio));
+    }
+    if a.burstiness.is_nan() || a.burstiness <= 0.0 {
+        return Err("--burstiness must be positive (1 = Poisson, inf = evenly spaced)".into());
+    }
+    let stop = match (a.requests, a.duration) {
+        (Some(_), Some(_)) => return Err("give --requests or --duration, not both".into()),
+        (Some(0), _) => return Err("--requests must be at least 1".into()),
+        (Some(n), None) => Stop::Requests(n),
+        (None, Some(d)) if d > 0.0 => Stop::DurationS(d),
+        (None, Some(_)) => return Err("--duration must be positive".into()),
+        (None, None) => Stop::Requests(100),
+    };
+    let slo = match &a.goodput {
+        Some(g) => Slo::parse(g).map_err(|e| format!("--goodput: {e}"))?,
+        None => Slo::default(),
+    };
+    if a.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        return Err("--rate must be positive".into());
+    }
+    if a.concurrency == Some(0) || a.max_concurrency == Some(0) {
+        return Err("a concurrency must be at least 1".into());
+    }
+    let load_for = |conc: Option<usize>, rate: Option<f64>| match rate {
+        Some(r) => Load::Open {
+            rate: r,
+            burstiness: a.burstiness,
+            max_concurrency: a.max_concurrency.or(conc),
+        },
+        None => Load::Closed {
+            concurrency: conc.unwrap_or(1),
+        },
+    };
+    let loads: Vec<Load> = match &a.sweep {
+        None => vec![load_for(a.concurrency, a.rate)],
+        Some(spec) => {
+            let (what, list) = match spec.split_once('=') {
+                Some((w, l)) => (w.trim(), l),
+                None => (
+                    if a.rate.is_some() {
+                        "rate"
+                    } else {
+                        "concurrency"
+                    },
+                    spec.as_str(),
+                ),
+            };
+            let values: Vec<f64> = list
+                .split(',')
+                .map(|v| v.trim().parse::<f64>().ok().filter(|x| *x > 0.0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    format!(
+                        "--sweep `{spec}`: a list of positive numbers, e.g. concurrency=1,2,4,8"
+                    )
+                })?;
+            match what {
+                "concurrency" | "c" => values
+                    .iter()
+                    .map(|c| load_for(Some(*c as usize), a.rate.filter(|_| false)))
+                    .collect(),
+                "rate" | "r" => values
+                    .iter()
+                    .map(|r| load_for(a.concurrency, Some(*r)))
+                    .collect(),
+                other => {
+                    return Err(format!(
+                        "--sweep `{other}=`: sweep over concurrency or rate"
+                    ))
+                }
+            }
+        }
+    };
+    Ok(loads
+        .into_iter()
+        .map(|load| Plan {
+            warmup: a.warmup,
+            seed: a.seed,
+            slo,
+            timeout_s: a.timeout,
+            idle_timeout_s: a.idle_timeout,
+            temperature: a.temperature,
+            detailed: a.save_detailed,
+            ..Plan::new(load, stop, workload.clone())
+        })
+        .collect())
+}
+
+async fn target(cfg: &Config, route: Option<&str>) -> Result<BenchTarget, String> {
+    let router = Arc::new(factory::build(cfg).await.map_err(|e| e.to_string())?);
+    BenchTarget::from_router(router, route)
+}
+
+pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
+    let cfg = match super::chat::adhoc_config(&a.adhoc) {
+        Ok(Some(c)) => c,
+        Ok(None) => match super::load_config(explicit) {
+            Ok((c, _)) => c,
+            Err(msg) => {
+                eprintln!("{msg}");
+                return ExitCode::from(2);
+            }
+        },
+        Err(msg) => return usage(msg),
+    };
+    let plans = match plans(&a) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    let route = if a.adhoc.provider.is_some() {
+        None
+    } else {
+        a.route.as_deref()
+    };
+    let baseline = match &a.baseline {
+        Some(p) => match std::fs::read_to_string(p)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
+            .and_then(|v| BenchResult::from_json(&v))
+        {
+            Ok(b) => Some(b),
+            Err(e) => return usage(format!("--baseline {}: {e}", p.display())),
+        },
+        None => None,
+    };
+    let first = match target(&cfg, route).await {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let second = match &a.compare {
+        Some(r) => match target(&cfg, Some(r)).await {
+            Ok(t) => Some(t),
+            Err(e) => return usage(format!("--compare: {e}")),
+        },
+        None => None,
+    };
+    let a_results = match run_all(&a, first.clone(), plans.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let b_results = match second.clone() {
+        Some(t) => match run_all(&a, t, plans).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let as_json = |rs: &[BenchResult]| {
+        if rs.len() == 1 {
+            rs[0].to_json()
+        } else {
+            bench::result::sweep_json(rs)
+        }
+    };
+    let doc = match &b_results {
+        Some(b) => serde_json::json!({ "a": as_json(&a_results), "b": as_json(b) }),
+        None => as_json(&a_results),
+    };
+    if a.json {
+        println!("{doc}");
+    } else {
+        for r in a_results.iter().chain(b_results.iter().flatten()) {
+            if first.kind == crate::provider::ProviderKind::Builtin {
+                eprintln!("note: the built-in route is served inside this process; client CPU includes the simulator");
+            }
+            println!("{}", report::summary(r));
+        }
+        if a_results.len() > 1 {
+            println!(
+                "Sweep on route {}:\n{}",
+                first.route,
+                report::sweep_table(&a_results)
+            );
+            if let (Some(b), Some(t)) = (&b_results, &second) {
+                println!("Sweep on route {}:\n{}", t.route, report::sweep_table(b));
+            }
+        }
+        if let (Some(b), Some(t)) = (&b_results, &second) {
+            for (x, y) in a_results.iter().zip(b) {
+                println!("{}", report::compare(x, y, &first.route, &t.route));
+            }
+        }
+        if let Some(base) = &baseline {
+            let name = a
+                .baseline
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            println!(
+                "{}",
+                report::compare(
+                    base,
+                    &a_results[0],
+                    &format!("baseline {name}"),
+                    &first.route
+                )
+            );
+        }
+    }
+    if let Some(p) = &a.save_result {
+        if let Err(e) = std::fs::write(p, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
+            eprintln!("error: cannot write {}: {e}", p.display());
+            return ExitCode::FAILURE;
+        }
+        eprintln!("saved {}", p.display());
+    }
+    if let Some(p) = &a.csv {
+        let all: Vec<BenchResult> = a_results
+            .iter()
+            .chain(b_results.iter().flatten())
+            .cloned()
+            .collect();
+        if let Err(e) = std::fs::write(p, report::csv(&all)) {
+            eprintln!("error: cannot write {}: {e}", p.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    let none_ok = a_results
+        .iter()
+        .chain(b_results.iter().flatten())
+        .all(|r| r.completed == 0);
+    if none_ok {
+        eprintln!("error: no request succeeded");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs the plans with a progress bar on stderr (when it is a terminal); Ctrl-C stops the
+/// run and still reports what was measured.
+async fn run_all(
+    a: &BenchArgs,
+    target: BenchTarget,
+    plans: Vec<Plan>,
+) -> Result<Vec<BenchResult>, String> {
+    let steps = plans.len();
+    let mut h = bench::spawn(target.clone(), plans);
+    let bar = (std::io::stderr().is_terminal() && !a.no_progress).then(|| {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut ctrl_c = false;
+    loop {
+        tokio::select! {
+            r = &mut h.done => {
+                if let Some(b) = &bar {
+                    b.finish_and_clear();
+                }
+                return r.map_err(|e| e.to_string())?;
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                if let Some(b) = &bar {
+                    let p = h.progress.borrow().clone();
+                    let step = *h.step.borrow();
+                    b.set_prefix(format!("{} {}/{} {:?}", target.route, step + 1, steps, p.phase).to_lowercase());
+                    match (p.planned_requests, p.planned_duration_s) {
+                        (Some(n), _) => {
+                            b.set_length(n);
+                            b.set_position(p.completed + p.failed);
+                        }
+                        (None, Some(d)) => {
+                            b.set_length(d as u64);
+                            b.set_position(p.elapsed_s.min(d) as u64);
+                        }
+                        _ => {}
+                    }
+                    let errors: u64 = p.errors.values().sum();
+                    b.set_message(format!(
+                        "{:.1} req/s · TTFT p50 {} · {} in flight · {errors} errors",
+                        p.requests_per_s,
+                        crate::format::opt(p.ttft_p50_ms, crate::format::ms),
+                        p.in_flight
+                    ));
+                    b.tick();
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !ctrl_c => {
+                ctrl_c = true;
+                eprintln!("stopping: the requests in flight are counted as cancelled");
+                let _ = h.control.send(Control::Cancel).await;
+            }
+        }
+    }
+}

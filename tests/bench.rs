@@ -1,0 +1,436 @@
+//! The load-test engine against the simulator: exact timings, faults, open-loop rate, live
+//! control, and the result's keys as vLLM writes them.
+mod common;
+
+use anorag::bench::recorder::{Outcome, Recorder, Slo};
+use anorag::bench::result::BenchResult;
+use anorag::bench::{self, BenchTarget, Control, Load, Plan, Progress, Stop, Workload};
+use anorag::config;
+use anorag::provider::factory;
+use anorag::sim::{self, Fault, FaultKind, Flavor, SimConfig, SimHandle};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Timing-sensitive tests run one at a time: the machine has two cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn target_for(s: &SimHandle) -> BenchTarget {
+    let yaml = format!(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      sim: {{base_url: {}, model: qwen2_5_0_5b}}\n",
+        s.base_url()
+    );
+    let router = factory::build(&config::load_str(&yaml, "t.yaml").unwrap())
+        .await
+        .unwrap();
+    BenchTarget::from_router(Arc::new(router), None).unwrap()
+}
+
+fn random(input: u32, output: u32) -> Workload {
+    Workload::Random {
+        input_len: input,
+        output_len: output,
+        range_ratio: 0.0,
+    }
+}
+
+async fn run(t: &BenchTarget, plan: &Plan) -> BenchResult {
+    let (_tx, rx) = mpsc::channel(4);
+    let (ptx, _prx) = watch::channel(Progress::default());
+    bench::runner::run(t, plan, rx, ptx).await.unwrap()
+}
+
+fn near(x: f64, truth: f64, tol: f64, what: &str) {
+    assert!(
+        (x - truth).abs() <= tol,
+        "{what}: {x:.3} is not within {tol} of {truth}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn figures_match_the_simulators_exact_timings() {
+    let _g = SERIAL.lock().await;
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(50, 10, 32))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan {
+        warmup: 16,
+        ..Plan::new(
+            Load::Closed { concurrency: 16 },
+            Stop::Requests(160),
+            random(64, 32),
+        )
+    };
+    let r = run(&t, &plan).await;
+    assert_eq!((r.completed, r.failed, r.sent), (160, 0, 160));
+    assert_eq!(
+        r.total_output_tokens,
+        160 * 32,
+        "exact, from the server's usage"
+    );
+    assert_eq!(r.output_tokens_source, "usage");
+    // The truth: first event at 50 ms, then one every 10 ms; 32 tokens end at 360 ms.
+    near(r.ttft.median, 50.0, 4.0, "median TTFT");
+    near(r.tpot.median, 10.0, 0.3, "median TPOT");
+    near(r.itl.median, 10.0, 1.0, "median ITL");
+    near(r.e2el.median, 360.0, 5.0, "median E2EL");
+    assert!(
+        r.ttft.median >= 50.0,
+        "never earlier than the server sent it"
+    );
+    assert_eq!(r.max_concurrent_requests, 16);
+    // 16 in flight, each 360 ms: about 44 requests a second.
+    near(
+        r.request_throughput,
+        16.0 / 0.360,
+        4.0,
+        "request throughput",
+    );
+    assert!(!r.client.bound, "{:?}", r.client.warnings);
+    let secs: u32 = r.series.completed.iter().sum();
+    assert_eq!(
+        secs, 160,
+        "the per-second series accounts for every request"
+    );
+    let toks: f64 = r.series.output_tokens_per_s.iter().sum();
+    near(toks, 160.0 * 32.0, 1e-6, "series tokens");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_faults_every_request_is_accounted_for_with_its_class() {
+    let _g = SERIAL.lock().await;
+    let mut cfg = SimConfig::new(Flavor::Vllm).timing(5, 2, 20);
+    cfg.seed = 11;
+    cfg.faults = vec![
+        Fault::new(FaultKind::Status {
+            code: 503,
+            retry_after: None,
+        })
+        .rate(0.2),
+        Fault::new(FaultKind::Reset { after: 5 }).rate(0.1),
+        Fault::new(FaultKind::Stall { after: 3, ms: None }).rate(0.1),
+    ];
+    let s = sim::start(cfg).await.unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan {
+        idle_timeout_s: 0.5,
+        ..Plan::new(
+            Load::Closed { concurrency: 8 },
+            Stop::Requests(200),
+            random(16, 20),
+        )
+    };
+    let r = run(&t, &plan).await;
+    assert_eq!(r.sent, 200);
+    assert_eq!(r.completed + r.failed, r.sent, "no request lost");
+    let by = |k: &str| r.errors.get(k).copied().unwrap_or(0);
+    assert!(by("http_503") > 20, "{:?}", r.errors);
+    assert!(by("stream_broken") > 5, "{:?}", r.errors);
+    assert!(by("timeout") > 5, "{:?}", r.errors);
+    assert_eq!(
+        by("http_503") + by("stream_broken") + by("timeout"),
+        r.failed,
+        "{:?}",
+        r.errors
+    );
+    // The simulator saw every request too.
+    assert_eq!(s.stats().requests, 200);
+    // Failures do not poison the latency figures: only successes count.
+    assert_eq!(r.ttft.count, r.completed);
+    assert_eq!(r.total_output_tokens, r.completed * 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_loop_achieves_the_requested_rate() {
+    let _g = SERIAL.lock().await;
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(5, 1, 4))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    for burstiness in [1.0, f64::INFINITY] {
+        let plan = Plan::new(
+            Load::Open {
+                rate: 50.0,
+                burstiness,
+                max_concurrency: None,
+            },
+            Stop::Requests(200),
+            random(16, 4),
+        );
+        let r = run(&t, &plan).await;
+        assert_eq!(r.completed, 200);
+        let a = r.achieved_request_rate.unwrap();
+        assert!(
+            (a - 50.0).abs() / 50.0 < 0.01,
+            "burstiness {burstiness}: achieved {a}"
+        );
+        assert!(
+            r.client.dispatch_lag.p99 < 5.0,
+            "on schedule: {:?}",
+            r.client.dispatch_lag
+        );
+    }
+    // A duration-bounded run at an even pace.
+    let plan = Plan::new(
+        Load::Open {
+            rate: 40.0,
+            burstiness: f64::INFINITY,
+            max_concurrency: None,
+        },
+        Stop::DurationS(2.5),
+        random(16, 4),
+    );
+    let r = run(&t, &plan).await;
+    let a = r.achieved_request_rate.unwrap();
+    assert!((a - 40.0).abs() / 40.0 < 0.01, "achieved {a}");
+    assert_eq!(r.sent, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_queues_in_the_client_and_says_how_long() {
+    let _g = SERIAL.lock().await;
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(100, 10, 10))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan::new(
+        Load::Open {
+            rate: 100.0,
+            burstiness: f64::INFINITY,
+            max_concurrency: Some(4),
+        },
+        Stop::Requests(40),
+        random(8, 10),
+    );
+    let r = run(&t, &plan).await;
+    assert_eq!(r.completed, 40);
+    assert_eq!(r.max_concurrent_requests, 4);
+    assert!(r.client.queue_time.count > 20, "requests waited for a slot");
+    assert!(r.client.queue_time.p99 > 100.0, "{:?}", r.client.queue_time);
+    assert!(
+        r.client.dispatch_lag.p99 < 5.0,
+        "waiting for a slot is not lateness: {:?}",
+        r.client.dispatch_lag
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_changes_and_cancel_while_running() {
+    let _g = SERIAL.lock().await;
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(20, 20, 20))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan::new(
+        Load::Closed { concurrency: 2 },
+        Stop::DurationS(30.0),
+        random(8, 20),
+    );
+    let h = bench::spawn(t, vec![plan]);
+    let mut p = h.progress.clone();
+    wait_progress(&p, |p| p.in_flight == 2 && p.completed > 0).await;
+    h.control.send(Control::SetConcurrency(8)).await.unwrap();
+    wait_progress(&p, |p| p.in_flight == 8 && p.concurrency == Some(8)).await;
+    // Snapshots come at most ten times a second.
+    let mut updates = 0;
+    let window = Duration::from_secs(2);
+    let t0 = std::time::Instant::now();
+    p.borrow_and_update();
+    while let Some(left) = window.checked_sub(t0.elapsed()) {
+        if tokio::time::timeout(left, p.changed()).await.is_ok() {
+            p.borrow_and_update();
+            updates += 1;
+        }
+    }
+    assert!(
+        (10..=21).contains(&updates),
+        "{updates} snapshots in two seconds"
+    );
+    h.control.send(Control::Cancel).await.unwrap();
+    let results = tokio::time::timeout(Duration::from_secs(10), h.done)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let r = &results[0];
+    assert_eq!(r.max_concurrent_requests, 8);
+    assert_eq!(r.completed + r.failed, r.sent);
+    assert!(
+        r.errors.get("cancelled").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        r.errors
+    );
+    assert_eq!(r.config["changes"][0]["concurrency"], 8);
+    assert_eq!(r.config["cancelled"], true);
+}
+
+async fn wait_progress(p: &watch::Receiver<Progress>, f: impl Fn(&Progress) -> bool) {
+    let mut p = p.clone();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if f(&p.borrow_and_update()) {
+                return;
+            }
+            p.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the progress never showed it");
+}
+
+#[test]
+fn goodput_arithmetic_on_hand_made_results() {
+    let slo = Slo::parse("ttft:100,tpot:20,e2el:1000").unwrap();
+    let mut rec = Recorder::new(slo, false);
+    let mk = |ttft: f64, e2el: f64, tokens: u64| Outcome {
+        start_s: 0.0,
+        end_s: e2el,
+        ttft_s: Some(ttft),
+        e2el_s: Some(e2el),
+        completion_tokens: Some(tokens),
+        prompt_tokens: Some(5),
+        content_events: tokens as u32,
+        ..Outcome::default()
+    };
+    rec.sent = 5;
+    rec.add(mk(0.05, 0.5, 26)); // TPOT 18 ms: good
+    rec.add(mk(0.12, 0.5, 26)); // TTFT over
+    rec.add(mk(0.05, 0.9, 26)); // TPOT 34 ms: over
+    rec.add(mk(0.05, 1.2, 1)); // one token, E2EL over
+    rec.add(Outcome {
+        error: Some(("http_503".into(), "busy".into())),
+        ..Outcome::default()
+    });
+    let mut r = BenchResult::default();
+    r.fill_from(&rec, 2.0);
+    assert_eq!(r.completed, 4);
+    assert_eq!(r.failed, 1);
+    assert_eq!(r.request_goodput, Some(0.5), "1 good request in 2 s");
+    assert_eq!(r.request_throughput, 2.0);
+    assert_eq!(r.total_output_tokens, 79);
+    assert_eq!(r.total_input_tokens, 20);
+    assert_eq!(r.total_token_throughput, 49.5);
+    // TPOT exists for the three multi-token requests only.
+    assert_eq!(r.tpot.count, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_keys_are_present_and_typed_as_vllms() {
+    let _g = SERIAL.lock().await;
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(2, 1, 8))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan {
+        slo: Slo::parse("ttft:1000").unwrap(),
+        detailed: true,
+        ..Plan::new(
+            Load::Closed { concurrency: 4 },
+            Stop::Requests(20),
+            random(8, 8),
+        )
+    };
+    let v = run(&t, &plan).await.to_json();
+    for k in [
+        "completed",
+        "failed",
+        "total_input_tokens",
+        "total_output_tokens",
+        "num_prompts",
+        "max_concurrent_requests",
+    ] {
+        assert!(v[k].is_u64(), "{k} is an integer: {}", v[k]);
+    }
+    for k in [
+        "duration",
+        "request_throughput",
+        "output_throughput",
+        "total_token_throughput",
+        "request_goodput",
+        "max_output_tokens_per_s",
+        "burstiness",
+    ] {
+        assert!(v[k].is_f64(), "{k} is a float: {}", v[k]);
+    }
+    for m in ["ttft", "tpot", "itl", "e2el"] {
+        for p in ["mean", "median", "std", "p90", "p95", "p99"] {
+            let k = format!("{p}_{m}_ms");
+            assert!(v[&k].is_f64(), "{k}: {}", v[&k]);
+        }
+    }
+    assert_eq!(
+        v["request_rate"], "inf",
+        "vLLM writes an unlimited rate as the string inf"
+    );
+    assert_eq!(v["max_concurrency"], 4);
+    assert_eq!(v["completed"], 20);
+    for k in [
+        "ttfts",
+        "itls",
+        "input_lens",
+        "output_lens",
+        "latencies",
+        "errors",
+    ] {
+        assert_eq!(v[k].as_array().map(Vec::len), Some(20), "{k}");
+    }
+    assert!(v["ttfts"][0].is_f64(), "seconds, as vLLM stores them");
+    assert!(v["client"]["dispatch_lag_ms"]["p99"].is_f64());
+    assert!(v["client"]["cpu_pct_of_one_core"].is_f64());
+    assert!(v["series"]["completed"].is_array());
+    assert!(v["errors_by_class"].is_object());
+    // A saved result reads back.
+    let back = BenchResult::from_json(&v).unwrap();
+    assert_eq!(back.completed, 20);
+    assert_eq!(back.ttft.median, v["median_ttft_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn workloads_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("p.jsonl");
+    std::fs::write(&jsonl, "{\"prompt\": \"Tell me about GPUs\", \"output_len\": 7}\n\"plain string prompt\"\n{\"messages\": [{\"role\": \"user\", \"content\": \"hi there\"}], \"max_tokens\": 3}\n").unwrap();
+    let w = Workload::Jsonl {
+        path: jsonl.clone(),
+        output_len: None,
+    };
+    let ps = w.prompts(6, 1).unwrap();
+    assert_eq!(ps.len(), 6);
+    let mut lens: Vec<u32> = ps.iter().map(|p| p.output_len).collect();
+    lens.sort();
+    assert_eq!(lens, [3, 3, 7, 7, 128, 128]);
+    let sg = dir.path().join("sg.json");
+    let long_answer = "word ".repeat(40);
+    std::fs::write(
+        &sg,
+        serde_json::json!([
+            {"id": "a", "conversations": [{"from": "human", "value": "Explain the KV cache in vLLM please"}, {"from": "gpt", "value": long_answer}]},
+            {"id": "b", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]},
+            {"id": "c", "conversations": [{"from": "gpt", "value": "no human turn"}]}
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    let ps = Workload::ShareGpt {
+        path: sg,
+        output_len: None,
+    }
+    .prompts(3, 0)
+    .unwrap();
+    assert!(
+        ps.iter().all(|p| p.text.starts_with("Explain")),
+        "short and broken conversations are dropped"
+    );
+    assert_eq!(ps[0].output_len, 50, "the answer's estimated length");
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"nope\": 1}\n").unwrap();
+    let e = Workload::Jsonl {
+        path: bad,
+        output_len: None,
+    }
+    .prompts(1, 0)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("line 1: no `prompt`"), "{e}");
+}
