@@ -434,3 +434,187 @@ fn workloads_from_files() {
     .to_string();
     assert!(e.contains("line 1: no `prompt`"), "{e}");
 }
+
+mod cli {
+    use super::*;
+    use std::process::Command;
+
+    async fn run_cli(cfg: std::path::PathBuf, args: Vec<String>) -> std::process::Output {
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_anorag-tui"))
+                .arg("--config")
+                .arg(cfg)
+                .arg("bench")
+                .args(args)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bench_command_outputs_sweeps_compares_and_saves() {
+        let _g = SERIAL.lock().await;
+        let v = sim::start(SimConfig::new(Flavor::Vllm).timing(5, 2, 8))
+            .await
+            .unwrap();
+        let o = sim::start(SimConfig::new(Flavor::Ollama).timing(10, 3, 8))
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("dashboard.yaml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      fast: {{base_url: {}, model: qwen2_5_0_5b}}\n  ollama: {{base_url: \"{}\", model: \"qwen2.5:0.5b\"}}\n",
+                v.base_url(),
+                o.base_url()
+            ),
+        )
+        .unwrap();
+
+        let out = run_cli(
+            cfg.clone(),
+            args("--route fast --concurrency 4 --requests 20 --input-len 8 --output-len 8 --json"),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["completed"], 20);
+        assert_eq!(r["total_output_tokens"], 160);
+        assert_eq!(r["label"], "fast");
+
+        let out = run_cli(cfg.clone(), args("--route fast --sweep concurrency=1,2,4 --requests 8 --input-len 8 --output-len 8 --json")).await;
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let steps = s["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 3);
+        let conc: Vec<u64> = steps
+            .iter()
+            .map(|x| x["max_concurrency"].as_u64().unwrap())
+            .collect();
+        assert_eq!(conc, [1, 2, 4]);
+
+        let out = run_cli(
+            cfg.clone(),
+            args("--route fast --sweep rate=20,40 --requests 10 --input-len 8 --output-len 8"),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Sweep on route fast") && text.contains("20.0") && text.contains("40.0"),
+            "{text}"
+        );
+
+        // vLLM against Ollama, the same workload, side by side.
+        let out = run_cli(cfg.clone(), args("--route fast --compare ollama --concurrency 2 --requests 10 --input-len 8 --output-len 8")).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("B/A") && text.contains("Median TTFT (ms)"),
+            "{text}"
+        );
+        assert!(text.contains("fast") && text.contains("ollama"), "{text}");
+        let out = run_cli(cfg.clone(), args("--route fast --compare ollama --concurrency 2 --requests 10 --input-len 8 --output-len 8 --json")).await;
+        let both: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(both["a"]["label"], "fast");
+        assert_eq!(both["b"]["label"], "ollama");
+        assert_eq!(both["b"]["backend"], "ollama");
+        assert!(
+            both["b"]["median_ttft_ms"].as_f64().unwrap()
+                > both["a"]["median_ttft_ms"].as_f64().unwrap(),
+            "Ollama's TTFT is the longer here"
+        );
+
+        // Saved result, CSV, and a later run compared against the saved one.
+        let saved = dir.path().join("run.json");
+        let csv = dir.path().join("run.csv");
+        let out = run_cli(
+            cfg.clone(),
+            vec![
+                "--route".into(),
+                "fast".into(),
+                "--requests".into(),
+                "10".into(),
+                "--input-len".into(),
+                "8".into(),
+                "--output-len".into(),
+                "8".into(),
+                "--save-result".into(),
+                saved.display().to_string(),
+                "--csv".into(),
+                csv.display().to_string(),
+            ],
+        )
+        .await;
+        assert!(out.status.success());
+        let csv_text = std::fs::read_to_string(&csv).unwrap();
+        assert_eq!(csv_text.lines().count(), 2);
+        assert!(csv_text.starts_with("date,label,backend,model_id"));
+        assert!(csv_text.contains("median_ttft_ms"));
+        let out = run_cli(
+            cfg.clone(),
+            vec![
+                "--route".into(),
+                "ollama".into(),
+                "--requests".into(),
+                "10".into(),
+                "--input-len".into(),
+                "8".into(),
+                "--output-len".into(),
+                "8".into(),
+                "--baseline".into(),
+                saved.display().to_string(),
+            ],
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("baseline") && text.contains("B/A"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn bad_arguments_and_runs_that_fail_entirely() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("dashboard.yaml");
+        let dead = common::free_port();
+        std::fs::write(&cfg, format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      dead: {{base_url: http://127.0.0.1:{dead}/v1, model: m}}\n")).unwrap();
+        for (a, want) in [
+            ("--requests 0", "--requests must be at least 1"),
+            ("--sweep speed=1,2", "sweep over concurrency or rate"),
+            ("--goodput ttft=5", "--goodput"),
+            ("--requests 5 --duration 3", "not both"),
+            ("--dataset-name sharegpt", "needs --dataset-path"),
+            ("--route nope", "unknown route `nope`"),
+        ] {
+            let out = run_cli(cfg.clone(), args(a)).await;
+            assert_eq!(out.status.code(), Some(2), "{a}");
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(want),
+                "{a}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let out = run_cli(
+            cfg.clone(),
+            args("--requests 3 --input-len 4 --output-len 4 --json"),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["failed"], 3);
+        assert_eq!(r["errors_by_class"]["connection"], 3);
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no request succeeded"));
+    }
+}

@@ -192,6 +192,57 @@ async fn real_vllm_through_the_supervisor() {
         after.generation_tokens_total
     );
 
+    // The load test: 40 requests at concurrency 4, 16 output tokens each. Everything
+    // completes, and vLLM's own counter moves by exactly the tokens we counted.
+    let before = scrape().await;
+    let out = stack.cli(&[
+        "bench",
+        "--route",
+        "real",
+        "--concurrency",
+        "4",
+        "--requests",
+        "40",
+        "--input-len",
+        "64",
+        "--output-len",
+        "16",
+        "--json",
+        "--no-progress",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let after = scrape().await;
+    assert_eq!(r["completed"], 40, "{r}");
+    assert_eq!(r["failed"], 0);
+    assert_eq!(r["total_output_tokens"], 640);
+    assert_eq!(r["output_tokens_source"], "usage");
+    let moved = after.generation_tokens_total.unwrap() - before.generation_tokens_total.unwrap();
+    assert_eq!(
+        moved, 640.0,
+        "vLLM's generation counter agrees with the bench"
+    );
+    let prompt_moved = after.prompt_tokens_total.unwrap() - before.prompt_tokens_total.unwrap();
+    assert_eq!(
+        prompt_moved as u64,
+        r["total_input_tokens"].as_u64().unwrap(),
+        "and so does its prompt counter"
+    );
+    eprintln!(
+        "[real-vllm] bench c=4, 40 requests, 16 tokens: {:.2} req/s, {:.1} output tok/s, TTFT median {:.1} ms p99 {:.1} ms, TPOT median {:.2} ms, ITL median {:.2} ms, E2EL median {:.1} ms; vLLM counter +{moved}",
+        r["request_throughput"].as_f64().unwrap(),
+        r["output_throughput"].as_f64().unwrap(),
+        r["median_ttft_ms"].as_f64().unwrap(),
+        r["p99_ttft_ms"].as_f64().unwrap(),
+        r["median_tpot_ms"].as_f64().unwrap(),
+        r["median_itl_ms"].as_f64().unwrap(),
+        r["median_e2el_ms"].as_f64().unwrap()
+    );
+
     // server logs: vLLM's own startup lines, as the supervisor captured them.
     let logs = String::from_utf8_lossy(
         &stack
