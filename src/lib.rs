@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod format;
 pub mod provider;
+pub mod session;
 pub mod sim;
 pub mod supervisor;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! `dashboard.yaml`: finding it, `${VAR}` interpolation, parsing, and validation with
 //! `FILE:LINE:COL: message` errors that name the key. serde_yaml stays behind this module.
 pub mod interp;
+pub mod keys;
 pub mod locate;
 pub mod schema;
 mod servers;

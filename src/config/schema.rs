@@ -14,9 +14,24 @@ pub struct Config {
     pub gpu_sources: Vec<GpuSourceConfig>,
     #[serde(default)]
     pub telemetry: TelemetryBlock,
+    #[serde(default)]
+    pub tui: TuiBlock,
     /// Where relative paths in the file are resolved (the file's folder).
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
+}
+
+/// The console's own settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TuiBlock {
+    /// Command name -> key (`stop: X`, `quit: ctrl-q`); see `anorag-tui --help-keys`.
+    #[serde(default)]
+    pub keys: IndexMap<String, String>,
+    /// Lines of each server's log kept in memory (default 5000).
+    pub log_lines: Option<usize>,
+    /// Shortest time between two frames, in ms (default 33).
+    pub frame_ms: Option<u64>,
 }
 
 /// A DCGM exporter's `/metrics` page (`http://node:9400/metrics`).

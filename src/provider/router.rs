@@ -326,9 +326,9 @@ impl Router {
             .chain(self.chain(&primary.fallback))
             .collect();
         let mut attempts: Vec<Attempt> = Vec::new();
-        let mut reported_open: HashSet<*const Target> = HashSet::new();
+        let mut reported_open: HashSet<usize> = HashSet::new();
         // Targets that failed in a way a later pass cannot change (404, 401, quota).
-        let mut spent: HashSet<*const Target> = HashSet::new();
+        let mut spent: HashSet<usize> = HashSet::new();
         let mut used = 0u32;
         let mut last: Option<ProviderError> = None;
         let mut pass = 0u32;
@@ -346,7 +346,7 @@ impl Router {
                     if used >= self.policy.max_attempts {
                         break 'passes;
                     }
-                    if spent.contains(&Arc::as_ptr(&target)) {
+                    if spent.contains(&(Arc::as_ptr(&target) as usize)) {
                         continue;
                     }
                     let now = Instant::now();
@@ -357,7 +357,7 @@ impl Router {
                     match target.circuit.admit(now) {
                         Admission::Allowed => {}
                         Admission::Rejected { until } => {
-                            if reported_open.insert(Arc::as_ptr(&target)) {
+                            if reported_open.insert(Arc::as_ptr(&target) as usize) {
                                 let why = target
                                     .circuit
                                     .snapshot(now)
@@ -409,7 +409,7 @@ impl Router {
                         Err(e) => {
                             target.circuit.on_failure(&e, Instant::now());
                             if !e.class.is_transient() {
-                                spent.insert(Arc::as_ptr(&target));
+                                spent.insert(Arc::as_ptr(&target) as usize);
                             }
                             attempts.push(Attempt::new(&route.name, &target, &e));
                             match e.class.disposition() {
@@ -441,7 +441,7 @@ impl Router {
             let targets = plan
                 .iter()
                 .flat_map(|r| r.targets.iter())
-                .filter(|t| !spent.contains(&Arc::as_ptr(t)));
+                .filter(|t| !spent.contains(&(Arc::as_ptr(t) as usize)));
             if targets.clone().next().is_none() {
                 break;
             }
