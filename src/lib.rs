@@ -9,3 +9,4 @@ pub mod session;
 pub mod sim;
 pub mod supervisor;
 pub mod telemetry;
+pub mod tui;

@@ -11,6 +11,9 @@ struct Cli {
     /// then the built-in default).
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// The console only watches: no starting or stopping servers, no load tests.
+    #[arg(long)]
+    read_only: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -80,12 +83,7 @@ fn main() -> ExitCode {
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
             Some(Cmd::Server { cmd }) => cli::server::run(config, cmd).await,
             Some(Cmd::Monitor(_)) => ExitCode::FAILURE,
-            None => {
-                eprintln!(
-                    "The console is not built yet; try `anorag-tui chat \"hello\"`, `anorag-tui routes` or `anorag-tui --help`."
-                );
-                ExitCode::from(2)
-            }
+            None => anorag::tui::run(config, args.read_only).await,
         }
     })
 }

@@ -91,7 +91,10 @@ impl Conversation {
                 .as_ref()
                 .map(|s| format!("{} ({}, {})", s.route, s.model, s.base_url))
                 .unwrap_or_else(|| m.route.clone());
-            o.push_str(&format!("## Assistant · {who}\n\n{}\n\n", t.answer.trim_end()));
+            o.push_str(&format!(
+                "## Assistant · {who}\n\n{}\n\n",
+                t.answer.trim_end()
+            ));
             let mut facts = Vec::new();
             if let Some(x) = m.ttft_ms {
                 facts.push(format!("TTFT {x:.0} ms"));
@@ -100,7 +103,10 @@ impl Conversation {
                 facts.push(format!("{x:.1} tok/s"));
             }
             if let Some(u) = m.usage {
-                facts.push(format!("{} tokens in, {} out", u.prompt_tokens, u.completion_tokens));
+                facts.push(format!(
+                    "{} tokens in, {} out",
+                    u.prompt_tokens, u.completion_tokens
+                ));
             }
             for a in &m.attempts {
                 facts.push(format!("fell back from {} ({})", a.route, a.class));
@@ -123,7 +129,13 @@ impl Conversation {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatEvent {
     /// The router committed to a target (after any fallback).
-    Started { id: u64, served_by: ServedBy, attempts: Vec<Attempt> },
+    Started {
+        id: u64,
+        served_by: ServedBy,
+        attempts: Vec<Attempt>,
+    },
+    /// The first event of the answer arrived this long after the request was sent.
+    FirstToken { id: u64, ttft_ms: f64 },
     /// New text; several chunks may be joined when the receiver is slower than the server.
     Delta { id: u64, text: String },
     /// The answer ended (well, or with an in-band error after content).
@@ -133,7 +145,10 @@ pub enum ChatEvent {
 impl ChatEvent {
     pub fn id(&self) -> u64 {
         match self {
-            ChatEvent::Started { id, .. } | ChatEvent::Delta { id, .. } | ChatEvent::Finished { id, .. } => *id,
+            ChatEvent::Started { id, .. }
+            | ChatEvent::FirstToken { id, .. }
+            | ChatEvent::Delta { id, .. }
+            | ChatEvent::Finished { id, .. } => *id,
         }
     }
 }
@@ -159,7 +174,12 @@ pub fn spawn_answer(
                 meta.attempts = f.attempts.clone();
                 meta.error = Some(f.error.to_string());
                 meta.e2e_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-                let _ = tx.send(ChatEvent::Finished { id, meta: Box::new(meta) }).await;
+                let _ = tx
+                    .send(ChatEvent::Finished {
+                        id,
+                        meta: Box::new(meta),
+                    })
+                    .await;
                 return;
             }
         };
@@ -180,18 +200,37 @@ pub fn spawn_answer(
         let mut pending = String::new();
         while let Some(ev) = rs.stream.next().await {
             match ev {
-                Ok(StreamEvent::Delta { text, at, finish_reason }) => {
-                    first.get_or_insert(at);
+                Ok(StreamEvent::Delta {
+                    text,
+                    at,
+                    finish_reason,
+                }) => {
+                    if first.is_none() {
+                        first = Some(at);
+                        let ttft_ms = at.duration_since(rs.started).as_secs_f64() * 1000.0;
+                        if tx
+                            .send(ChatEvent::FirstToken { id, ttft_ms })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
                     last = Some(at);
                     if finish_reason.is_some() {
                         meta.finish_reason = finish_reason;
                     }
                     pending.push_str(&text);
                     if !pending.is_empty() {
-                        match tx.try_send(ChatEvent::Delta { id, text: std::mem::take(&mut pending) }) {
+                        match tx.try_send(ChatEvent::Delta {
+                            id,
+                            text: std::mem::take(&mut pending),
+                        }) {
                             Ok(()) => {}
                             // A slow receiver: keep joining text and try again at the next chunk.
-                            Err(mpsc::error::TrySendError::Full(ChatEvent::Delta { text, .. })) => pending = text,
+                            Err(mpsc::error::TrySendError::Full(ChatEvent::Delta {
+                                text, ..
+                            })) => pending = text,
                             Err(_) => return,
                         }
                     }
@@ -203,18 +242,33 @@ pub fn spawn_answer(
                 }
             }
         }
-        if !pending.is_empty() && tx.send(ChatEvent::Delta { id, text: pending }).await.is_err() {
+        if !pending.is_empty()
+            && tx
+                .send(ChatEvent::Delta { id, text: pending })
+                .await
+                .is_err()
+        {
             return;
         }
         meta.ttft_ms = first.map(|f| f.duration_since(rs.started).as_secs_f64() * 1000.0);
-        meta.e2e_ms = Some(last.unwrap_or_else(Instant::now).duration_since(rs.started).as_secs_f64() * 1000.0);
+        meta.e2e_ms = Some(
+            last.unwrap_or_else(Instant::now)
+                .duration_since(rs.started)
+                .as_secs_f64()
+                * 1000.0,
+        );
         if let (Some(f), Some(l), Some(u)) = (first, last, meta.usage) {
             let span = l.duration_since(f).as_secs_f64();
             if u.completion_tokens > 1 && span > 0.0 {
                 meta.tokens_per_s = Some((u.completion_tokens - 1) as f64 / span);
             }
         }
-        let _ = tx.send(ChatEvent::Finished { id, meta: Box::new(meta) }).await;
+        let _ = tx
+            .send(ChatEvent::Finished {
+                id,
+                meta: Box::new(meta),
+            })
+            .await;
     })
     .abort_handle()
 }
@@ -242,12 +296,23 @@ mod tests {
                 ..AnswerMeta::default()
             },
         });
-        let r = c.request("and now?", &ChatParams { temperature: Some(0.2), max_tokens: Some(9) });
+        let r = c.request(
+            "and now?",
+            &ChatParams {
+                temperature: Some(0.2),
+                max_tokens: Some(9),
+            },
+        );
         let roles: Vec<&str> = r.messages.iter().map(|m| m.role.as_str()).collect();
         assert_eq!(roles, ["system", "user", "assistant", "user"]);
         assert_eq!(r.messages[3].content, "and now?");
         assert_eq!((r.temperature, r.max_tokens), (Some(0.2), Some(9)));
         let md = c.to_markdown("Chat");
-        assert!(md.contains("**System:** be brief") && md.contains("## User\n\nhi") && md.contains("error: connect"), "{md}");
+        assert!(
+            md.contains("**System:** be brief")
+                && md.contains("## User\n\nhi")
+                && md.contains("error: connect"),
+            "{md}"
+        );
     }
 }

@@ -40,13 +40,19 @@ impl KeySpec {
         let mut rest = s;
         loop {
             let lower = rest.to_ascii_lowercase();
-            if let Some(r) = lower.strip_prefix("ctrl-").or_else(|| lower.strip_prefix("c-")) {
+            if let Some(r) = lower
+                .strip_prefix("ctrl-")
+                .or_else(|| lower.strip_prefix("c-"))
+            {
                 if r.is_empty() {
                     break;
                 }
                 ctrl = true;
                 rest = &rest[rest.len() - r.len()..];
-            } else if let Some(r) = lower.strip_prefix("alt-").or_else(|| lower.strip_prefix("m-")) {
+            } else if let Some(r) = lower
+                .strip_prefix("alt-")
+                .or_else(|| lower.strip_prefix("m-"))
+            {
                 if r.is_empty() {
                     break;
                 }
@@ -73,7 +79,10 @@ impl KeySpec {
             "home" => KeyName::Home,
             "end" => KeyName::End,
             "space" => KeyName::Char(' '),
-            f if f.len() >= 2 && f.starts_with('f') && f[1..].parse::<u8>().is_ok_and(|n| (1..=24).contains(&n)) => {
+            f if f.len() >= 2
+                && f.starts_with('f')
+                && f[1..].parse::<u8>().is_ok_and(|n| (1..=24).contains(&n)) =>
+            {
                 KeyName::F(f[1..].parse().unwrap_or(1))
             }
             _ => {
@@ -113,7 +122,11 @@ impl KeySpec {
             KeyName::End => "end".into(),
             KeyName::F(n) => format!("f{n}"),
         };
-        format!("{}{}{k}", if self.ctrl { "ctrl-" } else { "" }, if self.alt { "alt-" } else { "" })
+        format!(
+            "{}{}{k}",
+            if self.ctrl { "ctrl-" } else { "" },
+            if self.alt { "alt-" } else { "" }
+        )
     }
 
     /// Chords that terminal multiplexers take for themselves (tmux's and screen's prefix).
@@ -124,7 +137,10 @@ impl KeySpec {
 
 /// Commands whose key can be changed under `tui.keys`.
 pub const COMMANDS: &[(&str, &str)] = &[
-    ("quit", "quit (asks first when servers this console started are running)"),
+    (
+        "quit",
+        "quit (asks first when servers this console started are running)",
+    ),
     ("help", "help for the current pane"),
     ("command", "command line (:servers, :logs NAME, :q, ...)"),
     ("filter", "filter the current list or log"),
@@ -148,12 +164,18 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("next_route", "next route to chat with"),
     ("prev_route", "previous route to chat with"),
     ("settings", "edit the system prompt and parameters"),
-    ("save", "save (conversation as Markdown, bench result as JSON)"),
+    (
+        "save",
+        "save (conversation as Markdown, bench result as JSON)",
+    ),
     ("new_chat", "start a new conversation"),
     ("run", "run the load test"),
     ("more", "more load while running (or a larger value)"),
     ("less", "less load while running (or a smaller value)"),
-    ("baseline", "keep the last result as the baseline to compare with"),
+    (
+        "baseline",
+        "keep the last result as the baseline to compare with",
+    ),
     ("follow", "follow the log"),
     ("wrap", "wrap long log lines"),
     ("next_server", "next server's log"),
@@ -166,13 +188,37 @@ mod tests {
 
     #[test]
     fn key_specs() {
-        assert_eq!(KeySpec::parse("s").unwrap(), KeySpec { ctrl: false, alt: false, key: KeyName::Char('s') });
-        assert_eq!(KeySpec::parse("ctrl-X").unwrap(), KeySpec { ctrl: true, alt: false, key: KeyName::Char('x') });
+        assert_eq!(
+            KeySpec::parse("s").unwrap(),
+            KeySpec {
+                ctrl: false,
+                alt: false,
+                key: KeyName::Char('s')
+            }
+        );
+        assert_eq!(
+            KeySpec::parse("ctrl-X").unwrap(),
+            KeySpec {
+                ctrl: true,
+                alt: false,
+                key: KeyName::Char('x')
+            }
+        );
         assert_eq!(KeySpec::parse("alt-enter").unwrap().key, KeyName::Enter);
         assert_eq!(KeySpec::parse("F5").unwrap().key, KeyName::F(5));
         assert_eq!(KeySpec::parse("-").unwrap().key, KeyName::Char('-'));
-        assert_eq!(KeySpec::parse("ctrl--").unwrap(), KeySpec { ctrl: true, alt: false, key: KeyName::Char('-') });
-        assert!(KeySpec::parse("ctrl-").is_ok(), "a bare `-` after ctrl is the minus key");
+        assert_eq!(
+            KeySpec::parse("ctrl--").unwrap(),
+            KeySpec {
+                ctrl: true,
+                alt: false,
+                key: KeyName::Char('-')
+            }
+        );
+        assert!(
+            KeySpec::parse("ctrl-").is_ok(),
+            "a bare `-` after ctrl is the minus key"
+        );
         assert!(KeySpec::parse("sx").is_err());
         assert!(KeySpec::parse("ctrl-b").unwrap().clashes_with_multiplexer());
         assert_eq!(KeySpec::parse("space").unwrap().label(), "space");

@@ -217,14 +217,26 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         let at = p(&tui, &["keys", name]);
         if !super::keys::COMMANDS.iter().any(|(c, _)| c == name) {
             let known: Vec<&str> = super::keys::COMMANDS.iter().map(|(c, _)| *c).collect();
-            out.push((at, true, format!("unknown command `{name}` (commands: {})", known.join(", "))));
+            out.push((
+                at,
+                true,
+                format!("unknown command `{name}` (commands: {})", known.join(", ")),
+            ));
             continue;
         }
         match super::keys::KeySpec::parse(spec) {
-            Ok(k) if k.clashes_with_multiplexer() => out.push((at, false, format!("`{spec}` is the prefix key of tmux or screen; pick another"))),
+            Ok(k) if k.clashes_with_multiplexer() => out.push((
+                at,
+                false,
+                format!("`{spec}` is the prefix key of tmux or screen; pick another"),
+            )),
             Ok(k) => {
                 if let Some((_, other)) = bound.iter().find(|(b, _)| *b == k) {
-                    out.push((at, false, format!("`{spec}` is already the key of `{other}`")));
+                    out.push((
+                        at,
+                        false,
+                        format!("`{spec}` is already the key of `{other}`"),
+                    ));
                 }
                 bound.push((k, name.as_str()));
             }

@@ -1,0 +1,55 @@
+//! What reaches `update` (keys and engine events) and what it asks the engines to do.
+use crate::bench::{BenchResult, Control, Plan, Progress};
+use crate::provider::ChatRequest;
+use crate::session::ChatEvent;
+use crate::supervisor::engine::{Op, SupEvent};
+use crate::telemetry::routes::RouteTable;
+use crate::telemetry::sampler::{GpuView, HostView};
+use crossterm::event::KeyEvent;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Key(KeyEvent),
+    Paste(String),
+    Resize(u16, u16),
+    /// The clock moved (Unix seconds).
+    Tick(f64),
+    Sup(SupEvent),
+    Gpu(Box<GpuView>),
+    Host(Box<HostView>),
+    Routes(Box<RouteTable>),
+    Chat(ChatEvent),
+    BenchProgress(u64, Box<Progress>),
+    BenchDone(u64, Result<Vec<BenchResult>, String>),
+    /// A file was written (or not).
+    Saved(Result<String, String>),
+    BaselineLoaded(Result<Box<BenchResult>, String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Server(Op, String),
+    Probe(Option<String>),
+    ChatSend {
+        id: u64,
+        route: String,
+        req: ChatRequest,
+    },
+    ChatCancel(u64),
+    BenchStart {
+        id: u64,
+        route: String,
+        plan: Box<Plan>,
+    },
+    BenchControl(Control),
+    Save {
+        path: PathBuf,
+        contents: String,
+    },
+    LoadBaseline(PathBuf),
+    /// End the console; stop these servers first.
+    Quit {
+        stop: Vec<String>,
+    },
+}

@@ -1,0 +1,384 @@
+//! Everything the console shows, as plain data: `update` changes it, the view draws it.
+use super::keymap::{Ctx, KeyMap};
+use crate::bench::{BenchResult, Progress};
+use crate::session::{ChatParams, Conversation};
+use crate::supervisor::engine::Op;
+use crate::supervisor::logs::LogRing;
+use crate::supervisor::ServerStatus;
+use crate::telemetry::routes::RouteTable;
+use crate::telemetry::sampler::{GpuView, HostView};
+use ratatui_textarea::TextArea;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Pane {
+    Servers,
+    Gpu,
+    Routes,
+    Chat,
+    Bench,
+    Logs,
+}
+
+pub const PANES: [Pane; 6] = [
+    Pane::Servers,
+    Pane::Gpu,
+    Pane::Routes,
+    Pane::Chat,
+    Pane::Bench,
+    Pane::Logs,
+];
+
+impl Pane {
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Servers => "Servers",
+            Pane::Gpu => "GPU",
+            Pane::Routes => "Routes",
+            Pane::Chat => "Chat",
+            Pane::Bench => "Bench",
+            Pane::Logs => "Logs",
+        }
+    }
+
+    pub fn ctx(self) -> Ctx {
+        match self {
+            Pane::Servers => Ctx::Servers,
+            Pane::Gpu => Ctx::Gpu,
+            Pane::Routes => Ctx::Routes,
+            Pane::Chat => Ctx::Chat,
+            Pane::Bench => Ctx::Bench,
+            Pane::Logs => Ctx::Logs,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        PANES.iter().position(|p| *p == self).unwrap_or(0)
+    }
+
+    pub fn from_name(s: &str) -> Option<Pane> {
+        PANES
+            .into_iter()
+            .find(|p| p.title().eq_ignore_ascii_case(s))
+    }
+}
+
+/// What takes the keys first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    None,
+    Help,
+    /// Quitting while servers this console started still run: y stops them, l leaves them.
+    Quit {
+        running: Vec<String>,
+    },
+    ConfirmStop(String),
+}
+
+/// A line being typed somewhere.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Typing {
+    None,
+    Command(String),
+    Filter(String),
+    /// The chat message box has the keys.
+    ChatMessage,
+    /// A chat setting: (field, text).
+    ChatSetting(usize, String),
+    /// A bench form field: (field, text).
+    BenchField(usize, String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+    /// Unix seconds after which it goes.
+    pub until: f64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServersView {
+    pub list: Vec<ServerStatus>,
+    pub selected: usize,
+    /// Started by this console (and still worth asking about on quit).
+    pub started_here: BTreeSet<String>,
+    pub busy: BTreeMap<String, Op>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogsView {
+    pub rings: BTreeMap<String, LogRing>,
+    pub server: Option<String>,
+    pub follow: bool,
+    pub wrap: bool,
+    /// Lines scrolled back from the end when not following.
+    pub back: usize,
+    pub cap: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RoutesView {
+    pub table: RouteTable,
+    pub selected: usize,
+}
+
+/// The answer being streamed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Streaming {
+    pub id: u64,
+    pub user: String,
+    pub text: String,
+    pub route: String,
+    pub served_by: Option<crate::provider::router::ServedBy>,
+    pub attempts: Vec<crate::provider::router::Attempt>,
+    /// Time to the first token, as the streaming task measured it.
+    pub ttft_ms: Option<f64>,
+}
+
+pub const CHAT_SETTINGS: [&str; 3] = ["system prompt", "temperature", "max tokens"];
+
+pub struct ChatView {
+    pub routes: Vec<String>,
+    pub route: usize,
+    pub conv: Conversation,
+    pub params: ChatParams,
+    pub input: TextArea<'static>,
+    pub streaming: Option<Streaming>,
+    pub next_id: u64,
+    /// Lines scrolled back from the end of the conversation.
+    pub back: usize,
+    pub settings_open: bool,
+    pub settings_field: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchForm {
+    pub route: usize,
+    /// Open loop (a rate) instead of closed (a concurrency).
+    pub open: bool,
+    pub concurrency: usize,
+    pub rate: f64,
+    pub by_duration: bool,
+    pub requests: u64,
+    pub duration_s: f64,
+    pub input_len: u32,
+    pub output_len: u32,
+    /// A second route to run the same workload on, by index into the routes.
+    pub compare: Option<usize>,
+}
+
+pub const BENCH_FIELDS: [&str; 8] = [
+    "route",
+    "load",
+    "concurrency / rate",
+    "stop after",
+    "requests / seconds",
+    "input tokens",
+    "output tokens",
+    "compare with",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningBench {
+    pub id: u64,
+    pub route: String,
+    pub progress: Progress,
+    /// After this run, the same workload on this route.
+    pub then: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BenchView {
+    pub form: BenchForm,
+    pub field: usize,
+    pub running: Option<RunningBench>,
+    /// The last run's results: the route, then the compared route.
+    pub results: Vec<BenchResult>,
+    pub baseline: Option<BenchResult>,
+    pub next_id: u64,
+}
+
+pub struct App {
+    pub pane: Pane,
+    pub history: Vec<Pane>,
+    pub overlay: Overlay,
+    pub typing: Typing,
+    pub filters: BTreeMap<Pane, String>,
+    pub keys: KeyMap,
+    pub read_only: bool,
+    /// Unix seconds, as of the last tick.
+    pub now: f64,
+    pub config_name: String,
+    pub host: HostView,
+    pub gpu: GpuView,
+    pub servers: ServersView,
+    pub logs: LogsView,
+    pub routes: RoutesView,
+    pub chat: ChatView,
+    pub bench: BenchView,
+    pub notice: Option<Notice>,
+    /// Set when the console should end.
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(
+        keys: KeyMap,
+        routes: Vec<String>,
+        default_route: &str,
+        read_only: bool,
+        log_lines: usize,
+    ) -> Self {
+        let mut input = TextArea::default();
+        input.set_placeholder_text(
+            "Type a message · enter sends · alt-enter: new line · esc: leave",
+        );
+        let route = routes.iter().position(|r| r == default_route).unwrap_or(0);
+        App {
+            pane: Pane::Servers,
+            history: Vec::new(),
+            overlay: Overlay::None,
+            typing: Typing::None,
+            filters: BTreeMap::new(),
+            keys,
+            read_only,
+            now: crate::supervisor::record::unix_now(),
+            config_name: String::new(),
+            host: HostView::default(),
+            gpu: GpuView::default(),
+            servers: ServersView::default(),
+            logs: LogsView {
+                rings: BTreeMap::new(),
+                server: None,
+                follow: true,
+                wrap: false,
+                back: 0,
+                cap: log_lines.max(1),
+            },
+            routes: RoutesView::default(),
+            chat: ChatView {
+                routes: routes.clone(),
+                route,
+                conv: Conversation::default(),
+                params: ChatParams::default(),
+                input,
+                streaming: None,
+                next_id: 1,
+                back: 0,
+                settings_open: false,
+                settings_field: 0,
+            },
+            bench: BenchView {
+                form: BenchForm {
+                    route,
+                    open: false,
+                    concurrency: 4,
+                    rate: 5.0,
+                    by_duration: false,
+                    requests: 100,
+                    duration_s: 30.0,
+                    input_len: 256,
+                    output_len: 64,
+                    compare: None,
+                },
+                field: 0,
+                running: None,
+                results: Vec::new(),
+                baseline: None,
+                next_id: 1,
+            },
+            notice: None,
+            quit: false,
+        }
+    }
+
+    pub fn filter(&self) -> Option<&str> {
+        self.filters
+            .get(&self.pane)
+            .map(String::as_str)
+            .filter(|f| !f.is_empty())
+    }
+
+    /// Servers this console started that are still running (asked about on quit).
+    pub fn running_started_here(&self) -> Vec<String> {
+        self.servers
+            .list
+            .iter()
+            .filter(|s| s.is_running() && self.servers.started_here.contains(&s.name))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// Bytes of GPU memory held by a server's processes, over every GPU source.
+    pub fn server_gpu_bytes(&self, name: &str) -> Option<u64> {
+        let mut total = None;
+        for s in &self.gpu.samples {
+            for d in &s.devices {
+                for p in d
+                    .processes
+                    .iter()
+                    .filter(|p| p.server.as_deref() == Some(name))
+                {
+                    *total.get_or_insert(0) += p.used_memory_bytes.unwrap_or(0);
+                }
+            }
+        }
+        total
+    }
+
+    /// Servers in the order shown, after the filter.
+    pub fn visible_servers(&self) -> Vec<&ServerStatus> {
+        let f = self.filters.get(&Pane::Servers).map(|s| s.to_lowercase());
+        self.servers
+            .list
+            .iter()
+            .filter(|s| {
+                f.as_deref().is_none_or(|f| {
+                    s.name.to_lowercase().contains(f)
+                        || s.state.as_str().contains(f)
+                        || s.model.as_deref().unwrap_or("").to_lowercase().contains(f)
+                        || s.route.as_deref().unwrap_or("").to_lowercase().contains(f)
+                })
+            })
+            .collect()
+    }
+
+    pub fn visible_routes(&self) -> Vec<&crate::telemetry::routes::RouteHealth> {
+        let f = self.filters.get(&Pane::Routes).map(|s| s.to_lowercase());
+        self.routes
+            .table
+            .routes
+            .iter()
+            .filter(|r| {
+                f.as_deref().is_none_or(|f| {
+                    r.route.to_lowercase().contains(f)
+                        || r.state().as_str().contains(f)
+                        || r.kind.as_str().contains(f)
+                })
+            })
+            .collect()
+    }
+
+    /// The server whose log the Logs pane shows.
+    pub fn log_server(&self) -> Option<String> {
+        self.logs.server.clone().or_else(|| {
+            let running = self.servers.list.iter().find(|s| s.is_running());
+            running
+                .or(self.servers.list.first())
+                .map(|s| s.name.clone())
+        })
+    }
+
+    pub fn chat_route(&self) -> Option<&str> {
+        self.chat.routes.get(self.chat.route).map(String::as_str)
+    }
+
+    pub fn notify(&mut self, text: impl Into<String>, error: bool) {
+        self.notice = Some(Notice {
+            text: text.into(),
+            error,
+            until: self.now + if error { 8.0 } else { 4.0 },
+        });
+    }
+}

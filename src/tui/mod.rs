@@ -1,0 +1,193 @@
+//! The console: six panes over the engines, k9s-style keys. The only place that uses ratatui
+//! and crossterm.
+pub mod action;
+pub mod app;
+pub mod keymap;
+pub mod runtime;
+pub mod terminal;
+pub mod update;
+pub mod view;
+
+use crate::config::Config;
+use crate::provider::factory;
+use crate::supervisor::engine;
+use crate::supervisor::Supervisor;
+use crate::telemetry::routes::{self, RouteTable};
+use crate::telemetry::sampler::{self, GpuView, HostView};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Our own diagnostics go to a file: the screen belongs to the console.
+fn log_to_file(dir: &Path) -> Option<std::path::PathBuf> {
+    std::fs::create_dir_all(dir).ok()?;
+    let path = dir.join("anorag-tui.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .try_init()
+        .ok()?;
+    Some(path)
+}
+
+/// Builds the engines and the state; shared by the real console and its tests.
+pub async fn start(
+    cfg: Arc<Config>,
+    sup: Supervisor,
+    read_only: bool,
+) -> Result<(app::App, runtime::Engines), String> {
+    let keys = keymap::KeyMap::with_overrides(&cfg.tui.keys)?;
+    let router = Arc::new(factory::build(&cfg).await.map_err(|e| e.to_string())?);
+    let (sup_tx, sup_rx) = mpsc::channel(1024);
+    let sup_handle = engine::spawn(sup.clone(), sup_tx);
+    let servers = crate::cli::gpu::servers_fn(Some(sup.clone()));
+    let (sample_every, probe_cfg) = crate::cli::status::intervals(&cfg, None);
+    let (gpu_tx, gpu_rx) = watch::channel(GpuView::default());
+    let (host_tx, host_rx) = watch::channel(HostView::default());
+    let (route_tx, routes_rx) = watch::channel(RouteTable::from_router(&router));
+    sampler::spawn_gpu(
+        sampler::sources_from_config(&cfg),
+        sample_every,
+        servers.clone(),
+        gpu_tx,
+    );
+    sampler::spawn_host(sample_every, servers, host_tx);
+    let probe_tx = routes::spawn(router.clone(), probe_cfg, route_tx);
+    let names = router.route_names();
+    let mut app = app::App::new(
+        keys,
+        names,
+        router.default_route(),
+        read_only,
+        cfg.tui.log_lines.unwrap_or(5000),
+    );
+    app.routes.table = routes_rx.borrow().clone();
+    Ok((
+        app,
+        runtime::Engines {
+            router,
+            sup: sup_handle,
+            sup_rx,
+            gpu_rx,
+            host_rx,
+            routes_rx,
+            probe_tx,
+        },
+    ))
+}
+
+pub async fn run(explicit: Option<&Path>, read_only: bool) -> ExitCode {
+    let (cfg, source) = match crate::cli::load_config(explicit) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!("error: the console needs a terminal; for scripts use the headless commands (anorag-tui --help)");
+        return ExitCode::from(2);
+    }
+    let cfg = Arc::new(cfg);
+    let sup = match Supervisor::from_env(cfg.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let log = log_to_file(sup.dir().root());
+    tracing::info!(config = %source, read_only, "console starting");
+    let (mut app, engines) = match start(cfg.clone(), sup.clone(), read_only).await {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    app.config_name = match &source {
+        crate::config::Source::File(p) => p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        crate::config::Source::BuiltIn => "built-in config".into(),
+    };
+    let frame = Duration::from_millis(cfg.tui.frame_ms.unwrap_or(33).clamp(8, 1000));
+    let (guard, mut term) = match terminal::Guard::enter() {
+        Ok(x) => x,
+        Err(e) => {
+            terminal::restore();
+            eprintln!("error: cannot set up the terminal: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime::run(
+        &mut term,
+        &mut app,
+        engines,
+        runtime::terminal_events(),
+        frame,
+    )
+    .await;
+    let stop = match result {
+        Ok(stop) => stop,
+        Err(e) => {
+            drop(guard);
+            eprintln!("error: the terminal failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Stopping can take a while (SIGTERM, then SIGKILL after the grace period): say so.
+    if !stop.is_empty() {
+        let _ = term.draw(|f| {
+            let area = view::centered(f.area(), 60, 3);
+            f.render_widget(ratatui::widgets::Clear, area);
+            f.render_widget(
+                ratatui::widgets::Paragraph::new(format!("stopping {} …", stop.join(", ")))
+                    .block(ratatui::widgets::Block::bordered()),
+                area,
+            );
+        });
+    }
+    let mut outcome = Vec::new();
+    for name in &stop {
+        match sup.stop(name, None).await {
+            Ok(st) => outcome.push(format!(
+                "stopped {name} ({})",
+                st.exit_text().unwrap_or_else(|| st.state.to_string())
+            )),
+            Err(e) => outcome.push(format!("could not stop {name}: {e}")),
+        }
+    }
+    drop(guard);
+    for line in outcome {
+        eprintln!("{line}");
+    }
+    let left: Vec<String> = sup
+        .statuses()
+        .into_iter()
+        .filter(|s| s.is_running())
+        .map(|s| s.name)
+        .collect();
+    if !left.is_empty() {
+        eprintln!(
+            "still running: {} (anorag-tui server status; anorag-tui server stop NAME)",
+            left.join(", ")
+        );
+    }
+    if let Some(p) = log {
+        tracing::info!("console closed; log at {}", p.display());
+    }
+    ExitCode::SUCCESS
+}

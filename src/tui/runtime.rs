@@ -1,0 +1,267 @@
+//! The UI task: it alone owns the state and the terminal. Keys and engine events become
+//! actions, `update` turns them into state and effects, effects go to the engines. A frame
+//! is drawn only when something visible changed, at most once per frame deadline; no timer
+//! runs while nothing changes.
+use super::action::{Action, Effect};
+use super::app::{App, Pane};
+use super::update::update;
+use super::view;
+use crate::bench::{self, BenchHandle, BenchResult, BenchTarget};
+use crate::provider::Router;
+use crate::session::{self, ChatEvent};
+use crate::supervisor::engine::{SupCommand, SupEvent, SupervisorHandle};
+use crate::telemetry::routes::{ProbeCmd, RouteTable};
+use crate::telemetry::sampler::{GpuView, HostView};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+enum BenchEv {
+    Progress(bool),
+    Done(Result<Vec<BenchResult>, String>),
+}
+
+/// Everything the console talks to.
+pub struct Engines {
+    pub router: Arc<Router>,
+    pub sup: SupervisorHandle,
+    pub sup_rx: mpsc::Receiver<SupEvent>,
+    pub gpu_rx: watch::Receiver<GpuView>,
+    pub host_rx: watch::Receiver<HostView>,
+    pub routes_rx: watch::Receiver<RouteTable>,
+    pub probe_tx: mpsc::Sender<ProbeCmd>,
+}
+
+/// A source of terminal events: the real terminal, or a script in tests.
+pub type Events = std::pin::Pin<Box<dyn futures::Stream<Item = std::io::Result<Event>> + Send>>;
+
+pub fn terminal_events() -> Events {
+    Box::pin(EventStream::new())
+}
+
+/// What the header and the current pane would show from a sample: a new sample that does not
+/// change it needs no frame.
+fn host_sig(app: &App) -> (i64, u64, Vec<(String, i64, u64)>) {
+    let h = &app.host.sample;
+    let servers = if app.pane == Pane::Servers {
+        h.servers
+            .iter()
+            .map(|s| (s.name.clone(), s.cpu_pct.round() as i64, s.rss_bytes >> 20))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (h.cpu_pct.round() as i64, h.memory_used_bytes >> 24, servers)
+}
+
+/// The next moment the clock matters: the minute on the header, a notice's end, and the
+/// seconds of uptime when the Servers pane shows a running server.
+fn next_tick(app: &App) -> Instant {
+    let now = app.now;
+    let mut at = (now / 60.0).floor() * 60.0 + 60.0;
+    if let Some(n) = &app.notice {
+        at = at.min(n.until);
+    }
+    if app.pane == Pane::Servers && app.servers.list.iter().any(|s| s.is_running()) {
+        at = at.min(now.floor() + 1.0);
+    }
+    if app.bench.running.is_some() || app.chat.streaming.is_some() {
+        at = at.min(now + 1.0);
+    }
+    Instant::now() + Duration::from_secs_f64((at - now).clamp(0.05, 60.0))
+}
+
+/// Runs until the user quits; returns the servers to stop on the way out.
+pub async fn run<B: ratatui::backend::Backend>(
+    term: &mut ratatui::Terminal<B>,
+    app: &mut App,
+    mut eng: Engines,
+    mut events: Events,
+    frame: Duration,
+) -> std::io::Result<Vec<String>>
+where
+    B::Error: Into<std::io::Error>,
+{
+    let (act_tx, mut act_rx) = mpsc::unbounded_channel::<Action>();
+    let (chat_tx, mut chat_rx) = mpsc::channel::<ChatEvent>(256);
+    let mut chats: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+    let mut bench: Option<(u64, BenchHandle)> = None;
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - frame;
+    let mut stop_on_quit = Vec::new();
+    let mut term_signal =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hup_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        if dirty && last_draw.elapsed() >= frame {
+            term.draw(|f| view::render(f, app)).map_err(Into::into)?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+        if app.quit {
+            break;
+        }
+        let draw_at = last_draw + frame;
+        let tick_at = next_tick(app);
+        let action: Option<Action> = tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => Some(Action::Key(k)),
+                Some(Ok(Event::Paste(s))) => Some(Action::Paste(s)),
+                Some(Ok(Event::Resize(w, h))) => Some(Action::Resize(w, h)),
+                Some(Ok(_)) => None,
+                // The terminal is gone: leave, keeping the servers.
+                Some(Err(_)) | None => break,
+            },
+            Some(ev) = eng.sup_rx.recv() => Some(Action::Sup(ev)),
+            Ok(()) = eng.gpu_rx.changed() => Some(Action::Gpu(Box::new(eng.gpu_rx.borrow_and_update().clone()))),
+            Ok(()) = eng.host_rx.changed() => Some(Action::Host(Box::new(eng.host_rx.borrow_and_update().clone()))),
+            Ok(()) = eng.routes_rx.changed() => Some(Action::Routes(Box::new(eng.routes_rx.borrow_and_update().clone()))),
+            Some(ev) = chat_rx.recv() => {
+                if let ChatEvent::Finished { id, .. } = &ev {
+                    chats.remove(id);
+                }
+                Some(Action::Chat(ev))
+            }
+            Some(a) = act_rx.recv() => Some(a),
+            ev = async {
+                match bench.as_mut() {
+                    Some((_, h)) => tokio::select! {
+                        c = h.progress.changed() => BenchEv::Progress(c.is_ok()),
+                        d = &mut h.done => BenchEv::Done(d.map_err(|e| e.to_string()).and_then(|r| r)),
+                    },
+                    None => std::future::pending().await,
+                }
+            } => match ev {
+                BenchEv::Progress(true) => bench
+                    .as_mut()
+                    .map(|(id, h)| Action::BenchProgress(*id, Box::new(h.progress.borrow_and_update().clone()))),
+                BenchEv::Progress(false) => None,
+                BenchEv::Done(r) => bench.take().map(|(id, _)| Action::BenchDone(id, r)),
+            },
+            _ = tokio::time::sleep_until(tick_at) => Some(Action::Tick(crate::supervisor::record::unix_now())),
+            _ = tokio::time::sleep_until(draw_at), if dirty => None,
+            _ = term_signal.recv() => break,
+            _ = hup_signal.recv() => break,
+        };
+        let Some(action) = action else { continue };
+        let visible = match &action {
+            Action::Host(_) => {
+                let before = host_sig(app);
+                let fx = update(app, action);
+                debug_assert!(fx.is_empty());
+                before != host_sig(app)
+            }
+            Action::Gpu(_) => {
+                let fx = update(app, action);
+                debug_assert!(fx.is_empty());
+                // The header shows every GPU; the GPU and Servers panes show more.
+                true
+            }
+            Action::Routes(_) => {
+                update(app, action);
+                matches!(app.pane, Pane::Routes | Pane::Servers)
+            }
+            Action::Tick(_) => {
+                update(app, action);
+                true
+            }
+            _ => {
+                let fx = update(app, action);
+                for e in fx {
+                    if let Effect::Quit { stop } = &e {
+                        stop_on_quit = stop.clone();
+                    }
+                    apply(e, &mut eng, &act_tx, &chat_tx, &mut chats, &mut bench);
+                }
+                true
+            }
+        };
+        dirty |= visible;
+    }
+    for (_, h) in chats {
+        h.abort();
+    }
+    Ok(stop_on_quit)
+}
+
+/// Carries out one effect. Nothing here waits: slow work goes to a task that reports back.
+fn apply(
+    e: Effect,
+    eng: &mut Engines,
+    act_tx: &mpsc::UnboundedSender<Action>,
+    chat_tx: &mpsc::Sender<ChatEvent>,
+    chats: &mut HashMap<u64, tokio::task::AbortHandle>,
+    bench: &mut Option<(u64, BenchHandle)>,
+) {
+    match e {
+        Effect::Server(op, name) => {
+            tracing::info!(server = %name, op = op.verb(), "server operation");
+            if !eng.sup.send(SupCommand::Run(op, name.clone())) {
+                let _ = act_tx.send(Action::Sup(SupEvent::Done {
+                    name,
+                    op,
+                    result: Err("the supervisor engine is busy; try again".into()),
+                }));
+            }
+        }
+        Effect::Probe(route) => {
+            let _ = eng.probe_tx.try_send(ProbeCmd::Now(route));
+        }
+        Effect::ChatSend { id, route, req } => {
+            tracing::info!(route = %route, id, "chat");
+            let h = session::spawn_answer(eng.router.clone(), route, req, id, chat_tx.clone());
+            chats.insert(id, h);
+        }
+        Effect::ChatCancel(id) => {
+            if let Some(h) = chats.remove(&id) {
+                h.abort();
+            }
+        }
+        Effect::BenchStart { id, route, plan } => {
+            tracing::info!(route = %route, id, "load test");
+            match BenchTarget::from_router(eng.router.clone(), Some(&route)) {
+                Ok(t) => *bench = Some((id, bench::spawn(t, vec![*plan]))),
+                Err(e) => {
+                    let _ = act_tx.send(Action::BenchDone(id, Err(e)));
+                }
+            }
+        }
+        Effect::BenchControl(c) => {
+            if let Some((_, h)) = bench.as_ref() {
+                let _ = h.control.try_send(c);
+            }
+        }
+        Effect::Save { path, contents } => {
+            let tx = act_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = std::fs::write(&path, contents)
+                    .map(|_| path.display().to_string())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()));
+                let _ = tx.send(Action::Saved(r));
+            });
+        }
+        Effect::LoadBaseline(path) => {
+            let tx = act_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+                    .and_then(|t| {
+                        serde_json::from_str::<serde_json::Value>(&t)
+                            .map_err(|e| format!("{}: {e}", path.display()))
+                    })
+                    .and_then(|v| {
+                        // A compare file holds {"a": ..., "b": ...}: take the first run.
+                        let one = v.get("a").cloned().unwrap_or(v);
+                        BenchResult::from_json(&one).map_err(|e| format!("{}: {e}", path.display()))
+                    })
+                    .map(Box::new);
+                let _ = tx.send(Action::BaselineLoaded(r));
+            });
+        }
+        Effect::Quit { .. } => {}
+    }
+}

@@ -1,0 +1,172 @@
+//! Servers: every launch profile with its state, and the selected one's details.
+use super::common::*;
+use crate::format;
+use crate::tui::app::App;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+use ratatui::Frame;
+
+pub fn render(f: &mut Frame, app: &App, area: Rect) {
+    let list = app.visible_servers();
+    // The table as tall as its rows; the selected server's details (and log tail) get the rest.
+    let table_h = (list.len() as u16 + 3).max(5);
+    let detail_h = if area.height >= table_h + 6 {
+        area.height - table_h
+    } else {
+        0
+    };
+    let [top, bottom] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
+    let wide = area.width >= 110;
+    let mut header = vec!["NAME", "KIND", "STATE", "PID", "PORT", "UPTIME", "ROUTE"];
+    if wide {
+        header.extend(["MODEL", "GPU MEM", "CPU", "RSS"]);
+    } else {
+        header.push("GPU MEM");
+    }
+    let rows = list.iter().enumerate().map(|(i, s)| {
+        let uptime = match (s.is_running(), s.started_unix) {
+            (true, Some(t)) => format::duration_s(app.now - t),
+            _ => "-".into(),
+        };
+        let busy = app
+            .servers
+            .busy
+            .get(&s.name)
+            .map(|op| format!(" ({}…)", op.verb()))
+            .unwrap_or_default();
+        let state = match (s.state.is_running(), s.exit_text()) {
+            (false, Some(t)) if s.state != crate::supervisor::State::Stopped => {
+                format!("{} · {t}{busy}", s.state)
+            }
+            _ => format!("{}{busy}", s.state),
+        };
+        let usage = app.host.sample.servers.iter().find(|u| u.name == s.name);
+        let mut cells = vec![
+            Cell::from(format!(
+                "{}{}",
+                s.name,
+                if app.servers.started_here.contains(&s.name) && s.is_running() {
+                    "*"
+                } else {
+                    ""
+                }
+            )),
+            Cell::from(s.kind.clone()),
+            Cell::from(Span::styled(state, state_style(s.state))),
+            Cell::from(format::opt(s.pid, |p| p.to_string())),
+            Cell::from(s.port.to_string()),
+            Cell::from(uptime),
+            Cell::from(s.route.clone().unwrap_or_else(|| "-".into())),
+        ];
+        let gpu = format::opt(app.server_gpu_bytes(&s.name), format::bytes);
+        if wide {
+            cells.push(Cell::from(format::clip(
+                s.model.as_deref().unwrap_or("-"),
+                24,
+            )));
+            cells.push(Cell::from(gpu));
+            cells.push(Cell::from(format::opt(
+                usage.filter(|_| s.is_running()),
+                |u| format!("{:.0}%", u.cpu_pct),
+            )));
+            cells.push(Cell::from(format::opt(
+                usage.filter(|_| s.is_running()),
+                |u| format::bytes(u.rss_bytes),
+            )));
+        } else {
+            cells.push(Cell::from(gpu));
+        }
+        let row = Row::new(cells);
+        if i == app.servers.selected {
+            row.style(selected())
+        } else {
+            row
+        }
+    });
+    let widths: Vec<Constraint> = if wide {
+        vec![
+            Constraint::Length(12),
+            Constraint::Length(8),
+            Constraint::Min(14),
+            Constraint::Length(8),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(12),
+            Constraint::Length(24),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Length(10),
+        ]
+    } else {
+        vec![
+            Constraint::Length(10),
+            Constraint::Length(7),
+            Constraint::Min(10),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(11),
+            Constraint::Length(8),
+        ]
+    };
+    let running = app.servers.list.iter().filter(|s| s.is_running()).count();
+    let title = format!(
+        " Servers · {} profiles · {running} running ",
+        app.servers.list.len()
+    );
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(title_style()))
+        .block(Block::bordered().title(Span::styled(title, title_style())));
+    f.render_widget(table, top);
+    if detail_h > 0 {
+        details(f, app, bottom);
+    }
+}
+
+fn details(f: &mut Frame, app: &App, area: Rect) {
+    let list = app.visible_servers();
+    let Some(s) = list.get(app.servers.selected) else {
+        f.render_widget(
+            Paragraph::new("No server profiles: add some under `servers:` in dashboard.yaml.")
+                .block(Block::bordered()),
+            area,
+        );
+        return;
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled("argv  ", dim()),
+        Span::raw(s.argv.join(" ")),
+    ])];
+    lines.push(Line::from(vec![
+        Span::styled("log   ", dim()),
+        Span::raw(s.log_path.clone()),
+    ]));
+    if let Some(m) = &s.message {
+        lines.push(Line::from(vec![
+            Span::styled("note  ", dim()),
+            Span::styled(m.clone(), error_style()),
+        ]));
+    }
+    if let Some(t) = s.ready_after_s {
+        lines.push(Line::from(vec![
+            Span::styled("ready ", dim()),
+            Span::raw(format!("after {t:.1} s")),
+        ]));
+    }
+    if let Some(ring) = app.logs.rings.get(&s.name) {
+        let room = (area.height as usize).saturating_sub(2 + lines.len());
+        let skip = ring.len().saturating_sub(room);
+        for l in ring.iter().skip(skip) {
+            lines.push(Line::from(Span::styled(l.clone(), Style::new())));
+        }
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(Span::styled(format!(" {} ", s.name), title_style()))),
+        area,
+    );
+}

@@ -1,0 +1,788 @@
+//! The console without a terminal: `update` on its own, and every pane drawn on ratatui's
+//! TestBackend in its key states (insta snapshots of the text).
+use anorag::bench::recorder::Stats;
+use anorag::bench::result::{BenchResult, Series};
+use anorag::bench::{Control, Phase, Progress};
+use anorag::provider::router::{Attempt, ServedBy};
+use anorag::provider::{ErrorClass, ProviderKind, Usage};
+use anorag::session::{AnswerMeta, ChatEvent};
+use anorag::supervisor::engine::{Op, SupEvent};
+use anorag::supervisor::{ServerStatus, State};
+use anorag::telemetry::gpu::fake::FakeGpuSource;
+use anorag::telemetry::gpu::{GpuSample, GpuStatus};
+use anorag::telemetry::host::{HostSample, ServerUsage};
+use anorag::telemetry::sampler::{GpuView, HostView};
+use anorag::tui::action::{Action, Effect};
+use anorag::tui::app::{App, Overlay, Pane, Typing};
+use anorag::tui::keymap::KeyMap;
+use anorag::tui::update::update;
+use anorag::tui::view;
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const NOW: f64 = 1_795_600_000.0;
+
+fn app() -> App {
+    let routes = ["tiny_qwen", "demo", "builtin"].map(String::from).to_vec();
+    let mut a = App::new(KeyMap::defaults(), routes, "tiny_qwen", false, 1000);
+    a.now = NOW;
+    a.config_name = "dashboard.yaml".into();
+    a
+}
+
+fn key(a: &mut App, c: KeyCode) -> Vec<Effect> {
+    update(a, Action::Key(KeyEvent::new(c, KeyModifiers::NONE)))
+}
+
+fn ch(a: &mut App, c: char) -> Vec<Effect> {
+    let m = if c.is_ascii_uppercase() {
+        KeyModifiers::SHIFT
+    } else {
+        KeyModifiers::NONE
+    };
+    update(a, Action::Key(KeyEvent::new(KeyCode::Char(c), m)))
+}
+
+fn typed(a: &mut App, s: &str) {
+    for c in s.chars() {
+        ch(a, c);
+    }
+}
+
+fn server(name: &str, state: State) -> ServerStatus {
+    let running = state.is_running();
+    ServerStatus {
+        name: name.into(),
+        state,
+        kind: if name == "demo" {
+            "sim".into()
+        } else {
+            "vllm".into()
+        },
+        pid: running
+            .then_some(4242)
+            .or((state == State::Crashed).then_some(4242)),
+        pgid: running.then_some(4242),
+        host: "127.0.0.1".into(),
+        port: if name == "demo" { 8010 } else { 8001 },
+        started_at: running.then(|| "2026-11-25T10:00:00Z".into()),
+        uptime_s: running.then_some(125.0),
+        ready_after_s: (state == State::Ready).then_some(41.7),
+        exit_code: None,
+        signal: (state == State::Crashed).then_some(9),
+        log_path: format!("/var/lib/anorag/servers/{name}/server.log"),
+        route: Some(if name == "demo" {
+            "demo".into()
+        } else {
+            "tiny_qwen".into()
+        }),
+        model: Some("qwen2_5_0_5b".into()),
+        argv: vec![
+            "vllm".into(),
+            "serve".into(),
+            "Qwen/Qwen2.5-0.5B-Instruct".into(),
+            "--port".into(),
+            "8001".into(),
+        ],
+        restarts: 0,
+        message: None,
+        configured: true,
+        autostart: name == "demo",
+        started_unix: running.then_some(NOW - 125.0),
+        run_id: Some("r1".into()),
+    }
+}
+
+fn status(a: &mut App, s: ServerStatus) -> Vec<Effect> {
+    update(a, Action::Sup(SupEvent::Status(Box::new(s))))
+}
+
+/// The screen as text, with the wall clock (local time) masked.
+fn screen(a: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::render(f, a)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut lines: Vec<String> = (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect();
+    // The clock is the last word of the header: `HH:MM`.
+    let first = &mut lines[0];
+    let trimmed = first.trim_end().len();
+    if trimmed >= 5 && first[..trimmed].ends_with(|c: char| c.is_ascii_digit()) {
+        first.replace_range(trimmed - 5..trimmed, "HH:MM");
+    }
+    lines.join("\n")
+}
+
+fn host() -> Action {
+    Action::Host(Box::new(HostView {
+        sample: HostSample {
+            cpu_pct: 12.0,
+            cores: 2,
+            memory_used_bytes: 3 << 30,
+            memory_total_bytes: 24 << 30,
+            load_1m: 0.4,
+            servers: vec![ServerUsage {
+                name: "tiny".into(),
+                processes: 4,
+                cpu_pct: 85.0,
+                rss_bytes: 3 << 30,
+            }],
+        },
+        ..HostView::default()
+    }))
+}
+
+fn no_gpu() -> Action {
+    Action::Gpu(Box::new(GpuView {
+        samples: vec![GpuSample::empty("local", GpuStatus::NoLibrary)],
+        ..GpuView::default()
+    }))
+}
+
+// ---- update, without a terminal ----
+
+#[test]
+fn panes_switch_by_number_tab_command_and_back() {
+    let mut a = app();
+    ch(&mut a, '3');
+    assert_eq!(a.pane, Pane::Routes);
+    key(&mut a, KeyCode::Tab);
+    assert_eq!(a.pane, Pane::Chat);
+    ch(&mut a, ':');
+    typed(&mut a, "bench");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.pane, Pane::Bench);
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.pane, Pane::Chat, "esc goes back");
+    ch(&mut a, ':');
+    typed(&mut a, "nonsense");
+    key(&mut a, KeyCode::Enter);
+    assert!(a
+        .notice
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("unknown command `:nonsense`"));
+    key(&mut a, KeyCode::BackTab);
+    assert_eq!(a.pane, Pane::Routes);
+}
+
+#[test]
+fn servers_start_stop_with_confirmation_and_read_only() {
+    let mut a = app();
+    status(&mut a, server("tiny", State::Stopped));
+    assert_eq!(
+        ch(&mut a, 's'),
+        vec![Effect::Server(Op::Start, "tiny".into())]
+    );
+    assert!(a.servers.started_here.contains("tiny"));
+    assert!(
+        ch(&mut a, 's').is_empty(),
+        "no second start while the first runs"
+    );
+    update(
+        &mut a,
+        Action::Sup(SupEvent::Done {
+            name: "tiny".into(),
+            op: Op::Start,
+            result: Ok("started (pid 1)".into()),
+        }),
+    );
+    status(&mut a, server("tiny", State::Ready));
+    assert!(ch(&mut a, 'x').is_empty(), "stopping asks first");
+    assert_eq!(a.overlay, Overlay::ConfirmStop("tiny".into()));
+    assert!(key(&mut a, KeyCode::Esc).is_empty());
+    ch(&mut a, 'x');
+    assert_eq!(
+        ch(&mut a, 'y'),
+        vec![Effect::Server(Op::Stop, "tiny".into())]
+    );
+    let mut ro = app();
+    ro.read_only = true;
+    status(&mut ro, server("tiny", State::Stopped));
+    assert!(ch(&mut ro, 's').is_empty());
+    assert!(ro.notice.as_ref().unwrap().text.contains("read-only"));
+}
+
+#[test]
+fn autostart_happens_once_and_not_when_read_only_or_already_running() {
+    let mut a = app();
+    let fx = status(&mut a, server("demo", State::Stopped));
+    assert_eq!(fx, vec![Effect::Server(Op::Start, "demo".into())]);
+    assert!(
+        status(&mut a, server("demo", State::Stopped)).is_empty(),
+        "once"
+    );
+    let mut b = app();
+    assert!(
+        status(&mut b, server("demo", State::Ready)).is_empty(),
+        "started elsewhere: left alone"
+    );
+    assert!(!b.servers.started_here.contains("demo"));
+    let mut ro = app();
+    ro.read_only = true;
+    assert!(status(&mut ro, server("demo", State::Stopped)).is_empty());
+}
+
+#[test]
+fn quitting_asks_about_servers_started_here() {
+    let mut a = app();
+    assert_eq!(
+        ch(&mut a, 'q'),
+        vec![Effect::Quit { stop: vec![] }],
+        "nothing started here: quit at once"
+    );
+    let mut a = app();
+    status(&mut a, server("demo", State::Stopped));
+    status(&mut a, server("demo", State::Ready));
+    status(&mut a, server("tiny", State::Ready));
+    assert!(ch(&mut a, 'q').is_empty());
+    assert_eq!(
+        a.overlay,
+        Overlay::Quit {
+            running: vec!["demo".into()]
+        },
+        "tiny was started elsewhere"
+    );
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.overlay, Overlay::None);
+    assert!(!a.quit);
+    ch(&mut a, 'q');
+    assert_eq!(
+        ch(&mut a, 'y'),
+        vec![Effect::Quit {
+            stop: vec!["demo".into()]
+        }]
+    );
+    assert!(a.quit);
+    let mut b = app();
+    status(&mut b, server("demo", State::Stopped));
+    status(&mut b, server("demo", State::Ready));
+    ch(&mut b, 'q');
+    assert_eq!(
+        ch(&mut b, 'l'),
+        vec![Effect::Quit { stop: vec![] }],
+        "l leaves them running"
+    );
+    let mut c = app();
+    status(&mut c, server("demo", State::Stopped));
+    status(&mut c, server("demo", State::Ready));
+    let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+    assert!(update(&mut c, Action::Key(ctrl_c)).is_empty());
+    assert_eq!(
+        update(&mut c, Action::Key(ctrl_c)),
+        vec![Effect::Quit { stop: vec![] }],
+        "a second ctrl-c leaves"
+    );
+}
+
+fn served(route: &str) -> ServedBy {
+    ServedBy {
+        route: route.into(),
+        kind: ProviderKind::Builtin,
+        base_url: "http://127.0.0.1:9/v1".into(),
+        model: "anorag-sim".into(),
+    }
+}
+
+#[test]
+fn chat_sends_streams_finishes_and_cancels() {
+    let mut a = app();
+    ch(&mut a, '4');
+    ch(&mut a, 'i');
+    assert_eq!(a.typing, Typing::ChatMessage);
+    typed(&mut a, "hello");
+    update(
+        &mut a,
+        Action::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT)),
+    );
+    typed(&mut a, "world");
+    let fx = key(&mut a, KeyCode::Enter);
+    let Effect::ChatSend { id, route, req } = &fx[0] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(route, "tiny_qwen");
+    assert_eq!(
+        req.messages.last().unwrap().content,
+        "hello\nworld",
+        "alt-enter made a new line"
+    );
+    assert_eq!(req.max_tokens, Some(512));
+    let id = *id;
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Started {
+            id,
+            served_by: served("builtin"),
+            attempts: vec![],
+        }),
+    );
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Delta {
+            id,
+            text: "Hi ".into(),
+        }),
+    );
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Delta {
+            id,
+            text: "there".into(),
+        }),
+    );
+    assert_eq!(a.chat.streaming.as_ref().unwrap().text, "Hi there");
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Finished {
+            id,
+            meta: Box::new(AnswerMeta {
+                route: "tiny_qwen".into(),
+                ttft_ms: Some(40.0),
+                ..AnswerMeta::default()
+            }),
+        }),
+    );
+    assert!(a.chat.streaming.is_none());
+    assert_eq!(a.chat.conv.turns[0].answer, "Hi there");
+    // A second question, cancelled mid-answer; its late events are ignored.
+    typed(&mut a, "again");
+    let fx = key(&mut a, KeyCode::Enter);
+    let Effect::ChatSend { id: id2, req, .. } = &fx[0] else {
+        panic!()
+    };
+    assert_eq!(req.messages.len(), 3, "the history goes with it");
+    let id2 = *id2;
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Delta {
+            id: id2,
+            text: "partial".into(),
+        }),
+    );
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.typing, Typing::None, "esc leaves the message box first");
+    assert_eq!(key(&mut a, KeyCode::Esc), vec![Effect::ChatCancel(id2)]);
+    assert!(a.chat.conv.turns[1].meta.cancelled);
+    assert_eq!(a.chat.conv.turns[1].answer, "partial");
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Delta {
+            id: id2,
+            text: "late".into(),
+        }),
+    );
+    assert_eq!(a.chat.conv.turns.len(), 2);
+    assert!(a.chat.streaming.is_none());
+    // Saving writes Markdown.
+    let fx = ch(&mut a, 'w');
+    let Effect::Save { path, contents } = &fx[0] else {
+        panic!("{fx:?}")
+    };
+    assert!(path.to_string_lossy().ends_with(".md"));
+    assert!(contents.contains("## User\n\nhello\nworld") && contents.contains("Hi there"));
+}
+
+#[test]
+fn chat_settings_and_route_change() {
+    let mut a = app();
+    ch(&mut a, '4');
+    ch(&mut a, ']');
+    assert_eq!(a.chat_route(), Some("demo"));
+    ch(&mut a, 'e');
+    typed(&mut a, "be brief");
+    key(&mut a, KeyCode::Tab);
+    typed(&mut a, "0.3");
+    key(&mut a, KeyCode::Tab);
+    key(&mut a, KeyCode::Backspace);
+    key(&mut a, KeyCode::Backspace);
+    key(&mut a, KeyCode::Backspace);
+    typed(&mut a, "64");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.chat.conv.system, "be brief");
+    assert_eq!(a.chat.params.temperature, Some(0.3));
+    assert_eq!(a.chat.params.max_tokens, Some(64));
+    ch(&mut a, 'e');
+    key(&mut a, KeyCode::Tab);
+    typed(&mut a, "x");
+    key(&mut a, KeyCode::Tab);
+    assert!(
+        a.notice.as_ref().unwrap().error,
+        "an invalid temperature is refused"
+    );
+}
+
+fn progress(completed: u64) -> Progress {
+    let mut s = Series::default();
+    for i in 0..6 {
+        s.completed.push(5);
+        s.failed.push(u32::from(i == 3));
+        s.output_tokens_per_s.push(320.0 + 10.0 * i as f64);
+        s.concurrency.push(8.0);
+        s.ttft_p50_ms.push(Some(60.0 + i as f64));
+        s.ttft_p99_ms.push(Some(80.0 + 2.0 * i as f64));
+        s.e2el_p50_ms.push(Some(1300.0));
+        s.e2el_p99_ms.push(Some(1350.0));
+    }
+    Progress {
+        phase: Phase::Running,
+        elapsed_s: 6.2,
+        sent: completed + 8,
+        completed,
+        failed: 1,
+        in_flight: 8,
+        planned_requests: Some(100),
+        concurrency: Some(8),
+        requests_per_s: 5.1,
+        output_tokens_per_s: 330.0,
+        ttft_p50_ms: Some(62.0),
+        ttft_p99_ms: Some(88.0),
+        e2el_p50_ms: Some(1310.0),
+        e2el_p99_ms: Some(1352.0),
+        errors: [("http_503".to_string(), 1u64)].into(),
+        series: s,
+        e2el_bins: (0..12)
+            .map(|i| (1250.0 + 10.0 * i as f64, if i == 6 { 20 } else { 3 }))
+            .collect(),
+        ..Progress::default()
+    }
+}
+
+fn result(label: &str, ttft: f64) -> BenchResult {
+    let st = |m: f64| Stats {
+        count: 100,
+        mean: m,
+        median: m,
+        std: m / 10.0,
+        p90: m * 1.1,
+        p95: m * 1.15,
+        p99: m * 1.3,
+        max: m * 1.4,
+    };
+    BenchResult {
+        label: label.into(),
+        backend: "vllm".into(),
+        date: "20261125-120000".into(),
+        completed: 100,
+        failed: 0,
+        sent: 100,
+        duration: 17.2,
+        request_throughput: 5.81,
+        output_throughput: 371.96,
+        ttft: st(ttft),
+        tpot: st(20.0),
+        itl: st(20.0),
+        e2el: st(1323.0),
+        series: progress(0).series,
+        ..BenchResult::default()
+    }
+}
+
+#[test]
+fn bench_form_run_live_control_compare_and_baseline() {
+    let mut a = app();
+    ch(&mut a, '5');
+    ch(&mut a, 'l');
+    assert_eq!(a.bench.form.route, 1, "route: demo");
+    ch(&mut a, 'j');
+    ch(&mut a, 'j');
+    key(&mut a, KeyCode::Enter);
+    key(&mut a, KeyCode::Backspace);
+    typed(&mut a, "8");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.bench.form.concurrency, 8);
+    for _ in 0..5 {
+        ch(&mut a, 'j');
+    }
+    ch(&mut a, 'l');
+    assert_eq!(a.bench.form.compare, Some(0), "compare with tiny_qwen");
+    let fx = ch(&mut a, 'r');
+    let Effect::BenchStart { id, route, plan } = &fx[0] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(route, "demo");
+    assert_eq!(plan.load, anorag::bench::Load::Closed { concurrency: 8 });
+    assert_eq!(plan.stop, anorag::bench::Stop::Requests(100));
+    let id = *id;
+    update(&mut a, Action::BenchProgress(id, Box::new(progress(40))));
+    assert_eq!(
+        ch(&mut a, '+'),
+        vec![Effect::BenchControl(Control::SetConcurrency(9))]
+    );
+    assert_eq!(
+        ch(&mut a, '-'),
+        vec![Effect::BenchControl(Control::SetConcurrency(7))]
+    );
+    // Done: the same workload then runs on the compared route.
+    let fx = update(
+        &mut a,
+        Action::BenchDone(id, Ok(vec![result("demo", 62.0)])),
+    );
+    let Effect::BenchStart { id: id2, route, .. } = &fx[0] else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(route, "tiny_qwen");
+    update(
+        &mut a,
+        Action::BenchDone(*id2, Ok(vec![result("tiny_qwen", 120.0)])),
+    );
+    assert!(a.bench.running.is_none());
+    assert_eq!(a.bench.results.len(), 2);
+    ch(&mut a, 'b');
+    assert_eq!(a.bench.baseline.as_ref().unwrap().label, "demo");
+    let fx = ch(&mut a, 'w');
+    let Effect::Save { contents, .. } = &fx[0] else {
+        panic!("{fx:?}")
+    };
+    let v: serde_json::Value = serde_json::from_str(contents).unwrap();
+    assert_eq!(v["a"]["label"], "demo");
+    assert_eq!(v["b"]["label"], "tiny_qwen");
+    // Esc during a run stops it.
+    let fx = ch(&mut a, 'r');
+    assert!(matches!(fx[0], Effect::BenchStart { .. }));
+    assert!(key(&mut a, KeyCode::Esc).contains(&Effect::BenchControl(Control::Cancel)));
+}
+
+#[test]
+fn log_lines_dropped_counts_filter_and_follow() {
+    let mut a = app();
+    status(&mut a, server("tiny", State::Ready));
+    a.logs.cap = 5;
+    a.logs.rings.clear();
+    let lines: Vec<String> = (0..8).map(|i| format!("INFO line {i}")).collect();
+    update(
+        &mut a,
+        Action::Sup(SupEvent::Logs {
+            name: "tiny".into(),
+            lines,
+            lost: 3,
+        }),
+    );
+    let ring = &a.logs.rings["tiny"];
+    assert_eq!(ring.len(), 5);
+    assert_eq!(
+        ring.dropped(),
+        3 + 3,
+        "ring evictions plus lines lost in the channel"
+    );
+    ch(&mut a, '6');
+    ch(&mut a, 'k');
+    assert!(!a.logs.follow, "scrolling up stops following");
+    ch(&mut a, 'G');
+    assert!(a.logs.follow);
+    ch(&mut a, '/');
+    typed(&mut a, "line 7");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.filter(), Some("line 7"));
+    let s = screen(&a, 100, 20);
+    assert!(
+        s.contains("INFO line 7") && !s.contains("INFO line 6"),
+        "{s}"
+    );
+    assert!(s.contains("dropped 6"));
+}
+
+#[test]
+fn remapped_keys_work_and_show_in_help() {
+    let mut o = indexmap::IndexMap::new();
+    o.insert("stop".to_string(), "X".to_string());
+    let mut a = App::new(
+        KeyMap::with_overrides(&o).unwrap(),
+        vec!["r".into()],
+        "r",
+        false,
+        100,
+    );
+    status(&mut a, server("tiny", State::Ready));
+    assert!(ch(&mut a, 'x').is_empty());
+    assert_eq!(a.overlay, Overlay::None, "x no longer stops");
+    ch(&mut a, 'X');
+    assert_eq!(a.overlay, Overlay::ConfirmStop("tiny".into()));
+    key(&mut a, KeyCode::Esc);
+    ch(&mut a, '?');
+    assert!(screen(&a, 100, 30).contains("X  stop the selected server"));
+}
+
+// ---- snapshots of each pane in its key states ----
+
+fn servers_app(states: &[(&str, State)]) -> App {
+    let mut a = app();
+    update(&mut a, host());
+    update(&mut a, no_gpu());
+    a.read_only = true; // no autostart in snapshots
+    for (n, s) in states {
+        let mut st = server(n, *s);
+        if *s == State::Crashed {
+            st.message = Some("the server exited unasked".into());
+        }
+        status(&mut a, st);
+    }
+    a.read_only = false;
+    update(
+        &mut a,
+        Action::Sup(SupEvent::Logs {
+            name: "tiny".into(),
+            lines: vec![
+                "(APIServer pid=4242) INFO Starting vLLM server on http://127.0.0.1:8001".into(),
+            ],
+            lost: 0,
+        }),
+    );
+    a
+}
+
+#[test]
+fn snapshot_servers_starting_ready_crashed() {
+    insta::assert_snapshot!(
+        "servers_starting",
+        screen(
+            &servers_app(&[("tiny", State::Starting), ("demo", State::Stopped)]),
+            100,
+            20
+        )
+    );
+    insta::assert_snapshot!(
+        "servers_ready",
+        screen(
+            &servers_app(&[("tiny", State::Ready), ("demo", State::Ready)]),
+            120,
+            20
+        )
+    );
+    insta::assert_snapshot!(
+        "servers_crashed",
+        screen(
+            &servers_app(&[("tiny", State::Crashed), ("demo", State::Exited)]),
+            100,
+            20
+        )
+    );
+}
+
+#[test]
+fn snapshot_gpu_without_a_gpu_and_with_devices() {
+    let mut a = servers_app(&[("tiny", State::Ready)]);
+    ch(&mut a, '2');
+    insta::assert_snapshot!("gpu_none", screen(&a, 100, 20));
+    let mut dev = FakeGpuSource::device(0, 21.5, 67, 4242);
+    dev.processes[0].server = Some("tiny".into());
+    let sample = FakeGpuSource::sample(GpuStatus::Ok, vec![dev, FakeGpuSource::sparse_device(1)]);
+    let remote = GpuSample::empty(
+        "node2",
+        GpuStatus::Unreachable("http://node2:9400/metrics: connection refused".into()),
+    );
+    update(
+        &mut a,
+        Action::Gpu(Box::new(GpuView {
+            samples: vec![sample, remote],
+            ..GpuView::default()
+        })),
+    );
+    insta::assert_snapshot!("gpu_devices", screen(&a, 100, 30));
+}
+
+#[test]
+fn snapshot_chat_mid_stream() {
+    let mut a = servers_app(&[("tiny", State::Ready)]);
+    ch(&mut a, '4');
+    a.chat.conv.turns.push(anorag::session::Turn {
+        user: "What is a KV cache?".into(),
+        answer: "It keeps the keys and values of earlier tokens so they are not computed again."
+            .into(),
+        meta: AnswerMeta {
+            route: "tiny_qwen".into(),
+            served_by: Some(served("tiny_qwen")),
+            ttft_ms: Some(41.0),
+            tokens_per_s: Some(66.5),
+            usage: Some(Usage {
+                prompt_tokens: 12,
+                completion_tokens: 16,
+            }),
+            ..AnswerMeta::default()
+        },
+    });
+    ch(&mut a, 'i');
+    typed(&mut a, "And paged attention?");
+    let fx = key(&mut a, KeyCode::Enter);
+    let Effect::ChatSend { id, .. } = fx[0].clone() else {
+        panic!()
+    };
+    let attempt = Attempt {
+        route: "tiny_qwen".into(),
+        target: "vllm_openai http://127.0.0.1:8001/v1".into(),
+        class: ErrorClass::Connect,
+        status: None,
+        message: "connection refused".into(),
+    };
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Started {
+            id,
+            served_by: served("builtin"),
+            attempts: vec![attempt],
+        }),
+    );
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::FirstToken { id, ttft_ms: 52.3 }),
+    );
+    update(
+        &mut a,
+        Action::Chat(ChatEvent::Delta {
+            id,
+            text: "Paged attention stores the cache in fixed-size blocks".into(),
+        }),
+    );
+    insta::assert_snapshot!("chat_streaming", screen(&a, 100, 24));
+}
+
+#[test]
+fn snapshot_bench_running_and_done() {
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    let fx = ch(&mut a, 'r');
+    let Effect::BenchStart { id, .. } = fx[0].clone() else {
+        panic!()
+    };
+    update(&mut a, Action::BenchProgress(id, Box::new(progress(40))));
+    insta::assert_snapshot!("bench_running", screen(&a, 120, 36));
+    update(
+        &mut a,
+        Action::BenchDone(id, Ok(vec![result("tiny_qwen", 62.0)])),
+    );
+    a.bench.baseline = Some(result("baseline", 80.0));
+    insta::assert_snapshot!("bench_done", screen(&a, 120, 36));
+    insta::assert_snapshot!("bench_done_80x24", screen(&a, 80, 24));
+}
+
+#[test]
+fn snapshot_routes_logs_help_and_quit_dialog() {
+    let mut a = servers_app(&[("demo", State::Ready), ("tiny", State::Stopped)]);
+    a.servers.started_here.insert("demo".into());
+    ch(&mut a, '?');
+    insta::assert_snapshot!("help_servers", screen(&a, 100, 30));
+    key(&mut a, KeyCode::Esc);
+    ch(&mut a, 'q');
+    insta::assert_snapshot!("quit_dialog", screen(&a, 100, 20));
+    key(&mut a, KeyCode::Esc);
+    ch(&mut a, '6');
+    insta::assert_snapshot!("logs_demo", screen(&a, 100, 12));
+}
+
+#[test]
+fn every_pane_fits_80_by_24() {
+    let mut a = servers_app(&[("tiny", State::Ready), ("demo", State::Crashed)]);
+    for p in ['1', '2', '3', '4', '5', '6'] {
+        ch(&mut a, p);
+        let s = screen(&a, 80, 24);
+        assert_eq!(s.lines().count(), 24);
+        assert!(s.lines().next().unwrap().contains("anorag-tui"));
+        assert!(s.lines().nth(1).unwrap().contains("1 Servers"));
+    }
+}
