@@ -786,3 +786,94 @@ fn every_pane_fits_80_by_24() {
         assert!(s.lines().nth(1).unwrap().contains("1 Servers"));
     }
 }
+
+/// The routes as the prober reports them: the default vLLM route down with its error and an
+/// open circuit, the demo up with latency history and vLLM's gauges, the simulator up.
+async fn probed_routes() -> anorag::telemetry::routes::RouteTable {
+    use anorag::provider::circuit::CircuitState;
+    use anorag::telemetry::history::Ring;
+    use anorag::telemetry::routes::{Health, RouteTable};
+    use anorag::telemetry::vllm_metrics::VllmMetrics;
+    let cfg = anorag::config::load_str(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      tiny_qwen:\n        \
+         base_url: http://127.0.0.1:9/v1\n        model: qwen2_5_0_5b\n        fallback: [builtin]\n      \
+         demo: {base_url: http://127.0.0.1:8010/v1, model: demo}\n    default_route: tiny_qwen\n  \
+         builtin: {model: anorag-sim}\n",
+        "test.yaml",
+    )
+    .expect("valid config");
+    let router = anorag::provider::factory::build(&cfg)
+        .await
+        .expect("router");
+    let mut t = RouteTable::from_router(&router);
+    for r in &mut t.routes {
+        for tg in &mut r.targets {
+            tg.checked_at = Some(NOW);
+            match r.route.as_str() {
+                "tiny_qwen" => {
+                    tg.state = Health::Down;
+                    tg.consecutive_failures = 7;
+                    tg.last_error = Some("connect: connection refused".into());
+                    tg.circuit.state = CircuitState::Open;
+                    tg.circuit.reopens_in_ms = Some(12_000);
+                }
+                _ => {
+                    tg.state = Health::Up;
+                    let mut lat = Ring::new(60);
+                    let mut run = Ring::new(60);
+                    for i in 0..40 {
+                        lat.push(Some(0.4 + f64::from(i % 7) * 0.1));
+                        run.push(Some(f64::from(i % 5)));
+                    }
+                    tg.latency_ms = lat.last();
+                    tg.latency_history = lat;
+                    if r.route == "demo" {
+                        tg.running_history = run;
+                        tg.metrics = Some(VllmMetrics {
+                            num_requests_running: Some(3.0),
+                            num_requests_waiting: Some(1.0),
+                            kv_cache_usage: Some(0.42),
+                            generation_tokens_per_s: Some(512.0),
+                            ..VllmMetrics::default()
+                        });
+                    }
+                }
+            }
+        }
+    }
+    t
+}
+
+#[tokio::test]
+async fn snapshot_routes_down_up_with_vllm_gauges() {
+    let mut a = app();
+    update(&mut a, Action::Routes(Box::new(probed_routes().await)));
+    ch(&mut a, '3');
+    insta::assert_snapshot!("routes", screen(&a, 120, 30));
+    key(&mut a, KeyCode::Down);
+    insta::assert_snapshot!("routes_demo_selected", screen(&a, 120, 30));
+}
+
+#[tokio::test]
+async fn bench_form_follows_a_route_that_is_up_until_one_is_picked() {
+    let mut a = app();
+    assert_eq!(a.bench.form.route, 0, "tiny_qwen, the default");
+    update(&mut a, Action::Routes(Box::new(probed_routes().await)));
+    assert_eq!(
+        a.chat.routes[a.bench.form.route], "demo",
+        "the default is down, so the first up route that is not the simulator"
+    );
+    ch(&mut a, '5');
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.chat.routes[a.bench.form.route], "builtin");
+    update(&mut a, Action::Routes(Box::new(probed_routes().await)));
+    assert_eq!(
+        a.chat.routes[a.bench.form.route], "builtin",
+        "the operator's pick stays"
+    );
+    // The down route says why before a run.
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.chat.routes[a.bench.form.route], "tiny_qwen");
+    let s = screen(&a, 120, 36);
+    assert!(s.contains("tiny_qwen is down: connect:"), "{s}");
+}

@@ -182,6 +182,9 @@ impl Dist {
         if self.n == 0 || n == 0 {
             return Vec::new();
         }
+        // No more bins than recorded value buckets: a narrow spread at the histogram's
+        // resolution would otherwise leave every other bin empty.
+        let n = n.min(self.h.iter_recorded().count());
         let lo = (self.h.min().max(1) as f64).ln();
         let hi = (self.h.max().max(2) as f64).ln();
         let step = ((hi - lo) / n as f64).max(1e-9);

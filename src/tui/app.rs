@@ -166,6 +166,8 @@ pub struct BenchForm {
     pub output_len: u32,
     /// A second route to run the same workload on, by index into the routes.
     pub compare: Option<usize>,
+    /// The operator picked the route; until then the form follows a route that is up.
+    pub route_chosen: bool,
 }
 
 pub const BENCH_FIELDS: [&str; 8] = [
@@ -281,6 +283,7 @@ impl App {
                     input_len: 256,
                     output_len: 64,
                     compare: None,
+                    route_chosen: false,
                 },
                 field: 0,
                 running: None,

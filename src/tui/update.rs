@@ -30,6 +30,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
                 .routes
                 .selected
                 .min(app.routes.table.routes.len().saturating_sub(1));
+            follow_up_route(app);
         }
         Action::Chat(ev) => chat_event(app, ev),
         Action::BenchProgress(id, p) => {
@@ -348,6 +349,7 @@ fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
             if let Some(r) = selected_route(app) {
                 if let Some(i) = app.chat.routes.iter().position(|x| *x == r) {
                     app.bench.form.route = i;
+                    app.bench.form.route_chosen = true;
                 }
                 go(app, Pane::Bench);
             }
@@ -552,6 +554,7 @@ fn command(app: &mut App, fx: &mut Vec<Effect>, line: &str) {
             Some(i) => {
                 app.chat.route = i;
                 app.bench.form.route = i;
+                app.bench.form.route_chosen = true;
                 app.notify(format!("route {arg}"), false);
             }
             None => app.notify(
@@ -865,6 +868,39 @@ fn apply_bench_field(app: &mut App, field: usize, text: &str) -> bool {
     ok
 }
 
+/// Until the operator picks a bench route, keep the form on one that answers: the default
+/// route when it is up, else the first other route that is up (the built-in simulator last).
+/// A load test measures one route without fallback, so a down default would only fail.
+fn follow_up_route(app: &mut App) {
+    use crate::telemetry::routes::Health;
+    if app.bench.form.route_chosen || app.bench.running.is_some() {
+        return;
+    }
+    let routes = &app.routes.table.routes;
+    let up = |name: &str| {
+        routes
+            .iter()
+            .any(|r| r.route == name && r.state() == Health::Up)
+    };
+    let builtin = |name: &str| {
+        routes
+            .iter()
+            .any(|r| r.route == name && r.kind == crate::provider::ProviderKind::Builtin)
+    };
+    let names = &app.chat.routes;
+    let pick = names
+        .iter()
+        .position(|n| routes.iter().any(|r| r.default && r.route == *n) && up(n))
+        .or_else(|| names.iter().position(|n| up(n) && !builtin(n)))
+        .or_else(|| names.iter().position(|n| up(n)));
+    if let Some(i) = pick {
+        app.bench.form.route = i;
+        if app.bench.form.compare == Some(i) {
+            app.bench.form.compare = None;
+        }
+    }
+}
+
 fn cycle_bench_field(app: &mut App, forward: bool) {
     if app.bench.running.is_some() {
         return;
@@ -877,7 +913,8 @@ fn cycle_bench_field(app: &mut App, forward: bool) {
                 (f.route + 1) % n
             } else {
                 (f.route + n - 1) % n
-            }
+            };
+            f.route_chosen = true;
         }
         1 => f.open = !f.open,
         3 => f.by_duration = !f.by_duration,
@@ -1046,12 +1083,16 @@ fn bench_done(
                         } else {
                             ""
                         };
+                        let first = match r.error_samples.first() {
+                            Some(e) if r.completed == 0 => format!(": {e}"),
+                            _ => String::new(),
+                        };
                         app.notify(
                             format!(
-                                "load test done: {} ok, {} failed{bound}",
+                                "load test done: {} ok, {} failed{bound}{first}",
                                 r.completed, r.failed
                             ),
-                            r.client.bound,
+                            r.client.bound || r.failed > 0,
                         );
                     }
                 }

@@ -10,7 +10,7 @@ use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{
-    Axis, Bar, BarChart, BarGroup, Block, Chart, Dataset, GraphType, Paragraph, Sparkline,
+    Axis, Bar, BarChart, BarGroup, Block, Chart, Dataset, GraphType, Paragraph, Sparkline, Wrap,
 };
 use ratatui::Frame;
 
@@ -34,6 +34,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
                 Line::from("Esc stops a run; + and - change its concurrency (or rate) while it runs."),
                 Line::from("Figures follow vllm bench serve: TTFT, TPOT, ITL, E2EL, throughput, goodput."),
             ])
+            .wrap(Wrap { trim: false })
             .block(Block::bordered().title(Span::styled(" Load test ", title_style()))),
             right,
         ),
@@ -52,9 +53,9 @@ fn field_value(app: &App, f: &BenchForm, i: usize) -> String {
         0 => route(f.route),
         1 => {
             if f.open {
-                "open (rate, Poisson)".into()
+                "open, Poisson".into()
             } else {
-                "closed (concurrency)".into()
+                "closed loop".into()
             }
         }
         2 if f.open => format!("{} req/s", f.rate),
@@ -89,9 +90,17 @@ fn form(f: &mut Frame, app: &App, area: Rect) {
             } else {
                 Style::new()
             };
+            let label = match (i, fm.open, fm.by_duration) {
+                (2, true, _) => "rate",
+                (2, false, _) => "concurrency",
+                (4, _, true) => "duration",
+                (4, _, false) => "requests",
+                _ => name,
+            };
+            let width = usize::from(area.width.saturating_sub(16)).max(8);
             Line::from(vec![
-                Span::styled(format!("{:>18} ", name), dim()),
-                Span::styled(format::clip(&value, 24), st),
+                Span::styled(format!("{label:>13} "), dim()),
+                Span::styled(format::clip(&value, width), st),
             ])
         })
         .collect();
@@ -172,8 +181,28 @@ fn live(f: &mut Frame, app: &App, area: Rect) {
     } else {
         lines.push(Line::from(Span::styled("idle", dim())));
     }
+    if app.bench.running.is_none() {
+        // A load test has no fallback: say before the run that the route will not answer.
+        let name = app.chat.routes.get(app.bench.form.route);
+        let down = app.routes.table.routes.iter().find(|r| {
+            Some(&r.route) == name && r.state() == crate::telemetry::routes::Health::Down
+        });
+        if let Some(r) = down {
+            let why = r
+                .targets
+                .iter()
+                .find_map(|t| t.last_error.clone())
+                .unwrap_or_default();
+            lines.push(Line::from(Span::styled(
+                format!("{} is down: {why}", r.route),
+                error_style(),
+            )));
+        }
+    }
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Run ", title_style()))),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(Span::styled(" Run ", title_style()))),
         area,
     );
 }
@@ -307,48 +336,58 @@ fn charts(f: &mut Frame, p: &Progress, area: Rect) {
 }
 
 fn histogram(f: &mut Frame, bins: &[(f64, u64)], area: Rect) {
-    let bar_w = ((area.width.saturating_sub(2)) / (bins.len().max(1) as u16))
-        .max(1)
-        .saturating_sub(1)
-        .max(1);
-    // Only every few bars carry a label, so that each label fits whole.
-    let widest = bins
-        .iter()
-        .map(|(ub, _)| format!("{ub:.0}").len())
-        .max()
-        .unwrap_or(1) as u16;
-    let every = (widest + 1).div_ceil(bar_w + 1).max(1) as usize;
+    let block = Block::bordered().title(" E2E latency histogram (upper bound, ms) ");
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    if inner.height < 2 || bins.is_empty() {
+        return;
+    }
+    let bar_w = (inner.width / bins.len() as u16).max(2) - 1;
     let bars: Vec<Bar> = bins
         .iter()
-        .enumerate()
-        .map(|(i, (ub, c))| {
-            let label = if i % every == 0 {
-                format!("{ub:.0}")
-            } else {
-                String::new()
-            };
-            Bar::default()
-                .value(*c)
-                .text_value(String::new())
-                .label(Line::from(label))
-        })
+        .map(|(_, c)| Bar::default().value(*c).text_value(String::new()))
         .collect();
+    let [chart, axis] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
     f.render_widget(
         BarChart::default()
             .data(BarGroup::default().bars(&bars))
             .bar_width(bar_w)
             .bar_gap(1)
-            .bar_style(Style::new().fg(Color::Magenta))
-            .block(Block::bordered().title(" E2E latency histogram (upper bound, ms) ")),
-        area,
+            .bar_style(Style::new().fg(Color::Magenta)),
+        chart,
     );
+    // ratatui cuts a bar's label to the bar's width, so the axis is drawn here: a bound
+    // under its bar wherever it fits whole after the one before it.
+    let fine = bins
+        .windows(2)
+        .any(|w| format!("{:.0}", w[0].0) == format!("{:.0}", w[1].0));
+    let mut axis_text = String::new();
+    for (i, (ub, _)) in bins.iter().enumerate() {
+        let x = i * usize::from(bar_w + 1);
+        let label = if fine {
+            format!("{ub:.1}")
+        } else {
+            format!("{ub:.0}")
+        };
+        if x + label.len() > usize::from(axis.width) {
+            break;
+        }
+        if x >= axis_text.chars().count() + usize::from(!axis_text.is_empty()) {
+            let pad = x - axis_text.chars().count();
+            axis_text.push_str(&" ".repeat(pad));
+            axis_text.push_str(&label);
+        }
+    }
+    f.render_widget(Paragraph::new(Span::styled(axis_text, dim())), axis);
 }
 
 fn row(label: &str, a: f64, b: Option<f64>, lower_better: bool) -> Line<'static> {
     // Counts read as counts; latencies and rates always with two decimals.
     let count = label.ends_with("requests");
     let num = |x: f64| {
-        if count {
+        if !x.is_finite() {
+            "-".to_string()
+        } else if count {
             format!("{x:.0}")
         } else {
             format!("{x:.2}")
@@ -430,16 +469,18 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
         ("ITL", &|r: &BenchResult| r.itl),
         ("E2EL", &|r: &BenchResult| r.e2el),
     ] {
+        // With no successful request there is no latency to show, not a latency of zero.
+        let pick = |r: &BenchResult, v: f64| if r.completed == 0 { f64::NAN } else { v };
         lines.push(row(
             &format!("{name} median ms"),
-            get(a).median,
-            other.map(|b| get(b).median),
+            pick(a, get(a).median),
+            other.map(|b| pick(b, get(b).median)),
             true,
         ));
         lines.push(row(
             &format!("{name} p99 ms"),
-            get(a).p99,
-            other.map(|b| get(b).p99),
+            pick(a, get(a).p99),
+            other.map(|b| pick(b, get(b).p99)),
             true,
         ));
     }
@@ -449,6 +490,12 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
             format!("errors: {}", e.join(", ")),
             error_style(),
         )));
+        if let Some(first) = a.error_samples.first() {
+            lines.push(Line::from(Span::styled(
+                format!("first: {first}"),
+                error_style(),
+            )));
+        }
     }
     for w in &a.client.warnings {
         lines.push(Line::from(Span::styled(
