@@ -110,6 +110,35 @@ async fn refused_primary_is_answered_by_the_fallback_with_the_attempt_reported()
 }
 
 #[tokio::test]
+async fn fallbacks_of_fallbacks_are_followed_each_route_once() {
+    // large -> [tiny], tiny -> [spare, large]: a request to large walks large, tiny, spare
+    // (tiny's own fallback), never large twice, and the cycle back to large ends there.
+    let spare = sim_with(Flavor::Vllm, vec![]).await;
+    let (d1, d2) = (dead_url(), dead_url());
+    let yaml = format!(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      \
+         large: {{base_url: {d1}, model: m, fallback: [tiny]}}\n      \
+         tiny: {{base_url: {d2}, model: m, fallback: [spare, large]}}\n      \
+         spare: {{base_url: {}, model: qwen2_5_0_5b}}\n    default_route: large\n",
+        spare.base_url()
+    );
+    let r = router(&yaml, quick_policy(), CircuitPolicy::default()).await;
+    let plan: Vec<String> = r
+        .plan(r.route("large").unwrap())
+        .iter()
+        .map(|x| x.name.clone())
+        .collect();
+    assert_eq!(plan, ["large", "tiny", "spare"]);
+    let rs = r
+        .chat_stream(None, &ChatRequest::prompt("hi"))
+        .await
+        .unwrap();
+    assert_eq!(rs.served_by.route, "spare");
+    let tried: Vec<&str> = rs.attempts.iter().map(|a| a.route.as_str()).collect();
+    assert_eq!(tried, ["large", "tiny"]);
+}
+
+#[tokio::test]
 async fn retry_after_on_503_is_honoured_before_trying_again() {
     let s = sim_with(
         Flavor::Vllm,

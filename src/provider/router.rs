@@ -41,6 +41,9 @@ impl Default for Timeouts {
     }
 }
 
+/// How deep fallbacks of fallbacks go (LiteLLM's `ROUTER_MAX_FALLBACKS`).
+pub const MAX_FALLBACK_DEPTH: usize = 5;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouterPolicy {
     /// Attempts across all targets and fallbacks of one request (probes not counted).
@@ -261,6 +264,33 @@ impl Router {
             .collect()
     }
 
+    /// The routes one request may try, in order: the route, then each fallback followed by
+    /// that fallback's own fallbacks (depth first, as LiteLLM nests them), each route once,
+    /// at most `MAX_FALLBACK_DEPTH` levels deep. `large -> [tiny]` with `tiny -> [ollama,
+    /// builtin]` tries large, tiny, ollama, builtin.
+    pub fn plan(&self, primary: &Arc<RouteEntry>) -> Vec<Arc<RouteEntry>> {
+        fn walk(
+            router: &Router,
+            route: &Arc<RouteEntry>,
+            depth: usize,
+            out: &mut Vec<Arc<RouteEntry>>,
+        ) {
+            if out.iter().any(|r| r.name == route.name) {
+                return;
+            }
+            out.push(route.clone());
+            if depth == MAX_FALLBACK_DEPTH {
+                return;
+            }
+            for next in router.chain(&route.fallback) {
+                walk(router, &next, depth + 1, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, primary, 0, &mut out);
+        out
+    }
+
     /// Streams an answer from `route` (or the default), falling back as configured.
     pub async fn chat_stream(
         &self,
@@ -322,9 +352,7 @@ impl Router {
         let total = primary.total_timeout.unwrap_or(self.policy.timeouts.total);
         let deadline = started + total;
         let route_name = primary.name.clone();
-        let mut plan: Vec<Arc<RouteEntry>> = std::iter::once(primary.clone())
-            .chain(self.chain(&primary.fallback))
-            .collect();
+        let mut plan = self.plan(&primary);
         let mut attempts: Vec<Attempt> = Vec::new();
         let mut reported_open: HashSet<usize> = HashSet::new();
         // Targets that failed in a way a later pass cannot change (404, 401, quota).

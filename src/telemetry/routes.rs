@@ -101,7 +101,13 @@ impl RouteTable {
                     route: r.name.clone(),
                     kind: r.kind,
                     default: r.name == router.default_route(),
-                    fallback: r.fallback.clone(),
+                    // The whole chain a request walks, fallbacks of fallbacks included.
+                    fallback: router
+                        .plan(r)
+                        .iter()
+                        .skip(1)
+                        .map(|f| f.name.clone())
+                        .collect(),
                     targets: r
                         .targets
                         .iter()

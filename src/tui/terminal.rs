@@ -2,7 +2,7 @@
 //! when the guard drops, when the program panics (a hook runs first), and on signals.
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
 use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
 };
 use crossterm::{cursor, execute};
 use ratatui::backend::CrosstermBackend;
@@ -47,10 +47,12 @@ impl Guard {
             stdout(),
             EnterAlternateScreen,
             EnableBracketedPaste,
-            cursor::Hide
+            cursor::Hide,
+            Clear(ClearType::All)
         )?;
-        let mut term = Terminal::new(CrosstermBackend::new(stdout()))?;
-        term.clear()?;
+        // Not `Terminal::clear`: it asks the terminal for the cursor position and fails where
+        // no answer comes (a bare pty, a slow link); ratatui's first frame paints every cell.
+        let term = Terminal::new(CrosstermBackend::new(stdout()))?;
         Ok((guard, term))
     }
 }
