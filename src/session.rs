@@ -8,20 +8,12 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// Sampling settings the operator can change between turns.
-#[derive(Debug, Clone, PartialEq)]
+/// Sampling settings the operator can change between turns; unset ones are left to the
+/// route's `params` in the config.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ChatParams {
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
-}
-
-impl Default for ChatParams {
-    fn default() -> Self {
-        Self {
-            temperature: None,
-            max_tokens: Some(512),
-        }
-    }
 }
 
 /// What is known about one answer once it ended.

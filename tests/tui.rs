@@ -313,7 +313,7 @@ fn chat_sends_streams_finishes_and_cancels() {
         "hello\nworld",
         "alt-enter made a new line"
     );
-    assert_eq!(req.max_tokens, Some(512));
+    assert_eq!(req.max_tokens, None, "left to the route's params");
     let id = *id;
     update(
         &mut a,

@@ -15,6 +15,24 @@ struct Screen {
     raw: Vec<u8>,
 }
 
+/// Stops what the console started if the test fails half-way: a dropped pty hangs the console
+/// up, and a hung-up console leaves its servers running on purpose.
+struct StopOnDrop {
+    cfg: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_anorag-tui"))
+            .arg("--config")
+            .arg(&self.cfg)
+            .args(["server", "stop", "demo"])
+            .env("ANORAG_STATE_DIR", &self.state)
+            .output();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -71,6 +89,11 @@ fn console_in_a_real_terminal_switches_panes_chats_quits_and_restores_it() {
         ),
     )
     .unwrap();
+
+    let _cleanup = StopOnDrop {
+        cfg: cfg.clone(),
+        state: dir.path().join("state"),
+    };
 
     let pty = native_pty_system();
     let pair = pty

@@ -39,7 +39,8 @@ impl GpuView {
             .find(|h| h.source == source && h.index == index)
     }
 
-    fn record(&mut self, samples: Vec<GpuSample>) {
+    /// Takes a reading in: the latest samples, and each device's history.
+    pub fn record(&mut self, samples: Vec<GpuSample>) {
         for s in &samples {
             for d in &s.devices {
                 let h = match self

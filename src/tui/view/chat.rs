@@ -57,13 +57,18 @@ fn settings_line(app: &App) -> Line<'static> {
             title_style().fg(Color::Cyan),
         ),
         Span::styled(" ([ ]) · temperature ", dim()),
-        Span::raw(format::opt(p.temperature, |t| format!("{t}"))),
+        Span::raw(or_route(p.temperature.map(|t| t.to_string()))),
         Span::styled(" · max tokens ", dim()),
-        Span::raw(format::opt(p.max_tokens, |t| t.to_string())),
+        Span::raw(or_route(p.max_tokens.map(|t| t.to_string()))),
         Span::styled(" · system ", dim()),
         Span::raw(sys),
         Span::styled(" (e edits)", dim()),
     ])
+}
+
+/// An unset parameter is left to the route's `params` in the config.
+fn or_route(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "route's".into())
 }
 
 fn who(meta_route: &str, served: Option<&crate::provider::router::ServedBy>) -> String {
@@ -85,36 +90,22 @@ fn conversation(f: &mut Frame, app: &App, area: Rect) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let width = inner.width.saturating_sub(1) as usize;
-    let mut lines: Vec<Line> = Vec::new();
     let you = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
     let bot = Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD);
-    for t in &app.chat.conv.turns {
-        lines.push(Line::from(Span::styled("you", you)));
-        lines.extend(wrap(&t.user, width).into_iter().map(Line::from));
-        lines.push(Line::from(Span::styled(
-            who(&t.meta.route, t.meta.served_by.as_ref()),
-            bot,
-        )));
-        lines.extend(wrap(&t.answer, width).into_iter().map(Line::from));
-        if t.meta.cancelled {
-            lines.push(Line::from(Span::styled("[cancelled]", dim())));
-        }
-        if let Some(e) = &t.meta.error {
-            for l in wrap(e, width) {
-                lines.push(Line::from(Span::styled(l, error_style())));
-            }
-        }
-        lines.push(Line::from(""));
-    }
+    // Only the turns that reach the screen are wrapped, newest first, so a frame costs the
+    // same after a thousand turns as after one.
+    let need = inner.height as usize + app.chat.back;
+    let mut blocks: Vec<Vec<Line>> = Vec::new();
+    let mut count = 0;
     if let Some(s) = &app.chat.streaming {
-        lines.push(Line::from(Span::styled("you", you)));
-        lines.extend(wrap(&s.user, width).into_iter().map(Line::from));
+        let mut b = vec![Line::from(Span::styled("you", you))];
+        b.extend(wrap(&s.user, width).into_iter().map(Line::from));
         let status = if s.served_by.is_none() {
             " (waiting for the first token…)"
         } else {
             ""
         };
-        lines.push(Line::from(vec![
+        b.push(Line::from(vec![
             Span::styled(who(&s.route, s.served_by.as_ref()), bot),
             Span::styled(status, dim()),
         ]));
@@ -122,8 +113,34 @@ fn conversation(f: &mut Frame, app: &App, area: Rect) {
         if let Some(last) = body.last_mut() {
             last.push('▌');
         }
-        lines.extend(body.into_iter().map(Line::from));
+        b.extend(body.into_iter().map(Line::from));
+        count += b.len();
+        blocks.push(b);
     }
+    for t in app.chat.conv.turns.iter().rev() {
+        if count >= need {
+            break;
+        }
+        let mut b = vec![Line::from(Span::styled("you", you))];
+        b.extend(wrap(&t.user, width).into_iter().map(Line::from));
+        b.push(Line::from(Span::styled(
+            who(&t.meta.route, t.meta.served_by.as_ref()),
+            bot,
+        )));
+        b.extend(wrap(&t.answer, width).into_iter().map(Line::from));
+        if t.meta.cancelled {
+            b.push(Line::from(Span::styled("[cancelled]", dim())));
+        }
+        if let Some(e) = &t.meta.error {
+            for l in wrap(e, width) {
+                b.push(Line::from(Span::styled(l, error_style())));
+            }
+        }
+        b.push(Line::from(""));
+        count += b.len();
+        blocks.push(b);
+    }
+    let mut lines: Vec<Line> = blocks.into_iter().rev().flatten().collect();
     if lines.is_empty() {
         lines.push(Line::from(Span::styled(
             "No messages yet. Press i (or enter) and type; the answer streams in here. ] picks another route.",
@@ -214,8 +231,8 @@ fn settings_form(f: &mut Frame, app: &App, area: Rect) {
             _ => (
                 match i {
                     0 => app.chat.conv.system.clone(),
-                    1 => format::opt(app.chat.params.temperature, |t| t.to_string()),
-                    _ => format::opt(app.chat.params.max_tokens, |t| t.to_string()),
+                    1 => or_route(app.chat.params.temperature.map(|t| t.to_string())),
+                    _ => or_route(app.chat.params.max_tokens.map(|t| t.to_string())),
                 },
                 false,
             ),
