@@ -216,8 +216,8 @@ mod tests {
             }
         );
         assert!(
-            KeySpec::parse("ctrl-").is_ok(),
-            "a bare `-` after ctrl is the minus key"
+            KeySpec::parse("ctrl-").is_err(),
+            "a modifier with no key (ctrl and minus is `ctrl--`)"
         );
         assert!(KeySpec::parse("sx").is_err());
         assert!(KeySpec::parse("ctrl-b").unwrap().clashes_with_multiplexer());
