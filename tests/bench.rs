@@ -435,6 +435,42 @@ fn workloads_from_files() {
     assert!(e.contains("line 1: no `prompt`"), "{e}");
 }
 
+/// The shipped prompt set loads, and a run over it asks each prompt's own output length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_prompt_set_runs_with_its_output_lengths() {
+    let _g = SERIAL.lock().await;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/prompts.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let want: u64 = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["output_len"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    let lines = text.lines().count();
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(0, 0, 4096))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let w = Workload::Jsonl {
+        path,
+        output_len: None,
+    };
+    let plan = Plan::new(
+        Load::Closed { concurrency: 8 },
+        Stop::Requests(lines as u64),
+        w,
+    );
+    let r = run(&t, &plan).await;
+    assert_eq!((r.completed, r.failed), (lines as u64, 0));
+    assert_eq!(
+        r.total_output_tokens, want,
+        "each prompt once, each with its own output_len"
+    );
+}
+
 mod cli {
     use super::*;
     use std::process::Command;

@@ -64,6 +64,8 @@ impl SupervisorHandle {
 /// How often the state directory and the logs are looked at.
 pub const STATUS_TICK: Duration = Duration::from_millis(250);
 pub const LOG_TICK: Duration = Duration::from_millis(100);
+/// Logs that have been quiet are looked at less often: an idle console stays idle.
+const LOG_IDLE_TICK: Duration = Duration::from_millis(400);
 /// A full re-read, whatever the file times say (a monitor can die without writing).
 const FULL_REFRESH: Duration = Duration::from_secs(2);
 /// Lines of history sent when a log is first seen.
@@ -90,6 +92,9 @@ struct Engine {
     last: HashMap<String, ServerStatus>,
     mtimes: HashMap<String, Option<SystemTime>>,
     logs: HashMap<String, Follow>,
+    /// The servers to watch, re-read with every full refresh (reading the state directory
+    /// on every tick costs more than everything else the engine does).
+    names: Vec<String>,
     busy: HashSet<String>,
     /// Results not yet delivered because the channel was full.
     pending: std::collections::VecDeque<SupEvent>,
@@ -106,6 +111,7 @@ impl Engine {
             last: HashMap::new(),
             mtimes: HashMap::new(),
             logs: HashMap::new(),
+            names: Vec::new(),
             busy: HashSet::new(),
             pending: std::collections::VecDeque::new(),
             done_rx,
@@ -119,8 +125,8 @@ impl Engine {
     async fn run(mut self, mut rx: mpsc::Receiver<SupCommand>) {
         let mut status_tick = tokio::time::interval(STATUS_TICK);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut log_tick = tokio::time::interval(LOG_TICK);
-        log_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut log_every = LOG_TICK;
+        let mut log_at = Instant::now();
         let mut last_full = Instant::now() - FULL_REFRESH;
         loop {
             tokio::select! {
@@ -142,7 +148,15 @@ impl Engine {
                     }
                     self.statuses(full);
                 }
-                _ = log_tick.tick() => self.logs(),
+                _ = tokio::time::sleep_until(log_at.into()) => {
+                    // Fast while lines arrive; backing off to LOG_IDLE_TICK when quiet.
+                    log_every = if self.logs() {
+                        LOG_TICK
+                    } else {
+                        (log_every * 2).min(LOG_IDLE_TICK)
+                    };
+                    log_at = Instant::now() + log_every;
+                }
             }
             if self.events.is_closed() {
                 return;
@@ -189,7 +203,10 @@ impl Engine {
     /// Sends the statuses that changed. `full` re-reads every server; otherwise only those
     /// whose record file changed. A status that does not fit is tried again next time.
     fn statuses(&mut self, full: bool) {
-        for name in self.sup.names() {
+        if full || self.names.is_empty() {
+            self.names = self.sup.names();
+        }
+        for name in self.names.clone() {
             let mtime = std::fs::metadata(self.sup.dir().record_path(&name))
                 .and_then(|m| m.modified())
                 .ok();
@@ -215,9 +232,12 @@ impl Engine {
         }
     }
 
-    fn logs(&mut self) {
-        for name in self.sup.names() {
-            let path = self.sup.log_path(&name);
+    /// Reads what the logs gained; true when there was something.
+    fn logs(&mut self) -> bool {
+        let mut any = false;
+        let names = std::mem::take(&mut self.names);
+        for name in &names {
+            let path = self.sup.log_path(name);
             let f = self.logs.entry(name.clone()).or_insert_with(|| Follow {
                 follower: LogFollower::from_start(&path),
                 primed: false,
@@ -236,6 +256,7 @@ impl Engine {
             if lines.is_empty() && f.lost == 0 {
                 continue;
             }
+            any |= !lines.is_empty();
             let n = lines.len() as u64;
             let ev = SupEvent::Logs {
                 name: name.clone(),
@@ -247,6 +268,8 @@ impl Engine {
                 Err(_) => f.lost += n,
             }
         }
+        self.names = names;
+        any
     }
 }
 

@@ -66,13 +66,55 @@ fn next_tick(app: &App) -> Instant {
     if let Some(n) = &app.notice {
         at = at.min(n.until);
     }
-    if app.pane == Pane::Servers && app.servers.list.iter().any(|s| s.is_running()) {
-        at = at.min(now.floor() + 1.0);
+    if app.pane == Pane::Servers {
+        for s in app.servers.list.iter().filter(|s| s.is_running()) {
+            if let Some(t) = s.started_unix {
+                at = at.min(next_uptime_change(now - t) + t);
+            }
+        }
     }
     if app.bench.running.is_some() || app.chat.streaming.is_some() {
         at = at.min(now + 1.0);
     }
     Instant::now() + Duration::from_secs_f64((at - now).clamp(0.05, 60.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_uptime_change;
+
+    #[test]
+    fn uptime_changes_when_its_text_does() {
+        assert_eq!(next_uptime_change(0.2), 1.0);
+        assert_eq!(next_uptime_change(59.5), 60.0);
+        assert_eq!(next_uptime_change(3599.9), 3600.0);
+        assert_eq!(next_uptime_change(3600.0), 3660.0, "1h01m is the next text");
+        assert_eq!(next_uptime_change(86_400.5), 90_000.0);
+        for up in [0.0, 12.7, 61.0, 3700.0, 90_000.0] {
+            let next = next_uptime_change(up);
+            assert_ne!(
+                crate::format::duration_s(up),
+                crate::format::duration_s(next),
+                "{up}"
+            );
+            assert_eq!(
+                crate::format::duration_s(up),
+                crate::format::duration_s(next - 1e-6),
+                "{up}"
+            );
+        }
+    }
+}
+
+/// When an uptime shown as `format::duration_s` next changes: every second for the first
+/// hour, then every minute, then every hour.
+fn next_uptime_change(up: f64) -> f64 {
+    let step = match up {
+        u if u < 3600.0 => 1.0,
+        u if u < 86_400.0 => 60.0,
+        _ => 3600.0,
+    };
+    ((up / step).floor() + 1.0) * step
 }
 
 /// Runs until the user quits; returns the servers to stop on the way out.

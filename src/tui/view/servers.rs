@@ -1,6 +1,7 @@
 //! Servers: every launch profile with its state, and the selected one's details.
 use super::common::*;
 use crate::format;
+use crate::supervisor::ServerStatus;
 use crate::tui::app::App;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
@@ -26,23 +27,28 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     } else {
         header.push("GPU MEM");
     }
+    let busy_of = |s: &ServerStatus| {
+        app.servers
+            .busy
+            .get(&s.name)
+            .map(|op| format!(" ({}…)", op.verb()))
+            .unwrap_or_default()
+    };
+    // The state column is as wide as its longest text (an exit code, a pending stop);
+    // the model takes what is left.
+    let state_w = list
+        .iter()
+        .map(|s| state_text(s, &busy_of(s)).chars().count() as u16 + 1)
+        .max()
+        .unwrap_or(0)
+        .clamp(14, 34);
     let rows = list.iter().enumerate().map(|(i, s)| {
         let uptime = match (s.is_running(), s.started_unix) {
             (true, Some(t)) => format::duration_s(app.now - t),
             _ => "-".into(),
         };
-        let busy = app
-            .servers
-            .busy
-            .get(&s.name)
-            .map(|op| format!(" ({}…)", op.verb()))
-            .unwrap_or_default();
-        let state = match (s.state.is_running(), s.exit_text()) {
-            (false, Some(t)) if s.state != crate::supervisor::State::Stopped => {
-                format!("{} · {t}{busy}", s.state)
-            }
-            _ => format!("{}{busy}", s.state),
-        };
+        let busy = busy_of(s);
+        let state = state_text(s, &busy);
         let usage = app.host.sample.servers.iter().find(|u| u.name == s.name);
         let mut cells = vec![
             Cell::from(format!(
@@ -65,7 +71,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         if wide {
             cells.push(Cell::from(format::clip(
                 s.model.as_deref().unwrap_or("-"),
-                24,
+                64,
             )));
             cells.push(Cell::from(gpu));
             cells.push(Cell::from(format::opt(
@@ -90,12 +96,12 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         vec![
             Constraint::Length(12),
             Constraint::Length(8),
-            Constraint::Min(14),
+            Constraint::Length(state_w),
             Constraint::Length(8),
             Constraint::Length(6),
             Constraint::Length(8),
             Constraint::Length(12),
-            Constraint::Length(24),
+            Constraint::Fill(1),
             Constraint::Length(9),
             Constraint::Length(6),
             Constraint::Length(10),
@@ -123,6 +129,15 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(table, top);
     if detail_h > 0 {
         details(f, app, bottom);
+    }
+}
+
+fn state_text(s: &ServerStatus, busy: &str) -> String {
+    match (s.state.is_running(), s.exit_text()) {
+        (false, Some(t)) if s.state != crate::supervisor::State::Stopped => {
+            format!("{} · {t}{busy}", s.state)
+        }
+        _ => format!("{}{busy}", s.state),
     }
 }
 
