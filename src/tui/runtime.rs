@@ -10,7 +10,7 @@ use crate::bench::{self, BenchHandle, BenchResult, BenchTarget};
 use crate::provider::Router;
 use crate::session::{self, ChatEvent};
 use crate::supervisor::engine::{SupCommand, SupEvent, SupervisorHandle};
-use crate::telemetry::routes::{ProbeCmd, RouteTable};
+use crate::telemetry::routes::{Health, ProbeCmd, RouteTable};
 use crate::telemetry::sampler::{GpuView, HostView};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
@@ -56,6 +56,41 @@ fn host_sig(app: &App) -> (i64, u64, Vec<(String, i64, u64)>) {
         Vec::new()
     };
     (h.cpu_pct.round() as i64, h.memory_used_bytes >> 24, servers)
+}
+
+/// What the Bench pane shows of the route table: the route it will load, and whether that
+/// route is down and why.
+fn bench_route_sig(app: &App) -> (usize, Option<(Health, Vec<Option<String>>)>) {
+    let name = app.chat.routes.get(app.bench.form.route);
+    let route = app
+        .routes
+        .table
+        .routes
+        .iter()
+        .find(|r| Some(&r.route) == name);
+    (
+        app.bench.form.route,
+        route.map(|r| {
+            (
+                r.state(),
+                r.targets.iter().map(|t| t.last_error.clone()).collect(),
+            )
+        }),
+    )
+}
+
+/// What panes other than GPU show of a GPU sample.
+fn gpu_sig(app: &App) -> (String, Vec<Option<u64>>) {
+    let servers = if app.pane == Pane::Servers {
+        app.servers
+            .list
+            .iter()
+            .map(|s| app.server_gpu_bytes(&s.name))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (view::gpu_summary(app), servers)
 }
 
 /// The next moment the clock matters: the minute on the header, a notice's end, and the
@@ -198,14 +233,18 @@ where
                 before != host_sig(app)
             }
             Action::Gpu(_) => {
+                let before = gpu_sig(app);
                 let fx = update(app, action);
                 debug_assert!(fx.is_empty());
-                // The header shows every GPU; the GPU and Servers panes show more.
-                true
+                // The GPU pane's sparklines move with every sample; elsewhere only the
+                // header (and the servers' GPU memory) show GPUs.
+                app.pane == Pane::Gpu || before != gpu_sig(app)
             }
             Action::Routes(_) => {
+                let before = bench_route_sig(app);
                 update(app, action);
                 matches!(app.pane, Pane::Routes | Pane::Servers)
+                    || (app.pane == Pane::Bench && before != bench_route_sig(app))
             }
             Action::Tick(_) => {
                 update(app, action);

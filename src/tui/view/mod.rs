@@ -138,7 +138,8 @@ fn header_line(app: &App, width: usize) -> Line<'static> {
     Line::from(parts)
 }
 
-fn gpu_summary(app: &App) -> String {
+/// The header's GPU text: one entry per device, or the status where there is none.
+pub fn gpu_summary(app: &App) -> String {
     let mut out = Vec::new();
     for s in &app.gpu.samples {
         if !s.status.is_ok() {
