@@ -366,10 +366,16 @@ fn chat_sends_streams_finishes_and_cancels() {
             text: "partial".into(),
         }),
     );
-    key(&mut a, KeyCode::Esc);
-    assert_eq!(a.typing, Typing::None, "esc leaves the message box first");
-    assert_eq!(key(&mut a, KeyCode::Esc), vec![Effect::ChatCancel(id2)]);
+    assert_eq!(
+        key(&mut a, KeyCode::Esc),
+        vec![Effect::ChatCancel(id2)],
+        "esc cancels the answer even from the message box"
+    );
+    assert_eq!(a.typing, Typing::ChatMessage, "and the box keeps the focus");
     assert!(a.chat.conv.turns[1].meta.cancelled);
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.typing, Typing::None, "the next esc leaves the box");
+    assert_eq!(a.pane, Pane::Chat);
     assert_eq!(a.chat.conv.turns[1].answer, "partial");
     update(
         &mut a,

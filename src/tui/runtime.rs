@@ -93,10 +93,11 @@ fn gpu_sig(app: &App) -> (String, Vec<Option<u64>>) {
     (view::gpu_summary(app), servers)
 }
 
-/// The next moment the clock matters: the minute on the header, a notice's end, and the
-/// seconds of uptime when the Servers pane shows a running server.
-fn next_tick(app: &App) -> Instant {
-    let now = app.now;
+/// How long until the clock next matters: the minute on the header, a notice's end, the
+/// uptime text when the Servers pane shows a running server, and every second of a run.
+/// `now` is the real clock: deadlines are absolute, so a stream of other events cannot keep
+/// postponing them.
+fn next_tick(app: &App, now: f64) -> Duration {
     let mut at = (now / 60.0).floor() * 60.0 + 60.0;
     if let Some(n) = &app.notice {
         at = at.min(n.until);
@@ -109,36 +110,9 @@ fn next_tick(app: &App) -> Instant {
         }
     }
     if app.bench.running.is_some() || app.chat.streaming.is_some() {
-        at = at.min(now + 1.0);
+        at = at.min(app.now + 1.0);
     }
-    Instant::now() + Duration::from_secs_f64((at - now).clamp(0.05, 60.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_uptime_change;
-
-    #[test]
-    fn uptime_changes_when_its_text_does() {
-        assert_eq!(next_uptime_change(0.2), 1.0);
-        assert_eq!(next_uptime_change(59.5), 60.0);
-        assert_eq!(next_uptime_change(3599.9), 3600.0);
-        assert_eq!(next_uptime_change(3600.0), 3660.0, "1h01m is the next text");
-        assert_eq!(next_uptime_change(86_400.5), 90_000.0);
-        for up in [0.0, 12.7, 61.0, 3700.0, 90_000.0] {
-            let next = next_uptime_change(up);
-            assert_ne!(
-                crate::format::duration_s(up),
-                crate::format::duration_s(next),
-                "{up}"
-            );
-            assert_eq!(
-                crate::format::duration_s(up),
-                crate::format::duration_s(next - 1e-6),
-                "{up}"
-            );
-        }
-    }
+    Duration::from_secs_f64((at - now).clamp(0.0, 60.0))
 }
 
 /// When an uptime shown as `format::duration_s` next changes: every second for the first
@@ -183,7 +157,7 @@ where
             break;
         }
         let draw_at = last_draw + frame;
-        let tick_at = next_tick(app);
+        let tick_at = Instant::now() + next_tick(app, crate::supervisor::record::unix_now());
         let action: Option<Action> = tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => Some(Action::Key(k)),
@@ -225,6 +199,8 @@ where
             _ = hup_signal.recv() => break,
         };
         let Some(action) = action else { continue };
+        // Every action sees the time it happened (a notice set now lasts its full time).
+        app.now = crate::supervisor::record::unix_now();
         let visible = match &action {
             Action::Host(_) => {
                 let before = host_sig(app);
@@ -344,5 +320,49 @@ fn apply(
             });
         }
         Effect::Quit { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{next_tick, next_uptime_change};
+    use crate::tui::app::{App, Pane};
+    use crate::tui::keymap::KeyMap;
+    use std::time::Duration;
+
+    #[test]
+    fn tick_deadlines_follow_the_real_clock() {
+        let mut a = App::new(KeyMap::defaults(), vec!["r".into()], "r", false, 100);
+        a.pane = Pane::Chat;
+        // The last tick was long ago: the header's minute is still at most a minute away.
+        a.now = 1_000.0;
+        assert_eq!(next_tick(&a, 6_030.0), Duration::from_secs(30));
+        // A notice ends on time, and one already due ticks at once.
+        a.now = 6_030.0;
+        a.notify("hello", false);
+        assert_eq!(next_tick(&a, 6_030.0), Duration::from_secs(4));
+        assert_eq!(next_tick(&a, 6_040.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn uptime_changes_when_its_text_does() {
+        assert_eq!(next_uptime_change(0.2), 1.0);
+        assert_eq!(next_uptime_change(59.5), 60.0);
+        assert_eq!(next_uptime_change(3599.9), 3600.0);
+        assert_eq!(next_uptime_change(3600.0), 3660.0, "1h01m is the next text");
+        assert_eq!(next_uptime_change(86_400.5), 90_000.0);
+        for up in [0.0, 12.7, 61.0, 3700.0, 90_000.0] {
+            let next = next_uptime_change(up);
+            assert_ne!(
+                crate::format::duration_s(up),
+                crate::format::duration_s(next),
+                "{up}"
+            );
+            assert_eq!(
+                crate::format::duration_s(up),
+                crate::format::duration_s(next - 1e-6),
+                "{up}"
+            );
+        }
     }
 }

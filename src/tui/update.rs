@@ -668,6 +668,9 @@ fn chat_typing(app: &mut App, fx: &mut Vec<Effect>, k: KeyEvent) {
     let newline =
         k.modifiers.contains(KeyModifiers::ALT) || k.modifiers.contains(KeyModifiers::SHIFT);
     match k.code {
+        // The footer says "esc cancels" while an answer streams: one key does it, and the
+        // next one leaves the message box.
+        KeyCode::Esc if app.chat.streaming.is_some() => back(app, fx),
         KeyCode::Esc => app.typing = Typing::None,
         KeyCode::Enter if newline => app.chat.input.insert_newline(),
         KeyCode::Enter => send_chat(app, fx),

@@ -175,10 +175,13 @@ fn meta_facts(m: &AnswerMeta) -> Vec<Span<'static>> {
             .iter()
             .map(|a| format!("{} {}", a.route, a.class))
             .collect();
-        v.push(Span::styled(
-            format!(" · fallback after {}", failed.join(", ")),
-            Style::new().fg(Color::Yellow),
-        ));
+        // Attempts with no server that answered: nothing fell back, the request failed.
+        let text = if m.served_by.is_some() {
+            format!(" · fallback after {}", failed.join(", "))
+        } else {
+            format!("failed: {}", failed.join(", "))
+        };
+        v.push(Span::styled(text, Style::new().fg(Color::Yellow)));
     }
     v
 }
