@@ -58,9 +58,12 @@ fn host_sig(app: &App) -> (i64, u64, Vec<(String, i64, u64)>) {
     (h.cpu_pct.round() as i64, h.memory_used_bytes >> 24, servers)
 }
 
+/// A route's health and each target's last error.
+type RouteSig = (Health, Vec<Option<String>>);
+
 /// What the Bench pane shows of the route table: the route it will load, and whether that
 /// route is down and why.
-fn bench_route_sig(app: &App) -> (usize, Option<(Health, Vec<Option<String>>)>) {
+fn bench_route_sig(app: &App) -> (usize, Option<RouteSig>) {
     let name = app.chat.routes.get(app.bench.form.route);
     let route = app
         .routes
