@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
@@ -88,17 +87,12 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    let (gpu_tx, gpu_rx) = watch::channel(GpuView::default());
-    let (host_tx, mut host_rx) = watch::channel(HostView::default());
-    let (route_tx, route_rx) = watch::channel(RouteTable::from_router(&router));
-    sampler::spawn_gpu(
-        sampler::sources_from_config(&cfg),
-        sample_every,
-        servers.clone(),
-        gpu_tx,
-    );
-    sampler::spawn_host(sample_every, servers, host_tx);
-    let _probe = routes::spawn(router.clone(), probe_cfg, route_tx);
+    let sampler::Live {
+        gpu_rx,
+        mut host_rx,
+        routes_rx: route_rx,
+        probe_tx: _probe,
+    } = sampler::spawn_live(&cfg, &router, servers, sample_every, probe_cfg);
     let mut n = 0;
     loop {
         tokio::select! {

@@ -136,6 +136,38 @@ pub fn spawn_host(interval: Duration, servers: ServersFn, tx: watch::Sender<Host
 }
 
 /// This machine's NVML plus every configured DCGM exporter.
+/// Every live telemetry engine, as the console and `status --watch` run them.
+pub struct Live {
+    pub gpu_rx: watch::Receiver<GpuView>,
+    pub host_rx: watch::Receiver<HostView>,
+    pub routes_rx: watch::Receiver<crate::telemetry::routes::RouteTable>,
+    pub probe_tx: tokio::sync::mpsc::Sender<crate::telemetry::routes::ProbeCmd>,
+}
+
+/// Starts the GPU and host samplers (every `every`) and the route prober; they run until
+/// every receiver is gone.
+pub fn spawn_live(
+    cfg: &crate::config::Config,
+    router: &Arc<crate::provider::Router>,
+    servers: ServersFn,
+    every: Duration,
+    probe: crate::telemetry::routes::ProberConfig,
+) -> Live {
+    use crate::telemetry::routes::{self, RouteTable};
+    let (gpu_tx, gpu_rx) = watch::channel(GpuView::default());
+    let (host_tx, host_rx) = watch::channel(HostView::default());
+    let (route_tx, routes_rx) = watch::channel(RouteTable::from_router(router));
+    spawn_gpu(sources_from_config(cfg), every, servers.clone(), gpu_tx);
+    spawn_host(every, servers, host_tx);
+    let probe_tx = routes::spawn(router.clone(), probe, route_tx);
+    Live {
+        gpu_rx,
+        host_rx,
+        routes_rx,
+        probe_tx,
+    }
+}
+
 pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource>> {
     let mut v: Vec<Box<dyn GpuSource>> = Vec::new();
     if cfg.telemetry.local_gpu.unwrap_or(true) {

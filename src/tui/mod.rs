@@ -12,14 +12,13 @@ use crate::config::Config;
 use crate::provider::factory;
 use crate::supervisor::engine;
 use crate::supervisor::Supervisor;
-use crate::telemetry::routes::{self, RouteTable};
-use crate::telemetry::sampler::{self, GpuView, HostView};
+use crate::telemetry::sampler;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// Our own diagnostics go to a file: the screen belongs to the console.
 fn log_to_file(dir: &Path) -> Option<std::path::PathBuf> {
@@ -53,17 +52,7 @@ pub async fn start(
     let sup_handle = engine::spawn(sup.clone(), sup_tx);
     let servers = crate::cli::gpu::servers_fn(Some(sup.clone()));
     let (sample_every, probe_cfg) = crate::cli::status::intervals(&cfg, None);
-    let (gpu_tx, gpu_rx) = watch::channel(GpuView::default());
-    let (host_tx, host_rx) = watch::channel(HostView::default());
-    let (route_tx, routes_rx) = watch::channel(RouteTable::from_router(&router));
-    sampler::spawn_gpu(
-        sampler::sources_from_config(&cfg),
-        sample_every,
-        servers.clone(),
-        gpu_tx,
-    );
-    sampler::spawn_host(sample_every, servers, host_tx);
-    let probe_tx = routes::spawn(router.clone(), probe_cfg, route_tx);
+    let live = sampler::spawn_live(&cfg, &router, servers, sample_every, probe_cfg);
     let names = router.route_names();
     let mut app = app::App::new(
         keys,
@@ -72,17 +61,17 @@ pub async fn start(
         read_only,
         cfg.tui.log_lines.unwrap_or(5000),
     );
-    app.routes.table = routes_rx.borrow().clone();
+    app.routes.table = live.routes_rx.borrow().clone();
     Ok((
         app,
         runtime::Engines {
             router,
             sup: sup_handle,
             sup_rx,
-            gpu_rx,
-            host_rx,
-            routes_rx,
-            probe_tx,
+            gpu_rx: live.gpu_rx,
+            host_rx: live.host_rx,
+            routes_rx: live.routes_rx,
+            probe_tx: live.probe_tx,
         },
     ))
 }

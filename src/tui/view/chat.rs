@@ -2,6 +2,7 @@
 //! box, and a footer with TTFT, tokens/s, who served the answer and any fallback.
 use super::common::*;
 use crate::format;
+use crate::provider::router::Attempt;
 use crate::session::AnswerMeta;
 use crate::tui::app::{App, Typing, CHAT_SETTINGS};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -169,21 +170,26 @@ fn meta_facts(m: &AnswerMeta) -> Vec<Span<'static>> {
     if let Some(s) = &m.served_by {
         v.push(Span::raw(format!("served by {} ({})", s.route, s.model)));
     }
-    if !m.attempts.is_empty() {
-        let failed: Vec<String> = m
-            .attempts
-            .iter()
-            .map(|a| format!("{} {}", a.route, a.class))
-            .collect();
-        // Attempts with no server that answered: nothing fell back, the request failed.
-        let text = if m.served_by.is_some() {
-            format!(" · fallback after {}", failed.join(", "))
-        } else {
-            format!("failed: {}", failed.join(", "))
-        };
-        v.push(Span::styled(text, Style::new().fg(Color::Yellow)));
-    }
+    v.extend(attempts_span(&m.attempts, m.served_by.is_some()));
     v
+}
+
+/// The failed attempts before an answer. With no server that answered (yet, while
+/// streaming), nothing fell back: the request failed there.
+fn attempts_span(attempts: &[Attempt], served: bool) -> Option<Span<'static>> {
+    if attempts.is_empty() {
+        return None;
+    }
+    let failed: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{} {}", a.route, a.class))
+        .collect();
+    let text = if served {
+        format!(" · fallback after {}", failed.join(", "))
+    } else {
+        format!("failed: {}", failed.join(", "))
+    };
+    Some(Span::styled(text, Style::new().fg(Color::Yellow)))
 }
 
 fn footer_line(app: &App) -> Line<'static> {
@@ -198,17 +204,8 @@ fn footer_line(app: &App) -> Line<'static> {
         if let Some(sb) = &s.served_by {
             spans.push(Span::raw(format!("served by {} ({})", sb.route, sb.model)));
         }
-        if !s.attempts.is_empty() {
-            let failed: Vec<String> = s
-                .attempts
-                .iter()
-                .map(|a| format!("{} {}", a.route, a.class))
-                .collect();
-            spans.push(Span::styled(
-                format!(" · fallback after {}", failed.join(", ")),
-                Style::new().fg(Color::Yellow),
-            ));
-        }
+        // While streaming, earlier attempts always fell back to the one answering.
+        spans.extend(attempts_span(&s.attempts, true));
         return Line::from(spans);
     }
     match app.chat.conv.turns.last() {
