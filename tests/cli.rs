@@ -153,6 +153,26 @@ fn config_check_exit_codes() {
 }
 
 #[test]
+fn config_check_finds_a_remapped_key_that_clashes_with_a_default() {
+    let bad = format!(
+        "{}/tests/fixtures/config/key_clash_with_default.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = bin()
+        .args(["config", "check", "--config", &bad])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "key_clash_with_default.yaml:7:12: tui.keys.start: `x` is already the key of `stop` (Servers pane)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn routes_json_probes_every_route() {
     let out = bin()
         .args(["routes", "--json", "--timeout", "2"])

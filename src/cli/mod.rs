@@ -24,7 +24,16 @@ pub fn init_logging() {
 /// Finds and loads the configuration; the error text is ready to print.
 pub fn load_config(explicit: Option<&Path>) -> Result<(Config, Source), String> {
     let source = config::find(explicit);
-    config::load(&source)
-        .map(|c| (c, source))
-        .map_err(|e| e.to_string())
+    let cfg = config::load(&source).map_err(|e| e.to_string())?;
+    // Remapped keys that clash with the console's own bindings: the key map knows them,
+    // and the error points at the line that remaps.
+    if let Err(msg) = crate::tui::keymap::KeyMap::with_overrides(&cfg.tui.keys) {
+        let name = msg
+            .strip_prefix("tui.keys.")
+            .and_then(|r| r.split(':').next())
+            .unwrap_or_default();
+        let at = config::position(&source, &["tui", "keys", name]);
+        return Err(format!("{at}: {msg}"));
+    }
+    Ok((cfg, source))
 }

@@ -119,6 +119,21 @@ pub fn load(source: &Source) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// `FILE:LINE:COL` of a key's value (or its nearest parent) in the configuration, for a
+/// problem found after loading by a module that owns the meaning (the console's key map).
+pub fn position(source: &Source, path: &[&str]) -> String {
+    let (file, text) = match source {
+        Source::BuiltIn => (source.to_string(), DEFAULT_YAML.to_string()),
+        Source::File(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).unwrap_or_default(),
+        ),
+    };
+    let segs: Vec<Seg> = path.iter().map(|k| Seg::Key(k.to_string())).collect();
+    let pos = locate::Index::build(&text).nearest(&segs);
+    format!("{file}:{}:{}", pos.line + 1, pos.col + 1)
+}
+
 pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     load_str_with_env(text, file, &|k| std::env::var(k).ok())
 }
