@@ -206,16 +206,17 @@ impl Engine {
         if full || self.names.is_empty() {
             self.names = self.sup.names();
         }
-        for name in self.names.clone() {
-            let mtime = std::fs::metadata(self.sup.dir().record_path(&name))
+        let names = std::mem::take(&mut self.names);
+        for name in &names {
+            let mtime = std::fs::metadata(self.sup.dir().record_path(name))
                 .and_then(|m| m.modified())
                 .ok();
-            let seen = self.mtimes.get(&name).copied();
+            let seen = self.mtimes.get(name).copied();
             if !full && seen == Some(mtime) {
                 continue;
             }
-            let st = self.sup.status(&name);
-            let changed = self.last.get(&name).is_none_or(|old| differs(old, &st));
+            let st = self.sup.status(name);
+            let changed = self.last.get(name).is_none_or(|old| differs(old, &st));
             if changed {
                 if self
                     .events
@@ -223,13 +224,14 @@ impl Engine {
                     .is_err()
                 {
                     // Not seen as reported: the next tick looks at this server again.
-                    self.mtimes.remove(&name);
+                    self.mtimes.remove(name);
                     continue;
                 }
                 self.last.insert(name.clone(), st);
             }
-            self.mtimes.insert(name, mtime);
+            self.mtimes.insert(name.clone(), mtime);
         }
+        self.names = names;
     }
 
     /// Reads what the logs gained; true when there was something.

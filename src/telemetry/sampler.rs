@@ -135,7 +135,6 @@ pub fn spawn_host(interval: Duration, servers: ServersFn, tx: watch::Sender<Host
     });
 }
 
-/// This machine's NVML plus every configured DCGM exporter.
 /// Every live telemetry engine, as the console and `status --watch` run them.
 pub struct Live {
     pub gpu_rx: watch::Receiver<GpuView>,
@@ -168,6 +167,7 @@ pub fn spawn_live(
     }
 }
 
+/// This machine's NVML plus every configured DCGM exporter.
 pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource>> {
     let mut v: Vec<Box<dyn GpuSource>> = Vec::new();
     if cfg.telemetry.local_gpu.unwrap_or(true) {
