@@ -27,28 +27,31 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     } else {
         header.push("GPU MEM");
     }
-    let busy_of = |s: &ServerStatus| {
-        app.servers
-            .busy
-            .get(&s.name)
-            .map(|op| format!(" ({}…)", op.verb()))
-            .unwrap_or_default()
-    };
+    let states: Vec<String> = list
+        .iter()
+        .map(|s| {
+            let busy = app
+                .servers
+                .busy
+                .get(&s.name)
+                .map(|op| format!(" ({}…)", op.verb()))
+                .unwrap_or_default();
+            state_text(s, &busy)
+        })
+        .collect();
     // The state column is as wide as its longest text (an exit code, a pending stop);
     // the model takes what is left.
-    let state_w = list
+    let state_w = states
         .iter()
-        .map(|s| state_text(s, &busy_of(s)).chars().count() as u16 + 1)
+        .map(|t| t.chars().count() as u16 + 1)
         .max()
         .unwrap_or(0)
         .clamp(14, 34);
-    let rows = list.iter().enumerate().map(|(i, s)| {
+    let rows = list.iter().zip(states).enumerate().map(|(i, (s, state))| {
         let uptime = match (s.is_running(), s.started_unix) {
             (true, Some(t)) => format::duration_s(app.now - t),
             _ => "-".into(),
         };
-        let busy = busy_of(s);
-        let state = state_text(s, &busy);
         let usage = app.host.sample.servers.iter().find(|u| u.name == s.name);
         let mut cells = vec![
             Cell::from(format!(
