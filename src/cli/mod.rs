@@ -27,13 +27,9 @@ pub fn load_config(explicit: Option<&Path>) -> Result<(Config, Source), String> 
     let cfg = config::load(&source).map_err(|e| e.to_string())?;
     // Remapped keys that clash with the console's own bindings: the key map knows them,
     // and the error points at the line that remaps.
-    if let Err(msg) = crate::tui::keymap::KeyMap::with_overrides(&cfg.tui.keys) {
-        let name = msg
-            .strip_prefix("tui.keys.")
-            .and_then(|r| r.split(':').next())
-            .unwrap_or_default();
-        let at = config::position(&source, &["tui", "keys", name]);
-        return Err(format!("{at}: {msg}"));
+    if let Err(e) = crate::tui::keymap::KeyMap::with_overrides(&cfg.tui.keys) {
+        let at = config::position(&source, &["tui", "keys", &e.name]);
+        return Err(format!("{at}: {e}"));
     }
     Ok((cfg, source))
 }

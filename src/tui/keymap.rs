@@ -73,6 +73,19 @@ pub struct Binding {
     pub hint: bool,
 }
 
+/// A `tui.keys` entry the key map cannot take: the command it names, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyError {
+    pub name: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tui.keys.{}: {}", self.name, self.message)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct KeyMap {
     bindings: Vec<Binding>,
@@ -390,17 +403,21 @@ impl KeyMap {
 
     /// The defaults with `tui.keys` applied: each named command's main key is replaced. A
     /// key that is then bound twice where both apply is an error naming both commands.
-    pub fn with_overrides(keys: &IndexMap<String, String>) -> Result<Self, String> {
+    pub fn with_overrides(keys: &IndexMap<String, String>) -> Result<Self, KeyError> {
+        let err = |name: &str, message: String| KeyError {
+            name: name.to_string(),
+            message,
+        };
         let mut m = Self::defaults();
         for (name, spec) in keys {
-            let key = KeySpec::parse(spec).map_err(|e| format!("tui.keys.{name}: {e}"))?;
+            let key = KeySpec::parse(spec).map_err(|e| err(name, e))?;
             let mut found = false;
             for b in m.bindings.iter_mut().filter(|b| b.name == name) {
                 b.key = key;
                 found = true;
             }
             if !found {
-                return Err(format!("tui.keys.{name}: no such command"));
+                return Err(err(name, "no such command".into()));
             }
         }
         for (i, a) in m.bindings.iter().enumerate() {
@@ -414,16 +431,18 @@ impl KeyMap {
                         } else {
                             (b, a)
                         };
-                        return Err(format!(
-                            "tui.keys.{}: `{}` is already the key of `{}` ({})",
+                        return Err(err(
                             x.name,
-                            x.key.label(),
-                            if y.name.is_empty() { y.help } else { y.name },
-                            if y.ctx == Ctx::Global {
-                                "everywhere".to_string()
-                            } else {
-                                format!("{:?} pane", y.ctx)
-                            }
+                            format!(
+                                "`{}` is already the key of `{}` ({})",
+                                x.key.label(),
+                                if y.name.is_empty() { y.help } else { y.name },
+                                if y.ctx == Ctx::Global {
+                                    "everywhere".to_string()
+                                } else {
+                                    format!("{:?} pane", y.ctx)
+                                }
+                            ),
                         ));
                     }
                 }
@@ -584,14 +603,14 @@ mod tests {
             None
         );
         o.insert("stop".to_string(), "s".to_string());
-        let e = KeyMap::with_overrides(&o).unwrap_err();
+        let e = KeyMap::with_overrides(&o).unwrap_err().to_string();
         assert!(
             e.contains("tui.keys.stop: `s` is already the key of `start`"),
             "{e}"
         );
         let mut q = IndexMap::new();
         q.insert("probe".to_string(), "q".to_string());
-        let e = KeyMap::with_overrides(&q).unwrap_err();
+        let e = KeyMap::with_overrides(&q).unwrap_err().to_string();
         assert!(e.contains("`quit` (everywhere)"), "{e}");
     }
 

@@ -46,7 +46,7 @@ pub async fn start(
     sup: Supervisor,
     read_only: bool,
 ) -> Result<(app::App, runtime::Engines), String> {
-    let keys = keymap::KeyMap::with_overrides(&cfg.tui.keys)?;
+    let keys = keymap::KeyMap::with_overrides(&cfg.tui.keys).map_err(|e| e.to_string())?;
     let router = Arc::new(factory::build(&cfg).await.map_err(|e| e.to_string())?);
     let (sup_tx, sup_rx) = mpsc::channel(1024);
     let sup_handle = engine::spawn(sup.clone(), sup_tx);
