@@ -16,14 +16,57 @@ use tokio::sync::{mpsc, watch};
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn target_for(s: &SimHandle) -> BenchTarget {
+    target_at(&s.base_url()).await
+}
+
+async fn target_at(base_url: &str) -> BenchTarget {
     let yaml = format!(
-        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      sim: {{base_url: {}, model: qwen2_5_0_5b}}\n",
-        s.base_url()
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      sim: {{base_url: {base_url}, model: qwen2_5_0_5b}}\n"
     );
     let router = factory::build(&config::load_str(&yaml, "t.yaml").unwrap())
         .await
         .unwrap();
     BenchTarget::from_router(Arc::new(router), None).unwrap()
+}
+
+/// A simulator on a runtime of its own, so that serving does not share the client's
+/// workers in a test that measures how punctually the client dispatches.
+struct SimThread {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimThread {
+    fn start(cfg: SimConfig) -> Self {
+        let (url_tx, url_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let s = sim::start(cfg).await.unwrap();
+                url_tx.send(s.base_url()).unwrap();
+                let _ = stopped.await;
+            });
+        });
+        Self {
+            url: url_rx.recv().unwrap(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for SimThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn random(input: u32, output: u32) -> Workload {
@@ -50,10 +93,8 @@ fn near(x: f64, truth: f64, tol: f64, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_match_the_simulators_exact_timings() {
     let _g = SERIAL.lock().await;
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(50, 10, 32))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
+    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(50, 10, 32));
+    let t = target_at(&s.url).await;
     let plan = Plan {
         warmup: 16,
         ..Plan::new(
@@ -144,10 +185,8 @@ async fn under_faults_every_request_is_accounted_for_with_its_class() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_achieves_the_requested_rate() {
     let _g = SERIAL.lock().await;
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(5, 1, 4))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
+    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(5, 1, 4));
+    let t = target_at(&s.url).await;
     for burstiness in [1.0, f64::INFINITY] {
         let plan = Plan::new(
             Load::Open {
@@ -190,10 +229,8 @@ async fn open_loop_achieves_the_requested_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_concurrency_queues_in_the_client_and_says_how_long() {
     let _g = SERIAL.lock().await;
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(100, 10, 10))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
+    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(100, 10, 10));
+    let t = target_at(&s.url).await;
     let plan = Plan::new(
         Load::Open {
             rate: 100.0,
@@ -622,6 +659,8 @@ mod cli {
 
     #[tokio::test]
     async fn bad_arguments_and_runs_that_fail_entirely() {
+        // Seven runs of the binary: not beside a test that measures the client's timing.
+        let _g = SERIAL.lock().await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("dashboard.yaml");
         let dead = common::free_port();
