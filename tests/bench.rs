@@ -188,20 +188,15 @@ async fn open_loop_achieves_the_requested_rate() {
     let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(5, 1, 4));
     let t = target_at(&s.url).await;
     for burstiness in [1.0, f64::INFINITY] {
-        // A warm-up, as a user runs one: a new process's first requests fault in its code
-        // and open connections, which is not the schedule being tested.
-        let plan = Plan {
-            warmup: 10,
-            ..Plan::new(
-                Load::Open {
-                    rate: 50.0,
-                    burstiness,
-                    max_concurrency: None,
-                },
-                Stop::Requests(200),
-                random(16, 4),
-            )
-        };
+        let plan = Plan::new(
+            Load::Open {
+                rate: 50.0,
+                burstiness,
+                max_concurrency: None,
+            },
+            Stop::Requests(200),
+            random(16, 4),
+        );
         let r = run(&t, &plan).await;
         assert_eq!(r.completed, 200);
         let a = r.achieved_request_rate.unwrap();
