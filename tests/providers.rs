@@ -2,11 +2,11 @@
 use anorag::provider::factory::http_client;
 use anorag::provider::ollama::OllamaClient;
 use anorag::provider::openai::OpenAiCompat;
-use anorag::provider::secret::Secret;
 use anorag::provider::{
     ChatRequest, ErrorClass, EventStream, Provider, ProviderKind, SamplingDefaults, StreamEvent,
     Usage,
 };
+use anorag::secret::Secret;
 use anorag::sim::{self, Flavor, SimConfig, SimHandle};
 use futures::StreamExt;
 use std::time::{Duration, Instant};

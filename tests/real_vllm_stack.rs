@@ -4,8 +4,8 @@
 mod common;
 
 use anorag::config::{self, Config};
+use anorag::procfs;
 use anorag::provider::{factory, ChatRequest, StreamEvent};
-use anorag::supervisor::procfs;
 use anorag::telemetry::vllm_metrics::{self, Scrape};
 use common::{free_port, group_members, RealVllmEnv};
 use futures::StreamExt;

@@ -3,7 +3,7 @@
 mod common;
 
 use anorag::config::{self, Config};
-use anorag::supervisor::procfs::{self, Identity};
+use anorag::procfs::{self, Identity};
 use anorag::supervisor::{ControlError, Record, State, StateDir, Supervisor, WaitOutcome};
 use common::{free_port, group_members};
 use std::path::{Path, PathBuf};

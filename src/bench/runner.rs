@@ -593,7 +593,7 @@ pub async fn run(
     let cpu = cpu_seconds() - cpu0;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut result = BenchResult {
-        date: vllm_date_now(),
+        date: crate::time::vllm_date(crate::time::unix_now()),
         backend: target.backend().to_string(),
         label: target.route.clone(),
         model_id: target.model.clone(),
@@ -762,13 +762,4 @@ fn publish(
         e2el_bins: rec.e2el.bins(24),
     };
     tx.send_replace(p);
-}
-
-/// `YYYYmmdd-HHMMSS` (UTC), the form vLLM puts in `date` and file names.
-pub fn vllm_date_now() -> String {
-    let t = crate::supervisor::record::rfc3339(crate::supervisor::record::unix_now());
-    // 2026-11-25T06:00:49Z -> 20261125-060049
-    let d: String = t[..10].chars().filter(|c| *c != '-').collect();
-    let h: String = t[11..19].chars().filter(|c| *c != ':').collect();
-    format!("{d}-{h}")
 }

@@ -3,7 +3,7 @@
 use crate::format;
 use crate::supervisor::Supervisor;
 use crate::telemetry::gpu::GpuSample;
-use crate::telemetry::sampler::{self, ServersFn};
+use crate::telemetry::sampler;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -24,21 +24,6 @@ pub struct GpuArgs {
     pub count: Option<u64>,
 }
 
-/// (name, main pid) of every running server, read from the shared state directory.
-pub fn servers_fn(sup: Option<Supervisor>) -> ServersFn {
-    Arc::new(move || {
-        sup.as_ref()
-            .map(|s| {
-                s.statuses()
-                    .into_iter()
-                    .filter(|st| st.is_running())
-                    .filter_map(|st| st.pid.map(|p| (st.name, p)))
-                    .collect()
-            })
-            .unwrap_or_default()
-    })
-}
-
 pub async fn run(explicit: Option<&Path>, a: GpuArgs) -> ExitCode {
     let cfg = match super::load_config(explicit) {
         Ok((c, _)) => Arc::new(c),
@@ -47,7 +32,7 @@ pub async fn run(explicit: Option<&Path>, a: GpuArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let servers = servers_fn(Supervisor::from_env(cfg.clone()).ok());
+    let servers = crate::supervisor::running_servers_fn(Supervisor::from_env(cfg.clone()).ok());
     let mut sources = sampler::sources_from_config(&cfg);
     let mut n = 0u64;
     loop {

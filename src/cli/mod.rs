@@ -23,13 +23,5 @@ pub fn init_logging() {
 
 /// Finds and loads the configuration; the error text is ready to print.
 pub fn load_config(explicit: Option<&Path>) -> Result<(Config, Source), String> {
-    let source = config::find(explicit);
-    let cfg = config::load(&source).map_err(|e| e.to_string())?;
-    // Remapped keys that clash with the console's own bindings: the key map knows them,
-    // and the error points at the line that remaps.
-    if let Err(e) = crate::tui::keymap::KeyMap::with_overrides(&cfg.tui.keys) {
-        let at = config::position(&source, &["tui", "keys", &e.name]);
-        return Err(format!("{at}: {e}"));
-    }
-    Ok((cfg, source))
+    config::find_and_load(explicit)
 }

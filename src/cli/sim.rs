@@ -1,4 +1,4 @@
-use crate::provider::secret::Secret;
+use crate::secret::Secret;
 use crate::sim::{self, Fault, Flavor, SimConfig};
 use std::process::ExitCode;
 use std::time::Duration;

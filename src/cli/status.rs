@@ -1,9 +1,8 @@
 //! `anorag-tui status [--json] [--watch]`: servers, routes (with vLLM's own numbers), GPUs and
 //! the host in one view. `--watch` runs the same sampling engines as the console.
-use crate::config::Config;
 use crate::provider::factory;
 use crate::supervisor::Supervisor;
-use crate::telemetry::routes::{self, ProberConfig, RouteTable};
+use crate::telemetry::routes::{self, RouteTable};
 use crate::telemetry::sampler::{self, GpuView, HostView};
 use std::path::Path;
 use std::process::ExitCode;
@@ -25,27 +24,6 @@ pub struct StatusArgs {
     pub count: Option<u64>,
 }
 
-pub fn intervals(cfg: &Config, over: Option<f64>) -> (Duration, ProberConfig) {
-    let t = &cfg.telemetry;
-    let sample = over
-        .map(Duration::from_secs_f64)
-        .or(t.interval_ms.map(Duration::from_millis))
-        .unwrap_or(Duration::from_secs(1));
-    let d = ProberConfig::default();
-    let probe = ProberConfig {
-        interval: over
-            .map(Duration::from_secs_f64)
-            .or(t.probe_interval_ms.map(Duration::from_millis))
-            .unwrap_or(d.interval),
-        timeout: t
-            .probe_timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(d.timeout),
-        refresh: sample,
-    };
-    (sample, probe)
-}
-
 pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
     let cfg = match super::load_config(explicit) {
         Ok((c, _)) => Arc::new(c),
@@ -62,8 +40,8 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let servers = super::gpu::servers_fn(sup.clone());
-    let (sample_every, probe_cfg) = intervals(&cfg, a.interval.map(|i| i.max(0.1)));
+    let servers = crate::supervisor::running_servers_fn(sup.clone());
+    let (sample_every, probe_cfg) = sampler::intervals(&cfg, a.interval.map(|i| i.max(0.1)));
 
     if !a.watch {
         let mut sources = sampler::sources_from_config(&cfg);

@@ -135,53 +135,6 @@ impl KeySpec {
     }
 }
 
-/// Commands whose key can be changed under `tui.keys`.
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "quit",
-        "quit (asks first when servers this console started are running)",
-    ),
-    ("help", "help for the current pane"),
-    ("command", "command line (:servers, :logs NAME, :q, ...)"),
-    ("filter", "filter the current list or log"),
-    ("next_pane", "next pane"),
-    ("prev_pane", "previous pane"),
-    ("back", "back / close / cancel"),
-    ("up", "move up"),
-    ("down", "move down"),
-    ("top", "go to the top"),
-    ("bottom", "go to the bottom"),
-    ("page_up", "page up"),
-    ("page_down", "page down"),
-    ("start", "start the selected server"),
-    ("stop", "stop the selected server (asks first)"),
-    ("restart", "restart the selected server"),
-    ("logs", "show the selected server's log"),
-    ("probe", "probe the selected route now"),
-    ("chat_route", "chat with the selected route"),
-    ("bench_route", "load-test the selected route"),
-    ("focus_input", "type a message"),
-    ("next_route", "next route to chat with"),
-    ("prev_route", "previous route to chat with"),
-    ("settings", "edit the system prompt and parameters"),
-    (
-        "save",
-        "save (conversation as Markdown, bench result as JSON)",
-    ),
-    ("new_chat", "start a new conversation"),
-    ("run", "run the load test"),
-    ("more", "more load while running (or a larger value)"),
-    ("less", "less load while running (or a smaller value)"),
-    (
-        "baseline",
-        "keep the last result as the baseline to compare with",
-    ),
-    ("follow", "follow the log"),
-    ("wrap", "wrap long log lines"),
-    ("next_server", "next server's log"),
-    ("prev_server", "previous server's log"),
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

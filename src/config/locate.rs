@@ -12,6 +12,9 @@ pub enum Seg {
 
 pub type Path = Vec<Seg>;
 
+/// A problem found after parsing: (where, point at the key rather than the value, message).
+pub type Problem = (Path, bool, String);
+
 pub fn path_string(p: &[Seg]) -> String {
     let mut s = String::new();
     for seg in p {

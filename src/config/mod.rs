@@ -1,6 +1,7 @@
 //! `dashboard.yaml`: finding it, `${VAR}` interpolation, parsing, and validation with
 //! `FILE:LINE:COL: message` errors that name the key. serde_yaml stays behind this module.
 pub mod interp;
+pub mod keymap;
 pub mod keys;
 pub mod locate;
 pub mod schema;
@@ -9,7 +10,6 @@ mod validate;
 
 pub use schema::*;
 
-use crate::provider::ProviderKind;
 use locate::{Path as KeyPath, Seg};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -119,19 +119,12 @@ pub fn load(source: &Source) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// `FILE:LINE:COL` of a key's value (or its nearest parent) in the configuration, for a
-/// problem found after loading by a module that owns the meaning (the console's key map).
-pub fn position(source: &Source, path: &[&str]) -> String {
-    let (file, text) = match source {
-        Source::BuiltIn => (source.to_string(), DEFAULT_YAML.to_string()),
-        Source::File(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).unwrap_or_default(),
-        ),
-    };
-    let segs: Vec<Seg> = path.iter().map(|k| Seg::Key(k.to_string())).collect();
-    let pos = locate::Index::build(&text).nearest(&segs);
-    format!("{file}:{}:{}", pos.line + 1, pos.col + 1)
+/// Finds the configuration (`--config`, ./dashboard.yaml, the user's, the built-in) and loads
+/// it; the error text is ready to print. The CLI and the console both start here.
+pub fn find_and_load(explicit: Option<&Path>) -> Result<(Config, Source), String> {
+    let source = find(explicit);
+    let cfg = load(&source).map_err(|e| e.to_string())?;
+    Ok((cfg, source))
 }
 
 pub fn load_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {

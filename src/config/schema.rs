@@ -1,6 +1,6 @@
 //! The shape of `dashboard.yaml`. Unknown keys are errors everywhere.
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -355,4 +355,31 @@ pub struct CircuitBlock {
     pub failures: Option<u32>,
     pub cooldown_ms: Option<u64>,
     pub max_cooldown_ms: Option<u64>,
+}
+
+/// The dialect a target speaks (`provider:` in the config, `--provider` on the CLI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    VllmOpenai,
+    Openai,
+    Ollama,
+    Builtin,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::VllmOpenai => "vllm_openai",
+            ProviderKind::Openai => "openai",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Builtin => "builtin",
+        }
+    }
+}
+
+impl std::fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }

@@ -1,7 +1,6 @@
 //! Checks on `servers.NAME` launch profiles that serde cannot make.
-use super::locate::{Path, Seg};
+use super::locate::{Path, Problem, Seg};
 use super::schema::{Config, Scalar, ServerKind, ServerProfile};
-use super::validate::Problem;
 use std::collections::HashSet;
 
 const DTYPES: &[&str] = &["auto", "half", "float16", "bfloat16", "float", "float32"];

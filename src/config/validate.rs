@@ -1,11 +1,8 @@
 //! Checks serde cannot make: URLs, route references, ranges, collisions.
-use super::locate::{Path, Seg};
+use super::locate::{Path, Problem, Seg};
 use super::schema::*;
-use crate::provider::ProviderKind;
+use super::ProviderKind;
 use std::collections::HashSet;
-
-/// (where, point at the key rather than the value, message)
-pub type Problem = (Path, bool, String);
 
 fn p(base: &Path, rest: &[&str]) -> Path {
     let mut v = base.clone();
@@ -212,36 +209,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         }
     }
     let tui = vec![Seg::Key("tui".into())];
-    let mut bound: Vec<(super::keys::KeySpec, &str)> = Vec::new();
-    for (name, spec) in &cfg.tui.keys {
-        let at = p(&tui, &["keys", name]);
-        if !super::keys::COMMANDS.iter().any(|(c, _)| c == name) {
-            let known: Vec<&str> = super::keys::COMMANDS.iter().map(|(c, _)| *c).collect();
-            out.push((
-                at,
-                true,
-                format!("unknown command `{name}` (commands: {})", known.join(", ")),
-            ));
-            continue;
-        }
-        match super::keys::KeySpec::parse(spec) {
-            Ok(k) if k.clashes_with_multiplexer() => out.push((
-                at,
-                false,
-                format!("`{spec}` is the prefix key of tmux or screen; pick another"),
-            )),
-            Ok(k) => {
-                if let Some((_, other)) = bound.iter().find(|(b, _)| *b == k) {
-                    out.push((
-                        at,
-                        false,
-                        format!("`{spec}` is already the key of `{other}`"),
-                    ));
-                }
-                bound.push((k, name.as_str()));
-            }
-            Err(e) => out.push((at, false, e)),
-        }
+    for e in super::keymap::KeyMap::problems(&cfg.tui.keys) {
+        out.push((p(&tui, &["keys", &e.name]), e.on_key, e.message));
     }
     if cfg.tui.log_lines == Some(0) {
         out.push((p(&tui, &["log_lines"]), false, "must be at least 1".into()));

@@ -10,7 +10,6 @@ pub mod ollama;
 pub mod openai;
 pub mod pool;
 pub mod router;
-pub mod secret;
 pub mod sse;
 pub mod types;
 

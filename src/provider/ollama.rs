@@ -286,15 +286,3 @@ fn names(v: &serde_json::Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
-
-/// `llama3.2` and `llama3.2:latest` name the same model.
-pub fn same_model(a: &str, b: &str) -> bool {
-    fn norm(s: &str) -> String {
-        if s.contains(':') {
-            s.to_string()
-        } else {
-            format!("{s}:latest")
-        }
-    }
-    norm(a) == norm(b)
-}

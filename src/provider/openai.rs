@@ -1,12 +1,12 @@
 //! OpenAI-compatible client for vLLM and OpenAI: `/v1/chat/completions` with SSE streaming.
 use super::body::{decode_body, BodyDecoder, Item};
 use super::error::{classify_in_band, ErrorClass, ProviderError};
-use super::secret::Secret;
 use super::sse::{SseEvent, SseParser};
 use super::{
     error_from_response, ChatRequest, ChatResponse, EventStream, Provider, ProviderKind,
     SamplingDefaults, StreamEvent, Usage,
 };
+use crate::secret::Secret;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;

@@ -1,8 +1,8 @@
 //! Targets and how a route picks among several (the Ollama pool): healthy before cooling,
 //! model already loaded before cold, least in flight first, config order on ties.
 use super::circuit::Circuit;
-use super::ollama::same_model;
 use super::Provider;
+use crate::protocol::same_model;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;

@@ -90,28 +90,5 @@ pub struct ChatResponse {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProviderKind {
-    VllmOpenai,
-    Openai,
-    Ollama,
-    Builtin,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::VllmOpenai => "vllm_openai",
-            ProviderKind::Openai => "openai",
-            ProviderKind::Ollama => "ollama",
-            ProviderKind::Builtin => "builtin",
-        }
-    }
-}
-
-impl std::fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which client speaks to a target; named in the config, so defined there.
+pub use crate::config::ProviderKind;

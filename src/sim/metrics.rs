@@ -1,7 +1,6 @@
 //! vLLM's `/metrics` as the simulator keeps it: the same names, labels and layout, with
 //! counters and gauges that follow the traffic actually served.
 use std::fmt::Write;
-use std::time::SystemTime;
 
 const TTFT_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
@@ -69,10 +68,7 @@ pub struct VllmMetrics {
 
 impl VllmMetrics {
     pub fn new(model: &str, kv_capacity_tokens: u64) -> Self {
-        let created = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let created = crate::time::unix_now();
         Self {
             model: model.to_string(),
             created,

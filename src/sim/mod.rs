@@ -10,7 +10,7 @@ mod text;
 
 pub use fault::{Fault, FaultKind};
 
-use crate::provider::secret::Secret;
+use crate::secret::Secret;
 use fault::Plan;
 use metrics::VllmMetrics;
 use rand::{Rng, SeedableRng};

@@ -2,7 +2,7 @@
 //! as Ollama writes them lazily), `/api/tags`, `/api/ps`, `/api/version`, `GET /`.
 use super::fault::Plan;
 use super::{text, RequestGuard, SimState};
-use crate::provider::ollama::same_model;
+use crate::protocol::same_model;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -72,31 +72,6 @@ async fn chat(State(st): St, body: Bytes) -> Response {
 
 async fn generate(State(st): St, body: Bytes) -> Response {
     serve(st, body, false).await
-}
-
-fn rfc3339_now() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
 }
 
 async fn serve(st: Arc<SimState>, body: Bytes, is_chat: bool) -> Response {
@@ -195,7 +170,8 @@ struct NdGen {
 
 impl NdGen {
     fn piece(&self, text: &str, done: bool) -> Value {
-        let mut v = json!({"model": self.st.cfg.model, "created_at": rfc3339_now()});
+        let mut v =
+            json!({"model": self.st.cfg.model, "created_at": crate::time::rfc3339_nanos_now()});
         if self.is_chat {
             v["message"] = json!({"role":"assistant","content":text});
         } else {

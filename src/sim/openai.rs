@@ -61,13 +61,6 @@ async fn metrics(State(st): St) -> Response {
     r
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 async fn models(State(st): St, headers: HeaderMap) -> Response {
     if let Some(r) = check_auth(&st, &headers) {
         return r;
@@ -75,10 +68,10 @@ async fn models(State(st): St, headers: HeaderMap) -> Response {
     let m = &st.cfg.model;
     let body = match st.cfg.flavor {
         Flavor::Openai => {
-            json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"system"}]})
+            json!({"object":"list","data":[{"id":m,"object":"model","created":crate::time::unix_secs_now(),"owned_by":"system"}]})
         }
         _ => {
-            json!({"object":"list","data":[{"id":m,"object":"model","created":unix_now(),"owned_by":"vllm","root":m,"parent":null,"max_model_len":st.cfg.max_model_len}]})
+            json!({"object":"list","data":[{"id":m,"object":"model","created":crate::time::unix_secs_now(),"owned_by":"vllm","root":m,"parent":null,"max_model_len":st.cfg.max_model_len}]})
         }
     };
     json_response(StatusCode::OK, body.to_string())
@@ -272,7 +265,7 @@ async fn chat(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     let s = StreamGen {
         st: st.clone(),
         id,
-        created: unix_now(),
+        created: crate::time::unix_secs_now(),
         t0,
         ask,
         plan,
@@ -311,10 +304,10 @@ async fn complete(
     let usage = json!({"prompt_tokens":ask.prompt_tokens,"total_tokens":ask.prompt_tokens + u64::from(ask.n),"completion_tokens":ask.n});
     let body = match cfg.flavor {
         Flavor::Openai => {
-            json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":ask.finish}],"usage":usage,"service_tier":"default","system_fingerprint":"fp_sim"})
+            json!({"id":id,"object":"chat.completion","created":crate::time::unix_secs_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":ask.finish}],"usage":usage,"service_tier":"default","system_fingerprint":"fp_sim"})
         }
         _ => {
-            json!({"id":id,"object":"chat.completion","created":unix_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":ask.finish,"stop_reason":null,"token_ids":null}],"service_tier":null,"system_fingerprint":"vllm-0.32.0-sim","usage":usage,"prompt_logprobs":null,"prompt_token_ids":null,"kv_transfer_params":null})
+            json!({"id":id,"object":"chat.completion","created":crate::time::unix_secs_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":null,"audio":null,"function_call":null,"reasoning":null},"logprobs":null,"finish_reason":ask.finish,"stop_reason":null,"token_ids":null}],"service_tier":null,"system_fingerprint":"vllm-0.32.0-sim","usage":usage,"prompt_logprobs":null,"prompt_token_ids":null,"kv_transfer_params":null})
         }
     };
     json_response(StatusCode::OK, body.to_string())

@@ -4,10 +4,11 @@
 use super::launch::{self, LaunchSpec};
 use super::logs;
 use super::preflight::{self, PreflightError};
-use super::procfs::{self, Identity};
-use super::record::{rfc3339, unix_now, Record, State};
+use super::record::{Record, State};
 use super::statedir::{Lock, StateDir, StopRequest};
 use crate::config::{Config, ServerProfile};
+use crate::procfs::{self, Identity};
+use crate::time::{rfc3339, unix_now};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

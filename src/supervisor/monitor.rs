@@ -8,10 +8,11 @@
 //! or signal is known after every client has gone.
 use super::launch::LaunchSpec;
 use super::logs::RotatingWriter;
-use super::procfs::{self, Identity};
-use super::record::{redact_argv, unix_now, Record, State};
+use super::record::{redact_argv, Record, State};
 use super::statedir::{Lock, StateDir};
 use crate::config::RestartPolicy;
+use crate::procfs::{self, Identity};
+use crate::time::unix_now;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
@@ -31,7 +32,7 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
 fn log(msg: &str) {
     eprintln!(
         "{} monitor[{}]: {msg}",
-        super::record::rfc3339(unix_now()),
+        crate::time::rfc3339(unix_now()),
         std::process::id()
     );
 }
@@ -158,10 +159,7 @@ impl Monitor {
 
     /// A line of our own in the server's log, so the log tells the whole story.
     fn mark(&self, msg: &str) {
-        let line = format!(
-            "[anorag-tui {}] {msg}\n",
-            super::record::rfc3339(unix_now())
-        );
+        let line = format!("[anorag-tui {}] {msg}\n", crate::time::rfc3339(unix_now()));
         if let Some(w) = self.log.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
             let _ = w.write(line.as_bytes());
         }

@@ -1,8 +1,8 @@
 //! Checks made before anything starts, each failing with an error that names the server, the
 //! setting at fault and what to do: the port, the executable, the model path, the GPUs.
 use super::launch::{model_path, LaunchSpec};
-use super::procfs;
 use crate::config::{ServerKind, ServerProfile};
+use crate::procfs;
 use crate::telemetry::gpu::GpuStatus;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,5 @@
 //! What is known about one server's current or last run, as kept in the state directory.
-use super::procfs::Identity;
+use crate::procfs::Identity;
 use serde::{Deserialize, Serialize};
 
 /// The lifecycle (DESIGN.md §5). `Stopped` means no run is recorded.
@@ -80,35 +80,6 @@ pub struct Record {
     pub updated_at: f64,
 }
 
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// RFC 3339 (UTC, seconds) for a Unix time, for humans and JSON.
-pub fn rfc3339(unix: f64) -> String {
-    let secs = unix.max(0.0) as u64;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Redacts values that look like secrets on a command line: the word after a flag that names
 /// a key, token, secret or password, and `--flag=value` forms of the same.
 pub fn redact_argv(argv: &[String]) -> Vec<String> {
@@ -183,11 +154,5 @@ mod tests {
                 "8001"
             ]
         );
-    }
-
-    #[test]
-    fn rfc3339_of_known_instants() {
-        assert_eq!(rfc3339(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_586_449.9), "2026-11-25T06:00:49Z");
     }
 }

@@ -3,11 +3,11 @@
 //! circuit shown as the router itself holds it.
 use super::history::Ring;
 use super::vllm_metrics::{self, Scrape, VllmMetrics};
+use crate::protocol::same_model;
 use crate::provider::circuit::CircuitSnapshot;
-use crate::provider::ollama::same_model;
 use crate::provider::pool::Target;
 use crate::provider::{ProviderKind, Router};
-use crate::supervisor::record::unix_now;
+use crate::time::unix_now;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

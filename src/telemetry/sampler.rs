@@ -3,6 +3,8 @@
 use super::gpu::{self, GpuSample, GpuSource};
 use super::history::Ring;
 use super::host::{HostSample, HostSampler};
+use super::routes::ProberConfig;
+use crate::config::Config;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -177,4 +179,27 @@ pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource
         v.push(Box::new(gpu::dcgm::DcgmSource::new(&s.name, &s.url)));
     }
     v
+}
+
+/// How often to sample GPUs and the host, and how to probe routes: the config's, or `over`
+/// seconds for both (`status --watch --interval`).
+pub fn intervals(cfg: &Config, over: Option<f64>) -> (Duration, ProberConfig) {
+    let t = &cfg.telemetry;
+    let sample = over
+        .map(Duration::from_secs_f64)
+        .or(t.interval_ms.map(Duration::from_millis))
+        .unwrap_or(Duration::from_secs(1));
+    let d = ProberConfig::default();
+    let probe = ProberConfig {
+        interval: over
+            .map(Duration::from_secs_f64)
+            .or(t.probe_interval_ms.map(Duration::from_millis))
+            .unwrap_or(d.interval),
+        timeout: t
+            .probe_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(d.timeout),
+        refresh: sample,
+    };
+    (sample, probe)
 }

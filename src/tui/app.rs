@@ -245,7 +245,7 @@ impl App {
             filters: BTreeMap::new(),
             keys,
             read_only,
-            now: crate::supervisor::record::unix_now(),
+            now: crate::time::unix_now(),
             config_name: String::new(),
             host: HostView::default(),
             gpu: GpuView::default(),

@@ -50,8 +50,8 @@ pub async fn start(
     let router = Arc::new(factory::build(&cfg).await.map_err(|e| e.to_string())?);
     let (sup_tx, sup_rx) = mpsc::channel(1024);
     let sup_handle = engine::spawn(sup.clone(), sup_tx);
-    let servers = crate::cli::gpu::servers_fn(Some(sup.clone()));
-    let (sample_every, probe_cfg) = crate::cli::status::intervals(&cfg, None);
+    let servers = crate::supervisor::running_servers_fn(Some(sup.clone()));
+    let (sample_every, probe_cfg) = sampler::intervals(&cfg, None);
     let live = sampler::spawn_live(&cfg, &router, servers, sample_every, probe_cfg);
     let names = router.route_names();
     let mut app = app::App::new(
@@ -77,7 +77,7 @@ pub async fn start(
 }
 
 pub async fn run(explicit: Option<&Path>, read_only: bool) -> ExitCode {
-    let (cfg, source) = match crate::cli::load_config(explicit) {
+    let (cfg, source) = match crate::config::find_and_load(explicit) {
         Ok(c) => c,
         Err(msg) => {
             eprintln!("{msg}");

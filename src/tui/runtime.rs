@@ -160,7 +160,7 @@ where
             break;
         }
         let draw_at = last_draw + frame;
-        let tick_at = Instant::now() + next_tick(app, crate::supervisor::record::unix_now());
+        let tick_at = Instant::now() + next_tick(app, crate::time::unix_now());
         let action: Option<Action> = tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Key(k))) if k.kind != KeyEventKind::Release => Some(Action::Key(k)),
@@ -196,14 +196,14 @@ where
                 BenchEv::Progress(false) => None,
                 BenchEv::Done(r) => bench.take().map(|(id, _)| Action::BenchDone(id, r)),
             },
-            _ = tokio::time::sleep_until(tick_at) => Some(Action::Tick(crate::supervisor::record::unix_now())),
+            _ = tokio::time::sleep_until(tick_at) => Some(Action::Tick(crate::time::unix_now())),
             _ = tokio::time::sleep_until(draw_at), if dirty => None,
             _ = term_signal.recv() => break,
             _ = hup_signal.recv() => break,
         };
         let Some(action) = action else { continue };
         // Every action sees the time it happened (a notice set now lasts its full time).
-        app.now = crate::supervisor::record::unix_now();
+        app.now = crate::time::unix_now();
         let visible = match &action {
             Action::Host(_) => {
                 let before = host_sig(app);

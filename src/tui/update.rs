@@ -2,7 +2,7 @@
 //! I/O and no waiting, so it is tested without a terminal.
 use super::action::{Action, Effect};
 use super::app::*;
-use super::keymap::Cmd;
+use super::keymap::{Cmd, Lookup};
 use crate::bench::{Control, Load, Plan, Progress, Stop, Workload};
 use crate::session::{ChatEvent, Turn};
 use crate::supervisor::engine::{Op, SupEvent};
@@ -586,7 +586,7 @@ fn save(app: &mut App, fx: &mut Vec<Effect>) {
 }
 
 fn save_to(app: &mut App, fx: &mut Vec<Effect>, path: Option<String>) {
-    let stamp = crate::bench::runner::vllm_date_now();
+    let stamp = crate::time::vllm_date(app.now);
     match app.pane {
         Pane::Bench => match app.bench.results.first() {
             Some(r) => {

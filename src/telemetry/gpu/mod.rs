@@ -140,7 +140,7 @@ pub fn attribute(devices: &mut [GpuDevice], servers: &[(String, i32)]) {
         for p in &mut d.processes {
             let mut pid = p.pid as i32;
             for _ in 0..16 {
-                let Some(st) = crate::supervisor::procfs::stat(pid) else {
+                let Some(st) = crate::procfs::stat(pid) else {
                     break;
                 };
                 if p.name.is_none() {
