@@ -1,0 +1,315 @@
+//! The Bench pane: the form, runs, live load changes and finished results.
+use super::super::action::Effect;
+use super::super::app::*;
+use super::*;
+
+pub(super) fn bench_field_text(app: &App, field: usize) -> Option<String> {
+    let f = &app.bench.form;
+    Some(match field {
+        2 if f.open => f.rate.to_string(),
+        2 => f.concurrency.to_string(),
+        4 if f.by_duration => f.duration_s.to_string(),
+        4 => f.requests.to_string(),
+        5 => f.input_len.to_string(),
+        6 => f.output_len.to_string(),
+        _ => return None,
+    })
+}
+
+pub(super) fn edit_bench_field(app: &mut App) {
+    if app.bench.running.is_some() {
+        return;
+    }
+    match bench_field_text(app, app.bench.field) {
+        Some(t) => app.typing = Typing::BenchField(app.bench.field, t),
+        None => cycle_bench_field(app, true),
+    }
+}
+
+pub(super) fn apply_bench_field(app: &mut App, field: usize, text: &str) -> bool {
+    let t = text.trim();
+    let f = &mut app.bench.form;
+    let ok = match field {
+        2 if f.open => t
+            .parse::<f64>()
+            .ok()
+            .filter(|x| *x > 0.0)
+            .map(|x| f.rate = x)
+            .is_some(),
+        2 => t
+            .parse::<usize>()
+            .ok()
+            .filter(|x| *x > 0)
+            .map(|x| f.concurrency = x)
+            .is_some(),
+        4 if f.by_duration => t
+            .parse::<f64>()
+            .ok()
+            .filter(|x| *x > 0.0)
+            .map(|x| f.duration_s = x)
+            .is_some(),
+        4 => t
+            .parse::<u64>()
+            .ok()
+            .filter(|x| *x > 0)
+            .map(|x| f.requests = x)
+            .is_some(),
+        5 => t
+            .parse::<u32>()
+            .ok()
+            .filter(|x| *x > 0)
+            .map(|x| f.input_len = x)
+            .is_some(),
+        6 => t
+            .parse::<u32>()
+            .ok()
+            .filter(|x| *x > 0)
+            .map(|x| f.output_len = x)
+            .is_some(),
+        _ => true,
+    };
+    if !ok {
+        app.notify(
+            format!("{}: `{t}` is not a positive number", BENCH_FIELDS[field]),
+            true,
+        );
+    }
+    ok
+}
+
+/// Until the operator picks a bench route, keep the form on one that answers: the default
+/// route when it is up, else the first other route that is up (the built-in simulator last).
+/// A load test measures one route without fallback, so a down default would only fail.
+pub(super) fn follow_up_route(app: &mut App) {
+    use crate::telemetry::routes::Health;
+    if app.bench.form.route_chosen || app.bench.running.is_some() {
+        return;
+    }
+    let routes = &app.routes.table.routes;
+    let up = |name: &str| {
+        routes
+            .iter()
+            .any(|r| r.route == name && r.state() == Health::Up)
+    };
+    let builtin = |name: &str| {
+        routes
+            .iter()
+            .any(|r| r.route == name && r.kind == crate::provider::ProviderKind::Builtin)
+    };
+    let names = &app.chat.routes;
+    let pick = names
+        .iter()
+        .position(|n| routes.iter().any(|r| r.default && r.route == *n) && up(n))
+        .or_else(|| names.iter().position(|n| up(n) && !builtin(n)))
+        .or_else(|| names.iter().position(|n| up(n)));
+    if let Some(i) = pick {
+        app.bench.form.route = i;
+        if app.bench.form.compare == Some(i) {
+            app.bench.form.compare = None;
+        }
+    }
+}
+
+pub(super) fn cycle_bench_field(app: &mut App, forward: bool) {
+    if app.bench.running.is_some() {
+        return;
+    }
+    let n = app.chat.routes.len().max(1);
+    let f = &mut app.bench.form;
+    match app.bench.field {
+        0 => {
+            f.route = if forward {
+                (f.route + 1) % n
+            } else {
+                (f.route + n - 1) % n
+            };
+            f.route_chosen = true;
+        }
+        1 => f.open = !f.open,
+        3 => f.by_duration = !f.by_duration,
+        7 => {
+            // none -> each other route -> none
+            let mut options: Vec<Option<usize>> = vec![None];
+            options.extend((0..n).filter(|i| *i != f.route).map(Some));
+            let cur = options.iter().position(|o| *o == f.compare).unwrap_or(0);
+            let k = options.len();
+            f.compare = options[if forward {
+                (cur + 1) % k
+            } else {
+                (cur + k - 1) % k
+            }];
+        }
+        _ => more_less_field(app, forward),
+    }
+}
+
+pub(super) fn more_less_field(app: &mut App, more: bool) {
+    let f = &mut app.bench.form;
+    let grow = |v: u64| {
+        if more {
+            v.saturating_mul(2).max(1)
+        } else {
+            (v / 2).max(1)
+        }
+    };
+    match app.bench.field {
+        2 if f.open => {
+            f.rate = if more {
+                f.rate * 2.0
+            } else {
+                (f.rate / 2.0).max(0.1)
+            }
+        }
+        2 => f.concurrency = grow(f.concurrency as u64) as usize,
+        4 if f.by_duration => {
+            f.duration_s = if more {
+                f.duration_s * 2.0
+            } else {
+                (f.duration_s / 2.0).max(1.0)
+            }
+        }
+        4 => f.requests = grow(f.requests),
+        5 => f.input_len = grow(u64::from(f.input_len)) as u32,
+        6 => f.output_len = grow(u64::from(f.output_len)) as u32,
+        _ => {}
+    }
+}
+
+pub(super) fn more_less(app: &mut App, fx: &mut Vec<Effect>, more: bool) {
+    let Some(r) = &app.bench.running else {
+        more_less_field(app, more);
+        return;
+    };
+    let p: &Progress = &r.progress;
+    let ctl = match (p.rate, p.concurrency) {
+        (Some(rate), _) => Control::SetRate(if more { rate * 1.25 } else { rate / 1.25 }),
+        (None, Some(c)) => Control::SetConcurrency(if more {
+            c + 1
+        } else {
+            c.saturating_sub(1).max(1)
+        }),
+        _ => return,
+    };
+    match ctl {
+        Control::SetRate(x) => app.notify(format!("rate → {x:.2} req/s"), false),
+        Control::SetConcurrency(c) => app.notify(format!("concurrency → {c}"), false),
+        Control::Cancel => {}
+    }
+    fx.push(Effect::BenchControl(ctl));
+}
+
+/// The plan the form describes.
+pub fn bench_plan(f: &BenchForm) -> Plan {
+    let load = if f.open {
+        Load::Open {
+            rate: f.rate,
+            burstiness: 1.0,
+            max_concurrency: None,
+        }
+    } else {
+        Load::Closed {
+            concurrency: f.concurrency,
+        }
+    };
+    let stop = if f.by_duration {
+        Stop::DurationS(f.duration_s)
+    } else {
+        Stop::Requests(f.requests)
+    };
+    Plan::new(
+        load,
+        stop,
+        Workload::Random {
+            input_len: f.input_len,
+            output_len: f.output_len,
+            range_ratio: 0.0,
+        },
+    )
+}
+
+pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
+    if read_only(app, "run load tests") {
+        return;
+    }
+    if app.bench.running.is_some() {
+        app.notify("a load test is running (esc stops it)", true);
+        return;
+    }
+    let f = app.bench.form.clone();
+    let Some(route) = app.chat.routes.get(f.route).cloned() else {
+        return;
+    };
+    let then = f.compare.and_then(|i| app.chat.routes.get(i).cloned());
+    let id = app.bench.next_id;
+    app.bench.next_id += 1;
+    app.bench.results.clear();
+    app.bench.running = Some(RunningBench {
+        id,
+        route: route.clone(),
+        progress: Progress::default(),
+        then,
+    });
+    fx.push(Effect::BenchStart {
+        id,
+        route,
+        plan: Box::new(bench_plan(&f)),
+    });
+}
+
+pub(super) fn bench_done(
+    app: &mut App,
+    id: u64,
+    result: Result<Vec<crate::bench::BenchResult>, String>,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(run) = app.bench.running.clone().filter(|r| r.id == id) else {
+        return;
+    };
+    match result {
+        Ok(rs) => {
+            app.bench.results.extend(rs);
+            match run.then {
+                Some(next) => {
+                    let nid = app.bench.next_id;
+                    app.bench.next_id += 1;
+                    app.bench.running = Some(RunningBench {
+                        id: nid,
+                        route: next.clone(),
+                        progress: Progress::default(),
+                        then: None,
+                    });
+                    fx.push(Effect::BenchStart {
+                        id: nid,
+                        route: next,
+                        plan: Box::new(bench_plan(&app.bench.form)),
+                    });
+                }
+                None => {
+                    app.bench.running = None;
+                    if let Some(r) = app.bench.results.first() {
+                        let bound = if r.client.bound {
+                            " (client-bound: see the warnings)"
+                        } else {
+                            ""
+                        };
+                        let first = match r.error_samples.first() {
+                            Some(e) if r.completed == 0 => format!(": {e}"),
+                            _ => String::new(),
+                        };
+                        app.notify(
+                            format!(
+                                "load test done: {} ok, {} failed{bound}{first}",
+                                r.completed, r.failed
+                            ),
+                            r.client.bound || r.failed > 0,
+                        );
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            app.bench.running = None;
+            app.notify(format!("load test: {e}"), true);
+        }
+    }
+}
