@@ -2,6 +2,7 @@
 //! history, the request for the next turn, one streaming task per answer (tagged with an id,
 //! so a cancelled answer's late events can be told apart), and a Markdown export.
 use crate::provider::router::{Attempt, ServedBy};
+use crate::provider::timing::{ms, AnswerTiming, Seen};
 use crate::provider::{ChatRequest, Message, Router, StreamEvent, Usage};
 use futures::StreamExt;
 use std::sync::Arc;
@@ -188,49 +189,41 @@ pub fn spawn_answer(
         {
             return;
         }
-        let (mut first, mut last) = (None::<Instant>, None::<Instant>);
+        let mut timing = AnswerTiming::new(rs.started);
         let mut pending = String::new();
         while let Some(ev) = rs.stream.next().await {
-            match ev {
-                Ok(StreamEvent::Delta {
-                    text,
-                    at,
-                    finish_reason,
-                }) => {
-                    if first.is_none() {
-                        first = Some(at);
-                        let ttft_ms = at.duration_since(rs.started).as_secs_f64() * 1000.0;
-                        if tx
-                            .send(ChatEvent::FirstToken { id, ttft_ms })
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    last = Some(at);
-                    if finish_reason.is_some() {
-                        meta.finish_reason = finish_reason;
-                    }
-                    pending.push_str(&text);
-                    if !pending.is_empty() {
-                        match tx.try_send(ChatEvent::Delta {
-                            id,
-                            text: std::mem::take(&mut pending),
-                        }) {
-                            Ok(()) => {}
-                            // A slow receiver: keep joining text and try again at the next chunk.
-                            Err(mpsc::error::TrySendError::Full(ChatEvent::Delta {
-                                text, ..
-                            })) => pending = text,
-                            Err(_) => return,
-                        }
-                    }
-                }
-                Ok(StreamEvent::Usage { usage, .. }) => meta.usage = Some(usage),
+            let ev = match ev {
+                Ok(ev) => ev,
                 Err(e) => {
                     meta.error = Some(e.to_string());
                     break;
+                }
+            };
+            if timing.record(&ev) == Seen::First {
+                let ttft_ms = timing.ttft().map_or(0.0, ms);
+                if tx
+                    .send(ChatEvent::FirstToken { id, ttft_ms })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let StreamEvent::Delta { text, .. } = ev else {
+                continue;
+            };
+            pending.push_str(&text);
+            if !pending.is_empty() {
+                match tx.try_send(ChatEvent::Delta {
+                    id,
+                    text: std::mem::take(&mut pending),
+                }) {
+                    Ok(()) => {}
+                    // A slow receiver: keep joining text and try again at the next chunk.
+                    Err(mpsc::error::TrySendError::Full(ChatEvent::Delta { text, .. })) => {
+                        pending = text
+                    }
+                    Err(_) => return,
                 }
             }
         }
@@ -242,19 +235,14 @@ pub fn spawn_answer(
         {
             return;
         }
-        meta.ttft_ms = first.map(|f| f.duration_since(rs.started).as_secs_f64() * 1000.0);
-        meta.e2e_ms = Some(
-            last.unwrap_or_else(Instant::now)
-                .duration_since(rs.started)
-                .as_secs_f64()
-                * 1000.0,
-        );
-        if let (Some(f), Some(l), Some(u)) = (first, last, meta.usage) {
-            let span = l.duration_since(f).as_secs_f64();
-            if u.completion_tokens > 1 && span > 0.0 {
-                meta.tokens_per_s = Some((u.completion_tokens - 1) as f64 / span);
-            }
-        }
+        meta.ttft_ms = timing.ttft().map(ms);
+        meta.e2e_ms = Some(ms(timing
+            .last()
+            .unwrap_or_else(Instant::now)
+            .duration_since(rs.started)));
+        meta.tokens_per_s = timing.decode_tokens_per_s();
+        meta.usage = timing.usage;
+        meta.finish_reason = timing.finish_reason.take();
         let _ = tx
             .send(ChatEvent::Finished {
                 id,

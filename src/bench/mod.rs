@@ -1,8 +1,11 @@
 //! The load test (DESIGN.md §7): `vllm bench serve`'s metric definitions, closed and open
 //! loop, sweeps, goodput, comparison, and a live API for the console.
 pub mod arrivals;
+mod client_health;
+pub mod plan;
 pub mod recorder;
 pub mod report;
+mod request;
 pub mod result;
 pub mod runner;
 pub mod workload;

@@ -1,13 +1,13 @@
 //! `anorag-tui chat`: one question, the answer streamed to stdout, the facts to stderr.
 use crate::config::{self, Config};
 use crate::provider::router::{Attempt, RouteFailure, ServedBy};
+use crate::provider::timing::{ms, AnswerTiming};
 use crate::provider::{factory, ChatRequest, Message, StreamEvent, Usage};
 use futures::StreamExt;
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AdhocProvider {
@@ -196,10 +196,6 @@ pub async fn run(explicit: Option<&Path>, a: ChatArgs) -> ExitCode {
     }
 }
 
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
 async fn stream(
     router: &crate::provider::Router,
     route: Option<&str>,
@@ -210,7 +206,7 @@ async fn stream(
     if echo {
         print_attempts(&rs.attempts);
     }
-    let (mut first, mut last): (Option<Instant>, Option<Instant>) = (None, None);
+    let mut timing = AnswerTiming::new(rs.started);
     let mut o = Outcome {
         text: String::new(),
         usage: None,
@@ -224,41 +220,30 @@ async fn stream(
     };
     let mut out = std::io::stdout().lock();
     while let Some(ev) = rs.stream.next().await {
-        match ev {
-            Ok(StreamEvent::Delta {
-                text,
-                at,
-                finish_reason,
-            }) => {
-                first.get_or_insert(at);
-                last = Some(at);
-                if echo {
-                    let _ = out.write_all(text.as_bytes());
-                    let _ = out.flush();
-                }
-                o.text.push_str(&text);
-                if finish_reason.is_some() {
-                    o.finish_reason = finish_reason;
-                }
-            }
-            Ok(StreamEvent::Usage { usage, .. }) => o.usage = Some(usage),
+        let ev = match ev {
+            Ok(ev) => ev,
             Err(e) => {
                 o.error = Some(e.to_string());
                 break;
             }
+        };
+        timing.record(&ev);
+        if let StreamEvent::Delta { text, .. } = ev {
+            if echo {
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            }
+            o.text.push_str(&text);
         }
     }
     if echo {
         let _ = writeln!(out);
     }
-    o.ttft_ms = first.map(|f| ms(f - rs.started));
-    o.e2e_ms = last.map_or_else(|| ms(rs.started.elapsed()), |l| ms(l - rs.started));
-    if let (Some(f), Some(l), Some(u)) = (first, last, o.usage) {
-        let span = (l - f).as_secs_f64();
-        if u.completion_tokens > 1 && span > 0.0 {
-            o.decode_tps = Some((u.completion_tokens - 1) as f64 / span);
-        }
-    }
+    o.ttft_ms = timing.ttft().map(ms);
+    o.e2e_ms = ms(timing.e2e().unwrap_or_else(|| rs.started.elapsed()));
+    o.decode_tps = timing.decode_tokens_per_s();
+    o.usage = timing.usage;
+    o.finish_reason = timing.finish_reason.take();
     Ok(o)
 }
 

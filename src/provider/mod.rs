@@ -11,6 +11,7 @@ pub mod openai;
 pub mod pool;
 pub mod router;
 pub mod sse;
+pub mod timing;
 pub mod types;
 
 pub use error::{ErrorClass, ProviderError};

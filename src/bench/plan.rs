@@ -1,0 +1,173 @@
+//! What a load test is asked to do (load, stop rule, target), how it is steered while it
+//! runs, and the progress it publishes.
+use super::recorder::Slo;
+use super::result::Series;
+use super::workload::Workload;
+use crate::provider::pool::{self, Target};
+use crate::provider::{ProviderKind, Router};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Load {
+    /// Keep this many requests in flight.
+    Closed { concurrency: usize },
+    /// Send at `rate` per second (gamma gaps of shape `burstiness`), at most
+    /// `max_concurrency` in flight when given.
+    Open {
+        rate: f64,
+        burstiness: f64,
+        max_concurrency: Option<usize>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stop {
+    Requests(u64),
+    DurationS(f64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub load: Load,
+    pub stop: Stop,
+    /// Requests sent and awaited before the measured run; left out of every figure.
+    pub warmup: u64,
+    pub workload: Workload,
+    pub seed: u64,
+    #[serde(skip)]
+    pub slo: Slo,
+    /// Per request, from sending to the end of the answer.
+    pub timeout_s: f64,
+    /// Longest gap between two events once the answer has started.
+    pub idle_timeout_s: f64,
+    pub temperature: Option<f32>,
+    /// Keep per-request arrays for the saved result.
+    pub detailed: bool,
+}
+
+impl Plan {
+    pub fn new(load: Load, stop: Stop, workload: Workload) -> Self {
+        Self {
+            load,
+            stop,
+            warmup: 0,
+            workload,
+            seed: 0,
+            slo: Slo::default(),
+            timeout_s: 600.0,
+            idle_timeout_s: 120.0,
+            temperature: None,
+            detailed: false,
+        }
+    }
+}
+
+/// Where the load goes: a route's own targets, without the router's retries or fallback, so
+/// the figures are that server's.
+#[derive(Clone)]
+pub struct BenchTarget {
+    pub route: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub model: String,
+    targets: Vec<Arc<Target>>,
+    turn: Arc<AtomicUsize>,
+    /// Keeps the router (and the built-in simulator it may hold) alive.
+    _router: Arc<Router>,
+}
+
+impl BenchTarget {
+    pub fn from_router(router: Arc<Router>, route: Option<&str>) -> Result<Self, String> {
+        let name = route.unwrap_or(router.default_route()).to_string();
+        let entry = router
+            .route(&name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown route `{name}` (routes: {})",
+                    router.route_names().join(", ")
+                )
+            })?
+            .clone();
+        let first = entry.targets.first().ok_or("the route has no target")?;
+        Ok(Self {
+            route: name,
+            kind: entry.kind,
+            base_url: first.provider.base_url().to_string(),
+            model: first.provider.model().to_string(),
+            targets: entry.targets.clone(),
+            turn: Arc::new(AtomicUsize::new(0)),
+            _router: router,
+        })
+    }
+
+    pub(super) fn pick(&self) -> Arc<Target> {
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        pool::order(&self.targets, Instant::now(), turn)
+            .into_iter()
+            .next()
+            .expect("a route has at least one target")
+    }
+
+    pub(super) fn backend(&self) -> &'static str {
+        match self.kind {
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Openai => "openai-chat",
+            _ => "vllm",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Control {
+    SetConcurrency(usize),
+    SetRate(f64),
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Starting,
+    Warmup,
+    Running,
+    /// No more sending; waiting for the requests in flight.
+    Draining,
+    Done,
+}
+
+/// What the console shows while a run goes on (published at most 10 times a second).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub elapsed_s: f64,
+    pub sent: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub in_flight: u64,
+    pub planned_requests: Option<u64>,
+    pub planned_duration_s: Option<f64>,
+    pub concurrency: Option<usize>,
+    pub rate: Option<f64>,
+    pub requests_per_s: f64,
+    pub output_tokens_per_s: f64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+    pub e2el_p50_ms: Option<f64>,
+    pub e2el_p99_ms: Option<f64>,
+    pub errors: BTreeMap<String, u64>,
+    /// The last two minutes, one point a second.
+    pub series: Series,
+    /// First second of `series` within the run.
+    pub series_offset: usize,
+    /// E2E latency histogram: (upper bound ms, count).
+    pub e2el_bins: Vec<(f64, u64)>,
+}
+
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);

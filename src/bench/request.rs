@@ -1,0 +1,149 @@
+//! One request of a load test, timed the way `vllm bench serve` times it, with its failure
+//! class.
+use super::plan::Plan;
+use super::recorder::Outcome;
+use super::workload::Prompt;
+use crate::provider::error::{ErrorClass, ProviderError};
+use crate::provider::pool::Target;
+use crate::provider::timing::{AnswerTiming, Seen};
+use crate::provider::{ChatRequest, Message, StreamEvent};
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(super) fn class_of(e: &ProviderError) -> String {
+    if let Some(s) = e.status {
+        return format!("http_{s}");
+    }
+    match e.class {
+        ErrorClass::Connect | ErrorClass::ConnectTimeout => "connection".into(),
+        ErrorClass::HeadersTimeout
+        | ErrorClass::FirstTokenTimeout
+        | ErrorClass::IdleTimeout
+        | ErrorClass::TotalTimeout => "timeout".into(),
+        ErrorClass::StreamBroken | ErrorClass::Decode => "stream_broken".into(),
+        other => other.as_str().to_string(),
+    }
+}
+
+/// One request, timed the way `vllm bench serve` times it.
+pub(super) async fn one(
+    target: Arc<Target>,
+    req: ChatRequest,
+    run_start: Instant,
+    plan_timeout: Duration,
+    idle: Duration,
+    estimate: u32,
+) -> (Outcome, Instant) {
+    let _busy = target.track();
+    let t0 = Instant::now();
+    let mut o = Outcome {
+        start_s: t0.saturating_duration_since(run_start).as_secs_f64(),
+        prompt_estimate: estimate,
+        ..Outcome::default()
+    };
+    let deadline = t0 + plan_timeout;
+    let fail = |o: &mut Outcome, class: String, msg: String| o.error = Some((class, msg));
+    let stream = tokio::time::timeout_at(deadline.into(), target.provider.chat_stream(&req)).await;
+    let mut stream = match stream {
+        Ok(Ok(s)) => {
+            o.headers_s = Some(t0.elapsed().as_secs_f64());
+            Some(s)
+        }
+        Ok(Err(e)) => {
+            fail(&mut o, class_of(&e), e.message);
+            None
+        }
+        Err(_) => {
+            fail(
+                &mut o,
+                "timeout".into(),
+                format!(
+                    "no response headers within {:.0} s",
+                    plan_timeout.as_secs_f64()
+                ),
+            );
+            None
+        }
+    };
+    let mut timing = AnswerTiming::new(t0);
+    let mut cur_sec = u32::MAX;
+    if let Some(s) = stream.as_mut() {
+        loop {
+            let until = match timing.last() {
+                Some(p) => (p + idle).min(deadline),
+                None => deadline,
+            };
+            let ev = match tokio::time::timeout_at(until.into(), s.next()).await {
+                Ok(Some(Ok(ev))) => ev,
+                Ok(Some(Err(e))) => {
+                    fail(&mut o, class_of(&e), e.message);
+                    break;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let what = if Instant::now() >= deadline {
+                        format!(
+                            "the answer did not end within {:.0} s",
+                            plan_timeout.as_secs_f64()
+                        )
+                    } else {
+                        format!("no event for {:.0} s", idle.as_secs_f64())
+                    };
+                    fail(&mut o, "timeout".into(), what);
+                    break;
+                }
+            };
+            match timing.record(&ev) {
+                Seen::Usage => continue,
+                Seen::First => {}
+                Seen::Next(gap) => o
+                    .gaps_us
+                    .push(gap.as_micros().min(u128::from(u32::MAX)) as u32),
+            }
+            o.events += 1;
+            if let StreamEvent::Delta { text, at, .. } = ev {
+                if !text.is_empty() {
+                    o.content_events += 1;
+                    let sec = at.saturating_duration_since(run_start).as_secs() as u32;
+                    if sec == cur_sec {
+                        if let Some(last) = o.chunk_seconds.last_mut() {
+                            last.1 += 1;
+                        }
+                    } else {
+                        o.chunk_seconds.push((sec, 1));
+                        cur_sec = sec;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(u) = timing.usage {
+        o.prompt_tokens = Some(u.prompt_tokens);
+        o.completion_tokens = Some(u.completion_tokens);
+    }
+    if o.error.is_none() && timing.ttft().is_none() {
+        fail(
+            &mut o,
+            "stream_broken".into(),
+            "the answer had no event with choices".into(),
+        );
+    }
+    o.ttft_s = timing.ttft().map(|d| d.as_secs_f64());
+    o.e2el_s = timing.e2e().map(|d| d.as_secs_f64());
+    // Dropping the stream here closes the connection of a request that failed mid-answer.
+    drop(stream);
+    let end = Instant::now();
+    o.end_s = end.saturating_duration_since(run_start).as_secs_f64();
+    (o, end)
+}
+
+pub(super) fn request_for(p: &Prompt, plan: &Plan) -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::user(p.text.clone())],
+        max_tokens: Some(p.output_len),
+        temperature: plan.temperature,
+        ignore_eos: true,
+        ..ChatRequest::default()
+    }
+}
