@@ -8,6 +8,7 @@ pub mod report;
 mod request;
 pub mod result;
 pub mod runner;
+pub mod words;
 pub mod workload;
 
 pub use recorder::Slo;

@@ -1,6 +1,7 @@
 //! Drawing: a pure function of the state. Header, pane tabs, the pane, the bottom line, and
 //! whatever overlay is open.
 mod bench;
+mod bench_charts;
 mod chat;
 pub mod common;
 mod gpu;

@@ -2,138 +2,21 @@
 //! attempt budget and one deadline, with separate connect / headers / first-token / idle /
 //! total timeouts. A stream is committed at its first content; after that a failure ends it
 //! with an in-band error and is never retried.
-use super::circuit::{Admission, CircuitSnapshot};
-use super::error::{Disposition, ErrorClass, ProviderError};
-use super::pool::{self, InFlightGuard, Target};
-use super::{ChatRequest, ChatResponse, EventStream, ProviderKind, StreamEvent};
+use crate::provider::circuit::{Admission, CircuitSnapshot};
+use crate::provider::error::{Disposition, ErrorClass, ProviderError};
+use crate::provider::pool::{self, Target};
+use crate::provider::ChatRequest;
 use futures::future::BoxFuture;
-use futures::StreamExt;
-use serde::Serialize;
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::time::timeout_at;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Timeouts {
-    /// TCP connect (set on the HTTP client).
-    pub connect: Duration,
-    /// Request sent -> response headers.
-    pub headers: Duration,
-    /// Headers -> first content.
-    pub first_token: Duration,
-    /// Longest gap between two chunks.
-    pub idle: Duration,
-    /// The whole request, retries and fallbacks included.
-    pub total: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(2),
-            headers: Duration::from_secs(30),
-            first_token: Duration::from_secs(60),
-            idle: Duration::from_secs(30),
-            total: Duration::from_secs(300),
-        }
-    }
-}
-
-/// How deep fallbacks of fallbacks go (LiteLLM's `ROUTER_MAX_FALLBACKS`).
-pub const MAX_FALLBACK_DEPTH: usize = 5;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RouterPolicy {
-    /// Attempts across all targets and fallbacks of one request (probes not counted).
-    pub max_attempts: u32,
-    pub timeouts: Timeouts,
-    /// Longest wait for a cooling target (or a backoff) before giving up.
-    pub max_wait: Duration,
-    pub backoff_base: Duration,
-}
-
-impl Default for RouterPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            timeouts: Timeouts::default(),
-            max_wait: Duration::from_secs(5),
-            backoff_base: Duration::from_millis(500),
-        }
-    }
-}
-
-/// A named route: its targets (one, or several for an Ollama pool) and where to go next.
-pub struct RouteEntry {
-    pub name: String,
-    pub kind: ProviderKind,
-    pub targets: Vec<Arc<Target>>,
-    pub fallback: Vec<String>,
-    pub context_fallback: Vec<String>,
-    /// Overrides the policy's total timeout (the config's `params.timeout`).
-    pub total_timeout: Option<Duration>,
-    /// Round-robin position among equally good targets.
-    pub turn: AtomicUsize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Attempt {
-    pub route: String,
-    pub target: String,
-    pub class: ErrorClass,
-    pub status: Option<u16>,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServedBy {
-    pub route: String,
-    pub kind: ProviderKind,
-    pub base_url: String,
-    pub model: String,
-}
-
-pub struct RoutedStream {
-    pub stream: EventStream,
-    pub served_by: ServedBy,
-    pub attempts: Vec<Attempt>,
-    /// When the request was made: the origin for TTFT and E2E.
-    pub started: Instant,
-}
-
-#[derive(Debug, Clone)]
-pub struct RoutedResponse {
-    pub response: ChatResponse,
-    pub served_by: ServedBy,
-    pub attempts: Vec<Attempt>,
-    pub started: Instant,
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub struct RouteFailure {
-    pub route: String,
-    pub attempts: Vec<Attempt>,
-    pub error: ProviderError,
-}
-
-impl std::fmt::Display for RouteFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "route `{}` failed: {}", self.route, self.error)?;
-        for a in &self.attempts {
-            write!(f, "\n  - {} {}: {}", a.route, a.target, a.class)?;
-            if let Some(s) = a.status {
-                write!(f, " (HTTP {s})")?;
-            }
-            write!(f, ": {}", a.message)?;
-        }
-        Ok(())
-    }
-}
-
-/// Keeps something alive as long as the router (the built-in simulator's server).
-pub type Keepalive = Box<dyn std::any::Any + Send + Sync>;
+mod stream;
+mod types;
+use stream::{limit, open_stream, timed_out};
+pub use types::*;
 
 pub struct Router {
     routes: Vec<Arc<RouteEntry>>,
@@ -170,25 +53,6 @@ fn served_by(route: &RouteEntry, t: &Target) -> ServedBy {
         base_url: t.provider.base_url().to_string(),
         model: t.provider.model().to_string(),
     }
-}
-
-/// The earlier of a stage's own limit and the request deadline, with the class to report.
-fn limit(
-    now: Instant,
-    stage: Duration,
-    class: ErrorClass,
-    deadline: Instant,
-) -> (Instant, ErrorClass) {
-    let own = now + stage;
-    if own < deadline {
-        (own, class)
-    } else {
-        (deadline, ErrorClass::TotalTimeout)
-    }
-}
-
-fn timed_out(class: ErrorClass, what: &str, after: Duration) -> ProviderError {
-    ProviderError::new(class, format!("no {what} within {} ms", after.as_millis()))
 }
 
 type AttemptFn<'a, T> =
@@ -497,137 +361,4 @@ impl Router {
         });
         Err(fail(attempts, error))
     }
-}
-
-/// One streaming attempt: headers, then buffered events until the first content (the commit
-/// point), all before the router lets go. Returns the committed stream.
-async fn open_stream(
-    target: Arc<Target>,
-    req: &ChatRequest,
-    t: Timeouts,
-    deadline: Instant,
-) -> Result<EventStream, ProviderError> {
-    let busy = target.track();
-    let (at, class) = limit(
-        Instant::now(),
-        t.headers,
-        ErrorClass::HeadersTimeout,
-        deadline,
-    );
-    let mut inner = match timeout_at(at.into(), target.provider.chat_stream(req)).await {
-        Ok(r) => r?,
-        Err(_) => return Err(timed_out(class, "response headers", t.headers)),
-    };
-    let mut buffered = VecDeque::new();
-    let (at, class) = limit(
-        Instant::now(),
-        t.first_token,
-        ErrorClass::FirstTokenTimeout,
-        deadline,
-    );
-    let mut ended = false;
-    loop {
-        match timeout_at(at.into(), inner.next()).await {
-            Err(_) => return Err(timed_out(class, "first token", t.first_token)),
-            Ok(None) => {
-                ended = true;
-                break;
-            }
-            Ok(Some(Err(e))) => return Err(e),
-            Ok(Some(Ok(ev))) => {
-                let commit = matches!(&ev, StreamEvent::Delta { text, .. } if !text.is_empty());
-                buffered.push_back(ev);
-                if commit {
-                    break;
-                }
-            }
-        }
-    }
-    target.circuit.on_success();
-    Ok(committed(
-        buffered,
-        (!ended).then_some(inner),
-        busy,
-        target,
-        t,
-        deadline,
-    ))
-}
-
-struct Committed {
-    buffered: VecDeque<StreamEvent>,
-    inner: Option<EventStream>,
-    busy: Option<InFlightGuard>,
-    target: Arc<Target>,
-    t: Timeouts,
-    deadline: Instant,
-    delivered: usize,
-}
-
-/// The stream the caller reads after commit: idle and total limits, and errors that say
-/// content was already delivered, so nobody retries them.
-fn committed(
-    buffered: VecDeque<StreamEvent>,
-    inner: Option<EventStream>,
-    busy: InFlightGuard,
-    target: Arc<Target>,
-    t: Timeouts,
-    deadline: Instant,
-) -> EventStream {
-    let st = Committed {
-        buffered,
-        inner,
-        busy: Some(busy),
-        target,
-        t,
-        deadline,
-        delivered: 0,
-    };
-    Box::pin(futures::stream::unfold(st, |mut st| async move {
-        if let Some(ev) = st.buffered.pop_front() {
-            st.delivered += 1;
-            return Some((Ok(ev), st));
-        }
-        let inner = st.inner.as_mut()?;
-        let (at, class) = limit(
-            Instant::now(),
-            st.t.idle,
-            ErrorClass::IdleTimeout,
-            st.deadline,
-        );
-        let failure = match timeout_at(at.into(), inner.next()).await {
-            Ok(Some(Ok(ev))) => {
-                st.delivered += 1;
-                return Some((Ok(ev), st));
-            }
-            Ok(None) => return None,
-            Ok(Some(Err(e))) => e,
-            Err(_) => {
-                let what = if class == ErrorClass::IdleTimeout {
-                    "next chunk"
-                } else {
-                    "end of the answer"
-                };
-                let after = if class == ErrorClass::IdleTimeout {
-                    st.t.idle
-                } else {
-                    st.t.total
-                };
-                timed_out(class, what, after)
-            }
-        };
-        st.inner = None;
-        st.busy = None;
-        st.target.circuit.on_failure(&failure, Instant::now());
-        let mut e = failure;
-        e.message = format!(
-            "{} `{}` ({}) failed after {} chunks had been delivered; not retried: {}",
-            "route",
-            st.target.route,
-            st.target.provider.base_url(),
-            st.delivered,
-            e.message
-        );
-        Some((Err(e), st))
-    }))
 }
