@@ -21,7 +21,7 @@ use anorag::telemetry::routes::{Health, RouteTable};
 use anorag::telemetry::sampler::{GpuView, HostView};
 use anorag::telemetry::vllm_metrics::VllmMetrics;
 use anorag::tui::action::Action;
-use anorag::tui::app::{App, Pane, RunningBench};
+use anorag::tui::app::{App, Pane, RunningBench, PANES};
 use anorag::tui::keymap::KeyMap;
 use anorag::tui::update::update;
 use anorag::tui::view;
@@ -320,14 +320,7 @@ fn main() {
         );
     }
     let mut worst = Duration::ZERO;
-    for pane in [
-        Pane::Servers,
-        Pane::Gpu,
-        Pane::Routes,
-        Pane::Chat,
-        Pane::Bench,
-        Pane::Logs,
-    ] {
+    for pane in PANES {
         app.pane = pane;
         // A normal frame: something moved (the clock here), the rest is diffed away.
         let mut tick = 0.0;

@@ -250,13 +250,7 @@ fn status_json_puts_servers_routes_and_gpu_in_one_view() {
     assert_eq!(builtin["targets"][0]["state"], "up");
     // The built-in route is the vLLM-flavoured simulator: vLLM's own numbers are there.
     let m = &builtin["targets"][0]["metrics"];
-    for k in [
-        "num_requests_running",
-        "num_requests_waiting",
-        "kv_cache_usage",
-        "prompt_tokens_total",
-        "generation_tokens_total",
-    ] {
+    for k in common::VLLM_METRIC_KEYS {
         assert!(m[k].is_number(), "{k} in {m}");
     }
     assert!(v["gpu"][0]["status"].is_string());

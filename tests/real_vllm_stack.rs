@@ -178,13 +178,7 @@ async fn real_vllm_through_the_supervisor() {
     let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let t = &routes[0]["targets"][0];
     assert_eq!(t["state"], "up");
-    for k in [
-        "num_requests_running",
-        "num_requests_waiting",
-        "kv_cache_usage",
-        "prompt_tokens_total",
-        "generation_tokens_total",
-    ] {
+    for k in common::VLLM_METRIC_KEYS {
         assert!(t["metrics"][k].is_number(), "{k}: {t}");
     }
     assert_eq!(

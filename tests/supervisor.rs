@@ -246,21 +246,10 @@ async fn a_reused_pid_is_not_mistaken_for_the_server() {
         pgid: Some(real.pid),
         host: "127.0.0.1".into(),
         port,
-        health_url: String::new(),
-        route: None,
-        model: None,
-        argv: vec![],
-        log_path: String::new(),
         started_at: Some(1.0),
         ready_at: Some(2.0),
-        ended_at: None,
-        exit_code: None,
-        signal: None,
-        stop_requested: false,
-        restarts: 0,
-        message: None,
-        health_failures: 0,
         updated_at: 2.0,
+        ..Record::default()
     };
     env.sup.dir().write_record(&rec).unwrap();
     let st = env.sup.status("demo");

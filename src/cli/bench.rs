@@ -227,13 +227,7 @@ async fn target(cfg: &Config, route: Option<&str>) -> Result<BenchTarget, String
 pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
     let cfg = match super::chat::adhoc_config(&a.adhoc) {
         Ok(Some(c)) => c,
-        Ok(None) => match super::load_config(explicit) {
-            Ok((c, _)) => c,
-            Err(msg) => {
-                eprintln!("{msg}");
-                return ExitCode::from(2);
-            }
-        },
+        Ok(None) => or_exit!(super::config_or_exit(explicit)),
         Err(msg) => return usage(msg),
     };
     let plans = match plans(&a) {

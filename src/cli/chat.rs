@@ -2,7 +2,7 @@
 use crate::config::{self, Config};
 use crate::provider::router::{Attempt, RouteFailure, ServedBy};
 use crate::provider::timing::{ms, AnswerTiming};
-use crate::provider::{factory, ChatRequest, Message, StreamEvent, Usage};
+use crate::provider::{ChatRequest, Message, StreamEvent, Usage};
 use futures::StreamExt;
 use serde_json::json;
 use std::io::Write;
@@ -133,13 +133,7 @@ struct Outcome {
 pub async fn run(explicit: Option<&Path>, a: ChatArgs) -> ExitCode {
     let cfg = match adhoc_config(&a.adhoc) {
         Ok(Some(c)) => c,
-        Ok(None) => match super::load_config(explicit) {
-            Ok((c, _)) => c,
-            Err(msg) => {
-                eprintln!("{msg}");
-                return ExitCode::from(2);
-            }
-        },
+        Ok(None) => or_exit!(super::config_or_exit(explicit)),
         Err(msg) => {
             eprintln!("error: {msg}");
             return ExitCode::from(2);
@@ -152,13 +146,7 @@ pub async fn run(explicit: Option<&Path>, a: ChatArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let router = match factory::build(&cfg).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let router = or_exit!(super::router_or_exit(&cfg).await);
     let mut messages = Vec::new();
     if let Some(s) = &a.system {
         messages.push(Message::system(s.clone()));

@@ -25,13 +25,7 @@ pub struct GpuArgs {
 }
 
 pub async fn run(explicit: Option<&Path>, a: GpuArgs) -> ExitCode {
-    let cfg = match super::load_config(explicit) {
-        Ok((c, _)) => Arc::new(c),
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
+    let cfg = Arc::new(or_exit!(super::config_or_exit(explicit)));
     let servers = crate::supervisor::running_servers_fn(Supervisor::from_env(cfg.clone()).ok());
     let mut sources = sampler::sources_from_config(&cfg);
     let mut n = 0u64;

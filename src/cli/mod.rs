@@ -1,4 +1,14 @@
 //! Headless subcommands: the same engines as the console, for scripts and CI.
+
+/// The value of a `Result<T, ExitCode>`, or return the exit code (the error is printed).
+macro_rules! or_exit {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(code) => return code,
+        }
+    };
+}
 pub mod bench;
 pub mod chat;
 pub mod config_check;
@@ -9,7 +19,9 @@ pub mod sim;
 pub mod status;
 
 use crate::config::{self, Config, Source};
+use crate::provider::{factory, Router};
 use std::path::Path;
+use std::process::ExitCode;
 
 /// Our own diagnostics go to stderr only when asked for (`RUST_LOG`), never mixed into answers.
 pub fn init_logging() {
@@ -24,4 +36,20 @@ pub fn init_logging() {
 /// Finds and loads the configuration; the error text is ready to print.
 pub fn load_config(explicit: Option<&Path>) -> Result<(Config, Source), String> {
     config::find_and_load(explicit)
+}
+
+/// The configuration, or exit code 2 (the file is at fault) after printing why.
+pub fn config_or_exit(explicit: Option<&Path>) -> Result<Config, ExitCode> {
+    load_config(explicit).map(|(c, _)| c).map_err(|msg| {
+        eprintln!("{msg}");
+        ExitCode::from(2)
+    })
+}
+
+/// The router the configuration describes, or exit code 1 after printing why.
+pub async fn router_or_exit(cfg: &Config) -> Result<Router, ExitCode> {
+    factory::build(cfg).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })
 }

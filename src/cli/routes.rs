@@ -1,6 +1,5 @@
 //! `anorag-tui routes`: probe every target of every route once, with vLLM's own numbers.
 use crate::format;
-use crate::provider::factory;
 use crate::telemetry::routes::{self, RouteHealth};
 use std::path::Path;
 use std::process::ExitCode;
@@ -16,20 +15,8 @@ pub struct RoutesArgs {
 }
 
 pub async fn run(explicit: Option<&Path>, a: RoutesArgs) -> ExitCode {
-    let (cfg, _) = match super::load_config(explicit) {
-        Ok(c) => c,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
-    let router = match factory::build(&cfg).await {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let cfg = or_exit!(super::config_or_exit(explicit));
+    let router = or_exit!(super::router_or_exit(&cfg).await);
     let limit = Duration::from_secs_f64(a.timeout.max(0.1));
     let table = routes::probe_all(&router, limit).await;
     if a.json {

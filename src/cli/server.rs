@@ -69,13 +69,7 @@ pub struct MonitorArgs {
 }
 
 pub async fn run(explicit: Option<&Path>, cmd: ServerCmd) -> ExitCode {
-    let cfg = match super::load_config(explicit) {
-        Ok((c, _)) => c,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
+    let cfg = or_exit!(super::config_or_exit(explicit));
     let sup = match Supervisor::from_env(Arc::new(cfg)) {
         Ok(s) => s,
         Err(e) => {

@@ -1,6 +1,5 @@
 //! `anorag-tui status [--json] [--watch]`: servers, routes (with vLLM's own numbers), GPUs and
 //! the host in one view. `--watch` runs the same sampling engines as the console.
-use crate::provider::factory;
 use crate::supervisor::Supervisor;
 use crate::telemetry::routes::{self, RouteTable};
 use crate::telemetry::sampler::{self, GpuView, HostView};
@@ -25,21 +24,9 @@ pub struct StatusArgs {
 }
 
 pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
-    let cfg = match super::load_config(explicit) {
-        Ok((c, _)) => Arc::new(c),
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
+    let cfg = Arc::new(or_exit!(super::config_or_exit(explicit)));
     let sup = Supervisor::from_env(cfg.clone()).ok();
-    let router = match factory::build(&cfg).await {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let router = Arc::new(or_exit!(super::router_or_exit(&cfg).await));
     let servers = crate::supervisor::running_servers_fn(sup.clone());
     let (sample_every, probe_cfg) = sampler::intervals(&cfg, a.interval.map(|i| i.max(0.1)));
 

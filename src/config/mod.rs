@@ -373,3 +373,16 @@ impl Config {
         }
     }
 }
+
+/// A launch profile `p` from its YAML body, for tests of the modules that use profiles.
+#[cfg(test)]
+pub(crate) fn test_profile(yaml: &str) -> ServerProfile {
+    let text = format!(
+        "llm:\n  provider: builtin\n  builtin: {{}}\nservers:\n  p:\n{}",
+        yaml.lines()
+            .map(|l| format!("    {l}\n"))
+            .collect::<String>()
+    );
+    let cfg = load_str(&text, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
+    cfg.servers["p"].clone()
+}

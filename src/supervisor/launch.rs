@@ -165,18 +165,7 @@ pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
-
-    fn profile(yaml: &str) -> ServerProfile {
-        let text = format!(
-            "llm:\n  provider: builtin\n  builtin: {{}}\nservers:\n  p:\n{}",
-            yaml.lines()
-                .map(|l| format!("    {l}\n"))
-                .collect::<String>()
-        );
-        let cfg = config::load_str(&text, "t.yaml").unwrap_or_else(|e| panic!("{e}"));
-        cfg.servers["p"].clone()
-    }
+    use crate::config::test_profile as profile;
 
     #[test]
     fn vllm_argv_is_built_without_a_shell_and_the_key_stays_off_it() {

@@ -121,8 +121,6 @@ impl Monitor {
             state: State::Starting,
             kind: spec.kind.as_str().to_string(),
             monitor: Identity::of(me),
-            server: None,
-            pgid: None,
             host: spec.host.clone(),
             port: spec.port,
             health_url: spec.health_url.clone(),
@@ -130,16 +128,8 @@ impl Monitor {
             model: spec.model.clone(),
             argv: redact_argv(&spec.argv),
             log_path: log_path.display().to_string(),
-            started_at: None,
-            ready_at: None,
-            ended_at: None,
-            exit_code: None,
-            signal: None,
-            stop_requested: false,
-            restarts: 0,
-            message: None,
-            health_failures: 0,
             updated_at: unix_now(),
+            ..Record::default()
         };
         Self {
             dir,

@@ -159,20 +159,7 @@ fn port_free(host: &str, port: u16) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
-
-    fn profile(yaml: &str) -> ServerProfile {
-        let text = format!(
-            "llm:\n  provider: builtin\n  builtin: {{}}\nservers:\n  p:\n{}",
-            yaml.lines()
-                .map(|l| format!("    {l}\n"))
-                .collect::<String>()
-        );
-        config::load_str(&text, "t.yaml")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .servers["p"]
-            .clone()
-    }
+    use crate::config::test_profile as profile;
 
     #[test]
     fn gpu_requests_beyond_what_is_present_are_refused() {

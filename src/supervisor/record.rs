@@ -3,9 +3,10 @@ use crate::procfs::Identity;
 use serde::{Deserialize, Serialize};
 
 /// The lifecycle (DESIGN.md §5). `Stopped` means no run is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
+    #[default]
     Stopped,
     Starting,
     Ready,
@@ -45,7 +46,7 @@ impl std::fmt::Display for State {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Record {
     pub name: String,
     /// Distinguishes runs of the same profile; the starter waits for its own.

@@ -101,30 +101,38 @@ pub fn spawn_gpu(
     tx: watch::Sender<GpuView>,
 ) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if tx.is_closed() {
-                return;
-            }
+        let mut tick = Ticker::new(interval);
+        while tick.next(&tx).await {
             let samples = read_all(&mut sources, &servers()).await;
             tx.send_modify(|v| v.record(samples));
         }
     });
 }
 
+/// A sampling clock: a missed tick is delayed rather than bunched, and it stops once nobody
+/// watches what it feeds.
+struct Ticker(tokio::time::Interval);
+
+impl Ticker {
+    fn new(every: Duration) -> Self {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Ticker(tick)
+    }
+
+    /// Waits for the next tick; false when the receivers are gone.
+    async fn next<T>(&mut self, tx: &watch::Sender<T>) -> bool {
+        self.0.tick().await;
+        !tx.is_closed()
+    }
+}
+
 /// Samples the host every `interval` until nobody watches.
 pub fn spawn_host(interval: Duration, servers: ServersFn, tx: watch::Sender<HostView>) {
     tokio::spawn(async move {
         let mut sampler = HostSampler::new();
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if tx.is_closed() {
-                return;
-            }
+        let mut tick = Ticker::new(interval);
+        while tick.next(&tx).await {
             let s = sampler.sample(&servers());
             tx.send_modify(|v| {
                 v.cpu.push(Some(s.cpu_pct));

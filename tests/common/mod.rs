@@ -2,6 +2,15 @@
 #![allow(dead_code)]
 use std::time::{Duration, Instant};
 
+/// vLLM's own numbers that `routes --json` reports under a target's `metrics`.
+pub const VLLM_METRIC_KEYS: [&str; 5] = [
+    "num_requests_running",
+    "num_requests_waiting",
+    "kv_cache_usage",
+    "prompt_tokens_total",
+    "generation_tokens_total",
+];
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
