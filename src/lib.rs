@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod format;
+pub mod input;
 pub mod procfs;
 pub mod protocol;
 pub mod provider;

@@ -265,3 +265,94 @@ fn status_json_puts_servers_routes_and_gpu_in_one_view() {
         assert!(text.contains(section), "{text}");
     }
 }
+
+/// Numbers no timer can hold, and counts that are not whole, are refused with the flag named
+/// and exit code 2 (they used to panic, or hang with nothing in flight).
+#[test]
+fn unusable_numbers_are_refused_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["bench", "--timeout", "inf"],
+            "'--timeout <TIMEOUT>': `inf` is not a number of seconds",
+        ),
+        (
+            &["bench", "--duration", "1e20"],
+            "'--duration <DURATION>': `1e20` is not a number of seconds",
+        ),
+        (&["bench", "--idle-timeout", "NaN"], "--idle-timeout"),
+        (
+            &["bench", "--rate", "0"],
+            "'--rate <RATE>': `0` is not a rate",
+        ),
+        (
+            &["bench", "--concurrency", "0.5"],
+            "'--concurrency <CONCURRENCY>': `0.5` is not a whole number",
+        ),
+        (
+            &["bench", "--sweep", "concurrency=0.5"],
+            "--sweep `concurrency=0.5`: `0.5` is not a whole number",
+        ),
+        (
+            &["bench", "--sweep", "rate=1,inf"],
+            "--sweep `rate=1,inf`: `inf` is not a rate",
+        ),
+        (&["bench", "--range-ratio", "1"], "--range-ratio"),
+        (
+            &["server", "stop", "demo", "--timeout", "inf"],
+            "'--timeout <TIMEOUT>': `inf`",
+        ),
+        (
+            &["server", "start", "demo", "--timeout=-1"],
+            "`-1` is not a number of seconds",
+        ),
+        (
+            &["gpu", "--interval", "0"],
+            "'--interval <INTERVAL>': `0` is not a number of seconds from 0.1",
+        ),
+        (&["status", "--interval", "inf"], "--interval"),
+        (&["routes", "--timeout", "1e300"], "--timeout"),
+        (&["chat", "--temperature", "9", "hi"], "--temperature"),
+        (&["chat", "--max-tokens", "0", "hi"], "--max-tokens"),
+    ];
+    for (args, want) in cases {
+        let out = bin().args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+/// With --rate, a concurrency sweep caps the requests in flight of the open loop at each step
+/// (it used to drop the rate silently and run closed loops).
+#[test]
+fn a_concurrency_sweep_keeps_the_rate() {
+    #[derive(clap::Parser)]
+    struct Bench {
+        #[command(flatten)]
+        a: anorag::cli::bench::BenchArgs,
+    }
+    use clap::Parser;
+    let b = Bench::try_parse_from([
+        "bench",
+        "--rate",
+        "20",
+        "--sweep",
+        "concurrency=1,4",
+        "--requests",
+        "5",
+    ])
+    .unwrap();
+    let plans = anorag::cli::bench::plans(&b.a).unwrap();
+    assert_eq!(plans.len(), 2);
+    for (p, cap) in plans.iter().zip([1, 4]) {
+        match p.load {
+            anorag::bench::Load::Open {
+                rate,
+                max_concurrency,
+                ..
+            } => assert_eq!((rate, max_concurrency), (20.0, Some(cap))),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -883,3 +883,28 @@ async fn bench_form_follows_a_route_that_is_up_until_one_is_picked() {
     let s = screen(&a, 120, 36);
     assert!(s.contains("tiny_qwen is down: connect:"), "{s}");
 }
+
+/// The Bench form refuses durations and rates no timer can hold (they used to panic later).
+#[test]
+fn bench_form_refuses_unusable_numbers_naming_the_field() {
+    let mut a = app();
+    key(&mut a, KeyCode::Char('5'));
+    for field_value in ["inf", "1e20", "NaN", "-1"] {
+        a.bench.form.by_duration = true;
+        a.bench.field = 4;
+        a.typing = Typing::BenchField(4, String::new());
+        typed(&mut a, field_value);
+        key(&mut a, KeyCode::Enter);
+        let n = a.notice.clone().expect("a notice");
+        assert!(n.error, "{field_value}");
+        assert!(n.text.contains("is not a number of seconds"), "{}", n.text);
+        assert!(matches!(a.typing, Typing::BenchField(4, _)), "stays open");
+        a.typing = Typing::None;
+    }
+    a.bench.form.open = true;
+    a.bench.field = 2;
+    a.typing = Typing::BenchField(2, String::new());
+    typed(&mut a, "inf");
+    key(&mut a, KeyCode::Enter);
+    assert!(a.notice.as_ref().unwrap().text.contains("is not a rate"));
+}

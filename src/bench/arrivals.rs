@@ -70,7 +70,7 @@ pub fn schedule(n: usize, rate: f64, burstiness: f64, seed: u64) -> Vec<Duration
             *v *= k;
         }
     }
-    raw.into_iter().map(Duration::from_secs_f64).collect()
+    raw.into_iter().map(crate::input::duration).collect()
 }
 
 #[cfg(test)]

@@ -15,9 +15,6 @@ use tokio::sync::{mpsc, watch};
 
 const SERIES_SHOWN: usize = 120;
 
-/// A prompt pool for a duration-bounded run; it is cycled.
-const DURATION_POOL: usize = 1000;
-
 /// Runs `plan` against `target`. `control` may change concurrency or rate or cancel;
 /// `progress` receives snapshots. Returns the result (a cancelled run's too).
 pub async fn run(
@@ -26,16 +23,9 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     progress: watch::Sender<Progress>,
 ) -> Result<BenchResult, String> {
-    let n_measured = match plan.stop {
-        Stop::Requests(n) => n as usize,
-        Stop::DurationS(_) => DURATION_POOL,
-    };
-    let prompts = plan
-        .workload
-        .prompts(n_measured + plan.warmup as usize, plan.seed)
-        .map_err(|e| e.to_string())?;
-    let timeout = Duration::from_secs_f64(plan.timeout_s.max(0.001));
-    let idle = Duration::from_secs_f64(plan.idle_timeout_s.max(0.001));
+    let prompts = plan.workload.source(plan.seed).map_err(|e| e.to_string())?;
+    let timeout = crate::input::duration(plan.timeout_s.max(0.001));
+    let idle = crate::input::duration(plan.idle_timeout_s.max(0.001));
     let mut cancelled = false;
 
     // Warm-up: sent and awaited, then forgotten.
@@ -53,7 +43,7 @@ pub async fn run(
         let start = Instant::now();
         while next < plan.warmup as usize || !inflight.is_empty() {
             while next < plan.warmup as usize && inflight.len() < conc {
-                let p = &prompts[next];
+                let p = &prompts.get(next);
                 inflight.push(tokio::spawn(one(
                     target.pick(),
                     request_for(p, plan),
@@ -123,7 +113,7 @@ pub async fn run(
     let mut sending = !cancelled;
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let stop_deadline = stop_at_s.map(|d| run_start + Duration::from_secs_f64(d));
+    let stop_deadline = stop_at_s.map(|d| run_start + crate::input::duration(d));
     let mut changes: Vec<serde_json::Value> = Vec::new();
     progress.send_modify(|p| {
         *p = Progress {
@@ -180,7 +170,7 @@ pub async fn run(
             if let Some(w) = waited {
                 queue.add_us(w.as_secs_f64() * 1e6);
             }
-            let p = &prompts[plan.warmup as usize + sent % n_measured];
+            let p = &prompts.get(plan.warmup as usize + sent);
             inflight.push(tokio::spawn(one(
                 target.pick(),
                 request_for(p, plan),
@@ -198,7 +188,7 @@ pub async fn run(
                 next_due = Some(match &schedule {
                     Some(sch) if sent < sch.len() => run_start + sch[sent],
                     Some(_) => due,
-                    None => due + Duration::from_secs_f64(s.next_gap()),
+                    None => due + crate::input::duration(s.next_gap()),
                 });
             }
             if matches!(load, Load::Closed { .. }) {
@@ -250,7 +240,7 @@ pub async fn run(
                         s.set_rate(r);
                         // The rest of the schedule is drawn at the new rate, from now.
                         schedule = None;
-                        next_due = Some(Instant::now() + Duration::from_secs_f64(s.next_gap()));
+                        next_due = Some(Instant::now() + crate::input::duration(s.next_gap()));
                         load = Load::Open { rate: r, burstiness, max_concurrency };
                         changes.push(json!({"at_s": run_start.elapsed().as_secs_f64(), "rate": r}));
                     }

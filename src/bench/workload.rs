@@ -76,42 +76,80 @@ fn file_err(path: &Path, message: impl Into<String>) -> WorkloadError {
 }
 
 impl Workload {
-    /// `n` prompts, the same for the same seed (so two routes can be compared on equal terms).
-    pub fn prompts(&self, n: usize, seed: u64) -> Result<Vec<Prompt>, WorkloadError> {
-        let mut rng = StdRng::seed_from_u64(seed);
-        match self {
+    /// Where the run takes its prompts from. Random prompts are made one at a time from the
+    /// request's index, so a run of any length holds none of them in memory beforehand; the
+    /// same seed gives the same prompts (two routes are compared on equal terms).
+    pub fn source(&self, seed: u64) -> Result<PromptSource, WorkloadError> {
+        Ok(match self {
             Workload::Random {
                 input_len,
                 output_len,
                 range_ratio,
-            } => Ok((0..n)
-                .map(|_| {
-                    let inp = ranged(&mut rng, *input_len, *range_ratio);
-                    let out = ranged(&mut rng, *output_len, *range_ratio);
-                    Prompt {
-                        text: random_prompt(&mut rng, inp),
-                        output_len: out,
-                        input_len_estimate: inp,
-                    }
-                })
-                .collect()),
+            } => PromptSource::Random {
+                input_len: *input_len,
+                output_len: *output_len,
+                range_ratio: *range_ratio,
+                seed,
+            },
             Workload::Jsonl { path, output_len } => {
-                let all = read_jsonl(path, *output_len)?;
-                Ok(cycle(all, n, &mut rng))
+                PromptSource::shuffled(read_jsonl(path, *output_len)?, seed)
             }
             Workload::ShareGpt { path, output_len } => {
-                let all = read_sharegpt(path, *output_len)?;
-                Ok(cycle(all, n, &mut rng))
+                PromptSource::shuffled(read_sharegpt(path, *output_len)?, seed)
             }
-        }
+        })
+    }
+
+    /// The first `n` prompts of [`Workload::source`].
+    pub fn prompts(&self, n: usize, seed: u64) -> Result<Vec<Prompt>, WorkloadError> {
+        let source = self.source(seed)?;
+        Ok((0..n).map(|i| source.get(i)).collect())
     }
 }
 
-/// `n` prompts from a file's, shuffled, repeating the file when it is shorter.
-fn cycle(mut all: Vec<Prompt>, n: usize, rng: &mut StdRng) -> Vec<Prompt> {
-    use rand::seq::SliceRandom;
-    all.shuffle(rng);
-    (0..n).map(|i| all[i % all.len()].clone()).collect()
+/// The prompts of a run, by request index.
+#[derive(Debug, Clone)]
+pub enum PromptSource {
+    Random {
+        input_len: u32,
+        output_len: u32,
+        range_ratio: f64,
+        seed: u64,
+    },
+    /// A file's prompts, shuffled once, repeated when the run is longer than the file.
+    Pool(Vec<Prompt>),
+}
+
+impl PromptSource {
+    fn shuffled(mut all: Vec<Prompt>, seed: u64) -> Self {
+        use rand::seq::SliceRandom;
+        all.shuffle(&mut StdRng::seed_from_u64(seed));
+        PromptSource::Pool(all)
+    }
+
+    pub fn get(&self, i: usize) -> Prompt {
+        match self {
+            PromptSource::Random {
+                input_len,
+                output_len,
+                range_ratio,
+                seed,
+            } => {
+                // Each index its own stream: request i is the same whatever came before it.
+                let mut rng =
+                    StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+                let inp = ranged(&mut rng, *input_len, *range_ratio);
+                let out = ranged(&mut rng, *output_len, *range_ratio);
+                Prompt {
+                    text: random_prompt(&mut rng, inp),
+                    output_len: out,
+                    input_len_estimate: inp,
+                }
+            }
+            // Readers reject empty files, so the pool has at least one prompt.
+            PromptSource::Pool(all) => all[i % all.len()].clone(),
+        }
+    }
 }
 
 /// One prompt per line: `{"prompt": "...", "output_len": 128}`, or `{"messages": [...]}`

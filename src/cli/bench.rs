@@ -3,6 +3,7 @@ use crate::bench::{
     self, report, BenchResult, BenchTarget, Control, Load, Plan, Slo, Stop, Workload,
 };
 use crate::config::Config;
+use crate::input;
 use crate::provider::factory;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -19,22 +20,22 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub adhoc: super::chat::AdhocTarget,
     /// Closed loop: keep N requests in flight (default 1). With --rate: at most N in flight.
-    #[arg(long)]
+    #[arg(long, value_parser = input::concurrency)]
     pub concurrency: Option<usize>,
     /// Open loop: requests per second, sent at absolute target times.
-    #[arg(long)]
+    #[arg(long, value_parser = input::rate)]
     pub rate: Option<f64>,
     /// Gamma shape of the gaps between arrivals: 1 is Poisson, less is burstier, inf is even.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = input::burstiness)]
     pub burstiness: f64,
     /// With --rate: at most N in flight (requests wait in the client for a slot).
-    #[arg(long)]
+    #[arg(long, value_parser = input::concurrency)]
     pub max_concurrency: Option<usize>,
     /// Stop after N measured requests (default 100 when --duration is not given).
-    #[arg(long, alias = "num-prompts")]
+    #[arg(long, alias = "num-prompts", value_parser = input::count(1, u64::MAX))]
     pub requests: Option<u64>,
     /// Stop sending after S seconds, then wait for the requests in flight.
-    #[arg(long)]
+    #[arg(long, value_parser = input::seconds(0.001))]
     pub duration: Option<f64>,
     /// Requests sent and awaited first, left out of every figure.
     #[arg(long, alias = "num-warmups", default_value_t = 0)]
@@ -59,17 +60,17 @@ pub struct BenchArgs {
     #[arg(long, alias = "random-output-len")]
     pub output_len: Option<u32>,
     /// Random lengths drawn within ±ratio of --input-len / --output-len.
-    #[arg(long, alias = "random-range-ratio", default_value_t = 0.0)]
+    #[arg(long, alias = "random-range-ratio", default_value_t = 0.0, value_parser = input::fraction)]
     pub range_ratio: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[arg(long)]
+    #[arg(long, value_parser = input::temperature)]
     pub temperature: Option<f32>,
     /// Seconds per request, from sending to the end of the answer.
-    #[arg(long, default_value_t = 600.0)]
+    #[arg(long, default_value_t = 600.0, value_parser = input::seconds(0.001))]
     pub timeout: f64,
     /// Longest gap, in seconds, between two events once the answer has started.
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, value_parser = input::seconds(0.001))]
     pub idle_timeout: f64,
     /// One JSON object (a sweep: `{"steps": [...]}`) on stdout instead of the summary.
     #[arg(long)]
@@ -178,24 +179,33 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
                     spec.as_str(),
                 ),
             };
-            let values: Vec<f64> = list
-                .split(',')
-                .map(|v| v.trim().parse::<f64>().ok().filter(|x| *x > 0.0))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    format!(
-                        "--sweep `{spec}`: a list of positive numbers, e.g. concurrency=1,2,4,8"
-                    )
-                })?;
+            let items: Vec<&str> = list.split(',').collect();
+            if items.len() as u64 > input::MAX_CONCURRENCY {
+                return Err(format!("--sweep: {} steps are too many", items.len()));
+            }
             match what {
-                "concurrency" | "c" => values
+                // With --rate, each step is the open loop's cap on requests in flight.
+                "concurrency" | "c" => {
+                    if a.rate.is_some() && a.max_concurrency.is_some() {
+                        return Err("--sweep concurrency with --rate sets the cap on requests in flight: give it or --max-concurrency, not both".into());
+                    }
+                    items
+                        .iter()
+                        .map(|v| {
+                            input::concurrency(v)
+                                .map(|c| load_for(Some(c), a.rate))
+                                .map_err(|e| format!("--sweep `{spec}`: {e} (concurrencies are whole numbers, e.g. concurrency=1,2,4,8)"))
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "rate" | "r" => items
                     .iter()
-                    .map(|c| load_for(Some(*c as usize), a.rate.filter(|_| false)))
-                    .collect(),
-                "rate" | "r" => values
-                    .iter()
-                    .map(|r| load_for(a.concurrency, Some(*r)))
-                    .collect(),
+                    .map(|v| {
+                        input::rate(v)
+                            .map(|r| load_for(a.concurrency, Some(r)))
+                            .map_err(|e| format!("--sweep `{spec}`: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
                 other => {
                     return Err(format!(
                         "--sweep `{other}=`: sweep over concurrency or rate"

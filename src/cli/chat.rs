@@ -40,9 +40,9 @@ pub struct ChatArgs {
     pub route: Option<String>,
     #[arg(long)]
     pub system: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_tokens: Option<u32>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::input::temperature)]
     pub temperature: Option<f32>,
     /// Ask for the whole answer at once (`stream: false`).
     #[arg(long)]

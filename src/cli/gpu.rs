@@ -7,7 +7,6 @@ use crate::telemetry::sampler;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct GpuArgs {
@@ -17,7 +16,7 @@ pub struct GpuArgs {
     /// Read again every --interval seconds until interrupted.
     #[arg(long)]
     pub watch: bool,
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = crate::input::seconds(0.1))]
     pub interval: f64,
     /// With --watch: stop after this many readings.
     #[arg(long)]
@@ -44,7 +43,7 @@ pub async fn run(explicit: Option<&Path>, a: GpuArgs) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs_f64(a.interval.max(0.1))) => {}
+            _ = tokio::time::sleep(crate::input::duration(a.interval.max(0.1))) => {}
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
     }

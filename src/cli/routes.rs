@@ -3,21 +3,20 @@ use crate::format;
 use crate::telemetry::routes::{self, RouteHealth};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct RoutesArgs {
     #[arg(long)]
     pub json: bool,
     /// Seconds to wait for each probe.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::input::seconds(0.1))]
     pub timeout: f64,
 }
 
 pub async fn run(explicit: Option<&Path>, a: RoutesArgs) -> ExitCode {
     let cfg = or_exit!(super::config_or_exit(explicit));
     let router = or_exit!(super::router_or_exit(&cfg).await);
-    let limit = Duration::from_secs_f64(a.timeout.max(0.1));
+    let limit = crate::input::duration(a.timeout.max(0.1));
     let table = routes::probe_all(&router, limit).await;
     if a.json {
         println!(

@@ -22,14 +22,14 @@ pub enum ServerCmd {
         #[arg(long)]
         wait: bool,
         /// Seconds to wait for readiness (with --wait).
-        #[arg(long, default_value_t = 600.0)]
+        #[arg(long, default_value_t = 600.0, value_parser = crate::input::seconds(0.001))]
         timeout: f64,
     },
     /// Stop a server: SIGTERM to its process group, SIGKILL after the grace period.
     Stop {
         name: String,
         /// Grace period in seconds (default: the profile's stop_timeout, else 30).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::input::seconds(0.001))]
         timeout: Option<f64>,
     },
     /// Stop, then start with the current profile.
@@ -38,7 +38,7 @@ pub enum ServerCmd {
         #[arg(long)]
         wait: bool,
         /// Seconds to wait for readiness (with --wait).
-        #[arg(long, default_value_t = 600.0)]
+        #[arg(long, default_value_t = 600.0, value_parser = crate::input::seconds(0.001))]
         timeout: f64,
     },
     /// State, pid, port, uptime, exit code or signal.
@@ -185,7 +185,7 @@ async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCo
         .unwrap_or_default();
     eprintln!("waiting up to {timeout:.0} s for {health} to answer 200 ...");
     match sup
-        .wait_ready(name, &run_id, Duration::from_secs_f64(timeout.max(0.0)))
+        .wait_ready(name, &run_id, crate::input::duration(timeout.max(0.0)))
         .await
     {
         WaitOutcome::Ready(st) => {
@@ -250,7 +250,7 @@ async fn stop(sup: &Supervisor, name: &str, timeout: Option<f64>) -> ExitCode {
     }
     let t0 = std::time::Instant::now();
     match sup
-        .stop(name, timeout.map(|t| Duration::from_secs_f64(t.max(0.0))))
+        .stop(name, timeout.map(|t| crate::input::duration(t.max(0.0))))
         .await
     {
         Ok(st) => {

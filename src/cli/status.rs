@@ -16,7 +16,7 @@ pub struct StatusArgs {
     #[arg(long)]
     pub watch: bool,
     /// Seconds between views with --watch (also the GPU, host and probe interval).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::input::seconds(0.1))]
     pub interval: Option<f64>,
     /// With --watch: stop after this many views.
     #[arg(long)]

@@ -244,20 +244,26 @@ fn check_profile(name: &str, p: &ServerProfile, routes: &[String], out: &mut Vec
         }
     }
     if let Some(t) = p.stop_timeout {
-        if !(t > 0.0 && t.is_finite()) {
+        if crate::input::check_seconds(t, 0.001).is_err() {
             err(
                 "stop_timeout",
                 false,
-                format!("must be a positive number of seconds, not {t}"),
+                format!(
+                    "must be a number of seconds from 0.001 to {} (30 days), not {t}",
+                    crate::input::MAX_SECONDS
+                ),
             );
         }
     }
     if let Some(w) = p.restart_window {
-        if !(w > 0.0 && w.is_finite()) {
+        if crate::input::check_seconds(w, 0.001).is_err() {
             err(
                 "restart_window",
                 false,
-                format!("must be a positive number of seconds, not {w}"),
+                format!(
+                    "must be a number of seconds from 0.001 to {} (30 days), not {w}",
+                    crate::input::MAX_SECONDS
+                ),
             );
         }
     }

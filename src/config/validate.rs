@@ -4,6 +4,9 @@ use super::schema::*;
 use super::ProviderKind;
 use std::collections::HashSet;
 
+/// The longest timer a config may set, in milliseconds.
+const MAX_MS: u64 = crate::input::MAX_SECONDS as u64 * 1000;
+
 fn p(base: &Path, rest: &[&str]) -> Path {
     let mut v = base.clone();
     v.extend(rest.iter().map(|s| Seg::Key(s.to_string())));
@@ -221,8 +224,12 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         ("probe_interval_ms", cfg.telemetry.probe_interval_ms),
         ("probe_timeout_ms", cfg.telemetry.probe_timeout_ms),
     ] {
-        if v.is_some_and(|v| v < 100) {
-            out.push((p(&tp, &[k]), false, "must be at least 100 ms".into()));
+        if v.is_some_and(|v| !(100..=MAX_MS).contains(&v)) {
+            out.push((
+                p(&tp, &[k]),
+                false,
+                format!("must be from 100 to {MAX_MS} ms (30 days)"),
+            ));
         }
     }
 
@@ -241,16 +248,37 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         ("first_token_timeout_ms", rb.first_token_timeout_ms),
         ("idle_timeout_ms", rb.idle_timeout_ms),
     ] {
-        if v == Some(0) {
-            out.push((p(&rp, &[k]), false, "must be greater than 0".into()));
+        if v.is_some_and(|v| !(1..=MAX_MS).contains(&v)) {
+            out.push((
+                p(&rp, &[k]),
+                false,
+                format!("must be from 1 to {MAX_MS} ms (30 days)"),
+            ));
+        }
+    }
+    let cp = p(&rp, &["circuit"]);
+    for (at, k, v) in [
+        (&rp, "max_wait_ms", rb.max_wait_ms),
+        (&cp, "cooldown_ms", rb.circuit.cooldown_ms),
+        (&cp, "max_cooldown_ms", rb.circuit.max_cooldown_ms),
+    ] {
+        if v.is_some_and(|v| v > MAX_MS) {
+            out.push((
+                p(at, &[k]),
+                false,
+                format!("must be at most {MAX_MS} ms (30 days)"),
+            ));
         }
     }
     if let Some(t) = rb.total_timeout_s {
-        if !(t > 0.0 && t.is_finite()) {
+        if crate::input::check_seconds(t, 0.001).is_err() {
             out.push((
                 p(&rp, &["total_timeout_s"]),
                 false,
-                format!("must be a positive number of seconds, not {t}"),
+                format!(
+                    "must be a number of seconds from 0.001 to {} (30 days), not {t}",
+                    crate::input::MAX_SECONDS
+                ),
             ));
         }
     }
@@ -276,11 +304,14 @@ fn check_params(pr: &Params, at: &Path, out: &mut Vec<Problem>) {
         out.push((p(at, &["max_tokens"]), false, "must be at least 1".into()));
     }
     if let Some(t) = pr.timeout {
-        if !(t > 0.0 && t.is_finite()) {
+        if crate::input::check_seconds(t, 0.001).is_err() {
             out.push((
                 p(at, &["timeout"]),
                 false,
-                format!("must be a positive number of seconds, not {t}"),
+                format!(
+                    "must be a number of seconds from 0.001 to {} (30 days), not {t}",
+                    crate::input::MAX_SECONDS
+                ),
             ));
         }
     }

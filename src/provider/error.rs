@@ -345,8 +345,9 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
     {
+        // NaN is no hint; `inf` and the like mean "long": the router's wait bound decides.
         if ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(crate::input::duration(ms / 1000.0));
         }
     }
     let v = headers
@@ -356,11 +357,48 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
         .trim()
         .to_string();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        return (secs >= 0.0).then(|| crate::input::duration(secs));
     }
     let when = httpdate::parse_http_date(&v).ok()?;
     Some(
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+#[cfg(test)]
+mod retry_after_tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue};
+
+    fn with(name: &'static str, v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    /// A server's header must not crash us: `inf` and huge values used to panic in
+    /// `Duration::from_secs_f64`. They are read as the longest wait; NaN is no hint at all.
+    #[test]
+    fn any_retry_after_a_server_sends_is_read_without_panicking() {
+        let longest = crate::input::duration(f64::INFINITY);
+        for v in ["inf", "1e300", "18446744073709551616"] {
+            assert_eq!(
+                parse_retry_after(&with("retry-after", v)),
+                Some(longest),
+                "{v}"
+            );
+            assert_eq!(
+                parse_retry_after(&with("retry-after-ms", v)),
+                Some(longest),
+                "{v}"
+            );
+        }
+        assert_eq!(parse_retry_after(&with("retry-after", "NaN")), None);
+        assert_eq!(parse_retry_after(&with("retry-after", "-3")), None);
+        assert_eq!(
+            parse_retry_after(&with("retry-after", "1.5")),
+            Some(Duration::from_millis(1500))
+        );
+    }
 }

@@ -40,7 +40,7 @@ pub fn policy(cfg: &Config) -> RouterPolicy {
             idle: ms(r.idle_timeout_ms, d.timeouts.idle),
             total: r
                 .total_timeout_s
-                .map(Duration::from_secs_f64)
+                .map(crate::input::duration)
                 .unwrap_or(d.timeouts.total),
         },
         max_wait: ms(r.max_wait_ms, d.max_wait),
@@ -129,7 +129,7 @@ pub async fn build_with(
             targets,
             fallback: spec.fallback.clone(),
             context_fallback: spec.context_fallback.clone(),
-            total_timeout: spec.params.timeout.map(Duration::from_secs_f64),
+            total_timeout: spec.params.timeout.map(crate::input::duration),
             turn: AtomicUsize::new(0),
         });
     }

@@ -342,7 +342,7 @@ impl Supervisor {
             return Ok(st);
         }
         let grace = timeout.unwrap_or_else(|| {
-            Duration::from_secs_f64(
+            crate::input::duration(
                 self.config
                     .servers
                     .get(name)

@@ -63,8 +63,10 @@ pub fn connect_host(host: &str) -> String {
 pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) -> LaunchSpec {
     let host = p.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     let port = p.port.to_string();
+    // The simulator serves the profile's model name, so the route that names it is answered;
+    // only a profile with no model falls back to its own name.
     let served = p.served_model_name.clone().or_else(|| match p.kind {
-        ServerKind::Sim => Some(name.to_string()),
+        ServerKind::Sim => Some(p.model.clone().unwrap_or_else(|| name.to_string())),
         _ => p.model.clone(),
     });
     let mut argv: Vec<String> = Vec::new();
@@ -166,6 +168,17 @@ pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) ->
 mod tests {
     use super::*;
     use crate::config::test_profile as profile;
+
+    #[test]
+    fn a_sim_profile_serves_its_model_not_its_name() {
+        let argv = |yaml: &str| build("demo", &profile(yaml), Path::new("/"), Path::new("/x")).argv;
+        let with_model = argv("kind: sim\nport: 8010\nmodel: qwen-sim");
+        let at = with_model.iter().position(|a| a == "--model").unwrap();
+        assert_eq!(with_model[at + 1], "qwen-sim", "{with_model:?}");
+        let bare = argv("kind: sim\nport: 8010");
+        let at = bare.iter().position(|a| a == "--model").unwrap();
+        assert_eq!(bare[at + 1], "demo", "{bare:?}");
+    }
 
     #[test]
     fn vllm_argv_is_built_without_a_shell_and_the_key_stays_off_it() {

@@ -198,7 +198,7 @@ impl Monitor {
             }
             // Crash-loop guard: at most `max_restarts` within the window, with a growing pause.
             let now = Instant::now();
-            let window = Duration::from_secs_f64(self.spec.restart_window_s);
+            let window = crate::input::duration(self.spec.restart_window_s);
             crashes.retain(|t| now.duration_since(*t) < window);
             if crashes.len() as u32 >= self.spec.max_restarts {
                 let msg = format!(
@@ -354,8 +354,7 @@ impl Monitor {
             libc::SIGTERM,
         );
         *kill_at = Some(
-            tokio::time::Instant::now()
-                + Duration::from_secs_f64(self.spec.stop_timeout_s.max(0.0)),
+            tokio::time::Instant::now() + crate::input::duration(self.spec.stop_timeout_s.max(0.0)),
         );
     }
 

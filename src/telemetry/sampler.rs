@@ -194,13 +194,13 @@ pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource
 pub fn intervals(cfg: &Config, over: Option<f64>) -> (Duration, ProberConfig) {
     let t = &cfg.telemetry;
     let sample = over
-        .map(Duration::from_secs_f64)
+        .map(crate::input::duration)
         .or(t.interval_ms.map(Duration::from_millis))
         .unwrap_or(Duration::from_secs(1));
     let d = ProberConfig::default();
     let probe = ProberConfig {
         interval: over
-            .map(Duration::from_secs_f64)
+            .map(crate::input::duration)
             .or(t.probe_interval_ms.map(Duration::from_millis))
             .unwrap_or(d.interval),
         timeout: t

@@ -115,7 +115,7 @@ fn next_tick(app: &App, now: f64) -> Duration {
     if app.bench.running.is_some() || app.chat.streaming.is_some() {
         at = at.min(app.now + 1.0);
     }
-    Duration::from_secs_f64((at - now).clamp(0.0, 60.0))
+    crate::input::duration((at - now).clamp(0.0, 60.0))
 }
 
 /// When an uptime shown as `format::duration_s` next changes: every second for the first

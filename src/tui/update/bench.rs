@@ -29,52 +29,20 @@ pub(super) fn edit_bench_field(app: &mut App) {
 pub(super) fn apply_bench_field(app: &mut App, field: usize, text: &str) -> bool {
     let t = text.trim();
     let f = &mut app.bench.form;
-    let ok = match field {
-        2 if f.open => t
-            .parse::<f64>()
-            .ok()
-            .filter(|x| *x > 0.0)
-            .map(|x| f.rate = x)
-            .is_some(),
-        2 => t
-            .parse::<usize>()
-            .ok()
-            .filter(|x| *x > 0)
-            .map(|x| f.concurrency = x)
-            .is_some(),
-        4 if f.by_duration => t
-            .parse::<f64>()
-            .ok()
-            .filter(|x| *x > 0.0)
-            .map(|x| f.duration_s = x)
-            .is_some(),
-        4 => t
-            .parse::<u64>()
-            .ok()
-            .filter(|x| *x > 0)
-            .map(|x| f.requests = x)
-            .is_some(),
-        5 => t
-            .parse::<u32>()
-            .ok()
-            .filter(|x| *x > 0)
-            .map(|x| f.input_len = x)
-            .is_some(),
-        6 => t
-            .parse::<u32>()
-            .ok()
-            .filter(|x| *x > 0)
-            .map(|x| f.output_len = x)
-            .is_some(),
-        _ => true,
+    use crate::input;
+    let ok: Result<(), String> = match field {
+        2 if f.open => input::rate_text(t).map(|x| f.rate = x),
+        2 => input::concurrency(t).map(|x| f.concurrency = x),
+        4 if f.by_duration => input::seconds_text(t, 0.001).map(|x| f.duration_s = x),
+        4 => input::count_text(t, 1, u64::MAX).map(|x| f.requests = x),
+        5 => input::count_text(t, 1, u64::from(u32::MAX)).map(|x| f.input_len = x as u32),
+        6 => input::count_text(t, 1, u64::from(u32::MAX)).map(|x| f.output_len = x as u32),
+        _ => Ok(()),
     };
-    if !ok {
-        app.notify(
-            format!("{}: `{t}` is not a positive number", BENCH_FIELDS[field]),
-            true,
-        );
+    if let Err(e) = &ok {
+        app.notify(format!("{}: {e}", BENCH_FIELDS[field]), true);
     }
-    ok
+    ok.is_ok()
 }
 
 /// Until the operator picks a bench route, keep the form on one that answers: the default
@@ -155,22 +123,22 @@ pub(super) fn more_less_field(app: &mut App, more: bool) {
     match app.bench.field {
         2 if f.open => {
             f.rate = if more {
-                f.rate * 2.0
+                (f.rate * 2.0).min(crate::input::MAX_RATE)
             } else {
                 (f.rate / 2.0).max(0.1)
             }
         }
-        2 => f.concurrency = grow(f.concurrency as u64) as usize,
+        2 => f.concurrency = grow(f.concurrency as u64).min(crate::input::MAX_CONCURRENCY) as usize,
         4 if f.by_duration => {
             f.duration_s = if more {
-                f.duration_s * 2.0
+                (f.duration_s * 2.0).min(crate::input::MAX_SECONDS)
             } else {
                 (f.duration_s / 2.0).max(1.0)
             }
         }
         4 => f.requests = grow(f.requests),
-        5 => f.input_len = grow(u64::from(f.input_len)) as u32,
-        6 => f.output_len = grow(u64::from(f.output_len)) as u32,
+        5 => f.input_len = grow(u64::from(f.input_len)).min(u64::from(u32::MAX)) as u32,
+        6 => f.output_len = grow(u64::from(f.output_len)).min(u64::from(u32::MAX)) as u32,
         _ => {}
     }
 }
@@ -182,9 +150,13 @@ pub(super) fn more_less(app: &mut App, fx: &mut Vec<Effect>, more: bool) {
     };
     let p: &Progress = &r.progress;
     let ctl = match (p.rate, p.concurrency) {
-        (Some(rate), _) => Control::SetRate(if more { rate * 1.25 } else { rate / 1.25 }),
+        (Some(rate), _) => Control::SetRate(if more {
+            (rate * 1.25).min(crate::input::MAX_RATE)
+        } else {
+            (rate / 1.25).max(0.01)
+        }),
         (None, Some(c)) => Control::SetConcurrency(if more {
-            c + 1
+            (c + 1).min(crate::input::MAX_CONCURRENCY as usize)
         } else {
             c.saturating_sub(1).max(1)
         }),

@@ -105,25 +105,37 @@ pub fn highlight<'a>(text: &'a str, needle: &str) -> Line<'a> {
     if needle.is_empty() {
         return Line::raw(text);
     }
-    let lower = text.to_lowercase();
     let n = needle.to_lowercase();
-    // Lowercasing can change byte lengths (rare letters): then no highlight rather than a
-    // wrong one.
-    if lower.len() != text.len() {
-        return Line::raw(text);
+    // Lowercasing can change a character's byte length ("İ" grows, the Kelvin sign shrinks),
+    // so matches are found in the lowercase text and mapped back, byte by byte, to whole
+    // characters of the original.
+    let mut lower = String::with_capacity(text.len());
+    let mut span_of: Vec<(usize, usize)> = Vec::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        let before = lower.len();
+        lower.extend(c.to_lowercase());
+        span_of.extend(std::iter::repeat_n(
+            (i, i + c.len_utf8()),
+            lower.len() - before,
+        ));
     }
     let mut spans = Vec::new();
-    let mut at = 0;
-    while let Some(i) = lower[at..].find(&n) {
-        let s = at + i;
-        if s > at {
-            spans.push(Span::raw(&text[at..s]));
+    let (mut at, mut from) = (0, 0);
+    while let Some(i) = lower[from..].find(&n) {
+        let (s, e) = (from + i, from + i + n.len());
+        from = e;
+        let (start, end) = (span_of[s].0, span_of[e - 1].1);
+        if start < at {
+            continue;
+        }
+        if start > at {
+            spans.push(Span::raw(&text[at..start]));
         }
         spans.push(Span::styled(
-            &text[s..s + n.len()],
+            &text[start..end],
             Style::new().bg(Color::Yellow).fg(Color::Black),
         ));
-        at = s + n.len();
+        at = end;
     }
     spans.push(Span::raw(&text[at..]));
     Line::from(spans)
@@ -161,5 +173,29 @@ mod tests {
         }
         assert_eq!(spark(&r, 10, Some(100.0)), "▁▅ █");
         assert_eq!(spark(&r, 2, Some(100.0)), " █");
+    }
+
+    fn marked(l: &Line) -> Vec<String> {
+        l.spans
+            .iter()
+            .filter(|s| s.style.bg == Some(Color::Yellow))
+            .map(|s| s.content.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn highlight_survives_case_folds_that_change_byte_lengths() {
+        // "İ" lowercases to 3 bytes from 2, the Kelvin sign to 1 from 3: the total length
+        // stays 8, and every offset after them moves.
+        let l = highlight("İİx\u{212A}", "x");
+        assert_eq!(marked(&l), ["x"]);
+        let l = highlight("ÄRGER \u{212A}elvin İstanbul error", "kelvin");
+        assert_eq!(marked(&l), ["\u{212A}elvin"]);
+        let l = highlight("İstanbul", "i");
+        assert_eq!(marked(&l), ["İ"]);
+        let l = highlight("Error error ERROR", "error");
+        assert_eq!(marked(&l), ["Error", "error", "ERROR"]);
+        let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, "Error error ERROR");
     }
 }
