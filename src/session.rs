@@ -155,7 +155,8 @@ pub fn spawn_answer(
     id: u64,
     tx: mpsc::Sender<ChatEvent>,
 ) -> tokio::task::AbortHandle {
-    tokio::spawn(async move {
+    let (watch_tx, watch_route) = (tx.clone(), route.clone());
+    let task = tokio::spawn(async move {
         let started = Instant::now();
         let mut meta = AnswerMeta {
             route: route.clone(),
@@ -249,8 +250,27 @@ pub fn spawn_answer(
                 meta: Box::new(meta),
             })
             .await;
-    })
-    .abort_handle()
+    });
+    let handle = task.abort_handle();
+    // A panic in the answer's task still ends the answer, so no front end waits for good.
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            if e.is_panic() {
+                let meta = AnswerMeta {
+                    route: watch_route,
+                    error: Some("internal error: the answer's task panicked (see the log)".into()),
+                    ..AnswerMeta::default()
+                };
+                let _ = watch_tx
+                    .send(ChatEvent::Finished {
+                        id,
+                        meta: Box::new(meta),
+                    })
+                    .await;
+            }
+        }
+    });
+    handle
 }
 
 #[cfg(test)]

@@ -908,3 +908,23 @@ fn bench_form_refuses_unusable_numbers_naming_the_field() {
     key(&mut a, KeyCode::Enter);
     assert!(a.notice.as_ref().unwrap().text.contains("is not a rate"));
 }
+
+/// A background task's panic is said on screen and kept for the help screen; the console
+/// state stays as it was (it used to restore the terminal under a running UI).
+#[test]
+fn a_background_panic_is_reported_and_the_console_goes_on() {
+    let mut a = app();
+    key(&mut a, KeyCode::Char('3'));
+    let fx = update(
+        &mut a,
+        Action::EnginePanic("boom at src/x.rs:1 (thread tokio-runtime-worker)".into()),
+    );
+    assert!(fx.is_empty());
+    let n = a.notice.clone().unwrap();
+    assert!(n.error && n.text.contains("internal error in a background task: boom"));
+    assert_eq!(a.pane, Pane::Routes);
+    assert!(!a.quit);
+    ch(&mut a, '?');
+    let text = screen(&a, 120, 40);
+    assert!(text.contains("internal error: boom"), "{text}");
+}

@@ -25,6 +25,8 @@ pub enum Action {
     /// A file was written (or not).
     Saved(Result<String, String>),
     BaselineLoaded(Result<Box<BenchResult>, String>),
+    /// A background task panicked (message, place, thread); the console goes on.
+    EnginePanic(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -220,6 +220,8 @@ pub struct App {
     pub chat: ChatView,
     pub bench: BenchView,
     pub notice: Option<Notice>,
+    /// Panics of background tasks since the console started (shown in the help screen).
+    pub engine_errors: Vec<String>,
     /// Set when the console should end.
     pub quit: bool,
 }
@@ -292,6 +294,7 @@ impl App {
                 next_id: 1,
             },
             notice: None,
+            engine_errors: Vec::new(),
             quit: false,
         }
     }

@@ -3,6 +3,7 @@
 pub mod action;
 pub mod app;
 pub mod keymap;
+pub mod panics;
 pub mod runtime;
 pub mod terminal;
 pub mod update;
@@ -49,6 +50,7 @@ pub async fn start(
     let keys = keymap::KeyMap::with_overrides(&cfg.tui.keys).map_err(|e| e.to_string())?;
     let router = Arc::new(factory::build(&cfg).await.map_err(|e| e.to_string())?);
     let (sup_tx, sup_rx) = mpsc::channel(1024);
+    let (panic_tx, panic_rx) = mpsc::unbounded_channel();
     let sup_handle = engine::spawn(sup.clone(), sup_tx);
     let servers = crate::supervisor::running_servers_fn(Some(sup.clone()));
     let (sample_every, probe_cfg) = sampler::intervals(&cfg, None);
@@ -72,6 +74,8 @@ pub async fn start(
             host_rx: live.host_rx,
             routes_rx: live.routes_rx,
             probe_tx: live.probe_tx,
+            panic_tx,
+            panic_rx,
         },
     ))
 }
@@ -113,7 +117,7 @@ pub async fn run(explicit: Option<&Path>, read_only: bool) -> ExitCode {
         crate::config::Source::BuiltIn => "built-in config".into(),
     };
     let frame = Duration::from_millis(cfg.tui.frame_ms.unwrap_or(33).clamp(8, 1000));
-    let (guard, mut term) = match terminal::Guard::enter() {
+    let (guard, mut term) = match terminal::Guard::enter(engines.panic_tx.clone()) {
         Ok(x) => x,
         Err(e) => {
             terminal::restore();

@@ -34,6 +34,9 @@ pub struct Engines {
     pub host_rx: watch::Receiver<HostView>,
     pub routes_rx: watch::Receiver<RouteTable>,
     pub probe_tx: mpsc::Sender<ProbeCmd>,
+    /// Panics of background tasks (the hook in `panics` sends them).
+    pub panic_tx: mpsc::UnboundedSender<String>,
+    pub panic_rx: mpsc::UnboundedReceiver<String>,
 }
 
 /// A source of terminal events: the real terminal, or a script in tests.
@@ -181,6 +184,7 @@ where
                 Some(Action::Chat(ev))
             }
             Some(a) = act_rx.recv() => Some(a),
+            Some(p) = eng.panic_rx.recv() => Some(Action::EnginePanic(p)),
             ev = async {
                 match bench.as_mut() {
                     Some((_, h)) => tokio::select! {

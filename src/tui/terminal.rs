@@ -1,5 +1,6 @@
 //! The terminal, taken and always given back: raw mode and the alternate screen are undone
-//! when the guard drops, when the program panics (a hook runs first), and on signals.
+//! when the guard drops, when the UI thread panics (a hook runs first, see `panics`), and on
+//! signals.
 use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
 use crossterm::terminal::{
     disable_raw_mode, enable_raw_mode, Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen,
@@ -8,12 +9,21 @@ use crossterm::{cursor, execute};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io::{stdout, Stdout};
-use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::mpsc;
 
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
 
+static RESTORES: AtomicUsize = AtomicUsize::new(0);
+
+/// How often the terminal was put back (tests check that a background panic does not).
+pub fn restores() -> usize {
+    RESTORES.load(Ordering::Relaxed)
+}
+
 /// Puts the terminal back as it was. Safe to call more than once.
 pub fn restore() {
+    RESTORES.fetch_add(1, Ordering::Relaxed);
     let _ = disable_raw_mode();
     let _ = execute!(
         stdout(),
@@ -23,24 +33,12 @@ pub fn restore() {
     );
 }
 
-static HOOK: Once = Once::new();
-
-/// A panic restores the terminal before the message is printed, so it can be read.
-fn install_panic_hook() {
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore();
-            previous(info);
-        }));
-    });
-}
-
 pub struct Guard;
 
 impl Guard {
-    pub fn enter() -> std::io::Result<(Guard, Term)> {
-        install_panic_hook();
+    /// Takes the terminal. `panics` receives panics of background tasks (see `panics`).
+    pub fn enter(panics: mpsc::UnboundedSender<String>) -> std::io::Result<(Guard, Term)> {
+        super::panics::install(panics);
         enable_raw_mode()?;
         let guard = Guard;
         execute!(

@@ -53,6 +53,13 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             Ok(path) => app.notify(format!("saved {path}"), false),
             Err(e) => app.notify(e, true),
         },
+        Action::EnginePanic(msg) => {
+            app.notify(
+                format!("internal error in a background task: {msg}; the console goes on (details in the log)"),
+                true,
+            );
+            app.engine_errors.push(msg);
+        }
         Action::BaselineLoaded(r) => match r {
             Ok(b) => {
                 app.notify(format!("baseline: {} ({})", b.label, b.date), false);

@@ -275,11 +275,17 @@ fn help(f: &mut Frame, app: &App, area: Rect) {
         "Keys can be changed under tui.keys in dashboard.yaml. Any key closes this.",
         dim(),
     )));
-    let r = centered(
-        area,
-        area.width.saturating_sub(4).min(110),
-        lines.len() as u16 + 2,
-    );
+    for e in app.engine_errors.iter().rev().take(3) {
+        lines.push(Line::from(Span::styled(
+            format!("internal error: {e}"),
+            Style::new().fg(Color::Red),
+        )));
+    }
+    let width = area.width.saturating_sub(4).min(110);
+    // Rows once wrapped, so the last lines (errors among them) are not cut off.
+    let inner = usize::from(width.saturating_sub(2)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+    let r = centered(area, width, (rows + 2).min(usize::from(u16::MAX)) as u16);
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(lines)
