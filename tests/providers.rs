@@ -305,3 +305,41 @@ async fn chunks_are_stamped_on_arrival_on_the_simulators_schedule() {
         "5 gaps of 20 ms: {stamps:?}"
     );
 }
+
+/// An event or line larger than any real chunk ends the stream with an error that names the
+/// cap, after the content before it, instead of growing without bound.
+#[tokio::test]
+async fn an_oversized_event_is_an_error_naming_the_cap() {
+    for (flavor, kind, what) in [
+        (Flavor::Vllm, ProviderKind::VllmOpenai, "one SSE event"),
+        (Flavor::Ollama, ProviderKind::Ollama, "one NDJSON line"),
+    ] {
+        let mut c = SimConfig::new(flavor).timing(1, 1, 8);
+        c.faults = vec!["oversize,after=2".parse().unwrap()];
+        let s = sim::start(c).await.unwrap();
+        let p = provider_for(&s, kind, None);
+        let mut st = p.chat_stream(&ChatRequest::prompt("hi")).await.unwrap();
+        let (mut content, mut err) = (0, None);
+        while let Some(ev) = tokio::time::timeout(Duration::from_secs(10), st.next())
+            .await
+            .expect("no hang")
+        {
+            match ev {
+                Ok(StreamEvent::Delta { text, .. }) if !text.is_empty() => content += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        let e = err.unwrap_or_else(|| panic!("{kind:?}: no error"));
+        assert_eq!(e.class, ErrorClass::Decode, "{kind:?}: {e:?}");
+        assert!(
+            e.message.contains(what) && e.message.contains("over the 1.0 MiB cap"),
+            "{kind:?}: {}",
+            e.message
+        );
+        assert_eq!(content, 2, "{kind:?}: the chunks before it arrive");
+    }
+}

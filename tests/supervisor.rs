@@ -601,6 +601,57 @@ mod engine {
         );
         env.sup.stop("chatty", None).await.unwrap();
     }
+
+    #[tokio::test]
+    async fn log_bytes_waiting_for_a_stalled_consumer_are_bounded() {
+        let port = free_port();
+        // Once it is ready and followed: 20,000 lines of 2,000 bytes (40 MB), more than the
+        // 16 MiB the channel may hold.
+        let script = format!("{EXE} sim --port {port} & sleep 1.5; head -c 40000000 /dev/zero | tr '\\0' x | fold -w 1999; wait");
+        let env = Env::new(&format!(
+            "  flood:\n    kind: command\n    command: [sh, -c, {}]\n    port: {port}\n    health_path: /health\n",
+            serde_json::to_string(&script).unwrap()
+        ));
+        // Room for many events, and nobody reading while the flood comes in.
+        let (tx, mut rx) = mpsc::channel(100_000);
+        let h = engine::spawn(env.sup.clone(), tx);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        start_ready(&env, "flood").await;
+        tokio::time::sleep(Duration::from_millis(4000)).await;
+        let (mut bytes, mut lost, mut delivered) = (0usize, 0u64, 0u64);
+        let mut taken = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            if let SupEvent::Logs { lines, lost: l, .. } = &ev {
+                bytes += lines.iter().map(|x| x.len() + 1).sum::<usize>();
+                delivered += lines.len() as u64;
+                lost += l;
+            }
+            taken.push(ev);
+        }
+        assert!(
+            bytes <= engine::QUEUED_LOG_BYTES,
+            "{bytes} bytes queued, cap {}",
+            engine::QUEUED_LOG_BYTES
+        );
+        // The consumer catches up: room again, and the next batch says what did not fit.
+        for ev in &taken {
+            h.taken(ev);
+        }
+        let d = Instant::now() + Duration::from_secs(10);
+        while lost == 0 && Instant::now() < d {
+            if let Ok(Some(SupEvent::Logs { lost: l, .. })) =
+                tokio::time::timeout(Duration::from_millis(500), rx.recv()).await
+            {
+                lost += l;
+            }
+        }
+        assert!(
+            delivered > 0 && lost > 0,
+            "{delivered} delivered, {lost} lost"
+        );
+        drop(h);
+        env.sup.stop("flood", None).await.unwrap();
+    }
 }
 
 #[tokio::test]

@@ -8,6 +8,58 @@ use std::time::Instant;
 
 pub type Item = Result<StreamEvent, ProviderError>;
 
+/// One SSE event or one NDJSON line: far above any real chunk, far below what would hurt.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+/// A whole non-streamed answer.
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
+/// An error answer's body: enough for any server's message.
+pub const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
+/// A page read for telemetry or control: `/metrics`, a DCGM page, a model list, Ray's API.
+pub const MAX_PAGE_BYTES: usize = 16 << 20;
+
+/// Reads a whole body, but never more than `cap` bytes: a larger one is an error that names
+/// the URL and the cap (the connection is dropped, so the server stops sending).
+pub async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Result<Bytes, ProviderError> {
+    let url = resp.url().clone();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(&e, true))?
+    {
+        if buf.len() + chunk.len() > cap {
+            return Err(over_cap(url.as_str(), "the body", cap));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads at most `cap` bytes of a body and says whether there was more (for error bodies,
+/// where the start is what matters).
+pub async fn read_prefix(mut resp: reqwest::Response, cap: usize) -> (Bytes, bool) {
+    let mut buf = bytes::BytesMut::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = cap - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return (buf.freeze(), true);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    (buf.freeze(), false)
+}
+
+pub fn over_cap(whose: &str, what: &str, cap: usize) -> ProviderError {
+    ProviderError::new(
+        super::ErrorClass::Decode,
+        format!(
+            "{what} from {whose} is over the {} cap",
+            crate::format::bytes(cap as u64)
+        ),
+    )
+}
+
 /// A protocol's view of the body: bytes in, events out.
 pub trait BodyDecoder: Send + 'static {
     /// Decodes `bytes` (which arrived at `at`); returns true once the stream is complete

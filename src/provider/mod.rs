@@ -69,9 +69,10 @@ impl SamplingDefaults {
 pub(crate) async fn error_from_response(resp: reqwest::Response) -> ProviderError {
     let status = resp.status().as_u16();
     let retry_after = error::parse_retry_after(resp.headers());
-    let body = match tokio::time::timeout(std::time::Duration::from_secs(5), resp.bytes()).await {
-        Ok(Ok(b)) => String::from_utf8_lossy(&b[..b.len().min(64 * 1024)]).into_owned(),
-        _ => String::new(),
+    let read = body::read_prefix(resp, body::MAX_ERROR_BODY_BYTES);
+    let body = match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok((b, _)) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
     };
     error::classify_http(status, &body, retry_after)
 }

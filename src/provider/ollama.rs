@@ -65,8 +65,8 @@ impl OllamaClient {
         if !resp.status().is_success() {
             return Err(error_from_response(resp).await);
         }
-        resp.json()
-            .await
+        let bytes = super::body::read_capped(resp, super::body::MAX_PAGE_BYTES).await?;
+        serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::new(ErrorClass::Decode, e.to_string()))
     }
 }
@@ -181,6 +181,14 @@ impl NdjsonChatDecoder {
 impl BodyDecoder for NdjsonChatDecoder {
     fn push(&mut self, bytes: &[u8], at: Instant, out: &mut VecDeque<Item>) -> bool {
         self.parser.push(bytes, &mut self.lines);
+        if self.parser.over_cap() {
+            out.push_back(Err(super::body::over_cap(
+                "the server",
+                "one NDJSON line",
+                super::body::MAX_EVENT_BYTES,
+            )));
+            return true;
+        }
         let lines = std::mem::take(&mut self.lines);
         for line in &lines {
             if self.on_line(line, at, out) {
@@ -244,10 +252,7 @@ impl Provider for OllamaClient {
         if !resp.status().is_success() {
             return Err(error_from_response(resp).await);
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, true))?;
+        let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
         let mut l: Line = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::new(ErrorClass::Decode, format!("unreadable response: {e}"))
         })?;

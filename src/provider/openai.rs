@@ -247,6 +247,14 @@ impl SseChatDecoder {
 impl BodyDecoder for SseChatDecoder {
     fn push(&mut self, bytes: &[u8], at: Instant, out: &mut VecDeque<Item>) -> bool {
         self.parser.push(bytes, &mut self.events);
+        if self.parser.over_cap() {
+            out.push_back(Err(super::body::over_cap(
+                "the server",
+                "one SSE event",
+                super::body::MAX_EVENT_BYTES,
+            )));
+            return true;
+        }
         let events = std::mem::take(&mut self.events);
         for ev in &events {
             if self.on_data(&ev.data, at, out) {
@@ -307,10 +315,7 @@ impl Provider for OpenAiCompat {
         if !resp.status().is_success() {
             return Err(error_from_response(resp).await);
         }
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, true))?;
+        let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
         let w: WireChunk = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::new(ErrorClass::Decode, format!("unreadable response: {e}"))
         })?;
@@ -349,9 +354,8 @@ impl Provider for OpenAiCompat {
         if !resp.status().is_success() {
             return Err(error_from_response(resp).await);
         }
-        let v: serde_json::Value = resp
-            .json()
-            .await
+        let bytes = super::body::read_capped(resp, super::body::MAX_PAGE_BYTES).await?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::new(ErrorClass::Decode, e.to_string()))?;
         Ok(v["data"]
             .as_array()

@@ -18,6 +18,8 @@ pub struct SseParser {
     event: Option<String>,
     /// The previous read ended on `\r`; a `\n` starting the next read belongs to it.
     after_cr: bool,
+    /// An event grew past the cap; nothing more is taken.
+    over_cap: bool,
 }
 
 impl SseParser {
@@ -27,6 +29,9 @@ impl SseParser {
 
     /// Feeds bytes; completed events are appended to `out`.
     pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) {
+        if self.over_cap {
+            return;
+        }
         if self.after_cr {
             self.after_cr = false;
             if bytes.first() == Some(&b'\n') {
@@ -46,8 +51,27 @@ impl SseParser {
             }
             let line = std::mem::take(&mut self.line);
             self.on_line(&line, out);
+            if self.check_cap() {
+                return;
+            }
         }
         self.line.extend_from_slice(bytes);
+        self.check_cap();
+    }
+
+    /// True once one event (its unfinished line and data) has grown past
+    /// [`MAX_EVENT_BYTES`](super::body::MAX_EVENT_BYTES); the parser then holds nothing.
+    pub fn over_cap(&self) -> bool {
+        self.over_cap
+    }
+
+    fn check_cap(&mut self) -> bool {
+        if self.line.len() + self.data.len() > super::body::MAX_EVENT_BYTES {
+            self.over_cap = true;
+            self.line = Vec::new();
+            self.data = String::new();
+        }
+        self.over_cap
     }
 
     /// True when bytes of an unfinished event are held (the stream ended mid-event).

@@ -1,5 +1,5 @@
 //! Fault specs for the simulator: `status=503,rate=0.2,retry_after=2`, `reset,after=3`,
-//! `stall,after=2[,ms=5000]`, `malformed,after=1`, `slow_headers,ms=1500`,
+//! `stall,after=2[,ms=5000]`, `malformed,after=1`, `oversize,after=1`, `slow_headers,ms=1500`,
 //! `refuse[,for_ms=3000]`. Every fault takes `rate=` (default 1) and `count=` (at most N times).
 use std::str::FromStr;
 
@@ -13,6 +13,8 @@ pub enum FaultKind {
     Stall { after: u32, ms: Option<u64> },
     /// Send a chunk of broken JSON in place of content chunk number `after`.
     Malformed { after: u32 },
+    /// Send 2 MiB of one unfinished event (or line) in place of content chunk `after`.
+    Oversize { after: u32 },
     /// Hold the response headers back.
     SlowHeaders { ms: u64 },
     /// Close the listening socket so connections are refused (for `for_ms` after start).
@@ -71,7 +73,9 @@ impl FromStr for Fault {
                     }
                     code = Some(c);
                 }
-                "reset" | "stall" | "malformed" | "slow_headers" | "refuse" if v.is_none() => {
+                "reset" | "stall" | "malformed" | "oversize" | "slow_headers" | "refuse"
+                    if v.is_none() =>
+                {
                     kind = Some(k)
                 }
                 "rate" => {
@@ -103,13 +107,16 @@ impl FromStr for Fault {
             Some("malformed") => FaultKind::Malformed {
                 after: after.unwrap_or(0),
             },
+            Some("oversize") => FaultKind::Oversize {
+                after: after.unwrap_or(0),
+            },
             Some("slow_headers") => FaultKind::SlowHeaders {
                 ms: ms.ok_or("slow_headers needs ms=N")?,
             },
             Some("refuse") => FaultKind::Refuse { for_ms },
             _ => {
                 return Err(format!(
-                    "`{s}`: say which fault: status=CODE, reset, stall, malformed, slow_headers or refuse"
+                    "`{s}`: say which fault: status=CODE, reset, stall, malformed, oversize, slow_headers or refuse"
                 ))
             }
         };
@@ -154,5 +161,9 @@ pub struct Plan {
     pub reset_after: Option<u32>,
     pub stall_after: Option<(u32, Option<u64>)>,
     pub malformed_at: Option<u32>,
+    pub oversize_at: Option<u32>,
     pub slow_headers_ms: Option<u64>,
 }
+
+/// What an `oversize` fault sends: more than any client should hold for one event.
+pub const OVERSIZE_BYTES: usize = 2 << 20;

@@ -144,6 +144,7 @@ impl SimState {
                 FaultKind::Reset { after } => plan.reset_after = Some(after),
                 FaultKind::Stall { after, ms } => plan.stall_after = Some((after, ms)),
                 FaultKind::Malformed { after } => plan.malformed_at = Some(after),
+                FaultKind::Oversize { after } => plan.oversize_at = Some(after),
                 FaultKind::SlowHeaders { ms } => plan.slow_headers_ms = Some(ms),
                 FaultKind::Refuse { .. } => {}
             }

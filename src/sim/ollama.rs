@@ -209,7 +209,9 @@ impl NdGen {
         self.next += 1;
         let mut out = String::new();
         if i < self.n {
-            if self.plan.malformed_at == Some(i) {
+            if self.plan.oversize_at == Some(i) {
+                out.push_str(&"x".repeat(super::fault::OVERSIZE_BYTES));
+            } else if self.plan.malformed_at == Some(i) {
                 out.push_str("{\"model\":\"broken\",\"message\":{\"content\":\n");
             } else {
                 out.push_str(&self.piece(&text::token(i), false).to_string());

@@ -391,7 +391,10 @@ impl StreamGen {
         }
         let last = i + 1 == self.ask.n;
         let content = serde_json::to_string(&text::token(i)).unwrap_or_default();
-        if self.plan.malformed_at == Some(i) {
+        if self.plan.oversize_at == Some(i) {
+            out.push_str("data: ");
+            out.push_str(&"x".repeat(super::fault::OVERSIZE_BYTES));
+        } else if self.plan.malformed_at == Some(i) {
             out.push_str(&format!(
                 "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}}\n\n",
                 self.head()

@@ -4,6 +4,8 @@
 use super::control::{ControlError, ServerStatus, Supervisor};
 use super::logs::LogFollower;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
@@ -52,6 +54,7 @@ pub enum SupEvent {
 #[derive(Clone)]
 pub struct SupervisorHandle {
     tx: mpsc::Sender<SupCommand>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl SupervisorHandle {
@@ -59,6 +62,22 @@ impl SupervisorHandle {
     pub fn send(&self, c: SupCommand) -> bool {
         self.tx.try_send(c).is_ok()
     }
+
+    /// The consumer took `ev` off the channel: its log bytes no longer count against
+    /// [`QUEUED_LOG_BYTES`].
+    pub fn taken(&self, ev: &SupEvent) {
+        if let SupEvent::Logs { lines, .. } = ev {
+            self.queued.fetch_sub(log_bytes(lines), Ordering::Relaxed);
+        }
+    }
+}
+
+/// Most bytes of log lines waiting in the channel: a stalled consumer costs at most this
+/// much memory; lines past it are counted as lost.
+pub const QUEUED_LOG_BYTES: usize = 16 << 20;
+
+fn log_bytes(lines: &[String]) -> usize {
+    lines.iter().map(|l| l.len() + 1).sum()
 }
 
 /// How often the state directory and the logs are looked at.
@@ -75,8 +94,9 @@ const LOG_SLICE: usize = 4 << 20;
 
 pub fn spawn(sup: Supervisor, events: mpsc::Sender<SupEvent>) -> SupervisorHandle {
     let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(Engine::new(sup, events).run(rx));
-    SupervisorHandle { tx }
+    let queued = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(Engine::new(sup, events, queued.clone()).run(rx));
+    SupervisorHandle { tx, queued }
 }
 
 struct Follow {
@@ -99,11 +119,13 @@ struct Engine {
     /// Results not yet delivered because the channel was full.
     pending: std::collections::VecDeque<SupEvent>,
     done_rx: mpsc::UnboundedReceiver<(String, Op, Result<String, String>)>,
+    /// Log bytes sent and not yet taken by the consumer.
+    queued: Arc<AtomicUsize>,
     done_tx: mpsc::UnboundedSender<(String, Op, Result<String, String>)>,
 }
 
 impl Engine {
-    fn new(sup: Supervisor, events: mpsc::Sender<SupEvent>) -> Self {
+    fn new(sup: Supervisor, events: mpsc::Sender<SupEvent>, queued: Arc<AtomicUsize>) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Self {
             sup,
@@ -116,6 +138,7 @@ impl Engine {
             pending: std::collections::VecDeque::new(),
             done_rx,
             done_tx,
+            queued,
         }
     }
 
@@ -260,13 +283,21 @@ impl Engine {
             }
             any |= !lines.is_empty();
             let n = lines.len() as u64;
+            let bytes = log_bytes(&lines);
+            if self.queued.load(Ordering::Relaxed) + bytes > QUEUED_LOG_BYTES {
+                f.lost += n;
+                continue;
+            }
             let ev = SupEvent::Logs {
                 name: name.clone(),
                 lines,
                 lost: f.lost,
             };
             match self.events.try_send(ev) {
-                Ok(()) => f.lost = 0,
+                Ok(()) => {
+                    self.queued.fetch_add(bytes, Ordering::Relaxed);
+                    f.lost = 0;
+                }
                 Err(_) => f.lost += n,
             }
         }

@@ -208,11 +208,18 @@ pub async fn probe(t: &Target, client: &reqwest::Client, limit: Duration) -> Pro
     if let Some(url) = p.metrics_url() {
         if let Ok(Ok(resp)) = tokio::time::timeout(limit, client.get(&url).send()).await {
             if resp.status().is_success() {
-                if let Ok(Ok(text)) = tokio::time::timeout(limit, resp.text()).await {
-                    let s = Scrape::parse(&text, Some(p.model()), Instant::now());
-                    if s.is_vllm() {
-                        r.scrape = Some(s);
+                let read =
+                    crate::provider::body::read_capped(resp, crate::provider::body::MAX_PAGE_BYTES);
+                match tokio::time::timeout(limit, read).await {
+                    Ok(Ok(bytes)) => {
+                        let text = String::from_utf8_lossy(&bytes);
+                        let s = Scrape::parse(&text, Some(p.model()), Instant::now());
+                        if s.is_vllm() {
+                            r.scrape = Some(s);
+                        }
                     }
+                    Ok(Err(e)) => r.degraded = Some(format!("/metrics: {}", e.message)),
+                    Err(_) => {}
                 }
             }
         }

@@ -173,7 +173,10 @@ where
                 // The terminal is gone: leave, keeping the servers.
                 Some(Err(_)) | None => break,
             },
-            Some(ev) = eng.sup_rx.recv() => Some(Action::Sup(ev)),
+            Some(ev) = eng.sup_rx.recv() => {
+                eng.sup.taken(&ev);
+                Some(Action::Sup(ev))
+            }
             Ok(()) = eng.gpu_rx.changed() => Some(Action::Gpu(Box::new(eng.gpu_rx.borrow_and_update().clone()))),
             Ok(()) = eng.host_rx.changed() => Some(Action::Host(Box::new(eng.host_rx.borrow_and_update().clone()))),
             Ok(()) = eng.routes_rx.changed() => Some(Action::Routes(Box::new(eng.routes_rx.borrow_and_update().clone()))),

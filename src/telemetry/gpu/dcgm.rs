@@ -132,11 +132,12 @@ impl GpuSource for DcgmSource {
                 GpuStatus::Unreachable(format!("{}: HTTP {s}", self.url)),
             );
         }
-        match resp.text().await {
-            Ok(t) => parse(&self.name, &t),
+        match crate::provider::body::read_capped(resp, crate::provider::body::MAX_PAGE_BYTES).await
+        {
+            Ok(b) => parse(&self.name, &String::from_utf8_lossy(&b)),
             Err(e) => GpuSample::empty(
                 &self.name,
-                GpuStatus::Unreachable(format!("{}: {e}", self.url)),
+                GpuStatus::Unreachable(format!("{}: {}", self.url, e.message)),
             ),
         }
     }
