@@ -95,7 +95,23 @@ const LOG_SLICE: usize = 4 << 20;
 pub fn spawn(sup: Supervisor, events: mpsc::Sender<SupEvent>) -> SupervisorHandle {
     let (tx, rx) = mpsc::channel(64);
     let queued = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(Engine::new(sup, events, queued.clone()).run(rx));
+    let engine = Engine::new(sup, events, queued.clone());
+    // The engine reads the state directory, /proc and log files on every tick: blocking
+    // work, so it runs on a thread of its own with its own small runtime, never on the
+    // async workers that serve the UI, chat and load tests.
+    let run = move || match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(engine.run(rx)),
+        Err(e) => tracing::error!("the supervisor engine cannot start its runtime: {e}"),
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("supervisor-engine".into())
+        .spawn(run)
+    {
+        tracing::error!("the supervisor engine cannot start its thread: {e}");
+    }
     SupervisorHandle { tx, queued }
 }
 

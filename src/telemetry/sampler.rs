@@ -103,7 +103,12 @@ pub fn spawn_gpu(
     tokio::spawn(async move {
         let mut tick = Ticker::new(interval);
         while tick.next(&tx).await {
-            let samples = read_all(&mut sources, &servers()).await;
+            // The servers come from the state directory and /proc: read on a blocking thread.
+            let list = servers.clone();
+            let running = tokio::task::spawn_blocking(move || list())
+                .await
+                .unwrap_or_default();
+            let samples = read_all(&mut sources, &running).await;
             tx.send_modify(|v| v.record(samples));
         }
     });
@@ -130,10 +135,22 @@ impl Ticker {
 /// Samples the host every `interval` until nobody watches.
 pub fn spawn_host(interval: Duration, servers: ServersFn, tx: watch::Sender<HostView>) {
     tokio::spawn(async move {
-        let mut sampler = HostSampler::new();
+        let mut sampler = Some(HostSampler::new());
         let mut tick = Ticker::new(interval);
         while tick.next(&tx).await {
-            let s = sampler.sample(&servers());
+            // sysinfo scans /proc: on a blocking thread, the sampler going there and back.
+            let (Some(mut own), list) = (sampler.take(), servers.clone()) else {
+                return;
+            };
+            let Ok((own, s)) = tokio::task::spawn_blocking(move || {
+                let s = own.sample(&list());
+                (own, s)
+            })
+            .await
+            else {
+                return;
+            };
+            sampler = Some(own);
             tx.send_modify(|v| {
                 v.cpu.push(Some(s.cpu_pct));
                 v.memory.push(Some(

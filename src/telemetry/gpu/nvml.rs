@@ -193,7 +193,21 @@ impl GpuSource for NvmlSource {
         "local"
     }
 
+    /// NVML calls (and the first one's library load) block: they run on a blocking thread,
+    /// never on an async worker.
     async fn sample(&mut self) -> GpuSample {
-        self.read()
+        let mut me = std::mem::take(self);
+        match tokio::task::spawn_blocking(move || {
+            let s = me.read();
+            (me, s)
+        })
+        .await
+        {
+            Ok((me, s)) => {
+                *self = me;
+                s
+            }
+            Err(e) => GpuSample::empty("local", GpuStatus::Unreachable(format!("NVML: {e}"))),
+        }
     }
 }
