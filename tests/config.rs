@@ -113,6 +113,16 @@ const BAD: &[(&str, &str, &str)] = &[
         "5:30: ",
         "`${TINY_URL` is not closed",
     ),
+    (
+        "24_api_key_in_extra_args.yaml",
+        "8:34: servers.tiny.extra_args[2]:",
+        "`--api-key` puts a secret on the command line; set `api_key_env: VAR` instead",
+    ),
+    (
+        "25_stop_timeout_too_long.yaml",
+        "8:19: servers.tiny.stop_timeout:",
+        "must be a number of seconds from 0.001 to 2592000 (30 days), not 100000000000000000000",
+    ),
 ];
 
 #[test]

@@ -459,7 +459,7 @@ async fn logs_from_another_invocation_and_restart() {
 
 #[test]
 fn state_dir_default_follows_the_environment() {
-    let root = anorag::supervisor::statedir::default_root();
+    let root = anorag::supervisor::statedir::default_root().unwrap();
     if let Ok(d) = std::env::var("ANORAG_STATE_DIR") {
         assert_eq!(root, Path::new(&d));
     } else {
@@ -689,4 +689,60 @@ async fn ready_turns_unhealthy_after_failed_probes_and_back() {
         .join("\n")
         .contains("healthy again"));
     env.sup.stop("files", None).await.unwrap();
+}
+
+/// A `${VAR}` in a profile's `env:` reaches the server, but no file of ours holds its value;
+/// every file in the state directory is private.
+#[test]
+fn env_values_from_variables_reach_the_server_but_no_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let port = free_port();
+    let secret = "hf_s3cr3t_4711";
+    let env = Env::new(&format!(
+        "  s:\n    kind: sim\n    port: {port}\n    env: {{HF_TOKEN: \"${{ANORAG_TEST_TOKEN:-none}}\", PLAIN: visible}}\n"
+    ));
+    let out = Command::new(EXE)
+        .args(["--config", env.cfg_path.to_str().unwrap()])
+        .args(["server", "start", "s", "--wait", "--timeout", "60"])
+        .env("ANORAG_STATE_DIR", env.state_dir())
+        .env("ANORAG_TEST_TOKEN", secret)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pid = env.record("s").server.unwrap().pid;
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        environ.contains(&format!("HF_TOKEN={secret}")),
+        "the server has it"
+    );
+    assert!(environ.contains("PLAIN=visible"));
+    let mut files = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.push(p.clone());
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    walk(&env.state_dir(), &mut files);
+    assert!(files.iter().any(|f| f.ends_with("launch.json")));
+    for f in &files {
+        let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        if f.is_dir() {
+            assert_eq!(mode, 0o700, "{}", f.display());
+        } else {
+            assert_eq!(mode, 0o600, "{}", f.display());
+            let text = String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned();
+            assert!(!text.contains(secret), "{} holds the value", f.display());
+        }
+    }
+    let launch = std::fs::read_to_string(env.state_dir().join("servers/s/launch.json")).unwrap();
+    assert!(launch.contains("${ANORAG_TEST_TOKEN}"), "{launch}");
+    let stop = env.cli(&["server", "stop", "s"]);
+    assert_eq!(stop.status.code(), Some(0), "{stop:?}");
 }

@@ -13,6 +13,8 @@ struct Shift {
 #[derive(Debug)]
 pub struct Interpolated {
     pub text: String,
+    /// (variable, value) of each substitution the environment made.
+    pub from_env: Vec<(String, String)>,
     /// Per line (0-based), the substitutions made, left to right.
     shifts: Vec<Vec<Shift>>,
 }
@@ -55,6 +57,7 @@ pub fn interpolate(
     let mut text = String::with_capacity(src.len());
     let mut shifts = Vec::new();
     let mut errors = Vec::new();
+    let mut from_env: Vec<(String, String)> = Vec::new();
     for (ln, line) in src.split_inclusive('\n').enumerate() {
         let mut line_shifts = Vec::new();
         let out_line_start = text.len();
@@ -128,7 +131,10 @@ pub fn interpolate(
                     String::new()
                 } else {
                     match (env(name).filter(|v| !v.is_empty()), op) {
-                        (Some(v), _) => v,
+                        (Some(v), _) => {
+                            from_env.push((name.to_string(), v.clone()));
+                            v
+                        }
                         (None, ":-") => arg.to_string(),
                         (None, ":?") => {
                             errors.push(InterpError {
@@ -167,7 +173,11 @@ pub fn interpolate(
         shifts.push(line_shifts);
     }
     if errors.is_empty() {
-        Ok(Interpolated { text, shifts })
+        Ok(Interpolated {
+            text,
+            from_env,
+            shifts,
+        })
     } else {
         Err(errors)
     }

@@ -170,7 +170,7 @@ pub fn load_str_with_env(
         )]));
     }
     let de = serde_yaml::Deserializer::from_str(&interp.text);
-    let cfg: Config = match serde_path_to_error::deserialize(de) {
+    let mut cfg: Config = match serde_path_to_error::deserialize(de) {
         Ok(c) => c,
         Err(e) => {
             let path = e.path().to_string();
@@ -203,6 +203,7 @@ pub fn load_str_with_env(
             return Err(ConfigErrors(vec![at(line, col, message)]));
         }
     };
+    cfg.from_env = interp.from_env.clone();
     let problems = validate::validate(&cfg);
     if problems.is_empty() {
         return Ok(cfg);

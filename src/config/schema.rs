@@ -19,6 +19,10 @@ pub struct Config {
     /// Where relative paths in the file are resolved (the file's folder).
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
+    /// (variable, value) of every `${VAR}` the environment filled in: such values may be
+    /// secrets, so launch specs keep `${VAR}` in their place (see `supervisor::launch`).
+    #[serde(skip)]
+    pub from_env: Vec<(String, String)>,
 }
 
 /// The console's own settings.

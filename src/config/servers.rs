@@ -45,6 +45,46 @@ pub fn validate(cfg: &Config, out: &mut Vec<Problem>) {
     let routes: Vec<String> = cfg.routes().into_iter().map(|r| r.name).collect();
     for (name, p) in &cfg.servers {
         check_profile(name, p, &routes, out);
+        check_secret_flags(name, p, out);
+    }
+}
+
+/// Whether a command-line flag carries a secret: a word of its name is key, token, secret or
+/// password (`--api-key`, `--hf-token`; not `--max-num-batched-tokens` or `--tokenizer`).
+fn is_secret_flag(arg: &str) -> bool {
+    let Some(name) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+        return false;
+    };
+    let name = name.split('=').next().unwrap_or(name);
+    name.split(['-', '_']).any(|w| {
+        matches!(
+            w.to_ascii_lowercase().as_str(),
+            "key" | "token" | "secret" | "password" | "apikey"
+        )
+    })
+}
+
+/// A secret on a command line is seen by anyone who lists processes, and lands in our
+/// records: the key goes through `api_key_env`, other secrets through the environment.
+fn check_secret_flags(name: &str, p: &ServerProfile, out: &mut Vec<Problem>) {
+    for (i, a) in p.extra_args.iter().enumerate() {
+        let arg = a.to_string();
+        if !is_secret_flag(&arg) {
+            continue;
+        }
+        let mut path = at(name, "extra_args");
+        path.push(Seg::Index(i));
+        let flag = arg.split('=').next().unwrap_or(&arg);
+        let fix = if flag.contains("api") && flag.contains("key") || flag == "--api-key" {
+            "set `api_key_env: VAR` instead: the key then reaches the server in its environment (`VLLM_API_KEY`), never on its command line".to_string()
+        } else {
+            format!("pass it through the environment instead (for example `env: {{HF_TOKEN: ${{HF_TOKEN}}}}`): `{flag}` on the command line is seen by anyone who lists processes")
+        };
+        out.push((
+            path,
+            false,
+            format!("`{flag}` puts a secret on the command line; {fix}"),
+        ));
     }
 }
 

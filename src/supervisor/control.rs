@@ -10,6 +10,7 @@ use crate::config::{Config, ServerProfile};
 use crate::procfs::{self, Identity};
 use crate::time::{rfc3339, unix_now};
 use serde::Serialize;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -111,7 +112,7 @@ impl Supervisor {
     pub fn from_env(config: Arc<Config>) -> std::io::Result<Self> {
         Ok(Self::new(
             config,
-            StateDir::new(super::statedir::default_root()),
+            StateDir::new(super::statedir::default_root()?),
             std::env::current_exe()?,
         ))
     }
@@ -142,7 +143,9 @@ impl Supervisor {
 
     pub fn launch_spec(&self, name: &str) -> Result<LaunchSpec, ControlError> {
         let p = self.profile(name)?;
-        Ok(launch::build(name, p, &self.config.base_dir, &self.exe))
+        let mut spec = launch::build(name, p, &self.config.base_dir, &self.exe);
+        launch::keep_env_values_out(&mut spec, &self.config.from_env);
+        Ok(spec)
     }
 
     /// Configured profiles first (in file order), then servers known only from the state
@@ -266,6 +269,7 @@ impl Supervisor {
         let mon_log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(self.dir.monitor_log(name))
             .map_err(|e| failed(e.to_string()))?;
         let status = std::process::Command::new(&self.exe)

@@ -14,6 +14,11 @@ pub struct LaunchSpec {
     /// (variable the child gets, variable of ours that holds the value): secrets travel
     /// through the environment only, never through argv or this file.
     pub secret_env: Vec<(String, String)>,
+    /// (variable the child gets, template): `env:` values that came from `${VAR}`, kept as
+    /// `${VAR}` and filled in by the monitor from its own environment when it starts the
+    /// server, so the value is in no file.
+    #[serde(default)]
+    pub env_templates: Vec<(String, String)>,
     pub cwd: PathBuf,
     pub host: String,
     pub port: u16,
@@ -57,6 +62,50 @@ pub fn connect_host(host: &str) -> String {
         h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
         h => h.into(),
     }
+}
+
+/// Moves every `env` entry whose value holds what a `${VAR}` brought in (`from_env`, as the
+/// config recorded it) to `env_templates`, with `${VAR}` in the value's place.
+pub fn keep_env_values_out(spec: &mut LaunchSpec, from_env: &[(String, String)]) {
+    let (mut keep, mut hide) = (Vec::new(), Vec::new());
+    for (k, v) in std::mem::take(&mut spec.env) {
+        let mut t = v.clone();
+        // Longest values first, so a value inside another is not split.
+        let mut vars: Vec<&(String, String)> =
+            from_env.iter().filter(|(_, x)| !x.is_empty()).collect();
+        vars.sort_by_key(|(_, x)| std::cmp::Reverse(x.len()));
+        for (name, value) in vars {
+            t = t.replace(value.as_str(), &format!("${{{name}}}"));
+        }
+        if t == v {
+            keep.push((k, v));
+        } else {
+            hide.push((k, t));
+        }
+    }
+    spec.env = keep;
+    spec.env_templates.extend(hide);
+}
+
+/// Fills `${VAR}` in a template from `env` (unset: empty).
+pub fn expand(template: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        match rest[i + 2..].find('}') {
+            Some(j) => {
+                out.push_str(&env(&rest[i + 2..i + 2 + j]).unwrap_or_default());
+                rest = &rest[i + 3 + j..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Builds the launch of profile `name`. `self_exe` is this program (for `kind: sim`).
@@ -149,6 +198,7 @@ pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) ->
         argv,
         env,
         secret_env,
+        env_templates: Vec::new(),
         cwd: base_dir.to_path_buf(),
         health_url: format!("http://{}:{}{health_path}", connect_host(&host), p.port),
         host,
@@ -168,6 +218,30 @@ pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) ->
 mod tests {
     use super::*;
     use crate::config::test_profile as profile;
+
+    #[test]
+    fn env_values_from_the_environment_stay_out_of_the_spec() {
+        let mut s = build(
+            "p",
+            &profile("kind: sim\nport: 1\nenv: {HF_TOKEN: hf_abc123, HF_HOME: /data, MIX: a-hf_abc123-b}"),
+            Path::new("/"),
+            Path::new("/x"),
+        );
+        keep_env_values_out(&mut s, &[("MY_TOKEN".into(), "hf_abc123".into())]);
+        assert_eq!(s.env, [("HF_HOME".to_string(), "/data".to_string())]);
+        assert_eq!(
+            s.env_templates,
+            [
+                ("HF_TOKEN".to_string(), "${MY_TOKEN}".to_string()),
+                ("MIX".to_string(), "a-${MY_TOKEN}-b".to_string())
+            ]
+        );
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("hf_abc123"), "{json}");
+        let env = |k: &str| (k == "MY_TOKEN").then(|| "hf_abc123".to_string());
+        assert_eq!(expand("a-${MY_TOKEN}-b", &env), "a-hf_abc123-b");
+        assert_eq!(expand("${UNSET}x", &env), "x");
+    }
 
     #[test]
     fn a_sim_profile_serves_its_model_not_its_name() {

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// `server.log` and its rotations `server.log.1` (newest) .. `server.log.N`.
@@ -24,7 +25,11 @@ pub struct RotatingWriter {
 
 impl RotatingWriter {
     pub fn open(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         let size = file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
@@ -74,6 +79,7 @@ impl RotatingWriter {
         self.file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.path)?;
         self.size = 0;
         Ok(())

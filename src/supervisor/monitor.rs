@@ -252,6 +252,9 @@ impl Monitor {
         for (k, v) in &spec.env {
             cmd.env(k, v);
         }
+        for (k, t) in &spec.env_templates {
+            cmd.env(k, super::launch::expand(t, &|v| std::env::var(v).ok()));
+        }
         for (child_var, ours) in &spec.secret_env {
             if let Ok(v) = std::env::var(ours) {
                 cmd.env(child_var, v);

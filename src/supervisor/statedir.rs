@@ -13,17 +13,74 @@ pub struct StateDir {
     root: PathBuf,
 }
 
-/// `$ANORAG_STATE_DIR`, else `$XDG_STATE_HOME/anorag-tui`, else `~/.local/state/anorag-tui`.
-pub fn default_root() -> PathBuf {
-    if let Some(d) = std::env::var_os("ANORAG_STATE_DIR").filter(|v| !v.is_empty()) {
-        return PathBuf::from(d);
+/// `$ANORAG_STATE_DIR`, else `$XDG_STATE_HOME/anorag-tui`, else `~/.local/state/anorag-tui`
+/// (`~` from `$HOME`, else the account's home directory). Never a shared, predictable place
+/// such as `/tmp`: the directory holds server records and logs.
+pub fn default_root() -> std::io::Result<PathBuf> {
+    root_from(
+        &|k| std::env::var_os(k).filter(|v| !v.is_empty()),
+        account_home,
+    )
+}
+
+fn root_from(
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    account_home: fn() -> Option<PathBuf>,
+) -> std::io::Result<PathBuf> {
+    if let Some(d) = env("ANORAG_STATE_DIR") {
+        return Ok(PathBuf::from(d));
     }
-    let xdg = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
+    let base = env("XDG_STATE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    xdg.join("anorag-tui")
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .or_else(|| account_home().map(|h| h.join(".local/state")))
+        .ok_or_else(|| {
+            std::io::Error::other(
+                "no private place for the state directory: HOME is unset and this account has no home directory; set ANORAG_STATE_DIR",
+            )
+        })?;
+    Ok(base.join("anorag-tui"))
+}
+
+/// The home directory in the password database, for a process started without `HOME`.
+fn account_home() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0u8; 4096];
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into our struct and buffer, and sets `out` on success.
+    let r = unsafe {
+        libc::getpwuid_r(
+            libc::getuid(),
+            &mut pw,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if r != 0 || out.is_null() || pw.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: pw_dir points into `buf`, NUL-terminated, while `buf` lives.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+    let p = PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+    (p.is_absolute() && p != Path::new("/")).then_some(p)
+}
+
+/// Creates `dir` (and its parents) private to this user, and tightens it if it is ours and
+/// open to others.
+pub fn ensure_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let m = std::fs::metadata(dir)?;
+    // SAFETY: getuid has no preconditions.
+    if m.uid() == unsafe { libc::getuid() } && m.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// An exclusive `flock` held until dropped. The kernel drops it when the holder dies, so a
@@ -86,13 +143,12 @@ impl StateDir {
         self.root.join("servers").join(name)
     }
 
-    /// Creates the server's directory (private: launch specs name secret variables).
+    /// Creates the server's directory (private: launch specs name secret variables), the
+    /// root private too.
     pub fn ensure(&self, name: &str) -> std::io::Result<PathBuf> {
+        ensure_private_dir(&self.root)?;
         let d = self.server_dir(name);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&d)?;
+        ensure_private_dir(&d)?;
         Ok(d)
     }
 
@@ -185,4 +241,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         f.write_all(bytes)?;
     }
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_home_the_root_is_the_accounts_never_tmp() {
+        let none = |_: &str| None;
+        let home = || Some(PathBuf::from("/home/op"));
+        assert_eq!(
+            root_from(&none, home).unwrap(),
+            Path::new("/home/op/.local/state/anorag-tui")
+        );
+        let e = root_from(&none, || None).unwrap_err().to_string();
+        assert!(e.contains("set ANORAG_STATE_DIR"), "{e}");
+        let env = |k: &str| (k == "HOME").then(|| "/h".into());
+        assert_eq!(
+            root_from(&env, || None).unwrap(),
+            Path::new("/h/.local/state/anorag-tui")
+        );
+        assert!(account_home().is_some_and(|h| h.is_absolute()));
+    }
+
+    #[test]
+    fn the_state_root_and_server_dirs_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("state");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let d = StateDir::new(&root);
+        let s = d.ensure("demo").unwrap();
+        for p in [&root, &s] {
+            let mode = std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", p.display());
+        }
+    }
 }

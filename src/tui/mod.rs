@@ -15,6 +15,7 @@ use crate::supervisor::engine;
 use crate::supervisor::Supervisor;
 use crate::telemetry::sampler;
 use std::io::IsTerminal;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,11 +24,12 @@ use tokio::sync::mpsc;
 
 /// Our own diagnostics go to a file: the screen belongs to the console.
 fn log_to_file(dir: &Path) -> Option<std::path::PathBuf> {
-    std::fs::create_dir_all(dir).ok()?;
+    crate::supervisor::statedir::ensure_private_dir(dir).ok()?;
     let path = dir.join("anorag-tui.log");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(&path)
         .ok()?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
