@@ -14,6 +14,9 @@ struct Cli {
     /// The console only watches: no starting or stopping servers, no load tests.
     #[arg(long)]
     read_only: bool,
+    /// Leave profiles with `autostart: true` stopped (a config is code: it runs commands).
+    #[arg(long)]
+    no_autostart: bool,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -41,6 +44,11 @@ enum Cmd {
     Server {
         #[command(subcommand)]
         cmd: cli::server::ServerCmd,
+    },
+    /// Shell completions: `anorag-tui completions bash > /etc/bash_completion.d/anorag-tui`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Internal: keeps one server (started by `server start`).
     #[command(name = "__monitor", hide = true)]
@@ -83,7 +91,16 @@ fn main() -> ExitCode {
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
             Some(Cmd::Server { cmd }) => cli::server::run(config, cmd).await,
             Some(Cmd::Monitor(_)) => ExitCode::FAILURE,
-            None => anorag::tui::run(config, args.read_only).await,
+            Some(Cmd::Completions { shell }) => {
+                clap_complete::generate(
+                    shell,
+                    &mut <Cli as clap::CommandFactory>::command(),
+                    "anorag-tui",
+                    &mut std::io::stdout(),
+                );
+                ExitCode::SUCCESS
+            }
+            None => anorag::tui::run(config, args.read_only, args.no_autostart).await,
         }
     })
 }

@@ -356,3 +356,94 @@ fn a_concurrency_sweep_keeps_the_rate() {
         }
     }
 }
+
+/// `--base-url` alone: the server is asked what it speaks, the choice is said, and the only
+/// model is taken when `--model` is not given.
+#[test]
+fn base_url_without_provider_finds_the_dialect() {
+    struct Sim(std::process::Child);
+    impl Drop for Sim {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    for (flavor, path, said) in [
+        (
+            "vllm",
+            "/v1",
+            "vllm_openai (OpenAI-compatible, and GET /version answered vLLM",
+        ),
+        (
+            "openai",
+            "/v1",
+            "openai (the URL ends in /v1 and /version is not vLLM's)",
+        ),
+        ("ollama", "", "ollama (GET /api/version answered Ollama"),
+    ] {
+        let port = free_port();
+        let _sim = Sim(bin()
+            .args([
+                "sim",
+                "--flavor",
+                flavor,
+                "--port",
+                &port.to_string(),
+                "--model",
+                "m1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap());
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let up = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "{flavor}: the simulator did not come up");
+        let out = bin()
+            .args(["chat", "--json", "--base-url", &url, "hello"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flavor}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("--base-url {url}: {said}")),
+            "{flavor}: {stderr}"
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["target"]["model"], "m1", "{flavor}: {v}");
+    }
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let out = bin()
+        .args(["chat", "--base-url", &dead, "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --provider"));
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "complete -F _anorag__tui"),
+        ("zsh", "#compdef anorag-tui"),
+        ("fish", "complete -c anorag-tui"),
+    ] {
+        let out = bin().args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(marker),
+            "{shell}: {}",
+            &text[..text.len().min(300)]
+        );
+        assert!(
+            text.contains("bench") && text.contains("no-autostart"),
+            "{shell}"
+        );
+    }
+    let bad = bin().args(["completions", "cmd.exe"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -928,3 +928,72 @@ fn a_background_panic_is_reported_and_the_console_goes_on() {
     let text = screen(&a, 120, 40);
     assert!(text.contains("internal error: boom"), "{text}");
 }
+
+/// A config is code: what it started on its own is said (notice and the Servers title), and
+/// `--no-autostart` leaves it stopped.
+#[test]
+fn autostart_is_said_and_can_be_turned_off() {
+    let mut a = app();
+    status(&mut a, server("demo", State::Stopped));
+    let n = a.notice.clone().unwrap();
+    assert!(
+        n.text
+            .starts_with("autostarted demo (autostart: true in the config"),
+        "{}",
+        n.text
+    );
+    assert_eq!(a.autostarted, ["demo"]);
+    assert!(screen(&a, 120, 30).contains("autostarted demo"));
+    let mut off = app();
+    off.no_autostart = true;
+    assert!(status(&mut off, server("demo", State::Stopped)).is_empty());
+    assert!(off.autostarted.is_empty());
+}
+
+/// A read-only console shows no keys it would refuse, and says why when one is pressed.
+#[test]
+fn read_only_hides_refused_keys_from_hints_and_help() {
+    let routes = ["tiny_qwen"].map(String::from).to_vec();
+    let mut ro = App::new(KeyMap::defaults(), routes, "tiny_qwen", true, 100);
+    ro.now = NOW;
+    let hints = screen(&ro, 120, 30);
+    let last = hints.lines().last().unwrap().to_string();
+    assert!(!last.contains("start") && !last.contains("stop"), "{last}");
+    assert!(last.contains("logs"), "{last}");
+    ch(&mut ro, '?');
+    let help = screen(&ro, 120, 40);
+    assert!(!help.contains("start the selected server"), "{help}");
+    assert!(help.contains("the selected server's log"), "{help}");
+    key(&mut ro, KeyCode::Esc);
+    key(&mut ro, KeyCode::Char('5'));
+    let bench = screen(&ro, 120, 30);
+    assert!(!bench.lines().last().unwrap().contains("run"), "{bench}");
+    ch(&mut ro, 'r');
+    assert!(ro
+        .notice
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("read-only console: cannot run load tests"));
+    let rw = screen(&app(), 120, 30);
+    assert!(rw.lines().last().unwrap().contains("s start"));
+}
+
+/// NO_COLOR: no cell keeps a colour; highlights stay visible as reverse video.
+#[test]
+fn no_color_strips_colours_and_keeps_highlights() {
+    let mut a = app();
+    a.no_color = true;
+    let backend = TestBackend::new(100, 30);
+    let mut t = Terminal::new(backend).unwrap();
+    t.draw(|f| anorag::tui::view::render(f, &a)).unwrap();
+    let buf = t.backend().buffer();
+    assert!(buf
+        .content
+        .iter()
+        .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset));
+    assert!(buf
+        .content
+        .iter()
+        .any(|c| c.modifier.contains(ratatui::style::Modifier::REVERSED)));
+}

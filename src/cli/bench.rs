@@ -235,7 +235,7 @@ async fn target(cfg: &Config, route: Option<&str>) -> Result<BenchTarget, String
 }
 
 pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
-    let cfg = match super::chat::adhoc_config(&a.adhoc) {
+    let cfg = match super::chat::adhoc_config(&a.adhoc).await {
         Ok(Some(c)) => c,
         Ok(None) => or_exit!(super::config_or_exit(explicit)),
         Err(msg) => return usage(msg),

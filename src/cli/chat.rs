@@ -1,5 +1,4 @@
 //! `anorag-tui chat`: one question, the answer streamed to stdout, the facts to stderr.
-use crate::config::{self, Config};
 use crate::provider::router::{Attempt, RouteFailure, ServedBy};
 use crate::provider::timing::{ms, AnswerTiming};
 use crate::provider::{ChatRequest, Message, StreamEvent, Usage};
@@ -9,29 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum AdhocProvider {
-    #[value(name = "vllm_openai", alias = "vllm-openai", alias = "vllm")]
-    VllmOpenai,
-    Openai,
-    Ollama,
-}
-
-/// A target given on the command line instead of the config.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct AdhocTarget {
-    /// Talk to this provider directly instead of a configured route.
-    #[arg(long, value_enum)]
-    pub provider: Option<AdhocProvider>,
-    /// As in the config: OpenAI-compatible URLs end in /v1, Ollama's does not.
-    #[arg(long, requires = "provider")]
-    pub base_url: Option<String>,
-    #[arg(long, requires = "provider")]
-    pub model: Option<String>,
-    /// With --provider openai: the variable holding the key.
-    #[arg(long, requires = "provider", default_value = "OPENAI_API_KEY")]
-    pub api_key_env: String,
-}
+pub use super::adhoc::{adhoc_config, AdhocProvider, AdhocTarget};
 
 #[derive(clap::Args, Debug)]
 pub struct ChatArgs {
@@ -54,57 +31,6 @@ pub struct ChatArgs {
     pub adhoc: AdhocTarget,
     /// The question; `-` reads it from stdin.
     pub prompt: String,
-}
-
-const ADHOC_ROUTE: &str = "cli";
-
-/// A one-route config for `--provider/--base-url/--model`, validated like a file.
-pub fn adhoc_config(t: &AdhocTarget) -> Result<Option<Config>, String> {
-    let Some(p) = t.provider else { return Ok(None) };
-    let model = t.model.clone().ok_or("--provider needs --model")?;
-    let url = |def: Option<&str>| {
-        t.base_url
-            .clone()
-            .or(def.map(String::from))
-            .ok_or("--provider needs --base-url")
-    };
-    let yaml = match p {
-        AdhocProvider::VllmOpenai => format!(
-            "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      {ADHOC_ROUTE}: {{base_url: {}, model: {}}}\n",
-            json!(url(None)?), json!(model)
-        ),
-        AdhocProvider::Openai => format!(
-            "llm:\n  provider: openai\n  openai:\n    base_url: {}\n    model: {}\n    api_key_env: {}\n",
-            json!(url(Some("https://api.openai.com/v1"))?), json!(model), json!(t.api_key_env)
-        ),
-        AdhocProvider::Ollama => format!(
-            "llm:\n  provider: ollama\n  ollama:\n    base_url: {}\n    model: {}\n",
-            json!(url(None)?), json!(model)
-        ),
-    };
-    config::load_str(&yaml, "<command line>")
-        .map(Some)
-        .map_err(|e| {
-            e.0.iter()
-                .map(|e| {
-                    let field = e.message.split(": ").next().unwrap_or("");
-                    let flag = if field.ends_with("base_url") {
-                        "--base-url"
-                    } else if field.ends_with("model") {
-                        "--model"
-                    } else {
-                        "--provider"
-                    };
-                    format!(
-                        "{flag}: {}",
-                        e.message
-                            .split_once(": ")
-                            .map_or(e.message.as_str(), |x| x.1)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
 }
 
 fn read_prompt(p: &str) -> Result<String, String> {
@@ -131,7 +57,7 @@ struct Outcome {
 }
 
 pub async fn run(explicit: Option<&Path>, a: ChatArgs) -> ExitCode {
-    let cfg = match adhoc_config(&a.adhoc) {
+    let cfg = match adhoc_config(&a.adhoc).await {
         Ok(Some(c)) => c,
         Ok(None) => or_exit!(super::config_or_exit(explicit)),
         Err(msg) => {

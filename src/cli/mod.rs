@@ -9,6 +9,7 @@ macro_rules! or_exit {
         }
     };
 }
+pub mod adhoc;
 pub mod bench;
 pub mod chat;
 pub mod config_check;

@@ -91,7 +91,12 @@ impl std::fmt::Display for KeyError {
 #[derive(Debug, Clone)]
 pub struct KeyMap {
     bindings: Vec<Binding>,
+    /// Commands left out of the help and the hint bar (a read-only console refuses them).
+    hidden: Vec<Cmd>,
 }
+
+/// What a read-only console refuses: starting, stopping and restarting servers, load tests.
+pub const READ_ONLY_REFUSED: [Cmd; 4] = [Cmd::Start, Cmd::Stop, Cmd::Restart, Cmd::Run];
 
 /// The default bindings: (pane, key, command, name under `tui.keys`, help, main key of its
 /// command there, shown in the hint bar). One line a binding, so the table reads as a table.
@@ -169,7 +174,14 @@ impl KeyMap {
                     hint,
                 })
                 .collect(),
+            hidden: Vec::new(),
         }
+    }
+
+    /// Leaves `cmds` out of the help and the hint bar; their keys still answer (with why
+    /// they are refused).
+    pub fn hide(&mut self, cmds: &[Cmd]) {
+        self.hidden.extend_from_slice(cmds);
     }
 
     /// Every name `tui.keys` takes, in table order, once each.
@@ -290,7 +302,11 @@ impl KeyMap {
     pub fn help(&self, ctx: Ctx) -> Vec<(String, &'static str)> {
         let mut out: Vec<(String, &'static str)> = Vec::new();
         for c in [ctx, Ctx::Global] {
-            for b in self.bindings.iter().filter(|b| b.ctx == c && b.primary) {
+            for b in self
+                .bindings
+                .iter()
+                .filter(|b| b.ctx == c && b.primary && !self.hidden.contains(&b.cmd))
+            {
                 // The six pane keys read better as one line.
                 if let Cmd::GoPane(i) = b.cmd {
                     if i == 0 {
@@ -318,7 +334,11 @@ impl KeyMap {
     pub fn hints(&self, ctx: Ctx) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for c in [ctx, Ctx::Global] {
-            for b in self.bindings.iter().filter(|b| b.ctx == c && b.hint) {
+            for b in self
+                .bindings
+                .iter()
+                .filter(|b| b.ctx == c && b.hint && !self.hidden.contains(&b.cmd))
+            {
                 let word = b.help.split([' ', '(', ',', ':']).next().unwrap_or(b.help);
                 let word = match b.cmd {
                     Cmd::ShowLogs => "logs",

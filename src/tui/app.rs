@@ -209,6 +209,12 @@ pub struct App {
     pub filters: BTreeMap<Pane, String>,
     pub keys: KeyMap,
     pub read_only: bool,
+    /// `--no-autostart`: profiles with `autostart: true` are left stopped.
+    pub no_autostart: bool,
+    /// `NO_COLOR` is set: the screen keeps its attributes (bold, reverse) and drops colours.
+    pub no_color: bool,
+    /// Servers this console started because their profile says `autostart: true`.
+    pub autostarted: Vec<String>,
     /// Unix seconds, as of the last tick.
     pub now: f64,
     pub config_name: String,
@@ -228,7 +234,7 @@ pub struct App {
 
 impl App {
     pub fn new(
-        keys: KeyMap,
+        mut keys: KeyMap,
         routes: Vec<String>,
         default_route: &str,
         read_only: bool,
@@ -239,6 +245,9 @@ impl App {
             "Type a message · enter sends · alt-enter: new line · esc: leave",
         );
         let route = routes.iter().position(|r| r == default_route).unwrap_or(0);
+        if read_only {
+            keys.hide(&crate::config::keymap::READ_ONLY_REFUSED);
+        }
         App {
             pane: Pane::Servers,
             history: Vec::new(),
@@ -247,6 +256,9 @@ impl App {
             filters: BTreeMap::new(),
             keys,
             read_only,
+            no_autostart: false,
+            no_color: false,
+            autostarted: Vec::new(),
             now: crate::time::unix_now(),
             config_name: String::new(),
             host: HostView::default(),

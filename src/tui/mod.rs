@@ -82,7 +82,7 @@ pub async fn start(
     ))
 }
 
-pub async fn run(explicit: Option<&Path>, read_only: bool) -> ExitCode {
+pub async fn run(explicit: Option<&Path>, read_only: bool, no_autostart: bool) -> ExitCode {
     let (cfg, source) = match crate::config::find_and_load(explicit) {
         Ok(c) => c,
         Err(msg) => {
@@ -111,6 +111,8 @@ pub async fn run(explicit: Option<&Path>, read_only: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    app.no_autostart = no_autostart;
+    app.no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     app.config_name = match &source {
         crate::config::Source::File(p) => p
             .file_name()

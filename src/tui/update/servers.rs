@@ -23,10 +23,12 @@ pub(super) fn sup_event(app: &mut App, ev: SupEvent, fx: &mut Vec<Effect>) {
     match ev {
         SupEvent::Status(st) => {
             let st = *st;
-            // Autostart once per console, unless read-only or already running elsewhere.
+            // Autostart once per console, unless read-only, turned off, or already running
+            // elsewhere.
             let autostart = st.autostart
                 && !st.is_running()
                 && !app.read_only
+                && !app.no_autostart
                 && !app.servers.list.iter().any(|s| s.name == st.name);
             match app.servers.list.iter_mut().find(|s| s.name == st.name) {
                 Some(s) => *s = st.clone(),
@@ -34,6 +36,15 @@ pub(super) fn sup_event(app: &mut App, ev: SupEvent, fx: &mut Vec<Effect>) {
             }
             if autostart && st.state == crate::supervisor::State::Stopped {
                 server_op(app, fx, Op::Start, st.name.clone());
+                // A config is code: say what it started on its own.
+                app.autostarted.push(st.name.clone());
+                app.notify(
+                    format!(
+                        "autostarted {} (autostart: true in the config; --no-autostart skips it)",
+                        app.autostarted.join(", ")
+                    ),
+                    false,
+                );
             }
         }
         SupEvent::Logs { name, lines, lost } => {

@@ -17,6 +17,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
+/// `NO_COLOR`: every cell loses its colours; what a colour marked (a highlight, a selection)
+/// stays visible as reverse video.
+pub fn strip_colours(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        if cell.bg != Color::Reset {
+            cell.modifier.insert(ratatui::style::Modifier::REVERSED);
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+    }
+}
+
 pub fn render(f: &mut Frame, app: &App) {
     let area = f.area();
     let [header, tabs, body, bottom] = Layout::vertical([
@@ -91,6 +103,9 @@ pub fn render(f: &mut Frame, app: &App) {
                 ],
             );
         }
+    }
+    if app.no_color {
+        strip_colours(f.buffer_mut());
     }
 }
 

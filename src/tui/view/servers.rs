@@ -122,8 +122,13 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         ]
     };
     let running = app.servers.list.iter().filter(|s| s.is_running()).count();
+    let autostarted = if app.autostarted.is_empty() {
+        String::new()
+    } else {
+        format!("· autostarted {} ", app.autostarted.join(", "))
+    };
     let title = format!(
-        " Servers · {} profiles · {running} running ",
+        " Servers · {} profiles · {running} running {autostarted}",
         app.servers.list.len()
     );
     let table = Table::new(rows, widths)
