@@ -77,7 +77,7 @@ fn chat_reads_the_prompt_from_stdin_and_takes_a_system_prompt() {
         .write_all(b"one two three four five")
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // Two messages (system + user) of 2 and 5 words: the simulator's stand-in tokenizer.
     assert_eq!(v["usage"]["prompt_tokens"], 2 + 4 + 5 + 4 + 3);
@@ -260,6 +260,7 @@ fn status_json_puts_servers_routes_and_gpu_in_one_view() {
         .env("ANORAG_STATE_DIR", state.path())
         .output()
         .unwrap();
+    assert_eq!(human.status.code(), Some(0), "{human:?}");
     let text = String::from_utf8_lossy(&human.stdout);
     for section in ["HOST", "SERVERS", "ROUTES", "GPU"] {
         assert!(text.contains(section), "{text}");

@@ -215,7 +215,9 @@ async fn kill_9_from_outside_is_seen_as_a_crash_by_a_later_invocation() {
         .sup
         .dir()
         .monitor_alive("demo")));
-    let human = String::from_utf8_lossy(&env.cli(&["server", "status"]).stdout).to_string();
+    let out = env.cli(&["server", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let human = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         human.contains("crashed") && human.contains("signal 9 (SIGKILL)"),
         "{human}"
@@ -447,10 +449,10 @@ async fn logs_from_another_invocation_and_restart() {
     assert_ne!(second.pid, first.pid);
     assert!(!alive(first.pid.unwrap()));
     let list: serde_json::Value =
-        serde_json::from_slice(&env.cli(&["server", "list", "--json"]).stdout).unwrap();
+        serde_json::from_slice(&env.cli(&["server", "list", "--json"]).stdout).expect("list --json");
     assert_eq!(list[0]["name"], "demo");
     assert_eq!(list[0]["state"], "ready");
-    env.cli(&["server", "stop", "demo"]);
+    assert_eq!(env.cli(&["server", "stop", "demo"]).status.code(), Some(0));
     let again = env.cli(&["server", "stop", "demo"]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr)

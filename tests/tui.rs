@@ -784,12 +784,31 @@ fn snapshot_routes_logs_help_and_quit_dialog() {
 #[test]
 fn every_pane_fits_80_by_24() {
     let mut a = servers_app(&[("tiny", State::Ready), ("demo", State::Crashed)]);
-    for p in ['1', '2', '3', '4', '5', '6'] {
+    let must_show = [
+        ("Servers", &["tiny", "demo", "crashed"][..]),
+        ("GPU", &["no GPU"][..]),
+        ("Routes", &["ROUTE", "STATE"][..]),
+        ("Chat", &["route tiny_qwen", "Message"][..]),
+        ("Bench", &["route", "load", "requests"][..]),
+        ("Logs", &["Logs"][..]),
+    ];
+    for (p, (pane, words)) in ['1', '2', '3', '4', '5', '6'].into_iter().zip(must_show) {
         ch(&mut a, p);
         let s = screen(&a, 80, 24);
-        assert_eq!(s.lines().count(), 24);
-        assert!(s.lines().next().unwrap().contains("anorag-tui"));
-        assert!(s.lines().nth(1).unwrap().contains("1 Servers"));
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 24, "{pane}");
+        for (i, l) in lines.iter().enumerate() {
+            assert!(l.chars().count() <= 80, "{pane}: line {i} is wider than 80: {l}");
+        }
+        assert!(lines[0].contains("anorag-tui"), "{pane}");
+        assert!(lines[1].contains("1 Servers") && lines[1].contains("6 Logs"), "{pane}");
+        // The hint bar is there and ends with a whole word, not a cut one.
+        assert!(lines[23].contains("q quit") || lines[23].contains("? help"), "{pane}: {}", lines[23]);
+        // The pane's box is closed on all sides.
+        assert!(s.contains('┌') && s.contains('┐') && s.contains('└') && s.contains('┘'), "{pane}:\n{s}");
+        for w in words {
+            assert!(s.contains(w), "{pane} at 80x24 does not show `{w}`:\n{s}");
+        }
     }
 }
 

@@ -17,6 +17,19 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Says that `test` did not run and why: on stderr, and in the file `$ANORAG_SKIP_LOG` names
+/// (scripts/test prints it, and fails when a tier it set up was skipped anyway).
+pub fn skipped(test: &str, why: &str) {
+    let line = format!("SKIPPED {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("ANORAG_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
 /// The real vLLM, when `../shared/tools/real-vllm/ensure.sh` has set it up.
 pub struct RealVllmEnv {
     pub bin: String,
@@ -34,9 +47,7 @@ impl RealVllmEnv {
                 Some(Self { bin, model })
             }
             _ => {
-                eprintln!(
-                    "SKIPPED {test}: ANORAG_VLLM_BIN is unset; run `eval \"$(../shared/tools/real-vllm/ensure.sh)\"` first (.ci/run does)"
-                );
+                skipped(test, "ANORAG_VLLM_BIN or ANORAG_VLLM_MODEL is unset; run `eval \"$(../shared/tools/real-vllm/ensure.sh)\"` first (.ci/run does)");
                 None
             }
         }
