@@ -1,0 +1,274 @@
+//! Property tests for everything that reads outside input: the SSE and NDJSON parsers, the
+//! Prometheus reader, the config loader, the simulator's fault specs, key specs, the number
+//! checks and the log highlighter. Each property runs `ANORAG_FUZZ_CASES` inputs (256 by
+//! default, so CI stays quick); `scripts/fuzz MINUTES` runs many more. Every test prints how
+//! many inputs it ran.
+use anorag::config::{self, keys::KeySpec};
+use anorag::provider::ndjson::NdjsonParser;
+use anorag::provider::sse::{SseEvent, SseParser};
+use anorag::sim::Fault;
+use anorag::telemetry::prometheus::Page;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn cases() -> u32 {
+    std::env::var("ANORAG_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+/// Runs `prop` on `cases()` inputs from `strategy` and prints how many ran.
+fn check<S: Strategy>(name: &str, strategy: S, prop: impl Fn(S::Value) -> Result<(), TestCaseError>)
+where
+    S::Value: std::fmt::Debug,
+{
+    let ran = AtomicU64::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let result = runner.run(&strategy, |v| {
+        ran.fetch_add(1, Ordering::Relaxed);
+        prop(v)
+    });
+    println!("fuzz {name}: {} inputs", ran.load(Ordering::Relaxed));
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+}
+
+/// Cuts `bytes` at the given points (any order, any values).
+fn pieces(bytes: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    at.sort_unstable();
+    let mut out = Vec::new();
+    let mut prev = 0;
+    for c in at.into_iter().chain([bytes.len()]) {
+        out.push(bytes[prev..c].to_vec());
+        prev = c;
+    }
+    out
+}
+
+fn sse_all(chunks: &[Vec<u8>]) -> Vec<SseEvent> {
+    let mut p = SseParser::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        p.push(c, &mut out);
+    }
+    out
+}
+
+#[test]
+fn sse_any_bytes_any_split_same_events() {
+    check(
+        "sse_any_bytes",
+        (proptest::collection::vec(any::<u8>(), 0..2048), proptest::collection::vec(any::<usize>(), 0..16)),
+        |(bytes, cuts)| {
+            let whole = sse_all(&[bytes.clone()]);
+            let split = sse_all(&pieces(&bytes, &cuts));
+            prop_assert_eq!(whole, split);
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn sse_written_events_come_back() {
+    let line_end = prop_oneof![Just("\n"), Just("\r\n"), Just("\r")];
+    check(
+        "sse_round_trip",
+        (
+            proptest::collection::vec("[^\r\n]{0,40}", 0..20),
+            line_end,
+            proptest::collection::vec(any::<usize>(), 0..16),
+            any::<bool>(),
+        ),
+        |(datas, nl, cuts, comments)| {
+            let mut text = String::new();
+            for d in &datas {
+                if comments {
+                    text.push_str(&format!(": keep-alive{nl}"));
+                }
+                text.push_str(&format!("data: {d}{nl}{nl}"));
+            }
+            let got = sse_all(&pieces(text.as_bytes(), &cuts));
+            let got: Vec<String> = got.into_iter().map(|e| e.data).collect();
+            prop_assert_eq!(got, datas);
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn ndjson_any_bytes_any_split_same_lines() {
+    check(
+        "ndjson",
+        (
+            proptest::collection::vec("[^\n]{0,60}", 0..20),
+            proptest::collection::vec(any::<usize>(), 0..16),
+            proptest::collection::vec(any::<u8>(), 0..256),
+        ),
+        |(lines, cuts, junk)| {
+            let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let mut p = NdjsonParser::new();
+            let mut out = Vec::new();
+            for c in pieces(text.as_bytes(), &cuts) {
+                p.push(&c, &mut out);
+            }
+            let want: Vec<String> = lines
+                .iter()
+                .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+                .filter(|l| !l.bytes().all(|b| b.is_ascii_whitespace()))
+                .collect();
+            prop_assert_eq!(out, want);
+            // Arbitrary bytes: no panic, and what ends is a line or nothing.
+            let mut p = NdjsonParser::new();
+            let mut out = Vec::new();
+            p.push(&junk, &mut out);
+            let _ = p.finish();
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn prometheus_any_text_no_panic_and_written_samples_read_back() {
+    check(
+        "prometheus",
+        (
+            ".{0,400}",
+            proptest::collection::vec(("[a-z_:][a-z0-9_:]{0,20}", "[a-z_]{1,8}", "[ -~&&[^\"\\\\]]{0,12}", -1e12f64..1e12), 1..10),
+        ),
+        |(junk, samples)| {
+            let _ = Page::parse(&junk);
+            let mut text = String::from("# HELP x y\n# TYPE x gauge\n");
+            for (name, label, value, v) in &samples {
+                text.push_str(&format!("{name}{{{label}=\"{value}\"}} {v}\n"));
+            }
+            let page = Page::parse(&text);
+            prop_assert_eq!(page.samples.len(), samples.len());
+            for (s, (name, label, value, v)) in page.samples.iter().zip(&samples) {
+                prop_assert_eq!(&s.name, name);
+                prop_assert_eq!(s.label(label), Some(value.as_str()));
+                prop_assert!((s.value - v).abs() <= v.abs() * 1e-12);
+            }
+            Ok(())
+        },
+    );
+}
+
+/// Every error of the loader has a file:line:col inside the file (or just past its end).
+fn located(errs: &config::ConfigErrors, text: &str) -> Result<(), TestCaseError> {
+    // Lines as YAML counts them: `\r\n`, `\r` and `\n` each end one.
+    let lines = text.replace("\r\n", "\n").replace('\r', "\n").matches('\n').count() + 2;
+    for e in &errs.0 {
+        prop_assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}: {e}", e.line);
+        prop_assert!(e.col >= 1, "{e}");
+        prop_assert!(!e.message.is_empty());
+    }
+    Ok(())
+}
+
+#[test]
+fn config_loader_never_panics_and_locates_every_error() {
+    check("config_any_text", ".{0,300}", |text| {
+        if let Err(e) = config::load_str_with_env(&text, "f.yaml", &|_| None) {
+            located(&e, &text)?;
+        }
+        Ok(())
+    });
+    // The shipped file with a few bytes changed: near-valid input reaches deeper checks.
+    let base = config::DEFAULT_YAML.to_string();
+    check(
+        "config_mutated",
+        proptest::collection::vec((any::<usize>(), 0u8..3, "[ -~\n]{0,3}"), 1..6),
+        |edits| {
+            let mut t = base.clone().into_bytes();
+            for (at, op, ins) in edits {
+                let at = at % (t.len() + 1);
+                match op {
+                    0 if at < t.len() => {
+                        t.remove(at);
+                    }
+                    _ => {
+                        for (i, b) in ins.bytes().enumerate() {
+                            t.insert(at + i, b);
+                        }
+                    }
+                }
+            }
+            let text = String::from_utf8_lossy(&t).into_owned();
+            let env = |k: &str| (k == "HOME").then(|| "/home/x".to_string());
+            if let Err(e) = config::load_str_with_env(&text, "dashboard.yaml", &env) {
+                located(&e, &text)?;
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn fault_specs_parse_or_say_why() {
+    check(
+        "fault_spec",
+        prop_oneof![
+            ".{0,40}",
+            "(status=[0-9]{1,4}|reset|stall|malformed|oversize|slow_headers|refuse)(,(rate|count|after|ms|retry_after|for_ms)=[-0-9.e]{0,6}){0,3}",
+        ],
+        |spec| {
+            match spec.parse::<Fault>() {
+                Ok(f) => prop_assert!((0.0..=1.0).contains(&f.rate), "{spec}: rate {}", f.rate),
+                Err(e) => prop_assert!(!e.is_empty()),
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn key_specs_parse_or_say_why_and_labels_read_back() {
+    check("key_spec", ".{0,12}", |spec| {
+        match KeySpec::parse(&spec) {
+            Ok(k) => {
+                let label = k.label();
+                // Arrows are shown as symbols; every other label reads back as the same key.
+                if !label.contains(['↑', '↓', '←', '→']) {
+                    prop_assert_eq!(KeySpec::parse(&label), Ok(k), "{} -> {}", spec, label);
+                }
+            }
+            Err(e) => prop_assert!(!e.is_empty()),
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn number_checks_never_panic_and_never_pass_what_a_timer_cannot_hold() {
+    check("numbers", prop_oneof![".{0,12}", any::<f64>().prop_map(|f| f.to_string())], |t| {
+        if let Ok(v) = anorag::input::seconds_text(&t, 0.001) {
+            prop_assert!(v.is_finite() && (0.001..=anorag::input::MAX_SECONDS).contains(&v));
+            let _ = anorag::input::duration(v);
+        }
+        if let Ok(v) = anorag::input::rate(&t) {
+            prop_assert!(v.is_finite() && v > 0.0);
+        }
+        let _ = anorag::input::concurrency(&t);
+        let _ = anorag::input::temperature(&t);
+        let _ = anorag::input::burstiness(&t);
+        Ok(())
+    });
+}
+
+#[test]
+fn the_log_highlighter_keeps_every_character() {
+    check("highlight", (".{0,60}", ".{1,4}"), |(text, needle)| {
+        let line = anorag::tui::view::common::highlight(&text, &needle);
+        let back: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        prop_assert_eq!(back, text);
+        Ok(())
+    });
+}
