@@ -668,7 +668,10 @@ mod cli {
         let dead = common::free_port();
         std::fs::write(&cfg, format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      dead: {{base_url: http://127.0.0.1:{dead}/v1, model: m}}\n")).unwrap();
         for (a, want) in [
-            ("--requests 0", "'--requests <REQUESTS>': `0` is not a whole number from 1"),
+            (
+                "--requests 0",
+                "'--requests <REQUESTS>': `0` is not a whole number from 1",
+            ),
             ("--sweep speed=1,2", "sweep over concurrency or rate"),
             ("--goodput ttft=5", "--goodput"),
             ("--requests 5 --duration 3", "not both"),

@@ -66,7 +66,10 @@ fn sse_all(chunks: &[Vec<u8>]) -> Vec<SseEvent> {
 fn sse_any_bytes_any_split_same_events() {
     check(
         "sse_any_bytes",
-        (proptest::collection::vec(any::<u8>(), 0..2048), proptest::collection::vec(any::<usize>(), 0..16)),
+        (
+            proptest::collection::vec(any::<u8>(), 0..2048),
+            proptest::collection::vec(any::<usize>(), 0..16),
+        ),
         |(bytes, cuts)| {
             let whole = sse_all(&[bytes.clone()]);
             let split = sse_all(&pieces(&bytes, &cuts));
@@ -141,7 +144,15 @@ fn prometheus_any_text_no_panic_and_written_samples_read_back() {
         "prometheus",
         (
             ".{0,400}",
-            proptest::collection::vec(("[a-z_:][a-z0-9_:]{0,20}", "[a-z_]{1,8}", "[ -~&&[^\"\\\\]]{0,12}", -1e12f64..1e12), 1..10),
+            proptest::collection::vec(
+                (
+                    "[a-z_:][a-z0-9_:]{0,20}",
+                    "[a-z_]{1,8}",
+                    "[ -~&&[^\"\\\\]]{0,12}",
+                    -1e12f64..1e12,
+                ),
+                1..10,
+            ),
         ),
         |(junk, samples)| {
             let _ = Page::parse(&junk);
@@ -164,9 +175,18 @@ fn prometheus_any_text_no_panic_and_written_samples_read_back() {
 /// Every error of the loader has a file:line:col inside the file (or just past its end).
 fn located(errs: &config::ConfigErrors, text: &str) -> Result<(), TestCaseError> {
     // Lines as YAML counts them: `\r\n`, `\r` and `\n` each end one.
-    let lines = text.replace("\r\n", "\n").replace('\r', "\n").matches('\n').count() + 2;
+    let lines = text
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .matches('\n')
+        .count()
+        + 2;
     for e in &errs.0 {
-        prop_assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}: {e}", e.line);
+        prop_assert!(
+            e.line >= 1 && e.line <= lines,
+            "line {} of {lines}: {e}",
+            e.line
+        );
         prop_assert!(e.col >= 1, "{e}");
         prop_assert!(!e.message.is_empty());
     }
@@ -248,19 +268,23 @@ fn key_specs_parse_or_say_why_and_labels_read_back() {
 
 #[test]
 fn number_checks_never_panic_and_never_pass_what_a_timer_cannot_hold() {
-    check("numbers", prop_oneof![".{0,12}", any::<f64>().prop_map(|f| f.to_string())], |t| {
-        if let Ok(v) = anorag::input::seconds_text(&t, 0.001) {
-            prop_assert!(v.is_finite() && (0.001..=anorag::input::MAX_SECONDS).contains(&v));
-            let _ = anorag::input::duration(v);
-        }
-        if let Ok(v) = anorag::input::rate(&t) {
-            prop_assert!(v.is_finite() && v > 0.0);
-        }
-        let _ = anorag::input::concurrency(&t);
-        let _ = anorag::input::temperature(&t);
-        let _ = anorag::input::burstiness(&t);
-        Ok(())
-    });
+    check(
+        "numbers",
+        prop_oneof![".{0,12}", any::<f64>().prop_map(|f| f.to_string())],
+        |t| {
+            if let Ok(v) = anorag::input::seconds_text(&t, 0.001) {
+                prop_assert!(v.is_finite() && (0.001..=anorag::input::MAX_SECONDS).contains(&v));
+                let _ = anorag::input::duration(v);
+            }
+            if let Ok(v) = anorag::input::rate(&t) {
+                prop_assert!(v.is_finite() && v > 0.0);
+            }
+            let _ = anorag::input::concurrency(&t);
+            let _ = anorag::input::temperature(&t);
+            let _ = anorag::input::burstiness(&t);
+            Ok(())
+        },
+    );
 }
 
 #[test]

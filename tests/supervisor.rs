@@ -449,7 +449,8 @@ async fn logs_from_another_invocation_and_restart() {
     assert_ne!(second.pid, first.pid);
     assert!(!alive(first.pid.unwrap()));
     let list: serde_json::Value =
-        serde_json::from_slice(&env.cli(&["server", "list", "--json"]).stdout).expect("list --json");
+        serde_json::from_slice(&env.cli(&["server", "list", "--json"]).stdout)
+            .expect("list --json");
     assert_eq!(list[0]["name"], "demo");
     assert_eq!(list[0]["state"], "ready");
     assert_eq!(env.cli(&["server", "stop", "demo"]).status.code(), Some(0));

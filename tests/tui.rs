@@ -798,14 +798,27 @@ fn every_pane_fits_80_by_24() {
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(lines.len(), 24, "{pane}");
         for (i, l) in lines.iter().enumerate() {
-            assert!(l.chars().count() <= 80, "{pane}: line {i} is wider than 80: {l}");
+            assert!(
+                l.chars().count() <= 80,
+                "{pane}: line {i} is wider than 80: {l}"
+            );
         }
         assert!(lines[0].contains("anorag-tui"), "{pane}");
-        assert!(lines[1].contains("1 Servers") && lines[1].contains("6 Logs"), "{pane}");
+        assert!(
+            lines[1].contains("1 Servers") && lines[1].contains("6 Logs"),
+            "{pane}"
+        );
         // The hint bar is there and ends with a whole word, not a cut one.
-        assert!(lines[23].contains("q quit") || lines[23].contains("? help"), "{pane}: {}", lines[23]);
+        assert!(
+            lines[23].contains("q quit") || lines[23].contains("? help"),
+            "{pane}: {}",
+            lines[23]
+        );
         // The pane's box is closed on all sides.
-        assert!(s.contains('┌') && s.contains('┐') && s.contains('└') && s.contains('┘'), "{pane}:\n{s}");
+        assert!(
+            s.contains('┌') && s.contains('┐') && s.contains('└') && s.contains('┘'),
+            "{pane}:\n{s}"
+        );
         for w in words {
             assert!(s.contains(w), "{pane} at 80x24 does not show `{w}`:\n{s}");
         }

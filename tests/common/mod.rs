@@ -24,7 +24,11 @@ pub fn skipped(test: &str, why: &str) {
     eprintln!("{line}");
     if let Some(path) = std::env::var_os("ANORAG_SKIP_LOG") {
         use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             let _ = writeln!(f, "{line}");
         }
     }
