@@ -749,3 +749,55 @@ fn env_values_from_variables_reach_the_server_but_no_file() {
     let stop = env.cli(&["server", "stop", "s"]);
     assert_eq!(stop.status.code(), Some(0), "{stop:?}");
 }
+
+/// `status --watch` with a 30 s interval shows a `kill -9` as crashed long before its next
+/// interval: the state directory's notifications deliver it, not a timer.
+#[test]
+fn status_watch_hears_of_a_crash_without_waiting_for_its_interval() {
+    use std::io::BufRead;
+    let port = free_port();
+    let env = Env::new(&format!("  demo:\n    kind: sim\n    port: {port}\n"));
+    let out = env.cli(&["server", "start", "demo", "--wait", "--timeout", "60"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pid = env.record("demo").server.unwrap().pid;
+    let mut watch = Command::new(EXE)
+        .args(["--config", env.cfg_path.to_str().unwrap()])
+        .args(["status", "--watch", "--json", "--interval", "30"])
+        .env("ANORAG_STATE_DIR", env.state_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let state_of = |line: &str| -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let s = v["servers"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "demo")?
+            .clone();
+        Some(s["state"].as_str()?.to_string())
+    };
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a first view");
+    assert_eq!(state_of(&first).as_deref(), Some("ready"), "{first}");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // Well inside the 30 s interval: only a notification can have brought it.
+    let next = rx.recv_timeout(Duration::from_secs(20));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let next = next.expect("a view after the crash, before the interval");
+    assert_eq!(state_of(&next).as_deref(), Some("crashed"), "{next}");
+}

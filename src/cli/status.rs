@@ -1,5 +1,6 @@
 //! `anorag-tui status [--json] [--watch]`: servers, routes (with vLLM's own numbers), GPUs and
 //! the host in one view. `--watch` runs the same sampling engines as the console.
+use crate::supervisor::engine::{self, SupEvent};
 use crate::supervisor::Supervisor;
 use crate::telemetry::routes::{self, RouteTable};
 use crate::telemetry::sampler::{self, GpuView, HostView};
@@ -58,10 +59,25 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
         routes_rx: route_rx,
         probe_tx: _probe,
     } = sampler::spawn_live(&cfg, &router, servers, sample_every, probe_cfg);
+    // A server's state change (a crash, say) prints a view at once, not at the next interval:
+    // the supervisor engine hears of it through file notifications.
+    let (sup_tx, mut sup_rx) = tokio::sync::mpsc::channel(256);
+    let engine = sup.clone().map(|s| engine::spawn(s, sup_tx));
+    let mut seen = std::collections::HashMap::new();
     let mut n = 0;
     loop {
         tokio::select! {
             r = host_rx.changed() => if r.is_err() { return ExitCode::SUCCESS },
+            Some(ev) = sup_rx.recv() => {
+                if let Some(e) = &engine {
+                    e.taken(&ev);
+                }
+                // A server's first report is what the views show already; a new state is news.
+                let SupEvent::Status(st) = ev else { continue };
+                if seen.insert(st.name.clone(), st.state).is_none_or(|was| was == st.state) {
+                    continue;
+                }
+            }
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
         let table = route_rx.borrow().clone();

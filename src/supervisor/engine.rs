@@ -162,7 +162,17 @@ impl Engine {
     /// does not fit is sent at a later tick), results wait in a queue, and log lines that do
     /// not fit are counted as lost.
     async fn run(mut self, mut rx: mpsc::Receiver<SupCommand>) {
-        let mut status_tick = tokio::time::interval(STATUS_TICK);
+        // File notifications (inotify) tell of a record or a log that changed the moment it
+        // does; without them (no inotify, too many watches) the engine polls as before.
+        let (note_tx, mut note_rx) = mpsc::channel::<Changed>(256);
+        let watcher = watch_state_dir(self.sup.dir().root(), note_tx);
+        let watching = watcher.is_some();
+        let (status_every, log_idle) = if watching {
+            (FULL_REFRESH, FULL_REFRESH)
+        } else {
+            (STATUS_TICK, LOG_IDLE_TICK)
+        };
+        let mut status_tick = tokio::time::interval(status_every);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut log_every = LOG_TICK;
         let mut log_at = Instant::now();
@@ -174,6 +184,24 @@ impl Engine {
                     Some(SupCommand::Refresh) => self.statuses(true),
                     Some(SupCommand::Run(op, name)) => self.run_op(op, name),
                 },
+                Some(changed) = note_rx.recv() => {
+                    // A burst of notifications is one look.
+                    let mut c = changed;
+                    while let Ok(more) = note_rx.try_recv() {
+                        c.records |= more.records;
+                        c.logs |= more.logs;
+                    }
+                    if c.records {
+                        // A new server's folder may be among them: list them again (one
+                        // directory read), then read only the records that changed.
+                        self.names = self.sup.names();
+                        self.statuses(false);
+                    }
+                    if c.logs {
+                        log_every = LOG_TICK;
+                        log_at = Instant::now();
+                    }
+                }
                 Some((name, op, result)) = self.done_rx.recv() => {
                     self.busy.remove(&name);
                     // The record changed under us: report it before the result.
@@ -188,11 +216,12 @@ impl Engine {
                     self.statuses(full);
                 }
                 _ = tokio::time::sleep_until(log_at.into()) => {
-                    // Fast while lines arrive; backing off to LOG_IDLE_TICK when quiet.
+                    // Fast while lines arrive; backing off when quiet (to the full-refresh
+                    // period when notifications will wake us).
                     log_every = if self.logs() {
                         LOG_TICK
                     } else {
-                        (log_every * 2).min(LOG_IDLE_TICK)
+                        (log_every * 2).min(log_idle)
                     };
                     log_at = Instant::now() + log_every;
                 }
@@ -320,6 +349,47 @@ impl Engine {
         self.names = names;
         any
     }
+}
+
+/// What a burst of file notifications touched.
+#[derive(Debug, Clone, Copy, Default)]
+struct Changed {
+    records: bool,
+    logs: bool,
+}
+
+/// Watches the state directory (every server's folder, new ones too); `None` when file
+/// notifications cannot be had here, and the engine polls.
+fn watch_state_dir(
+    root: &std::path::Path,
+    tx: mpsc::Sender<Changed>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let servers = root.join("servers");
+    super::statedir::ensure_private_dir(&servers).ok()?;
+    let mut w = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        let Ok(ev) = ev else { return };
+        if matches!(ev.kind, EventKind::Access(_)) {
+            return;
+        }
+        let mut c = Changed::default();
+        for p in &ev.paths {
+            match p.file_name().and_then(|n| n.to_str()) {
+                Some("record.json") => c.records = true,
+                Some(n) if n.starts_with("server.log") => c.logs = true,
+                // A folder came or went: a server appeared or was removed.
+                _ if ev.kind.is_create() || ev.kind.is_remove() => c.records = true,
+                _ => {}
+            }
+        }
+        if c.records || c.logs {
+            // Full: a look is already due, and it sees this change too.
+            let _ = tx.try_send(c);
+        }
+    })
+    .ok()?;
+    w.watch(&servers, RecursiveMode::Recursive).ok()?;
+    Some(w)
 }
 
 fn started(st: &ServerStatus) -> String {
