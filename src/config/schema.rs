@@ -9,6 +9,9 @@ pub struct Config {
     /// Launch profiles, by name.
     #[serde(default)]
     pub servers: IndexMap<String, ServerProfile>,
+    /// Clusters that run servers for us (Ray today), by name.
+    #[serde(default)]
+    pub clusters: IndexMap<String, ClusterConfig>,
     /// Remote nodes' GPUs, read from their DCGM exporters.
     #[serde(default)]
     pub gpu_sources: Vec<GpuSourceConfig>,
@@ -170,6 +173,39 @@ pub struct ServerProfile {
     /// Readiness path (default `/health`; `/v1/models` for `kind: command`).
     #[serde(default)]
     pub health_path: Option<String>,
+    /// Run on this cluster (a name under `clusters:`) instead of this machine.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// On a cluster: custom resources the job needs, which pin it to nodes that have them
+    /// (`{node2: 1}`, or Ray's `node:IP`).
+    #[serde(default)]
+    pub resources: IndexMap<String, f64>,
+    /// On a cluster: CPUs the job's entrypoint holds (default 1).
+    #[serde(default)]
+    pub num_cpus: Option<f64>,
+}
+
+/// `clusters.NAME`: a cluster engine that runs servers (DESIGN.md §9).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub kind: ClusterKind,
+    /// The Ray dashboard, e.g. `http://head:8265`.
+    pub address: String,
+    /// Variable holding a bearer token, for a dashboard behind a proxy (never in the file).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Where routes of this cluster's servers connect: the node's address unless set here
+    /// (tests pin `127.0.0.1`: every node is this machine).
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// Cluster engines; `kubernetes` is the next one behind the same `clusters:` block.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClusterKind {
+    Ray,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -46,6 +46,70 @@ pub fn validate(cfg: &Config, out: &mut Vec<Problem>) {
     for (name, p) in &cfg.servers {
         check_profile(name, p, &routes, out);
         check_secret_flags(name, p, out);
+        check_cluster(name, p, cfg, out);
+    }
+}
+
+/// A cluster profile: the cluster exists, no API key travels through the job spec, and its
+/// resources are real amounts.
+fn check_cluster(name: &str, p: &ServerProfile, cfg: &Config, out: &mut Vec<Problem>) {
+    match &p.cluster {
+        None => {
+            if !p.resources.is_empty() || p.num_cpus.is_some() {
+                let field = if p.resources.is_empty() {
+                    "num_cpus"
+                } else {
+                    "resources"
+                };
+                out.push((
+                    at(name, field),
+                    true,
+                    format!("`{field}` places a job on a cluster; this profile has no `cluster:`"),
+                ));
+            }
+        }
+        Some(c) => {
+            if !cfg.clusters.contains_key(c) {
+                let known: Vec<&str> = cfg.clusters.keys().map(String::as_str).collect();
+                out.push((
+                    at(name, "cluster"),
+                    false,
+                    format!(
+                        "unknown cluster `{c}` (clusters: {})",
+                        if known.is_empty() {
+                            "none; add one under `clusters:`".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            if p.api_key_env.is_some() {
+                out.push((
+                    at(name, "api_key_env"),
+                    true,
+                    "a cluster's job spec is shown on its dashboard to anyone who can read it, so an API key never goes there: set the key in the nodes' own environment (VLLM_API_KEY) and remove `api_key_env` from this profile".into(),
+                ));
+            }
+            for (k, v) in &p.resources {
+                if !(v.is_finite() && *v > 0.0) {
+                    out.push((
+                        at(name, &format!("resources.{k}")),
+                        false,
+                        format!("must be a positive amount, not {v}"),
+                    ));
+                }
+            }
+            if let Some(n) = p.num_cpus {
+                if !(n.is_finite() && (0.0..=1024.0).contains(&n)) {
+                    out.push((
+                        at(name, "num_cpus"),
+                        false,
+                        format!("must be from 0 to 1024, not {n}"),
+                    ));
+                }
+            }
+        }
     }
 }
 

@@ -211,6 +211,23 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             )),
         }
     }
+    for (name, c) in &cfg.clusters {
+        let at = vec![Seg::Key("clusters".into()), Seg::Key(name.clone())];
+        match url::Url::parse(&c.address) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {}
+            _ => out.push((
+                p(&at, &["address"]),
+                false,
+                format!(
+                    "`{}` is not the http(s) URL of a Ray dashboard (e.g. http://head:8265)",
+                    c.address
+                ),
+            )),
+        }
+        if let Some(v) = &c.token_env {
+            check_key_env(v, &p(&at, &["token_env"]), &mut out);
+        }
+    }
     let tui = vec![Seg::Key("tui".into())];
     for e in super::keymap::KeyMap::problems(&cfg.tui.keys) {
         out.push((p(&tui, &["keys", &e.name]), e.on_key, e.message));

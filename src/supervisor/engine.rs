@@ -87,6 +87,9 @@ pub const LOG_TICK: Duration = Duration::from_millis(100);
 const LOG_IDLE_TICK: Duration = Duration::from_millis(400);
 /// A full re-read, whatever the file times say (a monitor can die without writing).
 const FULL_REFRESH: Duration = Duration::from_secs(2);
+/// With file notifications, the full re-read is only the net under them: a monitor killed
+/// with -9 writes nothing and is found by this, every change it writes comes at once.
+const WATCHED_REFRESH: Duration = Duration::from_secs(5);
 /// Lines of history sent when a log is first seen.
 pub const INITIAL_LINES: usize = 500;
 /// Most bytes read from one log per tick, so a flood is taken in slices.
@@ -167,16 +170,16 @@ impl Engine {
         let (note_tx, mut note_rx) = mpsc::channel::<Changed>(256);
         let watcher = watch_state_dir(self.sup.dir().root(), note_tx);
         let watching = watcher.is_some();
-        let (status_every, log_idle) = if watching {
-            (FULL_REFRESH, FULL_REFRESH)
+        let (status_every, log_idle, full_every) = if watching {
+            (WATCHED_REFRESH, WATCHED_REFRESH, WATCHED_REFRESH)
         } else {
-            (STATUS_TICK, LOG_IDLE_TICK)
+            (STATUS_TICK, LOG_IDLE_TICK, FULL_REFRESH)
         };
         let mut status_tick = tokio::time::interval(status_every);
         status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut log_every = LOG_TICK;
         let mut log_at = Instant::now();
-        let mut last_full = Instant::now() - FULL_REFRESH;
+        let mut last_full = Instant::now() - full_every;
         loop {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -209,7 +212,7 @@ impl Engine {
                     self.pending.push_back(SupEvent::Done { name, op, result });
                 }
                 _ = status_tick.tick() => {
-                    let full = last_full.elapsed() >= FULL_REFRESH;
+                    let full = last_full.elapsed() >= full_every;
                     if full {
                         last_full = Instant::now();
                     }

@@ -14,10 +14,22 @@ pub use control::{ControlError, ServerStatus, Started, Supervisor, WaitOutcome};
 pub use record::{Record, State};
 pub use statedir::StateDir;
 
-/// (name, main pid) of every running server, read from the shared state directory.
+/// (name, main pid) of every running server, read from the shared state directory. It only
+/// attributes GPU memory and CPU to servers, so a reading serves for 3 s: a server that just
+/// started is attributed at most that late, and the samplers do not re-read every record
+/// (and take every monitor's lock) each second.
 pub fn running_servers_fn(sup: Option<Supervisor>) -> crate::telemetry::sampler::ServersFn {
+    type Cached = Option<(std::time::Instant, Vec<(String, i32)>)>;
+    let cache: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
     std::sync::Arc::new(move || {
-        sup.as_ref()
+        let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, v)) = c.as_ref() {
+            if at.elapsed() < std::time::Duration::from_secs(3) {
+                return v.clone();
+            }
+        }
+        let v: Vec<(String, i32)> = sup
+            .as_ref()
             .map(|s| {
                 s.statuses()
                     .into_iter()
@@ -25,6 +37,8 @@ pub fn running_servers_fn(sup: Option<Supervisor>) -> crate::telemetry::sampler:
                     .filter_map(|st| st.pid.map(|p| (st.name, p)))
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        *c = Some((std::time::Instant::now(), v.clone()));
+        v
     })
 }

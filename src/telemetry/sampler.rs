@@ -93,71 +93,46 @@ pub async fn read_all(
     out
 }
 
-/// Samples the GPU sources every `interval` until nobody watches.
-pub fn spawn_gpu(
+/// The GPU and host samplers on one clock: each tick makes one trip to a blocking thread for
+/// the state directory, /proc and the host (one wake-up, not three), then reads the GPUs.
+pub fn spawn_machine(
     mut sources: Vec<Box<dyn GpuSource>>,
     interval: Duration,
     servers: ServersFn,
-    tx: watch::Sender<GpuView>,
+    gpu_tx: watch::Sender<GpuView>,
+    host_tx: watch::Sender<HostView>,
 ) {
     tokio::spawn(async move {
-        let mut tick = Ticker::new(interval);
-        while tick.next(&tx).await {
-            // The servers come from the state directory and /proc: read on a blocking thread.
-            let list = servers.clone();
-            let running = tokio::task::spawn_blocking(move || list())
-                .await
-                .unwrap_or_default();
-            let samples = read_all(&mut sources, &running).await;
-            tx.send_modify(|v| v.record(samples));
-        }
-    });
-}
-
-/// A sampling clock: a missed tick is delayed rather than bunched, and it stops once nobody
-/// watches what it feeds.
-struct Ticker(tokio::time::Interval);
-
-impl Ticker {
-    fn new(every: Duration) -> Self {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Ticker(tick)
-    }
-
-    /// Waits for the next tick; false when the receivers are gone.
-    async fn next<T>(&mut self, tx: &watch::Sender<T>) -> bool {
-        self.0.tick().await;
-        !tx.is_closed()
-    }
-}
-
-/// Samples the host every `interval` until nobody watches.
-pub fn spawn_host(interval: Duration, servers: ServersFn, tx: watch::Sender<HostView>) {
-    tokio::spawn(async move {
         let mut sampler = Some(HostSampler::new());
-        let mut tick = Ticker::new(interval);
-        while tick.next(&tx).await {
-            // sysinfo scans /proc: on a blocking thread, the sampler going there and back.
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if gpu_tx.is_closed() && host_tx.is_closed() {
+                return;
+            }
             let (Some(mut own), list) = (sampler.take(), servers.clone()) else {
                 return;
             };
-            let Ok((own, s)) = tokio::task::spawn_blocking(move || {
-                let s = own.sample(&list());
-                (own, s)
+            let Ok((own, running, s)) = tokio::task::spawn_blocking(move || {
+                let running = list();
+                let s = own.sample(&running);
+                (own, running, s)
             })
             .await
             else {
                 return;
             };
             sampler = Some(own);
-            tx.send_modify(|v| {
+            host_tx.send_modify(|v| {
                 v.cpu.push(Some(s.cpu_pct));
                 v.memory.push(Some(
                     s.memory_used_bytes as f64 / s.memory_total_bytes.max(1) as f64,
                 ));
                 v.sample = s;
             });
+            let samples = read_all(&mut sources, &running).await;
+            gpu_tx.send_modify(|v| v.record(samples));
         }
     });
 }
@@ -183,8 +158,7 @@ pub fn spawn_live(
     let (gpu_tx, gpu_rx) = watch::channel(GpuView::default());
     let (host_tx, host_rx) = watch::channel(HostView::default());
     let (route_tx, routes_rx) = watch::channel(RouteTable::from_router(router));
-    spawn_gpu(sources_from_config(cfg), every, servers.clone(), gpu_tx);
-    spawn_host(every, servers, host_tx);
+    spawn_machine(sources_from_config(cfg), every, servers, gpu_tx, host_tx);
     let probe_tx = routes::spawn(router.clone(), probe, route_tx);
     Live {
         gpu_rx,
