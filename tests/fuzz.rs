@@ -71,7 +71,7 @@ fn sse_any_bytes_any_split_same_events() {
             proptest::collection::vec(any::<usize>(), 0..16),
         ),
         |(bytes, cuts)| {
-            let whole = sse_all(&[bytes.clone()]);
+            let whole = sse_all(std::slice::from_ref(&bytes));
             let split = sse_all(&pieces(&bytes, &cuts));
             prop_assert_eq!(whole, split);
             Ok(())
