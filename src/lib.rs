@@ -2,6 +2,7 @@
 //! usable headless from the command line and from other programs.
 pub mod bench;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod format;
 pub mod input;

@@ -31,6 +31,8 @@ enum Cmd {
     Gpu(cli::gpu::GpuArgs),
     /// Servers, routes and GPUs in one view.
     Status(cli::status::StatusArgs),
+    /// Clusters (Ray): nodes with their CPUs, memory and GPUs, and every job.
+    Cluster(cli::cluster::ClusterArgs),
     /// Load test with `vllm bench serve`'s metrics: closed or open loop, sweeps, goodput.
     Bench(Box<cli::bench::BenchArgs>),
     /// Configuration tools.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
             Some(Cmd::Routes(a)) => cli::routes::run(config, a).await,
             Some(Cmd::Gpu(a)) => cli::gpu::run(config, a).await,
             Some(Cmd::Status(a)) => cli::status::run(config, a).await,
+            Some(Cmd::Cluster(a)) => cli::cluster::run(config, a).await,
             Some(Cmd::Bench(a)) => cli::bench::run(config, *a).await,
             Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,

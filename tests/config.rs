@@ -123,6 +123,21 @@ const BAD: &[(&str, &str, &str)] = &[
         "8:19: servers.tiny.stop_timeout:",
         "must be a number of seconds from 0.001 to 2592000 (30 days), not 100000000000000000000",
     ),
+    (
+        "26_unknown_cluster.yaml",
+        "10:14: servers.big.cluster:",
+        "unknown cluster `farms` (clusters: farm)",
+    ),
+    (
+        "27_api_key_on_cluster.yaml",
+        "12:5: servers.big.api_key_env:",
+        "set the key in the nodes' own environment",
+    ),
+    (
+        "28_cluster_address.yaml",
+        "5:30: clusters.farm.address:",
+        "is not the http(s) URL of a Ray dashboard",
+    ),
 ];
 
 #[test]

@@ -12,6 +12,7 @@ macro_rules! or_exit {
 pub mod adhoc;
 pub mod bench;
 pub mod chat;
+pub mod cluster;
 pub mod config_check;
 pub mod gpu;
 pub mod routes;
