@@ -148,3 +148,26 @@ async fn an_unreachable_head_keeps_the_last_known_state() {
     assert_eq!(v.read_at, Some(1.0));
     assert!(v.error.unwrap().contains("HTTP 500"));
 }
+
+#[test]
+fn every_node_is_a_gpu_source_in_the_fleet_view() {
+    use anorag::telemetry::gpu::ray::node_sample;
+    use anorag::telemetry::gpu::GpuStatus;
+    let nodes = parse_nodes(
+        &fixture("nodes_16x8.json"),
+        &fixture("cluster_status_16x8.json"),
+    );
+    let s = node_sample("farm", &nodes[1]);
+    assert_eq!(s.source, "farm/node2");
+    assert_eq!(s.status, GpuStatus::Ok);
+    assert_eq!(s.devices.len(), 8);
+    assert_eq!(s.devices[3].utilization_gpu_pct, Some(11));
+    assert_eq!(s.devices[3].processes[0].pid, 1003);
+    let dead = nodes.iter().find(|n| !n.alive).unwrap();
+    assert!(matches!(
+        node_sample("farm", dead).status,
+        GpuStatus::Unreachable(_)
+    ));
+    let real = parse_nodes(&fixture("nodes_summary.json"), &Value::Null);
+    assert_eq!(node_sample("farm", &real[0]).status, GpuStatus::NoDevices);
+}

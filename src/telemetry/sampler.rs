@@ -86,9 +86,10 @@ pub async fn read_all(
 ) -> Vec<GpuSample> {
     let mut out = Vec::with_capacity(sources.len());
     for s in sources.iter_mut() {
-        let mut sample = s.sample().await;
-        gpu::attribute(&mut sample.devices, servers);
-        out.push(sample);
+        for mut sample in s.samples().await {
+            gpu::attribute(&mut sample.devices, servers);
+            out.push(sample);
+        }
     }
     out
 }
@@ -176,6 +177,12 @@ pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource
     }
     for s in &cfg.gpu_sources {
         v.push(Box::new(gpu::dcgm::DcgmSource::new(&s.name, &s.url)));
+    }
+    // Every cluster's nodes, from its node table: one pane shows the fleet.
+    for (name, c) in &cfg.clusters {
+        if let Ok(client) = crate::cluster::RayClient::new(name, c) {
+            v.push(Box::new(gpu::ray::RayGpus::new(client)));
+        }
     }
     v
 }

@@ -3,6 +3,7 @@
 pub mod dcgm;
 pub mod fake;
 pub mod nvml;
+pub mod ray;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -128,6 +129,10 @@ impl GpuSample {
 pub trait GpuSource: Send {
     fn name(&self) -> &str;
     async fn sample(&mut self) -> GpuSample;
+    /// A source of several machines (a cluster) gives one sample per machine.
+    async fn samples(&mut self) -> Vec<GpuSample> {
+        vec![self.sample().await]
+    }
 }
 
 /// Attributes GPU processes to servers: by process group, or by ancestry (workers that left
