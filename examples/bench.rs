@@ -21,11 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = Plan::new(
         Load::Closed { concurrency: 8 },
         Stop::Requests(50),
-        Workload::Random {
-            input_len: 64,
-            output_len: 32,
-            range_ratio: 0.0,
-        },
+        Workload::random(64, 32),
     );
     let results = bench::spawn(target, vec![plan]).done.await??;
     for r in &results {

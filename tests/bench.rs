@@ -70,11 +70,7 @@ impl Drop for SimThread {
 }
 
 fn random(input: u32, output: u32) -> Workload {
-    Workload::Random {
-        input_len: input,
-        output_len: output,
-        range_ratio: 0.0,
-    }
+    Workload::random(input, output)
 }
 
 async fn run(t: &BenchTarget, plan: &Plan) -> BenchResult {

@@ -59,11 +59,7 @@ async fn bench_counts_every_request_under_every_fault() {
             ..Plan::new(
                 Load::Closed { concurrency: 4 },
                 Stop::Requests(12),
-                Workload::Random {
-                    input_len: 8,
-                    output_len: 8,
-                    range_ratio: 0.0,
-                },
+                Workload::random(8, 8),
             )
         };
         let (_tx, rx) = mpsc::channel(4);

@@ -296,3 +296,57 @@ fn the_log_highlighter_keeps_every_character() {
         Ok(())
     });
 }
+
+/// Any JSON in the shape of Ray's node table, cluster status and job list (and any JSON at
+/// all) is read without a panic; what is read keeps its invariants.
+#[test]
+fn ray_json_never_panics() {
+    use anorag::cluster::ray::{parse_jobs, parse_nodes};
+    use serde_json::{json, Value};
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        "[A-Z_a-z0-9:]{0,12}".prop_map(Value::from),
+    ];
+    let value = leaf.prop_recursive(3, 24, 4, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("nodeId".to_string()),
+                    Just("state".to_string()),
+                    Just("resourcesTotal".to_string()),
+                    Just("gpus".to_string()),
+                    Just("memoryUsed".to_string()),
+                    Just("submission_id".to_string()),
+                    Just("status".to_string()),
+                    Just("metadata".to_string()),
+                    "[a-z]{1,6}",
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    check("ray_json", (value.clone(), value), |(a, b)| {
+        let summary = json!({"data": {"summary": [ {"raylet": a.clone(), "gpus": [b.clone()], "mem": b.clone()} ]}});
+        let status =
+            json!({"data": {"clusterStatus": {"loadMetricsReport": {"usageByNode": a.clone()}}}});
+        for n in parse_nodes(&summary, &status) {
+            prop_assert!(!n.id.is_empty());
+            for g in &n.gpus {
+                prop_assert!(g.utilization_pct.is_none_or(|u| u <= 100));
+            }
+        }
+        let _ = parse_nodes(&a, &b);
+        for j in parse_jobs(&json!([a.clone(), b.clone()])) {
+            prop_assert!(!j.id.is_empty());
+        }
+        let _ = parse_jobs(&a);
+        Ok(())
+    });
+}

@@ -76,6 +76,15 @@ fn file_err(path: &Path, message: impl Into<String>) -> WorkloadError {
 }
 
 impl Workload {
+    /// Random prompts of exactly these lengths (no range).
+    pub fn random(input_len: u32, output_len: u32) -> Self {
+        Workload::Random {
+            input_len,
+            output_len,
+            range_ratio: 0.0,
+        }
+    }
+
     /// Where the run takes its prompts from. Random prompts are made one at a time from the
     /// request's index, so a run of any length holds none of them in memory beforehand; the
     /// same seed gives the same prompts (two routes are compared on equal terms).

@@ -9,17 +9,9 @@ use std::process::ExitCode;
 pub struct ClusterArgs {
     /// Only this cluster (a name under `clusters:`).
     pub name: Option<String>,
-    /// One JSON object per reading (`{"clusters":[...]}`), one line each with --watch.
-    #[arg(long)]
-    pub json: bool,
-    /// Read again every --interval seconds until interrupted.
-    #[arg(long)]
-    pub watch: bool,
-    #[arg(long, default_value_t = 1.0, value_parser = crate::input::seconds(0.1))]
-    pub interval: f64,
-    /// With --watch: stop after this many readings.
-    #[arg(long)]
-    pub count: Option<u64>,
+    /// JSON is `{"clusters":[...]}`.
+    #[command(flatten)]
+    pub r: super::repeat::Repeat,
 }
 
 pub async fn run(explicit: Option<&Path>, a: ClusterArgs) -> ExitCode {
@@ -57,10 +49,10 @@ pub async fn run(explicit: Option<&Path>, a: ClusterArgs) -> ExitCode {
         let fresh = futures::future::join_all(reads).await;
         views = fresh.into_iter().map(Some).collect();
         let shown: Vec<&ClusterView> = views.iter().flatten().collect();
-        if a.json {
+        if a.r.json {
             println!("{}", serde_json::json!({ "clusters": shown }));
         } else {
-            if a.watch && n > 0 {
+            if a.r.watch && n > 0 {
                 println!();
             }
             for v in &shown {
@@ -68,7 +60,7 @@ pub async fn run(explicit: Option<&Path>, a: ClusterArgs) -> ExitCode {
             }
         }
         n += 1;
-        if !a.watch || a.count.is_some_and(|c| n >= c) {
+        if a.r.done(n) {
             let failed = shown.iter().any(|v| v.error.is_some());
             return if failed {
                 ExitCode::from(1)
@@ -76,9 +68,8 @@ pub async fn run(explicit: Option<&Path>, a: ClusterArgs) -> ExitCode {
                 ExitCode::SUCCESS
             };
         }
-        tokio::select! {
-            _ = tokio::time::sleep(crate::input::duration(a.interval)) => {}
-            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        if !a.r.wait().await {
+            return ExitCode::SUCCESS;
         }
     }
 }

@@ -10,17 +10,9 @@ use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct GpuArgs {
-    /// One JSON object per reading (`{"sources":[...]}`), one line each with --watch.
-    #[arg(long)]
-    pub json: bool,
-    /// Read again every --interval seconds until interrupted.
-    #[arg(long)]
-    pub watch: bool,
-    #[arg(long, default_value_t = 1.0, value_parser = crate::input::seconds(0.1))]
-    pub interval: f64,
-    /// With --watch: stop after this many readings.
-    #[arg(long)]
-    pub count: Option<u64>,
+    /// JSON is `{"sources":[...]}`.
+    #[command(flatten)]
+    pub r: super::repeat::Repeat,
 }
 
 pub async fn run(explicit: Option<&Path>, a: GpuArgs) -> ExitCode {
@@ -30,21 +22,17 @@ pub async fn run(explicit: Option<&Path>, a: GpuArgs) -> ExitCode {
     let mut n = 0u64;
     loop {
         let samples = sampler::read_all(&mut sources, &servers()).await;
-        if a.json {
+        if a.r.json {
             println!("{}", serde_json::json!({ "sources": samples }));
         } else {
-            if a.watch && n > 0 {
+            if a.r.watch && n > 0 {
                 println!();
             }
             print!("{}", render(&samples));
         }
         n += 1;
-        if !a.watch || a.count.is_some_and(|c| n >= c) {
+        if a.r.done(n) || !a.r.wait().await {
             return ExitCode::SUCCESS;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(crate::input::duration(a.interval.max(0.1))) => {}
-            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
     }
 }

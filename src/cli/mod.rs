@@ -15,6 +15,7 @@ pub mod chat;
 pub mod cluster;
 pub mod config_check;
 pub mod gpu;
+pub mod repeat;
 pub mod routes;
 pub mod server;
 pub mod sim;

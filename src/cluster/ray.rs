@@ -233,7 +233,8 @@ pub fn parse_nodes(summary: &Value, status: &Value) -> Vec<ClusterNode> {
     list.iter()
         .filter_map(|n| {
             let r = &n["raylet"];
-            let id = r["nodeId"].as_str()?.to_string();
+            // A node without an id cannot be told apart from another: not a node to show.
+            let id = r["nodeId"].as_str().filter(|i| !i.is_empty())?.to_string();
             let used = &usage[&id];
             let amount = |k: &str| {
                 (
@@ -335,7 +336,10 @@ pub fn parse_jobs(v: &Value) -> Vec<ClusterJob> {
 /// submission id and are not ours to manage).
 pub fn parse_job(j: &Value) -> Option<ClusterJob> {
     Some(ClusterJob {
-        id: j["submission_id"].as_str()?.to_string(),
+        id: j["submission_id"]
+            .as_str()
+            .filter(|i| !i.is_empty())?
+            .to_string(),
         status: JobStatus::parse(j["status"].as_str()?)?,
         message: j["message"].as_str().map(String::from),
         entrypoint: j["entrypoint"].as_str().unwrap_or("").to_string(),
