@@ -20,6 +20,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+/// The longest a telemetry change waits to be drawn.
+const TELEMETRY_FRAME: Duration = Duration::from_secs(1);
+
 enum BenchEv {
     Progress(bool),
     Done(Result<Vec<BenchResult>, String>),
@@ -148,16 +151,22 @@ where
     let mut chats: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
     let mut bench: Option<(u64, BenchHandle)> = None;
     let mut dirty = true;
+    // Telemetry (host, GPU, routes, the clock) changes the screen every second from several
+    // engines at different moments: those changes share one frame a second, while keys,
+    // server states, chat and load tests draw at the next frame.
+    let mut lazy_at: Option<Instant> = None;
     let mut last_draw = Instant::now() - frame;
     let mut stop_on_quit = Vec::new();
     let mut term_signal =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup_signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
-        if dirty && last_draw.elapsed() >= frame {
+        let lazy_due = lazy_at.is_some_and(|t| Instant::now() >= t);
+        if (dirty || lazy_due) && last_draw.elapsed() >= frame {
             term.draw(|f| view::render(f, app)).map_err(Into::into)?;
             last_draw = Instant::now();
             dirty = false;
+            lazy_at = None;
         }
         if app.quit {
             break;
@@ -205,12 +214,17 @@ where
             },
             _ = tokio::time::sleep_until(tick_at) => Some(Action::Tick(crate::time::unix_now())),
             _ = tokio::time::sleep_until(draw_at), if dirty => None,
+            _ = tokio::time::sleep_until(lazy_at.unwrap_or(draw_at).max(draw_at)), if lazy_at.is_some() => None,
             _ = term_signal.recv() => break,
             _ = hup_signal.recv() => break,
         };
         let Some(action) = action else { continue };
         // Every action sees the time it happened (a notice set now lasts its full time).
         app.now = crate::time::unix_now();
+        let lazy = matches!(
+            action,
+            Action::Host(_) | Action::Gpu(_) | Action::Routes(_) | Action::Tick(_)
+        );
         let visible = match &action {
             Action::Host(_) => {
                 let before = host_sig(app);
@@ -247,7 +261,11 @@ where
                 true
             }
         };
-        dirty |= visible;
+        if visible && lazy {
+            lazy_at.get_or_insert(Instant::now() + TELEMETRY_FRAME);
+        } else {
+            dirty |= visible;
+        }
     }
     for (_, h) in chats {
         h.abort();
