@@ -67,14 +67,13 @@ pub fn connect_host(host: &str) -> String {
 /// Moves every `env` entry whose value holds what a `${VAR}` brought in (`from_env`, as the
 /// config recorded it) to `env_templates`, with `${VAR}` in the value's place.
 pub fn keep_env_values_out(spec: &mut LaunchSpec, from_env: &[(String, String)]) {
+    // Longest values first, so a value inside another is not split.
+    let mut vars: Vec<&(String, String)> = from_env.iter().filter(|(_, x)| !x.is_empty()).collect();
+    vars.sort_by_key(|(_, x)| std::cmp::Reverse(x.len()));
     let (mut keep, mut hide) = (Vec::new(), Vec::new());
     for (k, v) in std::mem::take(&mut spec.env) {
         let mut t = v.clone();
-        // Longest values first, so a value inside another is not split.
-        let mut vars: Vec<&(String, String)> =
-            from_env.iter().filter(|(_, x)| !x.is_empty()).collect();
-        vars.sort_by_key(|(_, x)| std::cmp::Reverse(x.len()));
-        for (name, value) in vars {
+        for (name, value) in &vars {
             t = t.replace(value.as_str(), &format!("${{{name}}}"));
         }
         if t == v {
