@@ -24,15 +24,15 @@ pub fn check_seconds(v: f64, min: f64) -> Result<f64, String> {
     if v.is_finite() && (min..=MAX_SECONDS).contains(&v) {
         Ok(v)
     } else {
-        Err(format!(
-            "`{v}` is not a number of seconds from {min} to {MAX_SECONDS} (30 days)"
-        ))
+        Err(not_seconds(&v.to_string(), min))
     }
 }
 
 pub fn seconds_text(text: &str, min: f64) -> Result<f64, String> {
     let t = text.trim();
-    check_seconds(number(t).map_err(|_| not_seconds(t, min))?, min).map_err(|_| not_seconds(t, min))
+    number(t)
+        .and_then(|v| check_seconds(v, min))
+        .map_err(|_| not_seconds(t, min))
 }
 
 fn not_seconds(t: &str, min: f64) -> String {
@@ -44,8 +44,8 @@ pub fn seconds(min: f64) -> impl Fn(&str) -> Result<f64, String> + Clone + Send 
     move |t: &str| seconds_text(t, min)
 }
 
-/// A request rate: above 0, at most [`MAX_RATE`].
-pub fn rate_text(text: &str) -> Result<f64, String> {
+/// A request rate: above 0, at most [`MAX_RATE`] (also a clap value parser).
+pub fn rate(text: &str) -> Result<f64, String> {
     let t = text.trim();
     match number(t) {
         Ok(v) if v > 0.0 && v <= MAX_RATE => Ok(v),
@@ -74,12 +74,7 @@ pub fn concurrency(t: &str) -> Result<usize, String> {
     count_text(t, 1, MAX_CONCURRENCY).map(|v| v as usize)
 }
 
-/// A clap value parser for request rates.
-pub fn rate(t: &str) -> Result<f64, String> {
-    rate_text(t)
-}
-
-/// A fraction in `[lo, hi)`.
+/// A fraction from 0 to below 1 (`--range-ratio`).
 pub fn fraction(t: &str) -> Result<f64, String> {
     match number(t) {
         Ok(v) if (0.0..1.0).contains(&v) => Ok(v),

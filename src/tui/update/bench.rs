@@ -31,7 +31,7 @@ pub(super) fn apply_bench_field(app: &mut App, field: usize, text: &str) -> bool
     let f = &mut app.bench.form;
     use crate::input;
     let ok: Result<(), String> = match field {
-        2 if f.open => input::rate_text(t).map(|x| f.rate = x),
+        2 if f.open => input::rate(t).map(|x| f.rate = x),
         2 => input::concurrency(t).map(|x| f.concurrency = x),
         4 if f.by_duration => input::seconds_text(t, 0.001).map(|x| f.duration_s = x),
         4 => input::count_text(t, 1, u64::MAX).map(|x| f.requests = x),
