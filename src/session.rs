@@ -237,10 +237,7 @@ pub fn spawn_answer(
             return;
         }
         meta.ttft_ms = timing.ttft().map(ms);
-        meta.e2e_ms = Some(ms(timing
-            .last()
-            .unwrap_or_else(Instant::now)
-            .duration_since(rs.started)));
+        meta.e2e_ms = Some(ms(timing.e2e().unwrap_or_else(|| rs.started.elapsed())));
         meta.tokens_per_s = timing.decode_tokens_per_s();
         meta.usage = timing.usage;
         meta.finish_reason = timing.finish_reason.take();

@@ -107,38 +107,39 @@ fn probe_client() -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A JSON answer of at most `cap` bytes, or nothing (refused, an error status, not JSON).
+async fn get_json(client: &reqwest::Client, url: &str, cap: usize) -> Option<serde_json::Value> {
+    let r = client.get(url).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let b = crate::provider::body::read_capped(r, cap).await.ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
 /// Which dialect a URL speaks: one ending in `/v1` is OpenAI-compatible (vLLM's when its
 /// `/version` answers like vLLM's); otherwise Ollama's `/api/version` decides.
 pub async fn detect(url: &str) -> Result<(AdhocProvider, String), String> {
     let base = url.trim_end_matches('/');
     let client = probe_client()?;
-    let get_json = |u: String| {
-        let client = client.clone();
-        async move {
-            let r = client.get(&u).send().await.ok()?;
-            if !r.status().is_success() {
-                return None;
-            }
-            let b = crate::provider::body::read_capped(r, 64 << 10).await.ok()?;
-            serde_json::from_slice::<serde_json::Value>(&b).ok()
-        }
-    };
     if let Some(root) = base.strip_suffix("/v1") {
-        return Ok(match get_json(format!("{root}/version")).await {
-            Some(v) if v["version"].is_string() => (
-                AdhocProvider::VllmOpenai,
-                format!(
-                    "OpenAI-compatible, and GET /version answered vLLM {}",
-                    v["version"].as_str().unwrap_or("?")
+        return Ok(
+            match get_json(&client, &format!("{root}/version"), 64 << 10).await {
+                Some(v) if v["version"].is_string() => (
+                    AdhocProvider::VllmOpenai,
+                    format!(
+                        "OpenAI-compatible, and GET /version answered vLLM {}",
+                        v["version"].as_str().unwrap_or("?")
+                    ),
                 ),
-            ),
-            _ => (
-                AdhocProvider::Openai,
-                "the URL ends in /v1 and /version is not vLLM's".into(),
-            ),
-        });
+                _ => (
+                    AdhocProvider::Openai,
+                    "the URL ends in /v1 and /version is not vLLM's".into(),
+                ),
+            },
+        );
     }
-    match get_json(format!("{base}/api/version")).await {
+    match get_json(&client, &format!("{base}/api/version"), 64 << 10).await {
         Some(v) if v["version"].is_string() => Ok((
             AdhocProvider::Ollama,
             format!("GET /api/version answered Ollama {}", v["version"].as_str().unwrap_or("?")),
@@ -157,19 +158,16 @@ async fn only_model(p: AdhocProvider, url: Option<&str>) -> Result<String, Strin
         _ => format!("{base}/models"),
     };
     let client = probe_client()?;
-    let models: Vec<String> = async {
-        let r = client.get(&list).send().await.ok()?;
-        let b = crate::provider::body::read_capped(r, 4 << 20).await.ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
-        let arr = v["data"].as_array().or(v["models"].as_array())?.clone();
-        Some(
+    let v = get_json(&client, &list, 4 << 20).await.unwrap_or_default();
+    let models: Vec<String> = v["data"]
+        .as_array()
+        .or(v["models"].as_array())
+        .map(|arr| {
             arr.iter()
                 .filter_map(|m| m["id"].as_str().or(m["name"].as_str()).map(String::from))
-                .collect(),
-        )
-    }
-    .await
-    .unwrap_or_default();
+                .collect()
+        })
+        .unwrap_or_default();
     match models.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(format!(
