@@ -91,6 +91,9 @@ fn server(i: usize) -> ServerStatus {
         autostart: false,
         started_unix: Some(1_795_600_000.0),
         run_id: None,
+        cluster: None,
+        node: None,
+        job: None,
     }
 }
 

@@ -3,6 +3,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
+/// Unix milliseconds now.
+pub fn unix_now_ms() -> u64 {
+    (unix_now() * 1000.0) as u64
+}
+
 pub fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

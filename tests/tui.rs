@@ -91,6 +91,9 @@ fn server(name: &str, state: State) -> ServerStatus {
         autostart: name == "demo",
         started_unix: running.then_some(NOW - 125.0),
         run_id: Some("r1".into()),
+        cluster: None,
+        node: None,
+        job: None,
     }
 }
 

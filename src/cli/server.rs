@@ -79,7 +79,7 @@ pub async fn run(explicit: Option<&Path>, cmd: ServerCmd) -> ExitCode {
     };
     match cmd {
         ServerCmd::List { json } => {
-            let all = sup.statuses();
+            let all = sup.all_statuses().await;
             if json {
                 println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
             } else {
@@ -96,9 +96,9 @@ pub async fn run(explicit: Option<&Path>, cmd: ServerCmd) -> ExitCode {
                             return ExitCode::from(2);
                         }
                     }
-                    vec![sup.status(n)]
+                    vec![sup.status_async(n).await]
                 }
-                None => sup.statuses(),
+                None => sup.all_statuses().await,
             };
             if json {
                 let text = match (&name, all.first()) {
@@ -153,7 +153,19 @@ async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCo
                 .pid
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "?".into());
-            eprintln!("started {name}: pid {pid}, log {}", s.status.log_path);
+            match &s.status.cluster {
+                Some(c) => eprintln!(
+                    "submitted {name} to cluster {c}: job {} ({}){}",
+                    s.run_id,
+                    s.status.state,
+                    s.status
+                        .message
+                        .as_ref()
+                        .map(|m| format!("; {m}"))
+                        .unwrap_or_default()
+                ),
+                None => eprintln!("started {name}: pid {pid}, log {}", s.status.log_path),
+            }
             s.run_id
         }
         Err(ControlError::AlreadyRunning(st)) => {
@@ -189,12 +201,20 @@ async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCo
         .await
     {
         WaitOutcome::Ready(st) => {
-            eprintln!(
-                "{name} is ready after {:.1} s (pid {}, port {})",
-                st.ready_after_s.unwrap_or(0.0),
-                st.pid.unwrap_or(0),
-                st.port
-            );
+            match &st.node {
+                Some(node) => eprintln!(
+                    "{name} is ready on {node} (job {}, http://{}:{})",
+                    st.job.as_deref().unwrap_or("?"),
+                    st.host,
+                    st.port
+                ),
+                None => eprintln!(
+                    "{name} is ready after {:.1} s (pid {}, port {})",
+                    st.ready_after_s.unwrap_or(0.0),
+                    st.pid.unwrap_or(0),
+                    st.port
+                ),
+            }
             ExitCode::SUCCESS
         }
         WaitOutcome::Ended(st) => {
@@ -203,7 +223,7 @@ async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCo
             if let Some(m) = &st.message {
                 eprintln!("  {m}");
             }
-            print_last_lines(sup, name);
+            print_last_lines(sup, name).await;
             ExitCode::FAILURE
         }
         WaitOutcome::TimedOut(st) => {
@@ -211,13 +231,23 @@ async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCo
                 "error: {name} is not ready after {timeout:.0} s (still {}); stop it with `anorag-tui server stop {name}`",
                 st.state
             );
-            print_last_lines(sup, name);
+            print_last_lines(sup, name).await;
             ExitCode::from(124)
         }
     }
 }
 
-fn print_last_lines(sup: &Supervisor, name: &str) {
+async fn print_last_lines(sup: &Supervisor, name: &str) {
+    if sup.is_cluster(name) {
+        if let Ok(text) = sup.cluster_jobs().logs(name).await {
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!("--- last lines of its job's log ---");
+            for l in &lines[lines.len().saturating_sub(20)..] {
+                eprintln!("{l}");
+            }
+        }
+        return;
+    }
     let lines = sup.log_tail(name, 20);
     if lines.is_empty() {
         return;
@@ -239,7 +269,7 @@ async fn stop(sup: &Supervisor, name: &str, timeout: Option<f64>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let before = sup.status(name);
+    let before = sup.status_async(name).await;
     if !before.is_running() {
         let how = before
             .exit_text()
@@ -253,12 +283,23 @@ async fn stop(sup: &Supervisor, name: &str, timeout: Option<f64>) -> ExitCode {
         .stop(name, timeout.map(|t| crate::input::duration(t.max(0.0))))
         .await
     {
+        Ok(st) if st.is_running() => {
+            eprintln!(
+                "{name}: {}",
+                st.message.as_deref().unwrap_or("stop requested")
+            );
+            ExitCode::SUCCESS
+        }
         Ok(st) => {
             let how = st
                 .exit_text()
                 .unwrap_or_else(|| "exit status unknown".into());
+            let whose = match &st.job {
+                Some(j) => format!("job {j} ended; the cluster stopped its processes"),
+                None => "no process left".into(),
+            };
             eprintln!(
-                "stopped {name} in {:.1} s ({how}); no process left",
+                "stopped {name} in {:.1} s ({how}); {whose}",
                 t0.elapsed().as_secs_f64()
             );
             ExitCode::SUCCESS
@@ -271,6 +312,9 @@ async fn stop(sup: &Supervisor, name: &str, timeout: Option<f64>) -> ExitCode {
 }
 
 async fn logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) -> ExitCode {
+    if sup.is_cluster(name) {
+        return cluster_logs(sup, name, follow, lines).await;
+    }
     let path = sup.log_path(name);
     if sup.profile(name).is_err() && !path.exists() {
         if let Err(e) = sup.profile(name) {
@@ -298,10 +342,77 @@ async fn logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) -> ExitC
     }
 }
 
+/// A cluster profile's log through the cluster's Jobs API: the last `lines`, then (with
+/// `follow`) what the log gains, read again each second; a new job of the profile (a restart
+/// from another shell) starts over with its own log.
+async fn cluster_logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) -> ExitCode {
+    let jobs = sup.cluster_jobs();
+    let mut job: Option<String> = None;
+    let mut seen = 0usize;
+    let mut first = true;
+    loop {
+        let st = sup.status_async(name).await;
+        if st.job != job {
+            job = st.job.clone();
+            seen = 0;
+        }
+        let text = match &job {
+            Some(id) => jobs.job_logs(name, id).await,
+            None => Ok(String::new()),
+        };
+        match text {
+            Ok(t) => {
+                if t.len() < seen {
+                    seen = 0;
+                }
+                let new = &t[floor_char(&t, seen)..];
+                let all: Vec<&str> = new.lines().collect();
+                let from = if first {
+                    all.len().saturating_sub(lines)
+                } else {
+                    0
+                };
+                // A line still being written is printed when it ends.
+                let complete = if new.ends_with('\n') {
+                    all.len()
+                } else {
+                    all.len().saturating_sub(1)
+                };
+                for l in all.iter().take(complete).skip(from) {
+                    println!("{l}");
+                }
+                let kept: usize = all.iter().take(complete).map(|l| l.len() + 1).sum();
+                seen = floor_char(&t, seen + kept.min(new.len()));
+                first = false;
+            }
+            Err(e) if !follow => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => eprintln!("warning: {e}; trying again"),
+        }
+        if !follow {
+            return ExitCode::SUCCESS;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 pub fn print_table(all: &[ServerStatus]) {
     println!(
-        "{:<12} {:<8} {:<10} {:>7} {:>6} {:>9}  {:<14} {:<20} NOTE",
-        "NAME", "KIND", "STATE", "PID", "PORT", "UPTIME", "ROUTE", "MODEL"
+        "{:<12} {:<8} {:<10} {:<12} {:>7} {:>6} {:>9}  {:<14} {:<20} NOTE",
+        "NAME", "KIND", "STATE", "WHERE", "PID", "PORT", "UPTIME", "ROUTE", "MODEL"
     );
     for s in all {
         let note = match (s.state.is_running(), s.exit_text()) {
@@ -309,11 +420,23 @@ pub fn print_table(all: &[ServerStatus]) {
             _ if s.autostart => "autostart".into(),
             _ => String::new(),
         };
+        let place = match (&s.cluster, &s.node) {
+            (Some(c), Some(n)) => format!("{c}/{n}"),
+            (Some(c), None) => c.clone(),
+            _ => "local".into(),
+        };
+        let note = match (&s.cluster, s.state, &s.message) {
+            (Some(_), crate::supervisor::State::Starting, Some(m)) if m.starts_with("pending") => {
+                m.clone()
+            }
+            _ => note,
+        };
         println!(
-            "{:<12} {:<8} {:<10} {:>7} {:>6} {:>9}  {:<14} {:<20} {note}",
+            "{:<12} {:<8} {:<10} {:<12} {:>7} {:>6} {:>9}  {:<14} {:<20} {note}",
             s.name,
             s.kind,
             s.state.as_str(),
+            place,
             s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             s.port,
             crate::format::opt(s.uptime_s, crate::format::duration_s),

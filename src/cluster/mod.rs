@@ -4,7 +4,9 @@
 pub mod model;
 pub mod ray;
 
-pub use model::{ClusterJob, ClusterNode, ClusterView, JobStatus, NodeGpu};
+pub use model::{
+    ClusterJob, ClusterNode, ClusterView, JobStatus, NodeGpu, META_CONFIG, META_PROFILE,
+};
 pub use ray::{ClusterError, JobSpec, RayClient};
 
 /// Reads a cluster once: version, nodes and jobs. A failure keeps `last`'s nodes and jobs and

@@ -57,6 +57,7 @@ pub enum Ctx {
     Chat,
     Bench,
     Logs,
+    Cluster,
 }
 
 #[derive(Debug, Clone)]
@@ -107,7 +108,7 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
     &[
         (Global, "q", Quit, "quit", "quit (asks first when servers this console started are running)", true, true),
         (Global, "?", Help, "help", "help for this pane", true, true),
-        (Global, ":", CommandLine, "command", "command line: :servers :gpu :routes :chat :bench :logs NAME :q", true, true),
+        (Global, ":", CommandLine, "command", "command line: :servers :gpu :routes :chat :bench :logs NAME :cluster :q", true, true),
         (Global, "/", Filter, "filter", "filter this list (highlights in logs)", true, false),
         (Global, "tab", NextPane, "next_pane", "next pane", true, false),
         (Global, "backtab", PrevPane, "prev_pane", "previous pane", true, false),
@@ -126,11 +127,17 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
         (Global, "4", GoPane(3), "pane_chat", "Chat", true, false),
         (Global, "5", GoPane(4), "pane_bench", "Bench", true, false),
         (Global, "6", GoPane(5), "pane_logs", "Logs", true, false),
+        (Global, "7", GoPane(6), "pane_cluster", "Cluster", true, false),
         (Servers, "s", Start, "start", "start the selected server", true, true),
         (Servers, "x", Stop, "stop", "stop the selected server (asks first)", true, true),
         (Servers, "r", Restart, "restart", "restart the selected server", true, true),
         (Servers, "l", ShowLogs, "logs", "the selected server's log", true, true),
         (Servers, "enter", ShowLogs, "logs", "the selected server's log", false, false),
+        (Cluster, "s", Start, "start", "start the selected profile on its cluster", true, true),
+        (Cluster, "x", Stop, "stop", "stop the selected profile's job (asks first)", true, true),
+        (Cluster, "r", Restart, "restart", "restart the selected profile's job", true, true),
+        (Cluster, "l", ShowLogs, "logs", "the selected profile's job log", true, true),
+        (Cluster, "enter", ShowLogs, "logs", "the selected profile's job log", false, false),
         (Routes, "p", Probe, "probe", "probe the selected route now", true, true),
         (Routes, "c", ChatRoute, "chat_route", "chat with the selected route", true, true),
         (Routes, "b", BenchRoute, "bench_route", "load-test the selected route", true, true),
@@ -307,10 +314,13 @@ impl KeyMap {
                 .iter()
                 .filter(|b| b.ctx == c && b.primary && !self.hidden.contains(&b.cmd))
             {
-                // The six pane keys read better as one line.
+                // The pane keys read better as one line.
                 if let Cmd::GoPane(i) = b.cmd {
                     if i == 0 {
-                        out.push(("1-6".into(), "panes: Servers GPU Routes Chat Bench Logs"));
+                        out.push((
+                            "1-7".into(),
+                            "panes: Servers GPU Routes Chat Bench Logs Cluster",
+                        ));
                     }
                     continue;
                 }

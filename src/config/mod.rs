@@ -95,6 +95,7 @@ pub fn load(source: &Source) -> Result<Config, ConfigErrors> {
     match source {
         Source::BuiltIn => load_str(DEFAULT_YAML, "<built-in default>").map(|mut c| {
             c.base_dir = std::env::current_dir().unwrap_or_default();
+            c.file = "<built-in default>".into();
             c
         }),
         Source::File(p) => {
@@ -113,6 +114,10 @@ pub fn load(source: &Source) -> Result<Config, ConfigErrors> {
                     Some(d) => d.to_path_buf(),
                     None => std::env::current_dir().unwrap_or_default(),
                 };
+                c.file = std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string();
                 c
             })
         }

@@ -22,6 +22,10 @@ pub struct Config {
     /// Where relative paths in the file are resolved (the file's folder).
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
+    /// Where it was read from (the file's absolute path, or `<built-in default>`): cluster
+    /// jobs carry it in their metadata, so every shell on this config finds them.
+    #[serde(skip)]
+    pub file: String,
     /// (variable, value) of every `${VAR}` the environment filled in: such values may be
     /// secrets, so launch specs keep `${VAR}` in their place (see `supervisor::launch`).
     #[serde(skip)]

@@ -1,6 +1,7 @@
 //! Start, stop, restart and status of servers, for the CLI and the console alike. Every
 //! operation reads and writes the shared state directory, so a server started in one shell is
 //! seen and stopped from any other.
+use super::cluster_jobs::ClusterJobs;
 use super::launch::{self, LaunchSpec};
 use super::logs;
 use super::preflight::{self, PreflightError};
@@ -50,9 +51,49 @@ pub struct ServerStatus {
     pub started_unix: Option<f64>,
     #[serde(skip)]
     pub run_id: Option<String>,
+    /// The cluster it runs on (`None`: this machine).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The cluster node its job runs on (`node2`, `head`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The cluster job's submission id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
 }
 
 impl ServerStatus {
+    /// A name with nothing known about it (not a profile of this config).
+    pub fn unknown(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            state: State::Stopped,
+            kind: "?".into(),
+            pid: None,
+            pgid: None,
+            host: String::new(),
+            port: 0,
+            started_at: None,
+            uptime_s: None,
+            ready_after_s: None,
+            exit_code: None,
+            signal: None,
+            log_path: String::new(),
+            route: None,
+            model: None,
+            argv: Vec::new(),
+            restarts: 0,
+            message: None,
+            configured: false,
+            autostart: false,
+            started_unix: None,
+            run_id: None,
+            cluster: None,
+            node: None,
+            job: None,
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.state.is_running()
     }
@@ -101,11 +142,52 @@ pub struct Supervisor {
     config: Arc<Config>,
     /// This program: the monitor and `kind: sim` servers run it.
     exe: PathBuf,
+    /// Profiles with `cluster:` run as cluster jobs; every operation below hands them there.
+    jobs: ClusterJobs,
 }
 
 impl Supervisor {
     pub fn new(config: Arc<Config>, dir: StateDir, exe: PathBuf) -> Self {
-        Self { dir, config, exe }
+        let jobs = ClusterJobs::new(config.clone(), exe.clone());
+        Self {
+            dir,
+            config,
+            exe,
+            jobs,
+        }
+    }
+
+    /// The cluster half: profiles with `cluster:`.
+    pub fn cluster_jobs(&self) -> &ClusterJobs {
+        &self.jobs
+    }
+
+    pub fn is_cluster(&self, name: &str) -> bool {
+        self.jobs.is_cluster(name)
+    }
+
+    /// Any profile's status: a cluster profile's from its cluster, a local one's from the
+    /// state directory.
+    pub async fn status_async(&self, name: &str) -> ServerStatus {
+        if self.is_cluster(name) {
+            self.jobs.status(name).await
+        } else {
+            self.status(name)
+        }
+    }
+
+    /// Every server: local ones, then cluster profiles (one reading of each cluster), in
+    /// the config's order.
+    pub async fn all_statuses(&self) -> Vec<ServerStatus> {
+        let mut remote = self.jobs.statuses().await;
+        let mut out = Vec::new();
+        for n in self.names() {
+            match remote.iter().position(|s| s.name == n) {
+                Some(i) => out.push(remote.remove(i)),
+                None => out.push(self.status(&n)),
+            }
+        }
+        out
     }
 
     /// The state directory from the environment, and this executable.
@@ -143,6 +225,9 @@ impl Supervisor {
 
     pub fn launch_spec(&self, name: &str) -> Result<LaunchSpec, ControlError> {
         let p = self.profile(name)?;
+        if let Some(spec) = self.jobs.launch_spec(name) {
+            return Ok(spec);
+        }
         let mut spec = launch::build(name, p, &self.config.base_dir, &self.exe);
         launch::keep_env_values_out(&mut spec, &self.config.from_env);
         Ok(spec)
@@ -160,8 +245,16 @@ impl Supervisor {
         v
     }
 
+    /// The servers on this machine (cluster profiles need a call: [`Self::all_statuses`]).
     pub fn statuses(&self) -> Vec<ServerStatus> {
-        self.names().iter().map(|n| self.status(n)).collect()
+        self.local_names().iter().map(|n| self.status(n)).collect()
+    }
+
+    /// [`Self::names`] without cluster profiles.
+    pub fn local_names(&self) -> Vec<String> {
+        let mut v = self.names();
+        v.retain(|n| !self.is_cluster(n));
+        v
     }
 
     /// The record reconciled with what is true now: a dead monitor or a recycled pid is
@@ -199,6 +292,9 @@ impl Supervisor {
                     autostart: false,
                     started_unix: None,
                     run_id: None,
+                    cluster: None,
+                    node: None,
+                    job: None,
                 }
             }
         };
@@ -227,6 +323,9 @@ impl Supervisor {
     /// Starts `name` in the background and returns once its monitor has reported.
     pub async fn start(&self, name: &str) -> Result<Started, ControlError> {
         let profile = self.profile(name)?.clone();
+        if self.is_cluster(name) {
+            return self.jobs.start(name).await;
+        }
         let spec = self.launch_spec(name)?;
         let now = self.status(name);
         if now.is_running() {
@@ -315,6 +414,9 @@ impl Supervisor {
 
     /// Waits until run `run_id` of `name` is ready, has ended, or `limit` passes.
     pub async fn wait_ready(&self, name: &str, run_id: &str, limit: Duration) -> WaitOutcome {
+        if self.is_cluster(name) {
+            return self.jobs.wait_ready(name, run_id, limit).await;
+        }
         let t0 = Instant::now();
         loop {
             let st = self.status(name);
@@ -341,10 +443,6 @@ impl Supervisor {
         name: &str,
         timeout: Option<Duration>,
     ) -> Result<ServerStatus, ControlError> {
-        let st = self.status(name);
-        if !st.is_running() {
-            return Ok(st);
-        }
         let grace = timeout.unwrap_or_else(|| {
             crate::input::duration(
                 self.config
@@ -354,6 +452,13 @@ impl Supervisor {
                     .unwrap_or(launch::DEFAULT_STOP_TIMEOUT_S),
             )
         });
+        if self.is_cluster(name) {
+            return self.jobs.stop(name, grace).await;
+        }
+        let st = self.status(name);
+        if !st.is_running() {
+            return Ok(st);
+        }
         let failed = |message: String| ControlError::Failed {
             name: name.to_string(),
             message,
@@ -477,5 +582,8 @@ fn from_record(r: &Record) -> ServerStatus {
         autostart: false,
         started_unix: r.started_at,
         run_id: Some(r.run_id.clone()),
+        cluster: None,
+        node: None,
+        job: None,
     }
 }

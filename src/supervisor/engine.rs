@@ -43,6 +43,8 @@ pub enum SupEvent {
         lines: Vec<String>,
         lost: u64,
     },
+    /// A new reading of a cluster (nodes and jobs, or why it could not be read).
+    Cluster(Box<crate::cluster::ClusterView>),
     /// An operation finished: `Ok(summary)` or `Err(reason)`.
     Done {
         name: String,
@@ -98,6 +100,8 @@ const LOG_SLICE: usize = 4 << 20;
 pub fn spawn(sup: Supervisor, events: mpsc::Sender<SupEvent>) -> SupervisorHandle {
     let (tx, rx) = mpsc::channel(64);
     let queued = Arc::new(AtomicUsize::new(0));
+    let clusters =
+        super::cluster_watch::ClusterWatch::new(sup.clone(), events.clone(), queued.clone());
     let engine = Engine::new(sup, events, queued.clone());
     // The engine reads the state directory, /proc and log files on every tick: blocking
     // work, so it runs on a thread of its own with its own small runtime, never on the
@@ -106,7 +110,14 @@ pub fn spawn(sup: Supervisor, events: mpsc::Sender<SupEvent>) -> SupervisorHandl
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(engine.run(rx)),
+        Ok(rt) => rt.block_on(async move {
+            // Cluster calls wait on the network, not on files: a task of their own beside
+            // the local half, on the same thread.
+            if let Some(c) = clusters {
+                tokio::spawn(c.run());
+            }
+            engine.run(rx).await
+        }),
         Err(e) => tracing::error!("the supervisor engine cannot start its runtime: {e}"),
     };
     if let Err(e) = std::thread::Builder::new()
@@ -197,7 +208,7 @@ impl Engine {
                     if c.records {
                         // A new server's folder may be among them: list them again (one
                         // directory read), then read only the records that changed.
-                        self.names = self.sup.names();
+                        self.names = self.sup.local_names();
                         self.statuses(false);
                     }
                     if c.logs {
@@ -275,7 +286,7 @@ impl Engine {
     /// whose record file changed. A status that does not fit is tried again next time.
     fn statuses(&mut self, full: bool) {
         if full || self.names.is_empty() {
-            self.names = self.sup.names();
+            self.names = self.sup.local_names();
         }
         let names = std::mem::take(&mut self.names);
         for name in &names {
@@ -403,7 +414,7 @@ fn started(st: &ServerStatus) -> String {
 }
 
 /// A change worth telling the UI (uptime ticking is not: the UI computes it).
-fn differs(a: &ServerStatus, b: &ServerStatus) -> bool {
+pub(super) fn differs(a: &ServerStatus, b: &ServerStatus) -> bool {
     (
         a.state,
         a.pid,
@@ -413,6 +424,7 @@ fn differs(a: &ServerStatus, b: &ServerStatus) -> bool {
         &a.message,
         a.ready_after_s,
         &a.run_id,
+        &a.node,
     ) != (
         b.state,
         b.pid,
@@ -422,5 +434,6 @@ fn differs(a: &ServerStatus, b: &ServerStatus) -> bool {
         &b.message,
         b.ready_after_s,
         &b.run_id,
+        &b.node,
     )
 }

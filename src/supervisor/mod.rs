@@ -1,6 +1,8 @@
 //! Server lifecycle: launch profiles become server processes that are started, watched until
 //! ready, followed in their logs and stopped with nothing left behind, from any shell or the
 //! console (DESIGN.md §5).
+pub mod cluster_jobs;
+pub mod cluster_watch;
 pub mod control;
 pub mod engine;
 pub mod launch;

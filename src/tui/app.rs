@@ -18,15 +18,17 @@ pub enum Pane {
     Chat,
     Bench,
     Logs,
+    Cluster,
 }
 
-pub const PANES: [Pane; 6] = [
+pub const PANES: [Pane; 7] = [
     Pane::Servers,
     Pane::Gpu,
     Pane::Routes,
     Pane::Chat,
     Pane::Bench,
     Pane::Logs,
+    Pane::Cluster,
 ];
 
 impl Pane {
@@ -38,6 +40,7 @@ impl Pane {
             Pane::Chat => "Chat",
             Pane::Bench => "Bench",
             Pane::Logs => "Logs",
+            Pane::Cluster => "Cluster",
         }
     }
 
@@ -49,6 +52,7 @@ impl Pane {
             Pane::Chat => Ctx::Chat,
             Pane::Bench => Ctx::Bench,
             Pane::Logs => Ctx::Logs,
+            Pane::Cluster => Ctx::Cluster,
         }
     }
 
@@ -104,6 +108,23 @@ pub struct ServersView {
     /// Started by this console (and still worth asking about on quit).
     pub started_here: BTreeSet<String>,
     pub busy: BTreeMap<String, Op>,
+}
+
+/// The Cluster pane: each configured cluster's last reading, and the selected job row.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterPane {
+    pub views: Vec<crate::cluster::ClusterView>,
+    pub selected: usize,
+}
+
+/// A row of the Cluster pane's job table: one of our cluster profiles (with its current job,
+/// if any), or a job that is not a profile's current one (others', or our older runs).
+#[derive(Debug, Clone, Copy)]
+pub struct JobRow<'a> {
+    pub cluster: &'a str,
+    /// Our profile, when the row is one (the keys act on it).
+    pub profile: Option<&'a ServerStatus>,
+    pub job: Option<&'a crate::cluster::ClusterJob>,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +246,7 @@ pub struct App {
     pub routes: RoutesView,
     pub chat: ChatView,
     pub bench: BenchView,
+    pub cluster: ClusterPane,
     pub notice: Option<Notice>,
     /// Panics of background tasks since the console started (shown in the help screen).
     pub engine_errors: Vec<String>,
@@ -305,6 +327,7 @@ impl App {
                 baseline: None,
                 next_id: 1,
             },
+            cluster: ClusterPane::default(),
             notice: None,
             engine_errors: Vec::new(),
             quit: false,
@@ -360,6 +383,57 @@ impl App {
                 })
             })
             .collect()
+    }
+
+    /// The Cluster pane's job rows: our cluster profiles first (in the config's order), then
+    /// every other job, newest first; after the filter.
+    pub fn cluster_rows(&self) -> Vec<JobRow<'_>> {
+        let f = self.filters.get(&Pane::Cluster).map(|s| s.to_lowercase());
+        let mut rows = Vec::new();
+        let mut shown: BTreeSet<&str> = BTreeSet::new();
+        for s in self.servers.list.iter().filter(|s| s.cluster.is_some()) {
+            let cluster = s.cluster.as_deref().unwrap_or("");
+            let job = s.job.as_deref().and_then(|id| {
+                self.cluster
+                    .views
+                    .iter()
+                    .filter(|v| v.cluster == cluster)
+                    .flat_map(|v| v.jobs.iter())
+                    .find(|j| j.id == id)
+            });
+            if let Some(j) = job {
+                shown.insert(j.id.as_str());
+            }
+            rows.push(JobRow {
+                cluster,
+                profile: Some(s),
+                job,
+            });
+        }
+        for v in &self.cluster.views {
+            let mut others: Vec<&crate::cluster::ClusterJob> = v
+                .jobs
+                .iter()
+                .filter(|j| !shown.contains(j.id.as_str()))
+                .collect();
+            others.sort_by_key(|j| std::cmp::Reverse(j.start_ms));
+            rows.extend(others.into_iter().map(|j| JobRow {
+                cluster: &v.cluster,
+                profile: None,
+                job: Some(j),
+            }));
+        }
+        rows.retain(|r| {
+            f.as_deref().is_none_or(|f| {
+                r.profile.is_some_and(|p| p.name.to_lowercase().contains(f))
+                    || r.job.is_some_and(|j| {
+                        j.id.to_lowercase().contains(f)
+                            || j.status.as_str().to_lowercase().contains(f)
+                            || j.entrypoint.to_lowercase().contains(f)
+                    })
+            })
+        });
+        rows
     }
 
     pub fn visible_routes(&self) -> Vec<&crate::telemetry::routes::RouteHealth> {

@@ -42,7 +42,16 @@ pub(super) fn read_only(app: &mut App, what: &str) -> bool {
     app.read_only
 }
 
+/// The server the pane's keys act on: the Servers pane's row, or the Cluster pane's row when
+/// it is one of our profiles.
 pub(super) fn selected_server(app: &App) -> Option<String> {
+    if app.pane == Pane::Cluster {
+        return app
+            .cluster_rows()
+            .get(app.cluster.selected)
+            .and_then(|r| r.profile)
+            .map(|s| s.name.clone());
+    }
     app.visible_servers()
         .get(app.servers.selected)
         .map(|s| s.name.clone())
@@ -72,6 +81,12 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
         Cmd::Up | Cmd::Down | Cmd::Top | Cmd::Bottom | Cmd::PageUp | Cmd::PageDown => mv(app, cmd),
         Cmd::Start | Cmd::Stop | Cmd::Restart => {
             let Some(name) = selected_server(app) else {
+                if app.pane == Pane::Cluster {
+                    app.notify(
+                        "not one of this config's profiles: only their jobs are started and stopped here",
+                        true,
+                    );
+                }
                 return;
             };
             match cmd {
@@ -274,6 +289,10 @@ pub(super) fn mv(app: &mut App, cmd: Cmd) {
                 _ => 0,
             };
             app.logs.follow = app.logs.back == 0;
+        }
+        Pane::Cluster => {
+            let n = app.cluster_rows().len();
+            step(&mut app.cluster.selected, n);
         }
         Pane::Gpu => {}
     }

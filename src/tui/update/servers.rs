@@ -57,6 +57,17 @@ pub(super) fn sup_event(app: &mut App, ev: SupEvent, fx: &mut Vec<Effect>) {
             ring.extend(lines);
             ring.count_lost(lost);
         }
+        SupEvent::Cluster(v) => {
+            match app
+                .cluster
+                .views
+                .iter_mut()
+                .find(|x| x.cluster == v.cluster)
+            {
+                Some(x) => *x = *v,
+                None => app.cluster.views.push(*v),
+            }
+        }
         SupEvent::Done { name, op, result } => {
             app.servers.busy.remove(&name);
             match result {

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_charts;
 mod chat;
+mod cluster;
 pub mod common;
 mod gpu;
 mod logs;
@@ -47,6 +48,7 @@ pub fn render(f: &mut Frame, app: &App) {
         Pane::Chat => chat::render(f, app, body),
         Pane::Bench => bench::render(f, app, body),
         Pane::Logs => logs::render(f, app, body),
+        Pane::Cluster => cluster::render(f, app, body),
     }
     f.render_widget(bottom_line(app), bottom);
     match &app.overlay {
@@ -79,20 +81,31 @@ pub fn render(f: &mut Frame, app: &App) {
             ],
         ),
         Overlay::ConfirmStop(name) => {
-            let grace = app
-                .servers
-                .list
-                .iter()
-                .find(|s| &s.name == name)
-                .map(|s| format!("{} (pid {}, port {})", s.name, s.pid.unwrap_or(0), s.port))
+            let st = app.servers.list.iter().find(|s| &s.name == name);
+            let grace = st
+                .map(|s| match (&s.cluster, &s.job) {
+                    (Some(c), job) => format!(
+                        "{} (job {} on {c}/{}, port {})",
+                        s.name,
+                        job.as_deref().unwrap_or("?"),
+                        s.node.as_deref().unwrap_or("?"),
+                        s.port
+                    ),
+                    _ => format!("{} (pid {}, port {})", s.name, s.pid.unwrap_or(0), s.port),
+                })
                 .unwrap_or_else(|| name.clone());
+            let how = if st.is_some_and(|s| s.cluster.is_some()) {
+                "Ray stops its job: SIGTERM to the job's processes, SIGKILL after a few seconds."
+            } else {
+                "SIGTERM to its process group, SIGKILL after its stop_timeout."
+            };
             dialog(
                 f,
                 body,
                 "Stop server",
                 vec![
                     Line::from(format!("Stop {grace}?")),
-                    Line::from("SIGTERM to its process group, SIGKILL after its stop_timeout."),
+                    Line::from(how),
                     Line::from(""),
                     Line::from(vec![
                         Span::styled("y", key_style()),

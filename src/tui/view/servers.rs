@@ -21,7 +21,10 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let [top, bottom] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
     let wide = area.width >= 110;
-    let mut header = vec!["NAME", "KIND", "STATE", "PID", "PORT", "UPTIME", "ROUTE"];
+    // Cluster servers have no pid here: their column says which node runs them.
+    let fleet = app.servers.list.iter().any(|s| s.cluster.is_some());
+    let pid_head = if fleet { "PID/NODE" } else { "PID" };
+    let mut header = vec!["NAME", "KIND", "STATE", pid_head, "PORT", "UPTIME", "ROUTE"];
     if wide {
         header.extend(["MODEL", "GPU MEM", "CPU", "RSS"]);
     } else {
@@ -65,7 +68,11 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
             )),
             Cell::from(s.kind.clone()),
             Cell::from(Span::styled(state, state_style(s.state))),
-            Cell::from(format::opt(s.pid, |p| p.to_string())),
+            Cell::from(match (&s.cluster, &s.node) {
+                (Some(_), Some(n)) => n.clone(),
+                (Some(c), None) => c.clone(),
+                _ => format::opt(s.pid, |p| p.to_string()),
+            }),
             Cell::from(s.port.to_string()),
             Cell::from(uptime),
             Cell::from(s.route.clone().unwrap_or_else(|| "-".into())),
@@ -167,6 +174,17 @@ fn details(f: &mut Frame, app: &App, area: Rect) {
         Span::styled("log   ", dim()),
         Span::raw(s.log_path.clone()),
     ]));
+    if let Some(c) = &s.cluster {
+        lines.push(Line::from(vec![
+            Span::styled("where ", dim()),
+            Span::raw(format!(
+                "cluster {c} · node {} · route http://{}:{}",
+                s.node.as_deref().unwrap_or("-"),
+                if s.host.is_empty() { "?" } else { &s.host },
+                s.port
+            )),
+        ]));
+    }
     if let Some(m) = &s.message {
         lines.push(Line::from(vec![
             Span::styled("note  ", dim()),
