@@ -1032,3 +1032,113 @@ fn no_color_strips_colours_and_keeps_highlights() {
         .iter()
         .any(|c| c.modifier.contains(ratatui::style::Modifier::REVERSED)));
 }
+
+fn ray_fixture(name: &str) -> serde_json::Value {
+    let p = format!("{}/tests/fixtures/ray/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+/// A console on the recorded two-node cluster: profile `demo` ready on node2 (the recorded
+/// running job), `big` pending (the recorded pending job), and someone else's job.
+fn cluster_app() -> App {
+    use anorag::cluster::ray::{parse_job, parse_nodes};
+    let mut a = app();
+    a.now = 1_796_295_565.0;
+    let nodes = parse_nodes(
+        &ray_fixture("nodes_summary.json"),
+        &ray_fixture("cluster_status.json"),
+    );
+    let running = parse_job(&ray_fixture("job_running.json")).unwrap();
+    let pending = parse_job(&ray_fixture("job_pending.json")).unwrap();
+    let mut theirs = parse_job(&ray_fixture("job_stopped.json")).unwrap();
+    theirs.metadata.clear();
+    theirs.id = "raysubmit_someone_else".into();
+    theirs.entrypoint = "python train.py --epochs 3".into();
+    let view = anorag::cluster::ClusterView {
+        cluster: "farm".into(),
+        address: "http://127.0.0.1:8265".into(),
+        version: Some("2.60.0".into()),
+        nodes,
+        jobs: vec![running.clone(), pending.clone(), theirs],
+        error: None,
+        read_at: Some(a.now - 1.0),
+    };
+    update(&mut a, Action::Sup(SupEvent::Cluster(Box::new(view))));
+    let mut demo = server("demo", State::Ready);
+    demo.pid = None;
+    demo.pgid = None;
+    demo.cluster = Some("farm".into());
+    demo.node = Some("node2".into());
+    demo.job = Some(running.id.clone());
+    demo.log_path = format!("ray job {}", running.id);
+    demo.started_unix = running.start_ms.map(|t| t as f64 / 1000.0);
+    let mut big = server("big", State::Starting);
+    big.pid = None;
+    big.pgid = None;
+    big.cluster = Some("farm".into());
+    big.job = Some(pending.id.clone());
+    big.started_unix = pending.start_ms.map(|t| t as f64 / 1000.0);
+    big.message = Some("pending: needs 2 GPUs, the cluster has 0 free".into());
+    for s in [demo, big] {
+        update(&mut a, Action::Sup(SupEvent::Status(Box::new(s))));
+    }
+    a
+}
+
+#[test]
+fn the_cluster_pane_shows_nodes_our_jobs_and_others() {
+    let mut a = cluster_app();
+    ch(&mut a, '7');
+    assert_eq!(a.pane, Pane::Cluster);
+    let text = screen(&a, 140, 22);
+    insta::assert_snapshot!("cluster_pane", text);
+    assert!(
+        text.contains("node2") && text.contains("head (head)"),
+        "{text}"
+    );
+    assert!(text.contains("pending: needs 2 GPUs"), "{text}");
+    // The keys act on our profiles' rows; someone else's job is refused with a reason.
+    let fx = ch(&mut a, 's');
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Server(Op::Start, n) if n == "demo")),
+        "{fx:?}"
+    );
+    ch(&mut a, 'G');
+    let fx = ch(&mut a, 'x');
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(a
+        .notice
+        .as_ref()
+        .unwrap()
+        .text
+        .contains("not one of this config's profiles"));
+    ch(&mut a, 'g');
+    ch(&mut a, 'j');
+    ch(&mut a, 'x');
+    assert_eq!(a.overlay, Overlay::ConfirmStop("big".into()));
+    let dialog = screen(&a, 140, 22);
+    assert!(dialog.contains("Ray stops its job"), "{dialog}");
+}
+
+#[test]
+fn the_servers_pane_says_which_node_runs_a_cluster_server() {
+    let a = cluster_app();
+    let text = screen(&a, 120, 20);
+    insta::assert_snapshot!("servers_on_a_cluster", text);
+    assert!(text.contains("PID/NODE"), "{text}");
+}
+
+#[test]
+fn an_unreachable_cluster_keeps_its_last_known_state_and_says_why() {
+    let mut a = cluster_app();
+    let mut v = a.cluster.views[0].clone();
+    v.error = Some("cluster farm (http://127.0.0.1:8265): GET /api/version: unreachable: Connection refused (os error 111)".into());
+    update(&mut a, Action::Sup(SupEvent::Cluster(Box::new(v))));
+    ch(&mut a, '7');
+    let text = screen(&a, 140, 22);
+    assert!(text.contains("UNREACHABLE"), "{text}");
+    assert!(text.contains("read 1s ago"), "{text}");
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(text.contains("node2"), "the last known nodes stay: {text}");
+}

@@ -51,7 +51,12 @@ pub fn config_or_exit(explicit: Option<&Path>) -> Result<Config, ExitCode> {
 
 /// The router the configuration describes, or exit code 1 after printing why.
 pub async fn router_or_exit(cfg: &Config) -> Result<Router, ExitCode> {
-    factory::build(cfg).await.map_err(|e| {
+    // A cluster server's route leads to the node Ray placed it on.
+    let (cfg, notes) = crate::supervisor::cluster_jobs::resolve_routes(cfg).await;
+    for n in notes {
+        eprintln!("[anorag] {n}");
+    }
+    factory::build(&cfg).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(1)
     })

@@ -1,7 +1,8 @@
 //! `anorag-tui status [--json] [--watch]`: servers, routes (with vLLM's own numbers), GPUs and
 //! the host in one view. `--watch` runs the same sampling engines as the console.
+use crate::cluster::ClusterView;
 use crate::supervisor::engine::{self, SupEvent};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{ServerStatus, Supervisor};
 use crate::telemetry::routes::{self, RouteTable};
 use crate::telemetry::sampler::{self, GpuView, HostView};
 use std::path::Path;
@@ -49,7 +50,15 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
             samples: gpu,
             ..GpuView::default()
         };
-        print(&a, sup.as_ref(), &table, &gpu, &host);
+        let (servers, clusters) = match &sup {
+            Some(s) => {
+                let views = s.cluster_jobs().views(&Default::default()).await;
+                let remote = s.cluster_jobs().statuses_in(&views).await;
+                (merge(s, remote), views.into_values().collect())
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        print(&a, &servers, &clusters, &table, &gpu, &host);
         return ExitCode::SUCCESS;
     }
 
@@ -64,6 +73,9 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
     let (sup_tx, mut sup_rx) = tokio::sync::mpsc::channel(256);
     let engine = sup.clone().map(|s| engine::spawn(s, sup_tx));
     let mut seen = std::collections::HashMap::new();
+    // Cluster servers and clusters as the engine last reported them.
+    let mut remote: std::collections::BTreeMap<String, ServerStatus> = Default::default();
+    let mut views: std::collections::BTreeMap<String, ClusterView> = Default::default();
     let mut n = 0;
     loop {
         tokio::select! {
@@ -72,10 +84,24 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
                 if let Some(e) = &engine {
                     e.taken(&ev);
                 }
-                // A server's first report is what the views show already; a new state is news.
-                let SupEvent::Status(st) = ev else { continue };
-                if seen.insert(st.name.clone(), st.state).is_none_or(|was| was == st.state) {
-                    continue;
+                match ev {
+                    // A cluster that became unreachable (or came back) is news at once.
+                    SupEvent::Cluster(v) => {
+                        let was = views.insert(v.cluster.clone(), *v.clone());
+                        if was.is_none_or(|w| w.error.is_some() == v.error.is_some()) {
+                            continue;
+                        }
+                    }
+                    // A server's first report is what the views show already; a new state is news.
+                    SupEvent::Status(st) => {
+                        if st.cluster.is_some() {
+                            remote.insert(st.name.clone(), (*st).clone());
+                        }
+                        if seen.insert(st.name.clone(), st.state).is_none_or(|was| was == st.state) {
+                            continue;
+                        }
+                    }
+                    _ => continue,
                 }
             }
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
@@ -83,7 +109,12 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
         let table = route_rx.borrow().clone();
         let gpu = gpu_rx.borrow().clone();
         let host = host_rx.borrow().clone();
-        print(&a, sup.as_ref(), &table, &gpu, &host);
+        let servers = sup
+            .as_ref()
+            .map(|s| merge(s, remote.values().cloned().collect()))
+            .unwrap_or_default();
+        let clusters: Vec<ClusterView> = views.values().cloned().collect();
+        print(&a, &servers, &clusters, &table, &gpu, &host);
         n += 1;
         if a.count.is_some_and(|c| n >= c) {
             return ExitCode::SUCCESS;
@@ -91,16 +122,31 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
     }
 }
 
+/// Local servers from the state directory with cluster servers as last read, in the config's
+/// order.
+fn merge(sup: &Supervisor, mut remote: Vec<ServerStatus>) -> Vec<ServerStatus> {
+    let mut out = Vec::new();
+    for n in sup.names() {
+        match remote.iter().position(|s| s.name == n) {
+            Some(i) => out.push(remote.remove(i)),
+            None if sup.is_cluster(&n) => {}
+            None => out.push(sup.status(&n)),
+        }
+    }
+    out
+}
+
 fn print(
     a: &StatusArgs,
-    sup: Option<&Supervisor>,
+    servers: &[ServerStatus],
+    clusters: &[ClusterView],
     table: &RouteTable,
     gpu: &GpuView,
     host: &HostView,
 ) {
-    let servers = sup.map(Supervisor::statuses).unwrap_or_default();
     if a.json {
         let v = serde_json::json!({
+            "clusters": clusters,
             "servers": servers,
             "routes": table.routes,
             "gpu": gpu.samples,
@@ -117,8 +163,29 @@ fn print(
         crate::format::bytes_of(h.memory_used_bytes, h.memory_total_bytes),
         h.load_1m
     );
+    for c in clusters {
+        match &c.error {
+            Some(e) => println!(
+                "CLUSTER {} ({}): UNREACHABLE: {e}; last known state from {}",
+                c.cluster,
+                c.address,
+                c.read_at
+                    .map(crate::time::rfc3339)
+                    .unwrap_or_else(|| "never (not read yet)".into())
+            ),
+            None => println!(
+                "CLUSTER {} ({}): Ray {} · {} of {} nodes alive · {} jobs",
+                c.cluster,
+                c.address,
+                c.version.as_deref().unwrap_or("?"),
+                c.nodes.iter().filter(|n| n.alive).count(),
+                c.nodes.len(),
+                c.jobs.len()
+            ),
+        }
+    }
     println!("\nSERVERS");
-    super::server::print_table(&servers);
+    super::server::print_table(servers);
     for s in &h.servers {
         println!(
             "  {}: {} process(es), cpu {:.0}%, rss {}",

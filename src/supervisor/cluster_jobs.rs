@@ -418,29 +418,6 @@ impl ClusterJobs {
             .collect()
     }
 
-    /// The clusters that have profiles, with their clients.
-    fn used_clusters(&self) -> Vec<(&str, Result<&RayClient, String>)> {
-        let mut v: Vec<&str> = self
-            .config
-            .servers
-            .values()
-            .filter_map(|p| p.cluster.as_deref())
-            .collect();
-        v.dedup();
-        v.sort_unstable();
-        v.dedup();
-        v.into_iter()
-            .map(|n| {
-                let c = match self.clients.get(n) {
-                    Some(Ok(r)) => Ok(r),
-                    Some(Err(e)) => Err(e.clone()),
-                    None => Err(format!("unknown cluster `{n}`")),
-                };
-                (n, c)
-            })
-            .collect()
-    }
-
     pub fn launch_spec(&self, name: &str) -> Option<LaunchSpec> {
         let (p, c, _) = self.parts(name)?;
         Some(launch_on(name, p, c, &self.config, &self.exe))
@@ -480,29 +457,39 @@ impl ClusterJobs {
         st
     }
 
-    /// Reads every cluster that has profiles: (cluster name, view).
+    /// Reads every configured cluster: (cluster name, view); `last` keeps the last known
+    /// state of one that cannot be read now.
     pub async fn views(
         &self,
         last: &BTreeMap<String, ClusterView>,
     ) -> BTreeMap<String, ClusterView> {
         let mut out = BTreeMap::new();
-        for (n, client) in self.used_clusters() {
+        for (n, client) in &self.clients {
             let v = match client {
                 Ok(c) => crate::cluster::read(c, last.get(n)).await,
                 Err(e) => ClusterView {
-                    cluster: n.to_string(),
-                    error: Some(e),
+                    cluster: n.clone(),
+                    address: self.config.clusters[n].address.clone(),
+                    error: Some(e.clone()),
                     ..ClusterView::default()
                 },
             };
-            out.insert(n.to_string(), v);
+            out.insert(n.clone(), v);
         }
         out
     }
 
     /// Every cluster profile's status (one reading of each cluster).
     pub async fn statuses(&self) -> Vec<ServerStatus> {
+        if self.names().is_empty() {
+            return Vec::new();
+        }
         let views = self.views(&BTreeMap::new()).await;
+        self.statuses_in(&views).await
+    }
+
+    /// Every cluster profile's status from readings already made.
+    pub async fn statuses_in(&self, views: &BTreeMap<String, ClusterView>) -> Vec<ServerStatus> {
         let mut out = Vec::new();
         for name in self.names() {
             let cname = self.config.servers[&name]
@@ -666,4 +653,71 @@ impl ClusterJobs {
             .await
             .map_err(|e| Self::failed(name, e.to_string()))
     }
+}
+
+/// `cfg` with the route of each cluster profile pointed at the node its job runs on (DESIGN.md
+/// §9). Routes of clusters that pin a `host`, of profiles with no live job, and of clusters
+/// that cannot be read now are left as written. Returns what it changed, for the caller to say.
+pub async fn resolve_routes(cfg: &Config) -> (Config, Vec<String>) {
+    let mut out = cfg.clone();
+    let mut notes = Vec::new();
+    let wanted: Vec<(&String, &ServerProfile)> = cfg
+        .servers
+        .iter()
+        .filter(|(_, p)| {
+            p.route.is_some()
+                && p.cluster
+                    .as_ref()
+                    .and_then(|c| cfg.clusters.get(c))
+                    .is_some_and(|c| c.host.is_none())
+        })
+        .collect();
+    if wanted.is_empty() {
+        return (out, notes);
+    }
+    let jobs = ClusterJobs::new(Arc::new(cfg.clone()), PathBuf::new());
+    let views = jobs.views(&BTreeMap::new()).await;
+    for (name, p) in wanted {
+        let (Some(route), Some(cname)) = (&p.route, &p.cluster) else {
+            continue;
+        };
+        let Some(view) = views.get(cname).filter(|v| v.error.is_none()) else {
+            continue;
+        };
+        let Some(job) = current(&view.jobs, name, &cfg.file).filter(|j| !j.status.is_terminal())
+        else {
+            continue;
+        };
+        let Some(node) = job
+            .node_id
+            .as_deref()
+            .and_then(|id| view.nodes.iter().find(|n| n.id == id))
+        else {
+            continue;
+        };
+        let host = connect_host(p, &cfg.clusters[cname], Some(&node.address));
+        if let Some(r) = out
+            .llm
+            .vllm_openai
+            .as_mut()
+            .and_then(|v| v.routes.get_mut(route))
+        {
+            if let Some(url) = with_host(&r.base_url, &host, p.port) {
+                notes.push(format!(
+                    "route {route} follows {name} to {} ({url})",
+                    node.label()
+                ));
+                r.base_url = url;
+            }
+        }
+    }
+    (out, notes)
+}
+
+/// `url` with its host and port replaced.
+pub fn with_host(url: &str, host: &str, port: u16) -> Option<String> {
+    let mut u = reqwest::Url::parse(url).ok()?;
+    u.set_host(Some(host)).ok()?;
+    u.set_port(Some(port)).ok()?;
+    Some(u.as_str().trim_end_matches('/').to_string())
 }

@@ -4,7 +4,7 @@
 use super::cluster_jobs::{current, RESTART_MARK};
 use super::control::{ServerStatus, Supervisor};
 use super::engine::{differs, SupEvent, QUEUED_LOG_BYTES};
-use crate::cluster::{ClusterView, RayClient};
+use crate::cluster::ClusterView;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,6 @@ pub struct ClusterWatch {
     sup: Supervisor,
     events: mpsc::Sender<SupEvent>,
     queued: Arc<AtomicUsize>,
-    clients: Vec<(String, Result<RayClient, String>)>,
     views: BTreeMap<String, ClusterView>,
     last: HashMap<String, ServerStatus>,
     /// Jobs seen ready: a route that stops answering is then unhealthy at once.
@@ -48,20 +47,13 @@ impl ClusterWatch {
         events: mpsc::Sender<SupEvent>,
         queued: Arc<AtomicUsize>,
     ) -> Option<Self> {
-        let clients: Vec<_> = sup
-            .config()
-            .clusters
-            .iter()
-            .map(|(n, c)| (n.clone(), RayClient::new(n, c)))
-            .collect();
-        if clients.is_empty() {
+        if sup.config().clusters.is_empty() {
             return None;
         }
         Some(Self {
             sup,
             events,
             queued,
-            clients,
             views: BTreeMap::new(),
             last: HashMap::new(),
             ready_jobs: HashSet::new(),
@@ -88,18 +80,10 @@ impl ClusterWatch {
     }
 
     async fn read(&mut self) {
-        for (name, client) in &self.clients {
-            let last = self.views.get(name);
-            let v = match client {
-                Ok(c) => crate::cluster::read(c, last).await,
-                Err(e) => ClusterView {
-                    cluster: name.clone(),
-                    error: Some(e.clone()),
-                    ..ClusterView::default()
-                },
-            };
+        let views = self.sup.cluster_jobs().views(&self.views).await;
+        for (name, v) in views {
             // The time of the reading alone is no news for the screen.
-            let news = last.is_none_or(|l| {
+            let news = self.views.get(&name).is_none_or(|l| {
                 let mut a = l.clone();
                 a.read_at = v.read_at;
                 a != v
@@ -107,7 +91,7 @@ impl ClusterWatch {
             if news {
                 let _ = self.events.try_send(SupEvent::Cluster(Box::new(v.clone())));
             }
-            self.views.insert(name.clone(), v);
+            self.views.insert(name, v);
         }
     }
 

@@ -50,7 +50,9 @@ pub async fn start(
     read_only: bool,
 ) -> Result<(app::App, runtime::Engines), String> {
     let keys = keymap::KeyMap::with_overrides(&cfg.tui.keys).map_err(|e| e.to_string())?;
-    let router = Arc::new(factory::build(&cfg).await.map_err(|e| e.to_string())?);
+    // A cluster server's route leads to the node Ray placed it on (as placed at start).
+    let (resolved, _) = crate::supervisor::cluster_jobs::resolve_routes(&cfg).await;
+    let router = Arc::new(factory::build(&resolved).await.map_err(|e| e.to_string())?);
     let (sup_tx, sup_rx) = mpsc::channel(1024);
     let (panic_tx, panic_rx) = mpsc::unbounded_channel();
     let sup_handle = engine::spawn(sup.clone(), sup_tx);

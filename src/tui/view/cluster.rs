@@ -24,16 +24,12 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
-    let node_rows: usize = views.iter().map(|v| v.nodes.len().max(1) + 3).sum();
+    let band = |v: &ClusterView| v.nodes.len().max(1) as u16 + 3 + u16::from(v.error.is_some());
+    let node_rows: usize = views.iter().map(|v| band(v) as usize).sum();
     let nodes_h = (node_rows as u16).min(area.height.saturating_sub(6).max(4));
     let [top, bottom] =
         Layout::vertical([Constraint::Length(nodes_h), Constraint::Min(4)]).areas(area);
-    let bands = Layout::vertical(
-        views
-            .iter()
-            .map(|v| Constraint::Length(v.nodes.len().max(1) as u16 + 3)),
-    )
-    .split(top);
+    let bands = Layout::vertical(views.iter().map(|v| Constraint::Length(band(v)))).split(top);
     for (v, band) in views.iter().zip(bands.iter()) {
         nodes(f, app, v, *band);
     }
@@ -42,9 +38,9 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
 
 fn reading(app: &App, v: &ClusterView) -> (String, Style) {
     match &v.error {
-        Some(e) => (
+        Some(_) => (
             format!(
-                "UNREACHABLE: {e} · last read {}",
+                "UNREACHABLE · last known state, read {}",
                 v.read_at
                     .map(|t| format!("{} ago", format::duration_s((app.now - t).max(0.0))))
                     .unwrap_or_else(|| "never".into())
@@ -138,12 +134,19 @@ fn nodes(f: &mut Frame, app: &App, v: &ClusterView, area: Rect) {
         Constraint::Length(9),
         Constraint::Fill(1),
     ];
-    f.render_widget(
-        Table::new(rows, widths)
-            .header(header)
-            .block(Block::bordered().title(title)),
-        area,
-    );
+    let block = Block::bordered().title(title);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let table_area = match &v.error {
+        Some(e) => {
+            let [why, rest] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(inner);
+            f.render_widget(Paragraph::new(Span::styled(e.clone(), error_style())), why);
+            rest
+        }
+        None => inner,
+    };
+    f.render_widget(Table::new(rows, widths).header(header), table_area);
 }
 
 fn amount(v: f64) -> String {
