@@ -291,9 +291,11 @@ async fn stop(sup: &Supervisor, name: &str, timeout: Option<f64>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(st) => {
-            let how = st
-                .exit_text()
-                .unwrap_or_else(|| "exit status unknown".into());
+            let how = match (&st.job, st.exit_text()) {
+                (_, Some(t)) => t,
+                (Some(_), None) => format!("{} by the cluster", st.state),
+                (None, None) => "exit status unknown".into(),
+            };
             let whose = match &st.job {
                 Some(j) => format!("job {j} ended; the cluster stopped its processes"),
                 None => "no process left".into(),
