@@ -339,3 +339,14 @@ fn a_pending_job_says_what_it_waits_for() {
     );
     assert_eq!(JobStatus::Pending.as_str(), "PENDING");
 }
+
+#[test]
+fn the_shipped_fleet_example_loads() {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/fleet.yaml");
+    let cfg = anorag::config::load(&anorag::config::Source::File(p.clone()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.file, p.canonicalize().unwrap().display().to_string());
+    assert!(["fleet_sim", "tiny", "needs_gpus"]
+        .iter()
+        .all(|n| cfg.servers[*n].cluster.as_deref() == Some("farm")));
+}

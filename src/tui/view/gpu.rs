@@ -56,12 +56,18 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn status_panel(f: &mut Frame, s: &GpuSample, area: Rect) {
+    // A cluster node (`farm/node2`) is read from Ray's node table, not from a driver here.
+    let on_cluster = s.source.contains('/');
+    let (what, advice) = match (&s.status, on_cluster) {
+        (GpuStatus::NoDevices, true) => (
+            "no GPU: Ray's node table lists none on this node".to_string(),
+            "The node was started without GPUs (ray start --num-gpus=0), or it has none. Ray lists a node's GPUs once its driver sees them.",
+        ),
+        (st, _) => (st.describe(), advice(st)),
+    };
     let lines = vec![
-        Line::from(Span::styled(
-            s.status.describe(),
-            Style::new().fg(Color::Yellow),
-        )),
-        Line::from(advice(&s.status)),
+        Line::from(Span::styled(what, Style::new().fg(Color::Yellow))),
+        Line::from(advice),
     ];
     f.render_widget(
         Paragraph::new(lines)
