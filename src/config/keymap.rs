@@ -437,6 +437,8 @@ mod tests {
                 ("nonsense", true),
                 ("stop", false),
                 ("probe", false),
+                ("start", false),
+                // `x` stops in the Cluster pane too.
                 ("start", false)
             ],
             "{p:?}"
