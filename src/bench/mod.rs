@@ -2,12 +2,15 @@
 //! loop, sweeps, goodput, comparison, and a live API for the console.
 pub mod arrivals;
 mod client_health;
+pub mod exact;
 pub mod plan;
+pub mod prepare;
 pub mod recorder;
 pub mod report;
 mod request;
 pub mod result;
 pub mod runner;
+pub mod tokenize;
 pub mod words;
 pub mod workload;
 

@@ -49,6 +49,8 @@ pub struct Plan {
     pub temperature: Option<f32>,
     /// Keep per-request arrays for the saved result.
     pub detailed: bool,
+    /// A `tokenizer.json` for exact prompt lengths (else the server's `/tokenize` on vLLM).
+    pub tokenizer: Option<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -64,6 +66,7 @@ impl Plan {
             idle_timeout_s: 120.0,
             temperature: None,
             detailed: false,
+            tokenizer: None,
         }
     }
 }

@@ -284,6 +284,8 @@ pub struct Recorder {
     pub itl: Dist,
     pub e2el: Dist,
     pub input_tokens: u64,
+    /// Σ prompt tokens asked for (the prompts' own lengths) over completed requests.
+    pub asked_input_tokens: u64,
     pub output_tokens: u64,
     /// Requests whose output count came from events, not the server's `usage`.
     pub estimated_outputs: u64,
@@ -342,6 +344,7 @@ impl Recorder {
                     self.estimated_outputs += 1;
                 }
                 self.output_tokens += out;
+                self.asked_input_tokens += u64::from(o.prompt_estimate);
                 match o.prompt_tokens {
                     Some(p) => self.input_tokens += p,
                     None => {

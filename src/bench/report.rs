@@ -129,6 +129,33 @@ pub fn summary(r: &BenchResult) -> String {
         "Client CPU (% of one core):",
         format!("{:.1} ({} cores)", c.cpu_pct, c.cores),
     );
+    if let Some(p) = &r.prompt_tokens {
+        let per = |t: u64| {
+            if r.completed > 0 {
+                format!("{:.1}", t as f64 / r.completed as f64)
+            } else {
+                "-".into()
+            }
+        };
+        let how = match p.method {
+            crate::bench::tokenize::Method::ServerTokenize
+            | crate::bench::tokenize::Method::TokenizerFile => "exact",
+            _ => "estimated",
+        };
+        line(
+            &mut o,
+            "Prompt tokens asked / sent:",
+            format!(
+                "{} / {} per request ({how}, {}{})",
+                per(p.asked_total),
+                per(p.sent_total),
+                p.method.as_str(),
+                p.template_overhead
+                    .map(|t| format!("; the chat template adds {t}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
     line(
         &mut o,
         "Token counts from:",

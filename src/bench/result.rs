@@ -92,6 +92,8 @@ pub struct BenchResult {
     pub input_tokens_source: String,
     pub slo: Slo,
     pub client: ClientHealth,
+    /// How the prompts' lengths were made, asked vs sent.
+    pub prompt_tokens: Option<crate::bench::exact::PromptTokens>,
     pub series: Series,
     /// Everything else about how the run was set up (mode, workload, warmup...).
     pub config: Value,
@@ -152,6 +154,7 @@ impl BenchResult {
             let secs = |v: Option<f64>| v.map_or(Value::Null, |x| json!(x));
             json!({
                 "input_lens": d.iter().map(|o| o.prompt_tokens.unwrap_or(u64::from(o.prompt_estimate))).collect::<Vec<_>>(),
+                "asked_input_lens": d.iter().map(|o| o.prompt_estimate).collect::<Vec<_>>(),
                 "output_lens": d.iter().map(|o| o.output_tokens().0).collect::<Vec<_>>(),
                 "ttfts": d.iter().map(|o| secs(o.ttft_s)).collect::<Vec<_>>(),
                 "latencies": d.iter().map(|o| secs(o.e2el_s)).collect::<Vec<_>>(),
@@ -215,6 +218,9 @@ impl BenchResult {
         put("output_tokens_source", json!(self.output_tokens_source));
         put("input_tokens_source", json!(self.input_tokens_source));
         put("goodput_slo", json!(self.slo));
+        if let Some(p) = &self.prompt_tokens {
+            put("prompt_tokens", json!(p));
+        }
         let c = &self.client;
         put(
             "client",

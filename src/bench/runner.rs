@@ -23,7 +23,7 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     progress: watch::Sender<Progress>,
 ) -> Result<BenchResult, String> {
-    let prompts = plan.workload.source(plan.seed).map_err(|e| e.to_string())?;
+    let (prompts, mut prompt_tokens) = super::prepare::prompts(target, plan).await?;
     let timeout = crate::input::duration(plan.timeout_s.max(0.001));
     let idle = crate::input::duration(plan.idle_timeout_s.max(0.001));
     let mut cancelled = false;
@@ -312,6 +312,9 @@ pub async fn run(
     client.warnings = client_verdict(&client, plan, result.achieved_request_rate);
     client.bound = !client.warnings.is_empty();
     result.client = client;
+    prompt_tokens.asked_total = rec.asked_input_tokens;
+    prompt_tokens.sent_total = rec.input_tokens;
+    result.prompt_tokens = Some(prompt_tokens);
     result.config = json!({
         "route": target.route,
         "kind": target.kind,

@@ -53,7 +53,7 @@ fn random_prompt(rng: &mut StdRng, len: u32) -> String {
     s
 }
 
-fn ranged(rng: &mut StdRng, base: u32, ratio: f64) -> u32 {
+pub(super) fn ranged(rng: &mut StdRng, base: u32, ratio: f64) -> u32 {
     if ratio <= 0.0 {
         return base.max(1);
     }

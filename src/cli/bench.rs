@@ -55,6 +55,10 @@ pub struct BenchArgs {
     pub dataset_path: Option<PathBuf>,
     #[arg(long, alias = "random-input-len", default_value_t = 1024)]
     pub input_len: u32,
+    /// A tokenizer.json (or a model folder with one) for exact prompt lengths on servers
+    /// without /tokenize (OpenAI, Ollama) or offline; vLLM's own /tokenize is used otherwise.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
     /// Output tokens asked for (with ignore_eos where the server supports it). For files:
     /// overrides each prompt's own length.
     #[arg(long, alias = "random-output-len")]
@@ -224,9 +228,21 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             idle_timeout_s: a.idle_timeout,
             temperature: a.temperature,
             detailed: a.save_detailed,
+            tokenizer: a.tokenizer.clone(),
             ..Plan::new(load, stop, workload.clone())
         })
         .collect())
+}
+
+/// The `tokenizer.json` of the local model a profile serves on `route`, if any.
+fn local_tokenizer(cfg: &Config, route: &str) -> Option<PathBuf> {
+    cfg.servers
+        .values()
+        .filter(|p| p.route.as_deref() == Some(route))
+        .filter_map(|p| p.model.as_deref())
+        .filter_map(|m| crate::supervisor::launch::model_path(m, &cfg.base_dir))
+        .map(|d| d.join("tokenizer.json"))
+        .find(|f| f.is_file())
 }
 
 async fn target(cfg: &Config, route: Option<&str>) -> Result<BenchTarget, String> {
@@ -264,6 +280,16 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
+    // A route without /tokenize whose profile names a local model: that model's tokenizer.
+    let mut plans = plans;
+    if a.tokenizer.is_none() && first.kind != crate::provider::ProviderKind::VllmOpenai {
+        if let Some(t) = local_tokenizer(&cfg, &first.route) {
+            eprintln!("[anorag] exact prompt lengths from {}", t.display());
+            for p in &mut plans {
+                p.tokenizer = Some(t.clone());
+            }
+        }
+    }
     let second = match &a.compare {
         Some(r) => match target(&cfg, Some(r)).await {
             Ok(t) => Some(t),
@@ -299,6 +325,12 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
         Some(b) => serde_json::json!({ "a": as_json(&a_results), "b": as_json(b) }),
         None => as_json(&a_results),
     };
+    for r in a_results.iter().chain(b_results.iter().flatten()) {
+        if let Some(w) = r.prompt_tokens.as_ref().and_then(|p| p.warning.as_ref()) {
+            eprintln!("warning: route {}: {w}", r.label);
+            break;
+        }
+    }
     if a.json {
         println!("{doc}");
     } else {

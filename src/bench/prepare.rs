@@ -1,0 +1,82 @@
+//! The prompts of a run, before it starts: for random prompts, exact token lengths from the
+//! server's tokenizer (vLLM's `/tokenize`) or a `tokenizer.json` (`--tokenizer`); otherwise
+//! the word estimate, said as a warning. Files' prompts are sent as written.
+use super::exact::{self, PromptTokens};
+use super::plan::{BenchTarget, Load, Plan, Stop};
+use super::tokenize::{Method, Tokenizer};
+use super::workload::{PromptSource, Workload};
+use crate::provider::ProviderKind;
+
+/// How many distinct prompts the run needs (its requests and warm-up; for a timed run, what
+/// the rate sends in that time with a margin, or a pool for a closed loop).
+pub fn needed(plan: &Plan) -> usize {
+    let n = match plan.stop {
+        Stop::Requests(n) => n,
+        Stop::DurationS(d) => match plan.load {
+            Load::Open { rate, .. } => (rate * d * 1.1).ceil().min(1e9) as u64,
+            Load::Closed { .. } => 2048,
+        },
+    };
+    n.saturating_add(plan.warmup)
+        .min(exact::MAX_DISTINCT as u64) as usize
+}
+
+/// The run's prompts and how their lengths were made.
+pub async fn prompts(
+    target: &BenchTarget,
+    plan: &Plan,
+) -> Result<(PromptSource, PromptTokens), String> {
+    let info = |method, warning| PromptTokens {
+        method,
+        template_overhead: None,
+        inexact_prompts: 0,
+        distinct_prompts: 0,
+        asked_total: 0,
+        sent_total: 0,
+        warning,
+    };
+    let Workload::Random {
+        input_len,
+        output_len,
+        range_ratio,
+    } = plan.workload
+    else {
+        let source = plan.workload.source(plan.seed).map_err(|e| e.to_string())?;
+        return Ok((source, info(Method::Dataset, None)));
+    };
+    let tok = match &plan.tokenizer {
+        Some(p) => Tokenizer::from_file(p),
+        None if target.kind == ProviderKind::VllmOpenai => {
+            Tokenizer::server(&target.base_url, &target.model)
+                .await
+                .map_err(|e| format!("the server's /tokenize is not usable ({e})"))
+        }
+        None => Err(format!(
+            "a {} route has no /tokenize; give --tokenizer PATH (the model's tokenizer.json)",
+            target.kind.as_str()
+        )),
+    };
+    let built = match tok {
+        Ok(t) => exact::build(
+            &t,
+            needed(plan),
+            input_len,
+            output_len,
+            range_ratio,
+            plan.seed,
+        )
+        .await
+        .map_err(|e| format!("making prompts with the tokenizer failed: {e}")),
+        Err(e) => Err(e),
+    };
+    match built {
+        Ok(e) => Ok((PromptSource::Pool(e.prompts), e.info)),
+        Err(why) => {
+            let source = plan.workload.source(plan.seed).map_err(|e| e.to_string())?;
+            let warning = format!(
+                "input lengths are estimates (common words, about one token each): {why}; the server's own counts are reported"
+            );
+            Ok((source, info(Method::WordEstimate, Some(warning))))
+        }
+    }
+}

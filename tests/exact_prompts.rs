@@ -1,0 +1,64 @@
+//! Exact prompt lengths without a server: prompts made with the tiny model's `tokenizer.json`
+//! (tests/fixtures/tokenizer) are, re-encoded, exactly the asked number of tokens, per request
+//! with a range ratio too, and the same for the same seed.
+use anorag::bench::exact;
+use anorag::bench::tokenize::{Method, Tokenizer};
+use std::path::PathBuf;
+
+fn tok() -> Tokenizer {
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer/tiny-qwen2.json");
+    Tokenizer::from_file(&p).unwrap()
+}
+
+#[tokio::test]
+async fn every_prompt_is_exactly_the_asked_length() {
+    let t = tok();
+    let e = exact::build(&t, 40, 100, 16, 0.0, 7).await.unwrap();
+    assert_eq!(e.prompts.len(), 40);
+    assert_eq!(e.info.method, Method::TokenizerFile);
+    assert_eq!(e.info.inexact_prompts, 0);
+    assert_eq!(
+        e.info.template_overhead, None,
+        "a local file has no server template"
+    );
+    for p in &e.prompts {
+        assert_eq!(t.encode(&p.text).await.unwrap().len(), 100, "{:?}", p.text);
+        assert_eq!(p.input_len_estimate, 100);
+        assert_eq!(p.output_len, 16);
+    }
+    // Random, not one prompt repeated.
+    assert_ne!(e.prompts[0].text, e.prompts[1].text);
+    // The word estimate this replaces was far off on this tokenizer: 100 words are more.
+    let words = anorag::bench::Workload::random(100, 16)
+        .prompts(1, 7)
+        .unwrap();
+    let n = t.encode(&words[0].text).await.unwrap().len();
+    assert!(n > 100, "100 common words are {n} tokens here");
+}
+
+#[tokio::test]
+async fn with_a_range_each_request_is_exact_and_the_seed_repeats_them() {
+    let t = tok();
+    let e = exact::build(&t, 30, 64, 32, 0.5, 11).await.unwrap();
+    let lens: Vec<u32> = e.prompts.iter().map(|p| p.input_len_estimate).collect();
+    assert!(lens.iter().all(|l| (32..=96).contains(l)), "{lens:?}");
+    assert!(lens.iter().any(|l| *l != lens[0]), "lengths vary: {lens:?}");
+    for p in &e.prompts {
+        assert_eq!(
+            t.encode(&p.text).await.unwrap().len() as u32,
+            p.input_len_estimate
+        );
+    }
+    let again = exact::build(&t, 30, 64, 32, 0.5, 11).await.unwrap();
+    assert_eq!(
+        e.prompts.iter().map(|p| &p.text).collect::<Vec<_>>(),
+        again.prompts.iter().map(|p| &p.text).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_missing_tokenizer_file_is_an_error_naming_the_flag_and_the_path() {
+    let e = Tokenizer::from_file(std::path::Path::new("/nonexistent/tok.json")).unwrap_err();
+    assert!(e.starts_with("--tokenizer /nonexistent/tok.json"), "{e}");
+}
