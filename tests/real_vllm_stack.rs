@@ -237,10 +237,69 @@ async fn real_vllm_through_the_supervisor() {
         r["median_e2el_ms"].as_f64().unwrap()
     );
 
+    // Exact prompt lengths from vLLM's own /tokenize: with --range-ratio 0 every request's
+    // server-counted prompt is 100 content tokens plus the chat template's, exactly; with
+    // --range-ratio 0.5 each request's count is exact too.
+    for (ratio, n) in [("0", "12"), ("0.5", "24")] {
+        let file = stack.dir.path().join(format!("exact-{ratio}.json"));
+        let out = stack.cli(&[
+            "bench",
+            "--route",
+            "real",
+            "--concurrency",
+            "4",
+            "--requests",
+            n,
+            "--input-len",
+            "100",
+            "--range-ratio",
+            ratio,
+            "--output-len",
+            "4",
+            "--no-progress",
+            "--save-result",
+            file.to_str().unwrap(),
+            "--save-detailed",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let p = &r["prompt_tokens"];
+        assert_eq!(p["method"], "server_tokenize", "{p}");
+        assert_eq!(p["inexact_prompts"], 0, "{p}");
+        let overhead = p["template_overhead"]
+            .as_u64()
+            .expect("the template's tokens");
+        assert!(overhead > 0, "{p}");
+        let asked: Vec<u64> = serde_json::from_value(r["asked_input_lens"].clone()).unwrap();
+        let sent: Vec<u64> = serde_json::from_value(r["input_lens"].clone()).unwrap();
+        assert_eq!(asked.len(), n.parse::<usize>().unwrap());
+        for (a, s) in asked.iter().zip(&sent) {
+            assert_eq!(
+                *s,
+                a + overhead,
+                "server prompt_tokens = asked + template ({ratio})"
+            );
+        }
+        if ratio == "0" {
+            assert!(asked.iter().all(|a| *a == 100), "{asked:?}");
+        } else {
+            assert!(asked.iter().all(|a| (50..=150).contains(a)), "{asked:?}");
+            assert!(asked.iter().any(|a| *a != 100), "{asked:?}");
+        }
+        assert_eq!(p["asked_total"], asked.iter().sum::<u64>());
+        assert_eq!(p["sent_total"], sent.iter().sum::<u64>());
+        eprintln!("[real-vllm] --input-len 100 --range-ratio {ratio}: {n} requests, each exactly its asked length + {overhead} template tokens by vLLM's count");
+    }
+
     // server logs: vLLM's own startup lines, as the supervisor captured them.
     let logs = String::from_utf8_lossy(
         &stack
-            .cli(&["server", "logs", "real", "--lines", "400"])
+            .cli(&["server", "logs", "real", "--lines", "5000"])
             .stdout,
     )
     .to_string();
