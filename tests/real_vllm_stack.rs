@@ -296,10 +296,75 @@ async fn real_vllm_through_the_supervisor() {
         eprintln!("[real-vllm] --input-len 100 --range-ratio {ratio}: {n} requests, each exactly its asked length + {overhead} template tokens by vLLM's count");
     }
 
+    // The server's view on the run's time axis: /metrics every 0.25 s while 4 requests run
+    // at a time for 3 s. At least one sample each second, requests seen running, and the
+    // server's own TTFT and E2E over the run beside the client's: its histograms counted
+    // exactly the requests we completed.
+    let out = stack.cli(&[
+        "bench",
+        "--route",
+        "real",
+        "--concurrency",
+        "4",
+        "--duration",
+        "3",
+        "--input-len",
+        "64",
+        // Long answers keep the server busy between scrapes (a short request is over in
+        // a few ms on this model, and the gauge shows what runs at the scrape's moment).
+        "--output-len",
+        "256",
+        "--server-metrics-interval",
+        "0.25",
+        "--json",
+        "--no-progress",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &r["server_metrics"];
+    let samples = m["samples"].as_array().unwrap();
+    let duration = r["duration"].as_f64().unwrap();
+    for sec in 0..duration.floor() as u64 {
+        assert!(
+            samples
+                .iter()
+                .any(|x| x["t_s"].as_f64().unwrap() as u64 == sec),
+            "no sample in second {sec}: {m}"
+        );
+    }
+    assert!(
+        samples
+            .iter()
+            .any(|x| x["running"].as_f64().unwrap_or(0.0) > 0.0),
+        "requests running during the run: {m}"
+    );
+    let completed = r["completed"].as_f64().unwrap();
+    assert_eq!(m["ttft_ms"]["count"].as_f64(), Some(completed), "{m}");
+    assert_eq!(m["e2e_ms"]["count"].as_f64(), Some(completed), "{m}");
+    assert!(m["ttft_ms"]["p50"].as_f64().unwrap() > 0.0, "{m}");
+    assert!(m["e2e_ms"]["p99"].as_f64().unwrap() > 0.0, "{m}");
+    assert_eq!(
+        m["generation_tokens"].as_f64(),
+        r["total_output_tokens"].as_f64(),
+        "{m}"
+    );
+    eprintln!(
+        "[real-vllm] server metrics: {} samples in {duration:.1} s; TTFT p50 server {:.1} ms vs client {:.1} ms; E2E p50 server {:.1} ms vs client {:.1} ms",
+        samples.len(),
+        m["ttft_ms"]["p50"].as_f64().unwrap(),
+        r["median_ttft_ms"].as_f64().unwrap(),
+        m["e2e_ms"]["p50"].as_f64().unwrap(),
+        r["median_e2el_ms"].as_f64().unwrap()
+    );
+
     // server logs: vLLM's own startup lines, as the supervisor captured them.
     let logs = String::from_utf8_lossy(
         &stack
-            .cli(&["server", "logs", "real", "--lines", "5000"])
+            .cli(&["server", "logs", "real", "--lines", "50000"])
             .stdout,
     )
     .to_string();

@@ -1142,3 +1142,41 @@ fn an_unreachable_cluster_keeps_its_last_known_state_and_says_why() {
     assert!(text.contains("Connection refused"), "{text}");
     assert!(text.contains("node2"), "the last known nodes stay: {text}");
 }
+
+#[test]
+fn the_bench_pane_shows_the_servers_queue_and_cache_under_the_client_charts() {
+    use anorag::bench::server_metrics::{ServerSample, ServerSeries};
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    let fx = ch(&mut a, 'r');
+    let Effect::BenchStart { id, .. } = fx[0].clone() else {
+        panic!()
+    };
+    // Six seconds of a queue building up: running at the cap, then requests waiting and
+    // the KV cache filling, one preemption at the end.
+    let samples: Vec<ServerSample> = (0..12)
+        .map(|i| ServerSample {
+            t_s: 0.25 + 0.5 * i as f64,
+            running: Some(8.0),
+            waiting: Some((i as f64 - 4.0).max(0.0)),
+            kv_cache_usage: Some(0.1 + 0.07 * i as f64),
+            preemptions: Some(if i >= 11 { 1.0 } else { 0.0 }),
+            generation_tokens_per_s: Some(300.0 + 5.0 * i as f64),
+            prefix_cache_hit_rate: Some(0.25),
+        })
+        .collect();
+    let mut p = progress(40);
+    p.server = Some(ServerSeries::from_samples(&samples, 0));
+    update(&mut a, Action::BenchProgress(id, Box::new(p)));
+    let text = screen(&a, 120, 48);
+    insta::assert_snapshot!("bench_running_with_server", text);
+    assert!(
+        text.contains("vLLM requests: running 8 waiting 7"),
+        "{text}"
+    );
+    assert!(
+        text.contains("KV cache 87.0% · preemptions 1 · prefix hits 25%"),
+        "{text}"
+    );
+    assert!(text.contains("server generation tok/s (355 now)"), "{text}");
+}

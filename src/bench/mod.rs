@@ -10,6 +10,7 @@ pub mod report;
 mod request;
 pub mod result;
 pub mod runner;
+pub mod server_metrics;
 pub mod tokenize;
 pub mod words;
 pub mod workload;

@@ -51,6 +51,8 @@ pub struct Plan {
     pub detailed: bool,
     /// A `tokenizer.json` for exact prompt lengths (else the server's `/tokenize` on vLLM).
     pub tokenizer: Option<std::path::PathBuf>,
+    /// Seconds between scrapes of a vLLM server's `/metrics` during the run (0: none).
+    pub server_metrics_interval_s: f64,
 }
 
 impl Plan {
@@ -67,6 +69,7 @@ impl Plan {
             temperature: None,
             detailed: false,
             tokenizer: None,
+            server_metrics_interval_s: 0.5,
         }
     }
 }
@@ -171,6 +174,8 @@ pub struct Progress {
     pub series_offset: usize,
     /// E2E latency histogram: (upper bound ms, count).
     pub e2el_bins: Vec<(f64, u64)>,
+    /// The server's view (vLLM's `/metrics`) on the same seconds as `series`.
+    pub server: Option<super::server_metrics::ServerSeries>,
 }
 
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);

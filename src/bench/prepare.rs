@@ -8,18 +8,23 @@ use super::workload::{PromptSource, Workload};
 use crate::provider::ProviderKind;
 
 /// How many distinct prompts the run needs (its requests and warm-up; for a timed run, what
-/// the rate sends in that time with a margin, or a pool for a closed loop).
+/// the rate sends in that time with a margin). A timed closed loop sends an unknown number:
+/// it takes [`CLOSED_TIMED_POOL`] and uses them again in turn (the result's
+/// `prompt_tokens.distinct_prompts` says so; `--requests` makes every prompt distinct).
 pub fn needed(plan: &Plan) -> usize {
     let n = match plan.stop {
         Stop::Requests(n) => n,
         Stop::DurationS(d) => match plan.load {
             Load::Open { rate, .. } => (rate * d * 1.1).ceil().min(1e9) as u64,
-            Load::Closed { .. } => 2048,
+            Load::Closed { .. } => CLOSED_TIMED_POOL as u64,
         },
     };
     n.saturating_add(plan.warmup)
         .min(exact::MAX_DISTINCT as u64) as usize
 }
+
+/// Distinct prompts made for a timed closed-loop run.
+pub const CLOSED_TIMED_POOL: usize = 512;
 
 /// The run's prompts and how their lengths were made.
 pub async fn prompts(

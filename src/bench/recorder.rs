@@ -156,7 +156,9 @@ impl Dist {
         if self.n == 0 {
             return 0.0;
         }
-        self.h.value_at_quantile(q) as f64 / 1000.0
+        // The histogram answers with its bucket's highest equivalent value, which can lie
+        // above the largest value recorded: a percentile is never above the maximum.
+        (self.h.value_at_quantile(q) as f64 / 1000.0).min(self.max)
     }
 
     pub fn stats(&self) -> Stats {
@@ -403,6 +405,20 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_percentile_lies_above_the_maximum() {
+        // Seen against the real vLLM: p99 1067.01 ms beside a max of 1066.35 ms, because the
+        // histogram reports the top of a value's bucket.
+        let mut d = Dist::default();
+        for us in [1_066_350.0, 20_000.0, 30_000.0] {
+            d.add_us(us);
+        }
+        let s = d.stats();
+        assert_eq!(s.max, 1066.35);
+        assert!(s.p99 <= s.max && s.p95 <= s.max && s.p90 <= s.max, "{s:?}");
+        assert_eq!(s.p99, s.max);
+    }
 
     fn ok(start: f64, ttft: f64, e2el: f64, tokens: u64) -> Outcome {
         Outcome {

@@ -164,6 +164,9 @@ pub fn summary(r: &BenchResult) -> String {
             r.output_tokens_source, r.input_tokens_source
         ),
     );
+    if let Some(m) = &r.server_metrics {
+        server_section(&mut o, r, m);
+    }
     if !r.errors.is_empty() {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         line(&mut o, "Errors by class:", e.join(", "));
@@ -385,4 +388,59 @@ pub fn compare(a: &BenchResult, b: &BenchResult, a_name: &str, b_name: &str) -> 
         put(&format!("P99 {up} (ms)"), x.p99, y.p99, false);
     }
     o
+}
+
+/// The server's own view beside the client's: its TTFT and E2E over the run, the difference
+/// (client + network), and what its queue and cache did.
+fn server_section(
+    o: &mut String,
+    r: &BenchResult,
+    m: &crate::bench::server_metrics::ServerMetrics,
+) {
+    title(o, "Server (vLLM /metrics)");
+    if let Some(e) = &m.error {
+        if m.samples.is_empty() && m.ttft_ms.is_none() {
+            line(o, "Not read:", crate::format::clip(e, 80));
+            return;
+        }
+    }
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
+    for (name, server, client) in [("TTFT", &m.ttft_ms, &r.ttft), ("E2E", &m.e2e_ms, &r.e2el)] {
+        let Some(s) = server else { continue };
+        line(
+            o,
+            &format!("{name} p50 / p99 server (ms, in buckets):"),
+            format!("{} / {}", f(s.p50), f(s.p99)),
+        );
+        line(
+            o,
+            &format!("{name} p50 client - server (ms):"),
+            format!("{} (client + network)", f(s.p50.map(|p| client.median - p))),
+        );
+    }
+    let peak = |get: fn(&crate::bench::server_metrics::ServerSample) -> Option<f64>| {
+        m.samples
+            .iter()
+            .filter_map(get)
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+    };
+    line(
+        o,
+        "Peak running / waiting:",
+        format!("{} / {}", f(peak(|s| s.running)), f(peak(|s| s.waiting))),
+    );
+    line(
+        o,
+        "Peak KV-cache usage (%):",
+        f(peak(|s| s.kv_cache_usage).map(|k| k * 100.0)),
+    );
+    line(o, "Preemptions:", f(m.preemptions));
+    if let Some(h) = m.prefix_cache_hit_rate {
+        line(o, "Prefix-cache hit rate (%):", format!("{:.1}", h * 100.0));
+    }
+    line(
+        o,
+        "Samples:",
+        format!("{} every {:.2} s", m.samples.len(), m.interval_s),
+    );
 }

@@ -92,6 +92,8 @@ pub struct BenchResult {
     pub input_tokens_source: String,
     pub slo: Slo,
     pub client: ClientHealth,
+    /// The server's view of the run (vLLM's `/metrics`), when it has one.
+    pub server_metrics: Option<crate::bench::server_metrics::ServerMetrics>,
     /// How the prompts' lengths were made, asked vs sent.
     pub prompt_tokens: Option<crate::bench::exact::PromptTokens>,
     pub series: Series,
@@ -220,6 +222,9 @@ impl BenchResult {
         put("goodput_slo", json!(self.slo));
         if let Some(p) = &self.prompt_tokens {
             put("prompt_tokens", json!(p));
+        }
+        if let Some(m) = &self.server_metrics {
+            put("server_metrics", json!(m));
         }
         let c = &self.client;
         put(

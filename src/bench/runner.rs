@@ -7,6 +7,8 @@ pub use super::plan::*;
 use super::recorder::{Dist, Outcome, Recorder};
 use super::request::{one, request_for};
 use super::result::{BenchResult, ClientHealth, Series};
+use super::server_metrics::{Armed as ServerArmed, ServerMetrics, ServerSeries};
+use crate::provider::ProviderKind;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde_json::json;
@@ -95,8 +97,25 @@ pub async fn run(
         } => Some(GapSampler::new(rate, burstiness, plan.seed ^ 0x5eed)),
         Load::Closed { .. } => None,
     };
+    // The server's baseline reading comes before the run's first request.
+    let armed = if plan.server_metrics_interval_s > 0.0 && target.kind == ProviderKind::VllmOpenai {
+        Some(ServerArmed::new(&target.base_url, &target.model).await)
+    } else {
+        None
+    };
     let cpu0 = cpu_seconds();
     let run_start = Instant::now();
+    let (server, server_error) = match armed {
+        Some(Ok(a)) => (
+            Some(a.begin(
+                crate::input::duration(plan.server_metrics_interval_s.max(0.05)),
+                run_start,
+            )),
+            None,
+        ),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
     // A counted run lands its last arrival at n/rate (vLLM); a timed one starts at once, so
     // rate × duration requests fall inside [0, duration).
     let mut next_due: Option<Instant> = sampler.as_ref().map(|_| match &schedule {
@@ -259,7 +278,7 @@ pub async fn run(
                 sending = false;
             }
             _ = tick.tick() => {
-                publish(&progress, &rec, run_start, inflight.len(), load, planned_requests, stop_at_s, if sending { Phase::Running } else { Phase::Draining });
+                publish(&progress, &rec, run_start, inflight.len(), load, planned_requests, stop_at_s, if sending { Phase::Running } else { Phase::Draining }, &|off| server.as_ref().map(|w| w.series(off)));
             }
         }
     }
@@ -292,6 +311,13 @@ pub async fn run(
         ..BenchResult::default()
     };
     result.fill_from(&rec, duration);
+    result.server_metrics = match server {
+        Some(w) => Some(w.finish().await),
+        None => server_error.map(|e| ServerMetrics {
+            error: Some(e),
+            ..ServerMetrics::default()
+        }),
+    };
     result.achieved_request_rate = match (plan.load, plan.stop) {
         (Load::Open { .. }, Stop::Requests(_)) if last_dispatch_s > 0.0 => {
             Some(sent as f64 / last_dispatch_s)
@@ -342,10 +368,18 @@ pub async fn run(
         planned_requests,
         stop_at_s,
         Phase::Done,
+        &|off| {
+            result
+                .server_metrics
+                .as_ref()
+                .filter(|m| !m.samples.is_empty())
+                .map(|m| ServerSeries::from_samples(&m.samples, off))
+        },
     );
     Ok(result)
 }
 
+#[allow(clippy::too_many_arguments)]
 #[allow(clippy::too_many_arguments)]
 fn publish(
     tx: &watch::Sender<Progress>,
@@ -356,6 +390,7 @@ fn publish(
     planned_requests: Option<u64>,
     planned_duration_s: Option<f64>,
     phase: Phase,
+    server: &dyn Fn(usize) -> Option<ServerSeries>,
 ) {
     let elapsed = start.elapsed().as_secs_f64();
     let full = Series::from_recorder(rec);
@@ -402,6 +437,7 @@ fn publish(
         series,
         series_offset: offset,
         e2el_bins: rec.e2el.bins(24),
+        server: server(offset),
     };
     tx.send_replace(p);
 }

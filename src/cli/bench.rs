@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// without /tokenize (OpenAI, Ollama) or offline; vLLM's own /tokenize is used otherwise.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// Seconds between scrapes of a vLLM route's /metrics during the run (queue, KV cache,
+    /// preemptions, server tok/s, and the server's own TTFT and E2E); 0 turns them off.
+    #[arg(long, default_value_t = 0.5, value_parser = input::seconds(0.0))]
+    pub server_metrics_interval: f64,
     /// Output tokens asked for (with ignore_eos where the server supports it). For files:
     /// overrides each prompt's own length.
     #[arg(long, alias = "random-output-len")]
@@ -229,6 +233,7 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             temperature: a.temperature,
             detailed: a.save_detailed,
             tokenizer: a.tokenizer.clone(),
+            server_metrics_interval_s: a.server_metrics_interval,
             ..Plan::new(load, stop, workload.clone())
         })
         .collect())

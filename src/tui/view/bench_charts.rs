@@ -58,6 +58,17 @@ pub(super) fn charts(f: &mut Frame, p: &Progress, area: Rect) {
     let off = p.series_offset;
     let x0 = off as f64;
     let x1 = (off + s.completed.len().max(1)) as f64;
+    // The server's view goes under the client's, on the same seconds.
+    let area = match p.server.as_ref().filter(|v| !v.is_empty()) {
+        Some(server) if area.height >= 16 => {
+            let [client, below] =
+                Layout::vertical([Constraint::Percentage(62), Constraint::Percentage(38)])
+                    .areas(area);
+            server_charts(f, server, off, x0, x1, below);
+            client
+        }
+        _ => area,
+    };
     let tall = area.height >= 24;
     let rows = if tall {
         Layout::vertical([
@@ -129,6 +140,125 @@ pub(super) fn charts(f: &mut Frame, p: &Progress, area: Rect) {
     );
     i += 1;
     histogram(f, &p.e2el_bins, rows[i]);
+}
+
+fn line_chart<'a>(
+    title: Line<'a>,
+    sets: Vec<Dataset<'a>>,
+    ymax: f64,
+    unit: &str,
+    x0: f64,
+    x1: f64,
+) -> Chart<'a> {
+    Chart::new(sets)
+        .block(Block::bordered().title(title))
+        .x_axis(Axis::default().bounds([x0, x1.max(x0 + 1.0)]))
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, ymax])
+                .labels([Line::from("0"), Line::from(format!("{ymax:.0}{unit}"))]),
+        )
+}
+
+/// vLLM's queue (running, waiting), KV-cache use with preemptions and prefix-cache hits, and
+/// its own generation tok/s.
+fn server_charts(
+    f: &mut Frame,
+    v: &crate::bench::server_metrics::ServerSeries,
+    off: usize,
+    x0: f64,
+    x1: f64,
+    area: Rect,
+) {
+    let [queue, cache, gen] = Layout::vertical([
+        Constraint::Percentage(45),
+        Constraint::Percentage(35),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let running = points(&v.running, off);
+    let waiting = points(&v.waiting, off);
+    let top = |pts: &[&[(f64, f64)]]| {
+        pts.iter()
+            .flat_map(|p| p.iter().map(|x| x.1))
+            .fold(1.0, f64::max)
+    };
+    let now = |xs: &[Option<f64>]| xs.iter().rev().find_map(|x| *x);
+    let fmt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0}"));
+    let ymax = top(&[&running, &waiting]).ceil() * 1.2;
+    f.render_widget(
+        line_chart(
+            Line::from(vec![
+                Span::styled(" vLLM requests: ", title_style()),
+                Span::styled(
+                    format!("running {} ", fmt(now(&v.running))),
+                    Style::new().fg(Color::Green),
+                ),
+                Span::styled(
+                    format!("waiting {} ", fmt(now(&v.waiting))),
+                    Style::new().fg(Color::Yellow),
+                ),
+            ]),
+            vec![
+                Dataset::default()
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(Style::new().fg(Color::Green))
+                    .data(&running),
+                Dataset::default()
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(Style::new().fg(Color::Yellow))
+                    .data(&waiting),
+            ],
+            ymax,
+            "",
+            x0,
+            x1,
+        ),
+        queue,
+    );
+    let kv = points(&v.kv_cache_pct, off);
+    let hits = now(&v.prefix_cache_hit_rate)
+        .map(|h| format!(" · prefix hits {:.0}%", h * 100.0))
+        .unwrap_or_default();
+    f.render_widget(
+        line_chart(
+            Line::from(Span::styled(
+                format!(
+                    " KV cache {}% · preemptions {}{hits} ",
+                    now(&v.kv_cache_pct).map_or("-".to_string(), |k| format!("{k:.1}")),
+                    fmt(now(&v.preemptions)),
+                ),
+                title_style(),
+            )),
+            vec![Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(Color::Magenta))
+                .data(&kv)],
+            100.0,
+            "%",
+            x0,
+            x1,
+        ),
+        cache,
+    );
+    let toks: Vec<u64> = v
+        .generation_tokens_per_s
+        .iter()
+        .map(|x| x.unwrap_or(0.0).round() as u64)
+        .collect();
+    f.render_widget(
+        Sparkline::default()
+            .data(&toks)
+            .style(Style::new().fg(Color::Cyan))
+            .block(Block::bordered().title(format!(
+                " server generation tok/s ({} now) ",
+                fmt(now(&v.generation_tokens_per_s))
+            ))),
+        gen,
+    );
 }
 
 pub(super) fn histogram(f: &mut Frame, bins: &[(f64, u64)], area: Rect) {
