@@ -380,7 +380,6 @@ pub async fn run(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn publish(
     tx: &watch::Sender<Progress>,
     rec: &Recorder,
