@@ -83,3 +83,9 @@ mod tests {
         assert_eq!(clip("abcdef", 4), "abc…");
     }
 }
+
+/// A number without trailing zeros: `4`, `37.5`, `12.34`.
+pub fn trim_float(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}

@@ -10,7 +10,7 @@ pub const MAX_RATE: f64 = 1_000_000.0;
 /// The most requests in flight, or steps of a sweep, a person may ask for.
 pub const MAX_CONCURRENCY: u64 = 100_000;
 
-fn number(text: &str) -> Result<f64, String> {
+pub fn number(text: &str) -> Result<f64, String> {
     let t = text.trim();
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() => Ok(v),

@@ -694,3 +694,110 @@ mod cli {
         assert!(String::from_utf8_lossy(&out.stderr).contains("no request succeeded"));
     }
 }
+
+/// The SLO search against a simulator told to have a knee: at most 4 requests generate at
+/// once (the rest wait, as under vLLM's --max-num-seqs), so a fifth concurrent request waits a
+/// whole answer for its first token. `--find-max concurrency` answers 4, with the probes and
+/// the margin saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_max_finds_the_knee_the_simulator_is_told_to_have() {
+    // An answer takes 20 + 19 x 10 ms: a request past the capacity waits ~200 ms, far over
+    // the limit; those within it see ~20 ms, far under it (room for a busy machine).
+    let mut cfg = SimConfig::new(Flavor::Vllm).timing(20, 10, 20);
+    cfg.max_running = Some(4);
+    cfg.record_requests = false;
+    let s = sim::start(cfg).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("dashboard.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      sim: {{base_url: \"{}\", model: qwen2_5_0_5b}}\n",
+            s.base_url()
+        ),
+    )
+    .unwrap();
+    let saved = dir.path().join("find.json");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_anorag-tui"))
+        .arg("--config")
+        .arg(&conf)
+        .args([
+            "bench",
+            "--route",
+            "sim",
+            "--find-max",
+            "concurrency",
+            "--slo",
+            "p99_ttft_ms<=110",
+            "--requests",
+            "24",
+            "--input-len",
+            "16",
+            "--output-len",
+            "20",
+            "--no-progress",
+            "--save-result",
+        ])
+        .arg(&saved)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("highest concurrency that meets the SLO: 4 ("),
+        "{stdout}"
+    );
+    assert!(stdout.contains("5 misses it"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    let f = &v["find_max"];
+    assert_eq!(f["answer"], 4.0, "{f}");
+    assert_eq!(f["first_miss"], 5.0, "{f}");
+    let probes = f["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), v["results"].as_array().unwrap().len());
+    let loads: Vec<f64> = probes.iter().map(|p| p["load"].as_f64().unwrap()).collect();
+    assert_eq!(loads, [1.0, 2.0, 4.0, 8.0, 6.0, 5.0]);
+    for p in probes {
+        let ok = p["load"].as_f64().unwrap() <= 4.0;
+        assert_eq!(p["ok"], ok, "{p}");
+    }
+    assert!(f["margin"][0][2].as_f64().unwrap() > 0.0, "{f}");
+}
+
+/// The simulator's capacity shows in its /metrics as vLLM's does: requests past it wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulator_at_capacity_reports_waiting_requests() {
+    let mut cfg = SimConfig::new(Flavor::Vllm).timing(20, 10, 30);
+    cfg.max_running = Some(2);
+    let s = sim::start(cfg).await.unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan::new(
+        Load::Closed { concurrency: 6 },
+        Stop::Requests(12),
+        random(8, 30),
+    );
+    let run = tokio::spawn({
+        let (t, plan) = (t.clone(), plan.clone());
+        async move { run(&t, &plan).await }
+    });
+    let metrics = format!("{}/metrics", s.base_url().trim_end_matches("/v1"));
+    let mut seen = (0.0f64, 0.0f64);
+    for _ in 0..40 {
+        let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+        let scrape =
+            anorag::telemetry::vllm_metrics::Scrape::parse(&text, None, std::time::Instant::now());
+        seen.0 = seen.0.max(scrape.running.unwrap_or(0.0));
+        seen.1 = seen.1.max(scrape.waiting.unwrap_or(0.0));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = run.await.unwrap();
+    assert_eq!(r.completed, 12);
+    assert_eq!(seen.0, 2.0, "never more than the capacity runs");
+    assert!(seen.1 >= 1.0, "the rest wait: {seen:?}");
+}

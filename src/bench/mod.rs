@@ -3,6 +3,7 @@
 pub mod arrivals;
 mod client_health;
 pub mod exact;
+pub mod find_max;
 pub mod plan;
 pub mod prepare;
 pub mod recorder;

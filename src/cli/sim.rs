@@ -29,6 +29,10 @@ pub struct SimArgs {
     pub faults: Vec<Fault>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// At most N requests generate at once; the rest wait (vLLM's --max-num-seqs): latency
+    /// then grows with load past N, as on a real server.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running: Option<u32>,
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
@@ -48,6 +52,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
     cfg.max_model_len = a.max_model_len;
     cfg.faults = a.faults.clone();
     cfg.seed = a.seed;
+    cfg.max_running = a.max_running;
     cfg.record_requests = false;
     // Like vLLM: the key comes from VLLM_API_KEY in the environment, never from argv.
     if a.flavor != Flavor::Ollama {

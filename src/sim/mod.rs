@@ -46,6 +46,10 @@ pub struct SimConfig {
     /// Keep the last request's body for `SimHandle::last_request` (tests); off when serving
     /// load, since it copies every request.
     pub record_requests: bool,
+    /// At most this many requests generate at once, the rest wait (counted as waiting in
+    /// `/metrics`, their wait in the TTFT), as vLLM's `--max-num-seqs` makes it: a server with a
+    /// capacity, whose latency grows past it (load tests' knees). `None`: no limit.
+    pub max_running: Option<u32>,
 }
 
 impl SimConfig {
@@ -66,6 +70,7 @@ impl SimConfig {
             seed: 0,
             api_key: None,
             record_requests: true,
+            max_running: None,
         }
     }
     pub fn model(mut self, m: &str) -> Self {
@@ -119,6 +124,28 @@ pub(crate) struct SimState {
     last_request: Mutex<Option<serde_json::Value>>,
     /// Whether any fault is configured: without one, no dice are rolled and no lock taken.
     has_faults: std::sync::atomic::AtomicBool,
+    /// `max_running` slots.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// A request waiting for a slot: counted as waiting until it has one or goes away.
+pub(crate) struct Waiting(Arc<SimState>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let mut m = self.0.metrics();
+        m.waiting = m.waiting.saturating_sub(1);
+    }
+}
+
+impl SimState {
+    /// Waits for a generation slot when the server has a capacity.
+    pub(crate) async fn slot(self: &Arc<Self>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let sem = self.slots.clone()?;
+        self.metrics().waiting += 1;
+        let _w = Waiting(self.clone());
+        sem.acquire_owned().await.ok()
+    }
 }
 
 impl SimState {
@@ -304,6 +331,9 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
     let flavor = cfg.flavor;
     let kv_capacity = u64::from(cfg.max_model_len) * 16;
     let state = Arc::new(SimState {
+        slots: cfg
+            .max_running
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1) as usize))),
         faults: Mutex::new(cfg.faults.iter().cloned().map(|f| (f, 0)).collect()),
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(cfg.seed)),
         stats: Stats::default(),

@@ -258,14 +258,20 @@ async fn chat(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
         return status_fault(&st, code, ra);
     }
     let id = format!("chatcmpl-{:016x}", rand::random::<u64>());
+    // With a capacity, generation starts when a slot is free; the TTFT counts the wait.
+    let slot = st.slot().await;
+    let arrived = t0;
+    let t0 = if slot.is_some() { Instant::now() } else { t0 };
     let guard = RequestGuard::new(st.clone(), t0, ask.prompt_tokens + u64::from(ask.n));
     if !ask.stream {
-        return complete(st, ask, id, t0, guard).await;
+        return complete(st, ask, id, t0, guard, slot).await;
     }
     let s = StreamGen {
         st: st.clone(),
         id,
         created: crate::time::unix_secs_now(),
+        arrived,
+        _slot: slot,
         t0,
         ask,
         plan,
@@ -289,6 +295,7 @@ async fn complete(
     id: String,
     t0: Instant,
     mut guard: RequestGuard,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response {
     let cfg = &st.cfg;
     let end = t0 + cfg.ttft + cfg.itl * ask.n.saturating_sub(1);
@@ -318,6 +325,10 @@ struct StreamGen {
     st: Arc<SimState>,
     id: String,
     created: u64,
+    /// When the request came (its TTFT counts from here; generation from `t0`).
+    arrived: Instant,
+    /// Held while it generates.
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
     t0: Instant,
     ask: Ask,
     plan: Plan,
@@ -352,7 +363,7 @@ impl StreamGen {
             let mut m = self.st.metrics();
             if i == 0 {
                 m.prompt_tokens += self.ask.prompt_tokens;
-                m.observe_ttft(now.duration_since(self.t0).as_secs_f64());
+                m.observe_ttft(now.duration_since(self.arrived).as_secs_f64());
             } else {
                 m.observe_itl(now.duration_since(self.last_at).as_secs_f64());
             }
