@@ -67,6 +67,12 @@ pub fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// A number without trailing zeros: `4`, `37.5`, `12.34`.
+pub fn trim_float(v: f64) -> String {
+    let s = format!("{v:.2}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,10 +88,4 @@ mod tests {
         assert_eq!(ms(0.4237), "0.42 ms");
         assert_eq!(clip("abcdef", 4), "abc…");
     }
-}
-
-/// A number without trailing zeros: `4`, `37.5`, `12.34`.
-pub fn trim_float(v: f64) -> String {
-    let s = format!("{v:.2}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
