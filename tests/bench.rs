@@ -801,3 +801,66 @@ async fn a_simulator_at_capacity_reports_waiting_requests() {
     assert_eq!(seen.0, 2.0, "never more than the capacity runs");
     assert!(seen.1 >= 1.0, "the rest wait: {seen:?}");
 }
+
+/// An open loop ramping linearly from 40 to 200 requests/s over 400 requests (vLLM's
+/// `--ramp-up-strategy linear`), evenly spaced: the sends of each second follow the schedule
+/// (within one request or 1%), and the last full second runs at the end rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ramp_reaches_its_end_rate() {
+    use anorag::bench::arrivals::{ramp_schedule, Ramp, RampStrategy};
+    let _g = SERIAL.lock().await;
+    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(2, 1, 2));
+    let t = target_at(&s.url).await;
+    let ramp = Ramp {
+        strategy: RampStrategy::Linear,
+        start_rps: 40.0,
+        end_rps: 200.0,
+    };
+    let n = 400;
+    let mut plan = Plan::new(
+        Load::Open {
+            rate: 200.0,
+            burstiness: f64::INFINITY,
+            max_concurrency: None,
+        },
+        Stop::Requests(n),
+        random(8, 2),
+    );
+    plan.ramp = Some(ramp);
+    plan.server_metrics_interval_s = 0.0;
+    plan.detailed = true;
+    let r = run(&t, &plan).await;
+    assert_eq!(r.completed, n);
+    let mut planned = vec![0u32; 16];
+    for d in ramp_schedule(n as usize, ramp, f64::INFINITY, 0) {
+        planned[d.as_secs_f64() as usize] += 1;
+    }
+    let sent = &r.series.sent;
+    let full = (r.series.sent.len() - 1).min(planned.iter().rposition(|c| *c > 0).unwrap());
+    assert!(full >= 2, "{sent:?}");
+    for sec in 0..full {
+        let (want, got) = (planned[sec] as f64, f64::from(sent[sec]));
+        assert!(
+            (got - want).abs() <= (want * 0.01).max(1.0),
+            "second {sec}: sent {got}, scheduled {want} ({sent:?} vs {planned:?})"
+        );
+    }
+    // The end rate: the last 50 sends come at the rate the schedule gives them (~190/s, the
+    // last of them at 200/s), within 2%.
+    let mut starts: Vec<f64> =
+        serde_json::from_value(r.detail.as_ref().unwrap()["start_times"].clone()).unwrap();
+    starts.sort_by(f64::total_cmp);
+    let sched: Vec<f64> = ramp_schedule(n as usize, ramp, f64::INFINITY, 0)
+        .iter()
+        .map(|d| d.as_secs_f64())
+        .collect();
+    let k = 50;
+    let achieved = (k - 1) as f64 / (starts[n as usize - 1] - starts[n as usize - k]);
+    let planned_rate = (k - 1) as f64 / (sched[n as usize - 1] - sched[n as usize - k]);
+    assert!(planned_rate > 0.95 * ramp.end_rps, "{planned_rate}");
+    assert!(
+        (achieved - planned_rate).abs() / planned_rate < 0.02,
+        "the last {k} sends at {achieved:.1}/s, scheduled {planned_rate:.1}/s"
+    );
+    assert_eq!(r.config["ramp"]["strategy"], "linear");
+}

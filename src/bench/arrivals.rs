@@ -73,6 +73,50 @@ pub fn schedule(n: usize, rate: f64, burstiness: f64, seed: u64) -> Vec<Duration
     raw.into_iter().map(crate::input::duration).collect()
 }
 
+/// How an open loop's rate goes from `start_rps` to `end_rps` over the requests (vLLM's
+/// `--ramp-up-strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Ramp {
+    pub strategy: RampStrategy,
+    pub start_rps: f64,
+    pub end_rps: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RampStrategy {
+    Linear,
+    Exponential,
+}
+
+impl Ramp {
+    /// The rate for request `i` of `n`, as vLLM computes it: linear or geometric in the
+    /// request's index, from the start rate at the first to the end rate at the last.
+    pub fn rate(&self, i: usize, n: usize) -> f64 {
+        let progress = i as f64 / (n.saturating_sub(1)).max(1) as f64;
+        match self.strategy {
+            RampStrategy::Linear => self.start_rps + (self.end_rps - self.start_rps) * progress,
+            RampStrategy::Exponential => {
+                self.start_rps * (self.end_rps / self.start_rps).powf(progress)
+            }
+        }
+    }
+}
+
+/// Offsets for `n` requests whose rate ramps: each gap drawn at its request's rate (gamma
+/// with shape `burstiness`), not rescaled afterwards (vLLM rescales only constant rates).
+pub fn ramp_schedule(n: usize, ramp: Ramp, burstiness: f64, seed: u64) -> Vec<Duration> {
+    let mut g = GapSampler::new(ramp.start_rps, burstiness, seed);
+    let mut t = 0.0;
+    (0..n)
+        .map(|i| {
+            g.set_rate(ramp.rate(i, n));
+            t += g.next_gap();
+            crate::input::duration(t)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +149,28 @@ mod tests {
             "Poisson gaps have CV 1: {poisson}"
         );
         assert!(bursty > 1.8 && smooth < 0.3, "{bursty} {smooth}");
+    }
+
+    #[test]
+    fn a_ramp_goes_from_its_start_rate_to_its_end_rate() {
+        let lin = Ramp {
+            strategy: RampStrategy::Linear,
+            start_rps: 2.0,
+            end_rps: 20.0,
+        };
+        assert_eq!(
+            (lin.rate(0, 11), lin.rate(5, 11), lin.rate(10, 11)),
+            (2.0, 11.0, 20.0)
+        );
+        let exp = Ramp {
+            strategy: RampStrategy::Exponential,
+            ..lin
+        };
+        assert!((exp.rate(5, 11) - (40.0f64).sqrt()).abs() < 1e-9);
+        // Evenly spaced: each gap is exactly 1 / its request's rate.
+        let s = ramp_schedule(11, lin, f64::INFINITY, 0);
+        let first = s[0].as_secs_f64();
+        let last_gap = s[10].as_secs_f64() - s[9].as_secs_f64();
+        assert!((first - 0.5).abs() < 1e-9 && (last_gap - 0.05).abs() < 1e-9);
     }
 }

@@ -53,6 +53,8 @@ pub struct Plan {
     pub tokenizer: Option<std::path::PathBuf>,
     /// Seconds between scrapes of a vLLM server's `/metrics` during the run (0: none).
     pub server_metrics_interval_s: f64,
+    /// An open loop's rate ramping over the requests (with `Stop::Requests`).
+    pub ramp: Option<super::arrivals::Ramp>,
 }
 
 impl Plan {
@@ -70,6 +72,7 @@ impl Plan {
             detailed: false,
             tokenizer: None,
             server_metrics_interval_s: 0.5,
+            ramp: None,
         }
     }
 }

@@ -256,6 +256,8 @@ impl LogHist {
 /// One second of the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Second {
+    /// Requests sent in this second (the rate achieved).
+    pub sent: u32,
     /// Requests that ended well in this second.
     pub completed: u32,
     pub failed: u32,
@@ -309,6 +311,12 @@ impl Recorder {
             detail: detailed.then(Vec::new),
             ..Self::default()
         }
+    }
+
+    /// A request was sent `at_s` seconds into the run.
+    pub fn note_sent(&mut self, at_s: f64) {
+        self.sent += 1;
+        self.second(at_s.max(0.0) as usize).sent += 1;
     }
 
     fn second(&mut self, i: usize) -> &mut Second {

@@ -10,6 +10,8 @@ pub const METRICS: [&str; 4] = ["ttft", "tpot", "itl", "e2el"];
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Series {
+    /// Requests sent each second: the rate achieved.
+    pub sent: Vec<u32>,
     pub completed: Vec<u32>,
     pub failed: Vec<u32>,
     pub output_tokens_per_s: Vec<f64>,
@@ -24,6 +26,7 @@ impl Series {
     pub fn from_recorder(r: &Recorder) -> Series {
         let mut s = Series::default();
         for sec in &r.seconds {
+            s.sent.push(sec.sent);
             s.completed.push(sec.completed);
             s.failed.push(sec.failed);
             s.output_tokens_per_s.push(sec.output_tokens);
@@ -246,6 +249,7 @@ impl BenchResult {
             "series",
             json!({
                 "interval_s": 1,
+                "sent": s.sent,
                 "completed": s.completed,
                 "failed": s.failed,
                 "output_tokens_per_s": s.output_tokens_per_s,

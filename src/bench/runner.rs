@@ -88,7 +88,10 @@ pub async fn run(
                 rate, burstiness, ..
             },
             Stop::Requests(n),
-        ) => Some(arrivals::schedule(n as usize, rate, burstiness, plan.seed)),
+        ) => Some(match plan.ramp {
+            Some(r) => arrivals::ramp_schedule(n as usize, r, burstiness, plan.seed),
+            None => arrivals::schedule(n as usize, rate, burstiness, plan.seed),
+        }),
         _ => None,
     };
     let mut sampler = match plan.load {
@@ -199,7 +202,7 @@ pub async fn run(
                 p.input_len_estimate,
             )));
             sent += 1;
-            rec.sent += 1;
+            rec.note_sent(now.saturating_duration_since(run_start).as_secs_f64());
             last_dispatch_s = now.saturating_duration_since(run_start).as_secs_f64();
             peak_in_flight = peak_in_flight.max(inflight.len());
             // The next arrival of an open loop.
@@ -348,6 +351,7 @@ pub async fn run(
         "stop": plan.stop,
         "warmup": plan.warmup,
         "workload": plan.workload,
+        "ramp": plan.ramp,
         "seed": plan.seed,
         "timeout_s": plan.timeout_s,
         "idle_timeout_s": plan.idle_timeout_s,
@@ -397,6 +401,7 @@ fn publish(
     let tail = |v: &[f64]| v[offset..].to_vec();
     let tail_o = |v: &[Option<f64>]| v[offset..].to_vec();
     let series = Series {
+        sent: full.sent[offset..].to_vec(),
         completed: full.completed[offset..].to_vec(),
         failed: full.failed[offset..].to_vec(),
         output_tokens_per_s: tail(&full.output_tokens_per_s),

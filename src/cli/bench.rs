@@ -1,4 +1,5 @@
 //! `anorag-tui bench`: the load test, headless, with `vllm bench serve`'s figures.
+use crate::bench::arrivals::{Ramp, RampStrategy};
 use crate::bench::{
     self, report, BenchResult, BenchTarget, Control, Load, Plan, Slo, Stop, Workload,
 };
@@ -44,6 +45,14 @@ pub struct BenchArgs {
     /// rates when --rate is given). Each step is a full run, reported on its own.
     #[arg(long)]
     pub sweep: Option<String>,
+    /// Open loop whose rate ramps over the requests from --ramp-up-start-rps to
+    /// --ramp-up-end-rps: `linear` or `exponential` (vLLM's semantics; needs --requests).
+    #[arg(long, requires_all = ["ramp_up_start_rps", "ramp_up_end_rps"], conflicts_with_all = ["rate", "sweep"])]
+    pub ramp_up_strategy: Option<String>,
+    #[arg(long, value_parser = input::rate)]
+    pub ramp_up_start_rps: Option<f64>,
+    #[arg(long, value_parser = input::rate)]
+    pub ramp_up_end_rps: Option<f64>,
     /// Find the highest `rate` or `concurrency` that meets --slo: each probe is a full run
     /// (--requests or --duration each); doubles until a probe misses, then bisects.
     #[arg(long, requires = "slo", conflicts_with_all = ["sweep", "compare"])]
@@ -184,8 +193,30 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             concurrency: conc.unwrap_or(1),
         },
     };
+    let ramp = match &a.ramp_up_strategy {
+        None => None,
+        Some(st) => {
+            let strategy = match st.as_str() {
+                "linear" => RampStrategy::Linear,
+                "exponential" => RampStrategy::Exponential,
+                other => {
+                    return Err(format!(
+                        "--ramp-up-strategy `{other}`: use linear or exponential"
+                    ))
+                }
+            };
+            if !matches!(stop, Stop::Requests(_)) || a.requests.is_none() {
+                return Err("--ramp-up-strategy ramps over the requests: give --requests N".into());
+            }
+            Some(Ramp {
+                strategy,
+                start_rps: a.ramp_up_start_rps.unwrap_or(1.0),
+                end_rps: a.ramp_up_end_rps.unwrap_or(1.0),
+            })
+        }
+    };
     let loads: Vec<Load> = match &a.sweep {
-        None => vec![load_for(a.concurrency, a.rate)],
+        None => vec![load_for(a.concurrency, ramp.map(|r| r.end_rps).or(a.rate))],
         Some(spec) => {
             let (what, list) = match spec.split_once('=') {
                 Some((w, l)) => (w.trim(), l),
@@ -245,6 +276,7 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             detailed: a.save_detailed,
             tokenizer: a.tokenizer.clone(),
             server_metrics_interval_s: a.server_metrics_interval,
+            ramp,
             ..Plan::new(load, stop, workload.clone())
         })
         .collect())
