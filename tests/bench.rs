@@ -864,3 +864,44 @@ async fn a_ramp_reaches_its_end_rate() {
     );
     assert_eq!(r.config["ramp"]["strategy"], "linear");
 }
+
+/// The prefix workload on the wire: three prefixes of 32 words shared round robin by twelve
+/// requests, each with 8 words of its own, as the simulator received them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prefix_dataset_really_shares_prefixes() {
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(1, 1, 2))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan::new(
+        Load::Closed { concurrency: 3 },
+        Stop::Requests(12),
+        Workload::Prefix {
+            prefix_len: 32,
+            suffix_len: 8,
+            groups: 3,
+            output_len: 2,
+        },
+    );
+    let r = run(&t, &plan).await;
+    assert_eq!(r.completed, 12);
+    let sent: Vec<String> = s
+        .requests()
+        .iter()
+        .map(|b| b["messages"][0]["content"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent.len(), 12);
+    let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for text in &sent {
+        let words: Vec<&str> = text.split(' ').collect();
+        assert_eq!(words.len(), 40, "{text}");
+        groups
+            .entry(words[..32].join(" "))
+            .or_default()
+            .push(words[32..].join(" "));
+    }
+    assert_eq!(groups.len(), 3, "three shared prefixes");
+    assert!(groups.values().all(|v| v.len() == 4), "{groups:?}");
+    let suffixes: std::collections::BTreeSet<&String> = groups.values().flatten().collect();
+    assert_eq!(suffixes.len(), 12, "every request has its own suffix");
+}

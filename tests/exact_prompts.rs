@@ -62,3 +62,33 @@ fn a_missing_tokenizer_file_is_an_error_naming_the_flag_and_the_path() {
     let e = Tokenizer::from_file(std::path::Path::new("/nonexistent/tok.json")).unwrap_err();
     assert!(e.starts_with("--tokenizer /nonexistent/tok.json"), "{e}");
 }
+
+#[tokio::test]
+async fn exact_prefixes_are_shared_token_for_token() {
+    let t = tok();
+    let e = exact::build_prefix(&t, 9, 40, 12, 3, 8, 5).await.unwrap();
+    assert_eq!(e.prompts.len(), 9);
+    let mut by_group: Vec<Vec<Vec<u32>>> = vec![Vec::new(); 3];
+    for (i, p) in e.prompts.iter().enumerate() {
+        let ids = t.encode(&p.text).await.unwrap();
+        assert_eq!(ids.len() as u32, p.input_len_estimate);
+        by_group[i % 3].push(ids);
+    }
+    for g in &by_group {
+        // The prefix's tokens are the same in every prompt of its group (the seam may merge
+        // its last token with the suffix's first).
+        let head = &g[0][..39];
+        assert!(g.iter().all(|ids| &ids[..39] == head));
+    }
+    assert_ne!(by_group[0][0][..39], by_group[1][0][..39]);
+    assert!(e.info.inexact_prompts <= 9);
+    let exact = e
+        .prompts
+        .iter()
+        .filter(|p| p.input_len_estimate == 52)
+        .count();
+    assert!(
+        exact >= 6,
+        "most prompts are exactly 40 + 12 tokens: {exact} of 9"
+    );
+}

@@ -361,6 +361,44 @@ async fn real_vllm_through_the_supervisor() {
         r["median_e2el_ms"].as_f64().unwrap()
     );
 
+    // The prefix workload: 2 prefixes of 300 tokens shared by 12 requests; vLLM's prefix
+    // cache serves the repeats (whole blocks only: 128 tokens a block on the CPU build), and
+    // the run reports its hit rate.
+    let out = stack.cli(&[
+        "bench",
+        "--route",
+        "real",
+        "--dataset-name",
+        "prefix",
+        "--prefix-len",
+        "300",
+        "--suffix-len",
+        "16",
+        "--prefix-groups",
+        "2",
+        "--requests",
+        "12",
+        "--concurrency",
+        "2",
+        "--output-len",
+        "4",
+        "--json",
+        "--no-progress",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["completed"], 12, "{r}");
+    assert_eq!(r["prompt_tokens"]["method"], "server_tokenize", "{r}");
+    let hit = r["server_metrics"]["prefix_cache_hit_rate"]
+        .as_f64()
+        .expect("vLLM exports prefix-cache counters");
+    assert!(hit > 0.3, "the shared prefixes hit the cache: {hit}");
+    eprintln!("[real-vllm] prefix workload (2 x 300-token prefixes, 12 requests): prefix-cache hit rate {:.1}%", hit * 100.0);
+
     // server logs: vLLM's own startup lines, as the supervisor captured them.
     let logs = String::from_utf8_lossy(
         &stack

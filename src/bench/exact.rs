@@ -120,7 +120,62 @@ pub async fn build(
         .buffer_unordered(PARALLEL)
         .collect()
         .await;
-    let mut prompts: Vec<(usize, Prompt)> = Vec::with_capacity(n);
+    finish(tok, made).await
+}
+
+/// A prefix workload with exact lengths: `groups` prefixes of exactly `prefix_len` tokens,
+/// each request one of them followed by exactly `suffix_len` tokens of its own (vLLM's
+/// `prefix_repetition` does the same). Where the two halves merge into fewer tokens at their
+/// seam, the prompt is counted inexact and its real length used.
+pub async fn build_prefix(
+    tok: &Tokenizer,
+    n: usize,
+    prefix_len: u32,
+    suffix_len: u32,
+    groups: u32,
+    output_len: u32,
+    seed: u64,
+) -> Result<Exact, String> {
+    let n = n.clamp(1, MAX_DISTINCT);
+    let pool = pool(tok).await?;
+    let mut prefixes = Vec::new();
+    for g in 0..groups.max(1) {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x7072_6566_6978 ^ (u64::from(g) << 32));
+        prefixes.push(one(tok, &pool, prefix_len, &mut rng).await?.0);
+    }
+    let (pool, prefixes) = (&pool, &prefixes);
+    let made: Vec<Result<(usize, Prompt, bool), String>> = futures::stream::iter(0..n)
+        .map(|i| async move {
+            let mut rng =
+                StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+            let (suffix, _) = one(tok, pool, suffix_len, &mut rng).await?;
+            let text = format!(
+                "{}{suffix}",
+                prefixes[super::workload::prefix_group(i, groups)]
+            );
+            let got = tok.encode(&text).await?.len() as u32;
+            Ok((
+                i,
+                Prompt {
+                    text,
+                    output_len,
+                    input_len_estimate: got,
+                },
+                got == prefix_len + suffix_len,
+            ))
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    finish(tok, made).await
+}
+
+/// Orders what was made and measures the template once.
+async fn finish(
+    tok: &Tokenizer,
+    made: Vec<Result<(usize, Prompt, bool), String>>,
+) -> Result<Exact, String> {
+    let mut prompts: Vec<(usize, Prompt)> = Vec::with_capacity(made.len());
     let mut inexact = 0;
     for m in made {
         let (i, p, exact) = m?;

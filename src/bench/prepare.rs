@@ -40,15 +40,14 @@ pub async fn prompts(
         sent_total: 0,
         warning,
     };
-    let Workload::Random {
-        input_len,
-        output_len,
-        range_ratio,
-    } = plan.workload
-    else {
+    let exact_kind = match plan.workload {
+        Workload::Random { .. } | Workload::Prefix { .. } => true,
+        Workload::Jsonl { .. } | Workload::ShareGpt { .. } => false,
+    };
+    if !exact_kind {
         let source = plan.workload.source(plan.seed).map_err(|e| e.to_string())?;
         return Ok((source, info(Method::Dataset, None)));
-    };
+    }
     let tok = match &plan.tokenizer {
         Some(p) => Tokenizer::from_file(p),
         None if target.kind == ProviderKind::VllmOpenai => {
@@ -61,19 +60,49 @@ pub async fn prompts(
             target.kind.as_str()
         )),
     };
-    let built = match tok {
-        Ok(t) => exact::build(
-            &t,
-            needed(plan),
-            input_len,
-            output_len,
-            range_ratio,
-            plan.seed,
-        )
-        .await
-        .map_err(|e| format!("making prompts with the tokenizer failed: {e}")),
-        Err(e) => Err(e),
-    };
+    let built = match (tok, &plan.workload) {
+        (
+            Ok(t),
+            Workload::Random {
+                input_len,
+                output_len,
+                range_ratio,
+            },
+        ) => {
+            exact::build(
+                &t,
+                needed(plan),
+                *input_len,
+                *output_len,
+                *range_ratio,
+                plan.seed,
+            )
+            .await
+        }
+        (
+            Ok(t),
+            Workload::Prefix {
+                prefix_len,
+                suffix_len,
+                groups,
+                output_len,
+            },
+        ) => {
+            exact::build_prefix(
+                &t,
+                needed(plan),
+                *prefix_len,
+                *suffix_len,
+                *groups,
+                *output_len,
+                plan.seed,
+            )
+            .await
+        }
+        (Ok(_), _) => Err("not a generated workload".into()),
+        (Err(e), _) => Err(e),
+    }
+    .map_err(|e| format!("no exact lengths: {e}"));
     match built {
         Ok(e) => Ok((PromptSource::Pool(e.prompts), e.info)),
         Err(why) => {

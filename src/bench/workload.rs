@@ -27,6 +27,14 @@ pub enum Workload {
         /// Lengths drawn uniformly within ±range_ratio of the given ones (vLLM's meaning).
         range_ratio: f64,
     },
+    /// `groups` shared prefixes of `prefix_len` tokens, each request one of them plus
+    /// `suffix_len` tokens of its own (vLLM's `prefix_repetition`): the prefix cache's case.
+    Prefix {
+        prefix_len: u32,
+        suffix_len: u32,
+        groups: u32,
+        output_len: u32,
+    },
     Jsonl {
         path: PathBuf,
         output_len: Option<u32>,
@@ -100,6 +108,18 @@ impl Workload {
                 range_ratio: *range_ratio,
                 seed,
             },
+            Workload::Prefix {
+                prefix_len,
+                suffix_len,
+                groups,
+                output_len,
+            } => PromptSource::Prefix {
+                prefix_len: *prefix_len,
+                suffix_len: *suffix_len,
+                groups: (*groups).max(1),
+                output_len: *output_len,
+                seed,
+            },
             Workload::Jsonl { path, output_len } => {
                 PromptSource::shuffled(read_jsonl(path, *output_len)?, seed)
             }
@@ -125,8 +145,21 @@ pub enum PromptSource {
         range_ratio: f64,
         seed: u64,
     },
+    Prefix {
+        prefix_len: u32,
+        suffix_len: u32,
+        groups: u32,
+        output_len: u32,
+        seed: u64,
+    },
     /// A file's prompts, shuffled once, repeated when the run is longer than the file.
     Pool(Vec<Prompt>),
+}
+
+/// The group of request `i` in a prefix workload: round robin, so every group is used as
+/// often as the others.
+pub fn prefix_group(i: usize, groups: u32) -> usize {
+    i % groups.max(1) as usize
 }
 
 impl PromptSource {
@@ -153,6 +186,29 @@ impl PromptSource {
                     text: random_prompt(&mut rng, inp),
                     output_len: out,
                     input_len_estimate: inp,
+                }
+            }
+            PromptSource::Prefix {
+                prefix_len,
+                suffix_len,
+                groups,
+                output_len,
+                seed,
+            } => {
+                let g = prefix_group(i, *groups);
+                let mut shared =
+                    StdRng::seed_from_u64(seed ^ 0x7072_6566_6978 ^ ((g as u64) << 32));
+                let mut own =
+                    StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+                let text = format!(
+                    "{} {}",
+                    random_prompt(&mut shared, *prefix_len),
+                    random_prompt(&mut own, *suffix_len)
+                );
+                Prompt {
+                    text,
+                    output_len: *output_len,
+                    input_len_estimate: prefix_len + suffix_len,
                 }
             }
             // Readers reject empty files, so the pool has at least one prompt.

@@ -79,6 +79,15 @@ pub struct BenchArgs {
     /// without /tokenize (OpenAI, Ollama) or offline; vLLM's own /tokenize is used otherwise.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// --dataset-name prefix: tokens of each shared prefix.
+    #[arg(long, alias = "prefix-repetition-prefix-len", default_value_t = 256)]
+    pub prefix_len: u32,
+    /// --dataset-name prefix: each request's own tokens after its prefix.
+    #[arg(long, alias = "prefix-repetition-suffix-len", default_value_t = 256)]
+    pub suffix_len: u32,
+    /// --dataset-name prefix: how many different prefixes the requests share.
+    #[arg(long, alias = "prefix-repetition-num-prefixes", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub prefix_groups: u32,
     /// Seconds between scrapes of a vLLM route's /metrics during the run (queue, KV cache,
     /// preemptions, server tok/s, and the server's own TTFT and E2E); 0 turns them off.
     #[arg(long, default_value_t = 0.5, value_parser = input::seconds(0.0))]
@@ -134,6 +143,12 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             output_len: a.output_len.unwrap_or(128).max(1),
             range_ratio: a.range_ratio,
         },
+        "prefix" => Workload::Prefix {
+            prefix_len: a.prefix_len.max(1),
+            suffix_len: a.suffix_len.max(1),
+            groups: a.prefix_groups,
+            output_len: a.output_len.unwrap_or(128).max(1),
+        },
         "jsonl" | "sharegpt" => {
             let path = a.dataset_path.clone().ok_or_else(|| {
                 format!(
@@ -155,7 +170,7 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
         }
         other => {
             return Err(format!(
-                "--dataset-name `{other}`: use random, jsonl or sharegpt"
+                "--dataset-name `{other}`: use random, prefix, jsonl or sharegpt"
             ))
         }
     };

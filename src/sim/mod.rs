@@ -122,6 +122,8 @@ pub(crate) struct SimState {
     refusing: watch::Sender<bool>,
     /// The body of the last chat request, for tests that check what went on the wire.
     last_request: Mutex<Option<serde_json::Value>>,
+    /// Every chat request's body, up to [`RECORDED`] (tests that check what went on the wire).
+    requests: Mutex<Vec<serde_json::Value>>,
     /// Whether any fault is configured: without one, no dice are rolled and no lock taken.
     has_faults: std::sync::atomic::AtomicBool,
     /// `max_running` slots.
@@ -186,9 +188,16 @@ impl SimState {
     fn remember_request(&self, body: &serde_json::Value) {
         if self.cfg.record_requests {
             *self.last_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(body.clone());
+            let mut all = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            if all.len() < RECORDED {
+                all.push(body.clone());
+            }
         }
     }
 }
+
+/// How many request bodies a recording simulator keeps.
+pub const RECORDED: usize = 10_000;
 
 /// Tracks one generation from admission to its end (or the client's disappearance).
 pub(crate) struct RequestGuard {
@@ -304,6 +313,14 @@ impl SimHandle {
     pub fn metrics_text(&self) -> String {
         self.state.metrics().render()
     }
+    /// The JSON bodies of the chat requests received so far (the first [`RECORDED`]).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        self.state
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
     /// The JSON body of the last chat request the simulator received.
     pub fn last_request(&self) -> Option<serde_json::Value> {
         self.state
@@ -340,6 +357,7 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
         metrics: Mutex::new(VllmMetrics::new(&cfg.model, kv_capacity)),
         refusing: tx,
         last_request: Mutex::new(None),
+        requests: Mutex::new(Vec::new()),
         has_faults: std::sync::atomic::AtomicBool::new(!cfg.faults.is_empty()),
         cfg,
     });
