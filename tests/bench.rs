@@ -905,3 +905,72 @@ async fn the_prefix_dataset_really_shares_prefixes() {
     let suffixes: std::collections::BTreeSet<&String> = groups.values().flatten().collect();
     assert_eq!(suffixes.len(), 12, "every request has its own suffix");
 }
+
+/// Multi-turn on the wire: each turn sends the whole history, the server's own answers
+/// included, plus a new question; the per-turn figures show the prompt growing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_turn_sends_the_growing_history() {
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(1, 1, 6))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let plan = Plan::new(
+        Load::Closed { concurrency: 2 },
+        Stop::Requests(3),
+        Workload::MultiTurn {
+            turns: 3,
+            input_len: 10,
+            output_len: 6,
+            think_time_s: 0.0,
+        },
+    );
+    let r = run(&t, &plan).await;
+    assert_eq!(
+        (r.completed, r.failed),
+        (9, 0),
+        "3 conversations of 3 turns"
+    );
+    let bodies = s.requests();
+    assert_eq!(bodies.len(), 9);
+    let mut by_conv: std::collections::BTreeMap<String, Vec<Vec<serde_json::Value>>> =
+        Default::default();
+    for b in &bodies {
+        let m = b["messages"].as_array().unwrap().clone();
+        by_conv
+            .entry(m[0]["content"].as_str().unwrap().to_string())
+            .or_default()
+            .push(m);
+    }
+    assert_eq!(by_conv.len(), 3);
+    for turns in by_conv.values_mut() {
+        turns.sort_by_key(Vec::len);
+        let lens: Vec<usize> = turns.iter().map(Vec::len).collect();
+        assert_eq!(lens, [1, 3, 5], "question, answer, question, ...");
+        for k in 1..turns.len() {
+            // The history so far, then the server's answer, then a new question.
+            assert_eq!(turns[k][..turns[k - 1].len()], turns[k - 1][..]);
+            let answer = &turns[k][turns[k - 1].len()];
+            assert_eq!(answer["role"], "assistant");
+            assert!(
+                answer["content"].as_str().unwrap().contains("anorag-tui"),
+                "{answer}"
+            );
+            assert_eq!(turns[k].last().unwrap()["role"], "user");
+        }
+    }
+    assert_eq!(r.per_turn.len(), 3);
+    let p: Vec<f64> = r
+        .per_turn
+        .iter()
+        .map(|t| t.mean_prompt_tokens.unwrap())
+        .collect();
+    assert!(
+        p[0] < p[1] && p[1] < p[2],
+        "the prompt grows with the history: {p:?}"
+    );
+    assert!(r
+        .per_turn
+        .iter()
+        .all(|t| t.completed == 3 && t.ttft_p50_ms.is_some()));
+    assert_eq!(r.to_json()["per_turn"].as_array().unwrap().len(), 3);
+}

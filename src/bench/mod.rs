@@ -2,6 +2,7 @@
 //! loop, sweeps, goodput, comparison, and a live API for the console.
 pub mod arrivals;
 mod client_health;
+pub mod conversation;
 pub mod exact;
 pub mod find_max;
 pub mod plan;

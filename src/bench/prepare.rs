@@ -19,6 +19,11 @@ pub fn needed(plan: &Plan) -> usize {
             Load::Closed { .. } => CLOSED_TIMED_POOL as u64,
         },
     };
+    // A conversation is `turns` requests, each with its own question.
+    let n = match plan.workload {
+        Workload::MultiTurn { turns, .. } => n.saturating_mul(u64::from(turns.max(1))),
+        _ => n,
+    };
     n.saturating_add(plan.warmup)
         .min(exact::MAX_DISTINCT as u64) as usize
 }
@@ -41,7 +46,7 @@ pub async fn prompts(
         warning,
     };
     let exact_kind = match plan.workload {
-        Workload::Random { .. } | Workload::Prefix { .. } => true,
+        Workload::Random { .. } | Workload::Prefix { .. } | Workload::MultiTurn { .. } => true,
         Workload::Jsonl { .. } | Workload::ShareGpt { .. } => false,
     };
     if !exact_kind {
@@ -99,6 +104,14 @@ pub async fn prompts(
             )
             .await
         }
+        (
+            Ok(t),
+            Workload::MultiTurn {
+                input_len,
+                output_len,
+                ..
+            },
+        ) => exact::build(&t, needed(plan), *input_len, *output_len, 0.0, plan.seed).await,
         (Ok(_), _) => Err("not a generated workload".into()),
         (Err(e), _) => Err(e),
     }

@@ -28,6 +28,8 @@ pub struct Outcome {
     pub prompt_estimate: u32,
     /// (class, message) when the request failed.
     pub error: Option<(String, String)>,
+    /// The answer's text, kept only when the next turn of a conversation needs it.
+    pub answer: Option<String>,
 }
 
 impl Outcome {

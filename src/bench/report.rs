@@ -167,6 +167,27 @@ pub fn summary(r: &BenchResult) -> String {
     if let Some(m) = &r.server_metrics {
         server_section(&mut o, r, m);
     }
+    if !r.per_turn.is_empty() {
+        title(&mut o, "Per turn");
+        let _ = writeln!(
+            o,
+            "{:>5} {:>9} {:>7} {:>14} {:>14} {:>14}",
+            "TURN", "COMPLETED", "FAILED", "PROMPT TOKENS", "TTFT p50 ms", "TTFT p99 ms"
+        );
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.1}"));
+        for t in &r.per_turn {
+            let _ = writeln!(
+                o,
+                "{:>5} {:>9} {:>7} {:>14} {:>14} {:>14}",
+                t.turn,
+                t.completed,
+                t.failed,
+                f(t.mean_prompt_tokens),
+                f(t.ttft_p50_ms),
+                f(t.ttft_p99_ms)
+            );
+        }
+    }
     if !r.errors.is_empty() {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         line(&mut o, "Errors by class:", e.join(", "));

@@ -34,6 +34,7 @@ pub(super) async fn one(
     plan_timeout: Duration,
     idle: Duration,
     estimate: u32,
+    keep_answer: bool,
 ) -> (Outcome, Instant) {
     let _busy = target.track();
     let t0 = Instant::now();
@@ -103,6 +104,9 @@ pub(super) async fn one(
             }
             o.events += 1;
             if let StreamEvent::Delta { text, at, .. } = ev {
+                if keep_answer {
+                    o.answer.get_or_insert_with(String::new).push_str(&text);
+                }
                 if !text.is_empty() {
                     o.content_events += 1;
                     let sec = at.saturating_duration_since(run_start).as_secs() as u32;

@@ -97,6 +97,8 @@ pub struct BenchResult {
     pub client: ClientHealth,
     /// The server's view of the run (vLLM's `/metrics`), when it has one.
     pub server_metrics: Option<crate::bench::server_metrics::ServerMetrics>,
+    /// A multi-turn run's figures per turn position.
+    pub per_turn: Vec<crate::bench::conversation::TurnStats>,
     /// How the prompts' lengths were made, asked vs sent.
     pub prompt_tokens: Option<crate::bench::exact::PromptTokens>,
     pub series: Series,
@@ -228,6 +230,9 @@ impl BenchResult {
         }
         if let Some(m) = &self.server_metrics {
             put("server_metrics", json!(m));
+        }
+        if !self.per_turn.is_empty() {
+            put("per_turn", json!(self.per_turn));
         }
         let c = &self.client;
         put(

@@ -8,6 +8,7 @@ use super::recorder::{Dist, Outcome, Recorder};
 use super::request::{one, request_for};
 use super::result::{BenchResult, ClientHealth, Series};
 use super::server_metrics::{Armed as ServerArmed, ServerMetrics, ServerSeries};
+use super::workload::Workload;
 use crate::provider::ProviderKind;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
@@ -26,6 +27,24 @@ pub async fn run(
     progress: watch::Sender<Progress>,
 ) -> Result<BenchResult, String> {
     let (prompts, mut prompt_tokens) = super::prepare::prompts(target, plan).await?;
+    if let Workload::MultiTurn {
+        turns,
+        think_time_s,
+        ..
+    } = plan.workload
+    {
+        let t = super::conversation::Turns {
+            turns,
+            think_time_s,
+        };
+        let (mut r, per_turn, asked) =
+            super::conversation::run(target, plan, t, prompts, control, progress).await?;
+        prompt_tokens.asked_total = asked;
+        prompt_tokens.sent_total = r.total_input_tokens;
+        r.prompt_tokens = Some(prompt_tokens);
+        r.per_turn = per_turn;
+        return Ok(r);
+    }
     let timeout = crate::input::duration(plan.timeout_s.max(0.001));
     let idle = crate::input::duration(plan.idle_timeout_s.max(0.001));
     let mut cancelled = false;
@@ -53,6 +72,7 @@ pub async fn run(
                     timeout,
                     idle,
                     p.input_len_estimate,
+                    false,
                 )));
                 next += 1;
             }
@@ -200,6 +220,7 @@ pub async fn run(
                 timeout,
                 idle,
                 p.input_len_estimate,
+                false,
             )));
             sent += 1;
             rec.note_sent(now.saturating_duration_since(run_start).as_secs_f64());

@@ -35,6 +35,15 @@ pub enum Workload {
         groups: u32,
         output_len: u32,
     },
+    /// Conversations of `turns` turns: each turn sends the history (its questions and the
+    /// server's answers) plus a new question of `input_len` tokens, `think_time_s` after the
+    /// answer before.
+    MultiTurn {
+        turns: u32,
+        input_len: u32,
+        output_len: u32,
+        think_time_s: f64,
+    },
     Jsonl {
         path: PathBuf,
         output_len: Option<u32>,
@@ -118,6 +127,17 @@ impl Workload {
                 suffix_len: *suffix_len,
                 groups: (*groups).max(1),
                 output_len: *output_len,
+                seed,
+            },
+            // The questions: question k of conversation c is prompt c * turns + k.
+            Workload::MultiTurn {
+                input_len,
+                output_len,
+                ..
+            } => PromptSource::Random {
+                input_len: *input_len,
+                output_len: *output_len,
+                range_ratio: 0.0,
                 seed,
             },
             Workload::Jsonl { path, output_len } => {

@@ -79,6 +79,12 @@ pub struct BenchArgs {
     /// without /tokenize (OpenAI, Ollama) or offline; vLLM's own /tokenize is used otherwise.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+    /// --dataset-name multi-turn: turns per conversation (--requests counts conversations).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub turns: u32,
+    /// --dataset-name multi-turn: seconds between an answer and the next question.
+    #[arg(long, default_value_t = 0.0, value_parser = input::seconds(0.0))]
+    pub think_time: f64,
     /// --dataset-name prefix: tokens of each shared prefix.
     #[arg(long, alias = "prefix-repetition-prefix-len", default_value_t = 256)]
     pub prefix_len: u32,
@@ -143,6 +149,12 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             output_len: a.output_len.unwrap_or(128).max(1),
             range_ratio: a.range_ratio,
         },
+        "multi-turn" | "multi_turn" => Workload::MultiTurn {
+            turns: a.turns,
+            input_len: a.input_len.max(1),
+            output_len: a.output_len.unwrap_or(128).max(1),
+            think_time_s: a.think_time,
+        },
         "prefix" => Workload::Prefix {
             prefix_len: a.prefix_len.max(1),
             suffix_len: a.suffix_len.max(1),
@@ -170,7 +182,7 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
         }
         other => {
             return Err(format!(
-                "--dataset-name `{other}`: use random, prefix, jsonl or sharegpt"
+                "--dataset-name `{other}`: use random, prefix, multi-turn, jsonl or sharegpt"
             ))
         }
     };

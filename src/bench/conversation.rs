@@ -1,0 +1,247 @@
+//! Multi-turn load: conversations of `turns` turns, each turn sending the whole history (its
+//! questions and the server's own answers so far) plus a new question, after an optional think
+//! time. A closed loop of `concurrency` conversations at a time; `--requests` counts
+//! conversations. Every turn is one request in the usual figures, and the per-turn TTFT shows
+//! what the growing history costs.
+use super::client_health::cpu_seconds;
+use super::plan::{BenchTarget, Control, Load, Phase, Plan, Progress, Stop};
+use super::recorder::{Dist, Outcome, Recorder};
+use super::request::one;
+use super::result::{BenchResult, ClientHealth};
+use super::workload::PromptSource;
+use crate::provider::{ChatRequest, Message};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// The figures of one turn position over all conversations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TurnStats {
+    pub turn: u32,
+    pub completed: u64,
+    pub failed: u64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+    pub e2el_p50_ms: Option<f64>,
+    /// The server's mean prompt tokens at this turn (the history grows).
+    pub mean_prompt_tokens: Option<f64>,
+}
+
+enum Msg {
+    Sent(f64),
+    Done(u32, Box<Outcome>),
+}
+
+/// The conversation plan: turns, think time, and the questions' source.
+pub struct Turns {
+    pub turns: u32,
+    pub think_time_s: f64,
+}
+
+/// Runs `plan`'s conversations against `target`; `Cancel` stops starting new turns.
+pub async fn run(
+    target: &BenchTarget,
+    plan: &Plan,
+    turns: Turns,
+    prompts: PromptSource,
+    mut control: mpsc::Receiver<Control>,
+    progress: watch::Sender<Progress>,
+) -> Result<(BenchResult, Vec<TurnStats>, u64), String> {
+    let Load::Closed { concurrency } = plan.load else {
+        return Err(
+            "multi-turn conversations run in a closed loop: give --concurrency, not --rate".into(),
+        );
+    };
+    let t = turns.turns.max(1);
+    let timeout = crate::input::duration(plan.timeout_s.max(0.001));
+    let idle = crate::input::duration(plan.idle_timeout_s.max(0.001));
+    let think = crate::input::duration(turns.think_time_s.max(0.0));
+    let conversations = match plan.stop {
+        Stop::Requests(n) => Some(n),
+        Stop::DurationS(_) => None,
+    };
+    let cpu0 = cpu_seconds();
+    let run_start = Instant::now();
+    let stop_at = match plan.stop {
+        Stop::DurationS(d) => Some(run_start + crate::input::duration(d)),
+        Stop::Requests(_) => None,
+    };
+    let next = Arc::new(AtomicU64::new(0));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let prompts = Arc::new(prompts);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (next, stopping, prompts, tx) =
+            (next.clone(), stopping.clone(), prompts.clone(), tx.clone());
+        let (target, plan) = (target.clone(), plan.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let c = next.fetch_add(1, Ordering::Relaxed);
+                let over = conversations.is_some_and(|n| c >= n)
+                    || stop_at.is_some_and(|s| Instant::now() >= s);
+                if over || stopping.load(Ordering::Relaxed) {
+                    return;
+                }
+                let mut history: Vec<Message> = Vec::new();
+                for k in 0..t {
+                    if stopping.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let q = prompts.get((c * u64::from(t) + u64::from(k)) as usize);
+                    history.push(Message::user(q.text.clone()));
+                    let req = ChatRequest {
+                        messages: history.clone(),
+                        max_tokens: Some(q.output_len),
+                        temperature: plan.temperature,
+                        ignore_eos: true,
+                        ..ChatRequest::default()
+                    };
+                    let _ = tx.send(Msg::Sent(run_start.elapsed().as_secs_f64()));
+                    let (o, _) = one(
+                        target.pick(),
+                        req,
+                        run_start,
+                        timeout,
+                        idle,
+                        q.input_len_estimate,
+                        true,
+                    )
+                    .await;
+                    let ok = o.ok();
+                    let answer = o.answer.clone().unwrap_or_default();
+                    let _ = tx.send(Msg::Done(k, Box::new(o)));
+                    if !ok {
+                        // A conversation whose turn failed has no history to go on with.
+                        break;
+                    }
+                    history.push(Message::assistant(answer));
+                    if k + 1 < t && !think.is_zero() {
+                        tokio::time::sleep(think).await;
+                    }
+                }
+            }
+        }));
+    }
+    drop(tx);
+
+    let mut rec = Recorder::new(plan.slo, plan.detailed);
+    let mut per_turn: Vec<(Dist, Dist, u64, u64, u64)> = (0..t)
+        .map(|_| (Dist::default(), Dist::default(), 0, 0, 0))
+        .collect();
+    let mut in_flight = 0u64;
+    let mut cancelled = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            m = rx.recv() => match m {
+                None => break,
+                Some(Msg::Sent(at)) => {
+                    rec.note_sent(at);
+                    in_flight += 1;
+                }
+                Some(Msg::Done(k, o)) => {
+                    in_flight = in_flight.saturating_sub(1);
+                    let p = &mut per_turn[k as usize];
+                    if o.ok() {
+                        p.2 += 1;
+                        if let Some(s) = o.ttft_s {
+                            p.0.add_us(s * 1e6);
+                        }
+                        if let Some(s) = o.e2el_s {
+                            p.1.add_us(s * 1e6);
+                        }
+                        p.4 += o.prompt_tokens.unwrap_or(u64::from(o.prompt_estimate));
+                    } else {
+                        p.3 += 1;
+                    }
+                    let mut o = *o;
+                    o.answer = None;
+                    rec.add(o);
+                }
+            },
+            c = control.recv(), if !cancelled => if matches!(c, Some(Control::Cancel) | None) {
+                cancelled = true;
+                stopping.store(true, Ordering::Relaxed);
+            },
+            _ = tick.tick() => {
+                let elapsed = run_start.elapsed().as_secs_f64();
+                progress.send_modify(|p| {
+                    p.phase = if stopping.load(Ordering::Relaxed) { Phase::Draining } else { Phase::Running };
+                    p.elapsed_s = elapsed;
+                    p.sent = rec.sent;
+                    p.completed = rec.completed;
+                    p.failed = rec.failed;
+                    p.in_flight = in_flight;
+                    p.planned_requests = conversations.map(|n| n * u64::from(t));
+                    p.concurrency = Some(concurrency);
+                    p.requests_per_s = rec.completed as f64 / elapsed.max(1e-9);
+                    p.output_tokens_per_s = rec.output_tokens as f64 / elapsed.max(1e-9);
+                });
+            }
+        }
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    let duration = rec.last_end_s.max(1e-9);
+    let cpu = cpu_seconds() - cpu0;
+    let mut result = BenchResult {
+        date: crate::time::vllm_date(crate::time::unix_now()),
+        backend: target.backend().to_string(),
+        label: target.route.clone(),
+        model_id: target.model.clone(),
+        base_url: target.base_url.clone(),
+        num_prompts: rec.sent,
+        burstiness: 1.0,
+        max_concurrency: Some(concurrency as u64),
+        ..BenchResult::default()
+    };
+    result.fill_from(&rec, duration);
+    result.client = ClientHealth {
+        time_to_headers: rec.headers.stats(),
+        headers_to_first_token: rec.after_headers.stats(),
+        cpu_s: cpu,
+        cpu_pct: 100.0 * cpu / duration,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..ClientHealth::default()
+    };
+    let turns: Vec<TurnStats> = per_turn
+        .iter()
+        .enumerate()
+        .map(|(k, (ttft, e2el, ok, failed, prompt))| {
+            let q = |d: &Dist, x: f64| (d.count() > 0).then(|| d.quantile_ms(x));
+            TurnStats {
+                turn: k as u32 + 1,
+                completed: *ok,
+                failed: *failed,
+                ttft_p50_ms: q(ttft, 0.5),
+                ttft_p99_ms: q(ttft, 0.99),
+                e2el_p50_ms: q(e2el, 0.5),
+                mean_prompt_tokens: (*ok > 0).then(|| *prompt as f64 / *ok as f64),
+            }
+        })
+        .collect();
+    result.config = json!({
+        "route": target.route,
+        "kind": target.kind,
+        "load": plan.load,
+        "stop": plan.stop,
+        "workload": plan.workload,
+        "seed": plan.seed,
+        "cancelled": cancelled,
+    });
+    debug_assert_eq!(rec.completed + rec.failed, rec.sent);
+    progress.send_modify(|p| {
+        p.phase = Phase::Done;
+        p.sent = rec.sent;
+        p.completed = rec.completed;
+        p.failed = rec.failed;
+        p.in_flight = 0;
+    });
+    // Asked: the questions' own tokens; the server counted the histories too.
+    Ok((result, turns, rec.asked_input_tokens))
+}
