@@ -1180,3 +1180,46 @@ fn the_bench_pane_shows_the_servers_queue_and_cache_under_the_client_charts() {
     );
     assert!(text.contains("server generation tok/s (355 now)"), "{text}");
 }
+
+#[test]
+fn the_bench_form_runs_the_prefix_and_multi_turn_workloads() {
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    ch(&mut a, 'G');
+    assert_eq!(a.bench.field, anorag::tui::app::BENCH_FIELDS.len() - 1);
+    key(&mut a, KeyCode::Right);
+    assert!(screen(&a, 120, 36).contains("prefix ×10"));
+    let fx = ch(&mut a, 'r');
+    let Effect::BenchStart { plan, .. } = &fx[0] else {
+        panic!("{fx:?}")
+    };
+    assert!(
+        matches!(
+            plan.workload,
+            anorag::bench::Workload::Prefix {
+                groups: 10,
+                prefix_len: 256,
+                suffix_len: 64,
+                ..
+            }
+        ),
+        "{:?}",
+        plan.workload
+    );
+    let mut b = servers_app(&[("demo", State::Ready)]);
+    ch(&mut b, '5');
+    ch(&mut b, 'G');
+    key(&mut b, KeyCode::Left);
+    let fx = ch(&mut b, 'r');
+    let Effect::BenchStart { plan, .. } = &fx[0] else {
+        panic!("{fx:?}")
+    };
+    assert!(
+        matches!(
+            plan.workload,
+            anorag::bench::Workload::MultiTurn { turns: 4, .. }
+        ),
+        "{:?}",
+        plan.workload
+    );
+}

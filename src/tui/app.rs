@@ -189,9 +189,15 @@ pub struct BenchForm {
     pub compare: Option<usize>,
     /// The operator picked the route; until then the form follows a route that is up.
     pub route_chosen: bool,
+    /// Index into [`WORKLOADS`].
+    pub workload: usize,
 }
 
-pub const BENCH_FIELDS: [&str; 8] = [
+/// The Bench form's workloads: random prompts; 10 shared prefixes of the input length, each
+/// request with a quarter of it of its own; conversations of 4 turns (closed loop).
+pub const WORKLOADS: [&str; 3] = ["random", "prefix ×10", "multi-turn ×4"];
+
+pub const BENCH_FIELDS: [&str; 9] = [
     "route",
     "load",
     "concurrency / rate",
@@ -200,6 +206,7 @@ pub const BENCH_FIELDS: [&str; 8] = [
     "input tokens",
     "output tokens",
     "compare with",
+    "workload",
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -320,6 +327,7 @@ impl App {
                     output_len: 64,
                     compare: None,
                     route_chosen: false,
+                    workload: 0,
                 },
                 field: 0,
                 running: None,

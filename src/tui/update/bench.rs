@@ -95,6 +95,14 @@ pub(super) fn cycle_bench_field(app: &mut App, forward: bool) {
         }
         1 => f.open = !f.open,
         3 => f.by_duration = !f.by_duration,
+        8 => {
+            let k = WORKLOADS.len();
+            f.workload = if forward {
+                (f.workload + 1) % k
+            } else {
+                (f.workload + k - 1) % k
+            };
+        }
         7 => {
             // none -> each other route -> none
             let mut options: Vec<Option<usize>> = vec![None];
@@ -188,15 +196,33 @@ pub fn bench_plan(f: &BenchForm) -> Plan {
     } else {
         Stop::Requests(f.requests)
     };
-    Plan::new(
-        load,
-        stop,
-        Workload::Random {
+    let workload = match f.workload {
+        1 => Workload::Prefix {
+            prefix_len: f.input_len,
+            suffix_len: (f.input_len / 4).max(1),
+            groups: 10,
+            output_len: f.output_len,
+        },
+        // Conversations need a closed loop; an open form runs them at its concurrency.
+        2 => Workload::MultiTurn {
+            turns: 4,
+            input_len: f.input_len,
+            output_len: f.output_len,
+            think_time_s: 0.0,
+        },
+        _ => Workload::Random {
             input_len: f.input_len,
             output_len: f.output_len,
             range_ratio: 0.0,
         },
-    )
+    };
+    let load = match (f.workload, load) {
+        (2, Load::Open { .. }) => Load::Closed {
+            concurrency: f.concurrency,
+        },
+        (_, l) => l,
+    };
+    Plan::new(load, stop, workload)
 }
 
 pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {

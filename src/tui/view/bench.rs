@@ -48,6 +48,7 @@ fn field_value(app: &App, f: &BenchForm, i: usize) -> String {
             .unwrap_or_else(|| "-".into())
     };
     match i {
+        8 => crate::tui::app::WORKLOADS[f.workload % crate::tui::app::WORKLOADS.len()].into(),
         0 => route(f.route),
         1 => {
             if f.open {
