@@ -38,9 +38,19 @@ impl SseParser {
                 bytes = &bytes[1..];
             }
         }
-        while let Some(pos) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&bytes[..pos]);
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
             let was_cr = bytes[pos] == b'\r';
+            if self.line.is_empty() {
+                // The whole line is in this read: no copy.
+                self.on_line(&bytes[..pos], out);
+            } else {
+                self.line.extend_from_slice(&bytes[..pos]);
+                let line = std::mem::take(&mut self.line);
+                self.on_line(&line, out);
+                // Keep the buffer's capacity for the next split line.
+                self.line = line;
+                self.line.clear();
+            }
             bytes = &bytes[pos + 1..];
             if was_cr {
                 if bytes.is_empty() {
@@ -49,8 +59,6 @@ impl SseParser {
                     bytes = &bytes[1..];
                 }
             }
-            let line = std::mem::take(&mut self.line);
-            self.on_line(&line, out);
             if self.check_cap() {
                 return;
             }
@@ -107,7 +115,11 @@ impl SseParser {
                 if self.has_data {
                     self.data.push('\n');
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                // Valid UTF-8 (every real server's) is copied as is; anything else is repaired.
+                match std::str::from_utf8(value) {
+                    Ok(v) => self.data.push_str(v),
+                    Err(_) => self.data.push_str(&String::from_utf8_lossy(value)),
+                }
                 self.has_data = true;
             }
             b"event" => self.event = Some(String::from_utf8_lossy(value).into_owned()),
