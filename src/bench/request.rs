@@ -69,20 +69,38 @@ pub(super) async fn one(
     };
     let mut timing = AnswerTiming::new(t0);
     let mut cur_sec = u32::MAX;
+    // The deadline for the next event: the whole timeout for the first, then `idle` after
+    // the last one. One timer per request: it is moved earlier when the first event makes the
+    // deadline earlier, and later only when it fires before the deadline (setting a timer for
+    // every streamed chunk cost more than parsing the chunk).
+    let due = |timing: &AnswerTiming| match timing.last() {
+        Some(p) => (p + idle).min(deadline),
+        None => deadline,
+    };
     if let Some(s) = stream.as_mut() {
+        let mut armed = due(&timing);
+        let sleep = tokio::time::sleep_until(armed.into());
+        tokio::pin!(sleep);
         loop {
-            let until = match timing.last() {
-                Some(p) => (p + idle).min(deadline),
-                None => deadline,
+            let next = tokio::select! {
+                biased;
+                n = s.next() => Some(n),
+                _ = &mut sleep => None,
             };
-            let ev = match tokio::time::timeout_at(until.into(), s.next()).await {
-                Ok(Some(Ok(ev))) => ev,
-                Ok(Some(Err(e))) => {
+            let ev = match next {
+                Some(Some(Ok(ev))) => ev,
+                Some(Some(Err(e))) => {
                     fail(&mut o, class_of(&e), e.message);
                     break;
                 }
-                Ok(None) => break,
-                Err(_) => {
+                Some(None) => break,
+                None => {
+                    let d = due(&timing);
+                    if Instant::now() < d {
+                        armed = d;
+                        sleep.as_mut().reset(d.into());
+                        continue;
+                    }
                     let what = if Instant::now() >= deadline {
                         format!(
                             "the answer did not end within {:.0} s",
@@ -95,7 +113,13 @@ pub(super) async fn one(
                     break;
                 }
             };
-            match timing.record(&ev) {
+            let seen = timing.record(&ev);
+            let d = due(&timing);
+            if d < armed {
+                armed = d;
+                sleep.as_mut().reset(d.into());
+            }
+            match seen {
                 Seen::Usage => continue,
                 Seen::First => {}
                 Seen::Next(gap) => o
