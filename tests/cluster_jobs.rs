@@ -4,9 +4,9 @@
 use anorag::cluster::ray::{parse_job, parse_nodes};
 use anorag::cluster::{ClusterView, JobStatus};
 use anorag::config::load_str;
-use anorag::supervisor::cluster_jobs::{
-    self, current, entrypoint, gpus_needed, job_spec, launch_on, pending_reason, status_of,
-    with_host,
+use anorag::supervisor::cluster_spec::{
+    self as cluster_jobs, current, entrypoint, gpus_needed, job_spec, launch_on, pending_reason,
+    status_of, with_host,
 };
 use anorag::supervisor::State;
 use serde_json::Value;

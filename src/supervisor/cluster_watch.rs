@@ -1,9 +1,10 @@
 //! The supervisor engine's cluster half: every second it reads each configured cluster (nodes
 //! and jobs), reports the cluster profiles' states from their jobs and routes, and follows the
 //! logs of their jobs through the Jobs API into the same events as local logs.
-use super::cluster_jobs::{current, RESTART_MARK};
-use super::control::{ServerStatus, Supervisor};
+use super::cluster_spec::{current, RESTART_MARK};
+use super::control::Supervisor;
 use super::engine::{differs, SupEvent, QUEUED_LOG_BYTES};
+use super::status::ServerStatus;
 use crate::cluster::ClusterView;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,8 +1,9 @@
 //! The supervisor as an engine for the console: commands in (start, stop, restart), events
 //! out (status changes, log lines, results), never blocking the caller. Servers started from
 //! another shell are seen because the state directory is the source of truth.
-use super::control::{ControlError, ServerStatus, Supervisor};
+use super::control::{ControlError, Supervisor};
 use super::logs::LogFollower;
+use super::status::ServerStatus;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 //! ready, followed in their logs and stopped with nothing left behind, from any shell or the
 //! console (DESIGN.md §5).
 pub mod cluster_jobs;
+pub mod cluster_spec;
 pub mod cluster_watch;
 pub mod control;
 pub mod engine;
@@ -11,10 +12,12 @@ pub mod monitor;
 pub mod preflight;
 pub mod record;
 pub mod statedir;
+pub mod status;
 
-pub use control::{ControlError, ServerStatus, Started, Supervisor, WaitOutcome};
+pub use control::{ControlError, Started, Supervisor, WaitOutcome};
 pub use record::{Record, State};
 pub use statedir::StateDir;
+pub use status::ServerStatus;
 
 /// (name, main pid) of every running server, read from the shared state directory. It only
 /// attributes GPU memory and CPU to servers, so a reading serves for 3 s: a server that just
