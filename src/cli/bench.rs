@@ -1,8 +1,5 @@
 //! `anorag-tui bench`: the load test, headless, with `vllm bench serve`'s figures.
-use crate::bench::arrivals::{Ramp, RampStrategy};
-use crate::bench::{
-    self, report, BenchResult, BenchTarget, Control, Load, Plan, Slo, Stop, Workload,
-};
+use crate::bench::{self, report, BenchResult, BenchTarget, Control, Plan};
 use crate::config::Config;
 use crate::input;
 use crate::provider::factory;
@@ -136,178 +133,12 @@ pub struct BenchArgs {
     pub no_progress: bool,
 }
 
-fn usage(msg: impl std::fmt::Display) -> ExitCode {
+pub(super) fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
 }
 
-/// The plans to run: one, or one per sweep step.
-pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
-    let workload = match a.dataset_name.as_str() {
-        "random" => Workload::Random {
-            input_len: a.input_len.max(1),
-            output_len: a.output_len.unwrap_or(128).max(1),
-            range_ratio: a.range_ratio,
-        },
-        "multi-turn" | "multi_turn" => Workload::MultiTurn {
-            turns: a.turns,
-            input_len: a.input_len.max(1),
-            output_len: a.output_len.unwrap_or(128).max(1),
-            think_time_s: a.think_time,
-        },
-        "prefix" => Workload::Prefix {
-            prefix_len: a.prefix_len.max(1),
-            suffix_len: a.suffix_len.max(1),
-            groups: a.prefix_groups,
-            output_len: a.output_len.unwrap_or(128).max(1),
-        },
-        "jsonl" | "sharegpt" => {
-            let path = a.dataset_path.clone().ok_or_else(|| {
-                format!(
-                    "--dataset-name {} needs --dataset-path FILE",
-                    a.dataset_name
-                )
-            })?;
-            if a.dataset_name == "jsonl" {
-                Workload::Jsonl {
-                    path,
-                    output_len: a.output_len,
-                }
-            } else {
-                Workload::ShareGpt {
-                    path,
-                    output_len: a.output_len,
-                }
-            }
-        }
-        other => {
-            return Err(format!(
-                "--dataset-name `{other}`: use random, prefix, multi-turn, jsonl or sharegpt"
-            ))
-        }
-    };
-    if !(0.0..1.0).contains(&a.range_ratio) {
-        return Err(format!("--range-ratio {} must be in [0, 1)", a.range_ratio));
-    }
-    if a.burstiness.is_nan() || a.burstiness <= 0.0 {
-        return Err("--burstiness must be positive (1 = Poisson, inf = evenly spaced)".into());
-    }
-    let stop = match (a.requests, a.duration) {
-        (Some(_), Some(_)) => return Err("give --requests or --duration, not both".into()),
-        (Some(0), _) => return Err("--requests must be at least 1".into()),
-        (Some(n), None) => Stop::Requests(n),
-        (None, Some(d)) if d > 0.0 => Stop::DurationS(d),
-        (None, Some(_)) => return Err("--duration must be positive".into()),
-        (None, None) => Stop::Requests(100),
-    };
-    let slo = match &a.goodput {
-        Some(g) => Slo::parse(g).map_err(|e| format!("--goodput: {e}"))?,
-        None => Slo::default(),
-    };
-    if a.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
-        return Err("--rate must be positive".into());
-    }
-    if a.concurrency == Some(0) || a.max_concurrency == Some(0) {
-        return Err("a concurrency must be at least 1".into());
-    }
-    let load_for = |conc: Option<usize>, rate: Option<f64>| match rate {
-        Some(r) => Load::Open {
-            rate: r,
-            burstiness: a.burstiness,
-            max_concurrency: a.max_concurrency.or(conc),
-        },
-        None => Load::Closed {
-            concurrency: conc.unwrap_or(1),
-        },
-    };
-    let ramp = match &a.ramp_up_strategy {
-        None => None,
-        Some(st) => {
-            let strategy = match st.as_str() {
-                "linear" => RampStrategy::Linear,
-                "exponential" => RampStrategy::Exponential,
-                other => {
-                    return Err(format!(
-                        "--ramp-up-strategy `{other}`: use linear or exponential"
-                    ))
-                }
-            };
-            if !matches!(stop, Stop::Requests(_)) || a.requests.is_none() {
-                return Err("--ramp-up-strategy ramps over the requests: give --requests N".into());
-            }
-            Some(Ramp {
-                strategy,
-                start_rps: a.ramp_up_start_rps.unwrap_or(1.0),
-                end_rps: a.ramp_up_end_rps.unwrap_or(1.0),
-            })
-        }
-    };
-    let loads: Vec<Load> = match &a.sweep {
-        None => vec![load_for(a.concurrency, ramp.map(|r| r.end_rps).or(a.rate))],
-        Some(spec) => {
-            let (what, list) = match spec.split_once('=') {
-                Some((w, l)) => (w.trim(), l),
-                None => (
-                    if a.rate.is_some() {
-                        "rate"
-                    } else {
-                        "concurrency"
-                    },
-                    spec.as_str(),
-                ),
-            };
-            let items: Vec<&str> = list.split(',').collect();
-            if items.len() as u64 > input::MAX_CONCURRENCY {
-                return Err(format!("--sweep: {} steps are too many", items.len()));
-            }
-            match what {
-                // With --rate, each step is the open loop's cap on requests in flight.
-                "concurrency" | "c" => {
-                    if a.rate.is_some() && a.max_concurrency.is_some() {
-                        return Err("--sweep concurrency with --rate sets the cap on requests in flight: give it or --max-concurrency, not both".into());
-                    }
-                    items
-                        .iter()
-                        .map(|v| {
-                            input::concurrency(v)
-                                .map(|c| load_for(Some(c), a.rate))
-                                .map_err(|e| format!("--sweep `{spec}`: {e} (concurrencies are whole numbers, e.g. concurrency=1,2,4,8)"))
-                        })
-                        .collect::<Result<_, _>>()?
-                }
-                "rate" | "r" => items
-                    .iter()
-                    .map(|v| {
-                        input::rate(v)
-                            .map(|r| load_for(a.concurrency, Some(r)))
-                            .map_err(|e| format!("--sweep `{spec}`: {e}"))
-                    })
-                    .collect::<Result<_, _>>()?,
-                other => {
-                    return Err(format!(
-                        "--sweep `{other}=`: sweep over concurrency or rate"
-                    ))
-                }
-            }
-        }
-    };
-    Ok(loads
-        .into_iter()
-        .map(|load| Plan {
-            warmup: a.warmup,
-            seed: a.seed,
-            slo,
-            timeout_s: a.timeout,
-            idle_timeout_s: a.idle_timeout,
-            temperature: a.temperature,
-            detailed: a.save_detailed,
-            tokenizer: a.tokenizer.clone(),
-            server_metrics_interval_s: a.server_metrics_interval,
-            ramp,
-            ..Plan::new(load, stop, workload.clone())
-        })
-        .collect())
-}
+pub use super::bench_plans::plans;
 
 /// The `tokenizer.json` of the local model a profile serves on `route`, if any.
 fn local_tokenizer(cfg: &Config, route: &str) -> Option<PathBuf> {
@@ -356,7 +187,7 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     if let Some(knob) = &a.find_max {
-        return find_max(&a, knob, first, plans).await;
+        return super::find_max::run(&a, knob, first, plans).await;
     }
     // A route without /tokenize whose profile names a local model: that model's tokenizer.
     let mut plans = plans;
@@ -479,122 +310,9 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `--find-max`: probes one after another, each printed as it ends, then the answer with its
-/// margin; `--save-result` keeps every probe's result.
-async fn find_max(a: &BenchArgs, knob: &str, target: BenchTarget, plans: Vec<Plan>) -> ExitCode {
-    use bench::find_max::{judge, parse_slo, Knob, Search};
-    let knob = match Knob::parse(knob) {
-        Ok(k) => k,
-        Err(e) => return usage(e),
-    };
-    let slo = match parse_slo(a.slo.as_deref().unwrap_or("")) {
-        Ok(s) => s,
-        Err(e) => return usage(e),
-    };
-    let Some(base) = plans.into_iter().next() else {
-        return usage("no plan to probe");
-    };
-    let mut search = Search::new(knob, slo, a.find_max_tolerance);
-    let mut results = Vec::new();
-    let name = match knob {
-        Knob::Rate => "rate (req/s)",
-        Knob::Concurrency => "concurrency",
-    };
-    eprintln!(
-        "finding the highest {name} on route {} that meets {}",
-        target.route,
-        a.slo.as_deref().unwrap_or("")
-    );
-    while let Some(load) = search.next() {
-        let mut plan = base.clone();
-        plan.load = match knob {
-            Knob::Concurrency => Load::Closed {
-                concurrency: load as usize,
-            },
-            Knob::Rate => Load::Open {
-                rate: load,
-                burstiness: a.burstiness,
-                max_concurrency: a.max_concurrency,
-            },
-        };
-        let r = match run_all(a, target.clone(), vec![plan]).await {
-            Ok(mut r) if !r.is_empty() => r.remove(0),
-            Ok(_) => return usage("a probe returned no result"),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let p = judge(load, &r, &search.slo);
-        let values: Vec<String> = p
-            .values
-            .iter()
-            .map(|(m, v)| format!("{m} {}", v.map_or("-".into(), |v| format!("{v:.1}"))))
-            .collect();
-        println!(
-            "probe {:>2}: {name} {:<8} {:<6}  {} ({} ok, {} failed, {:.2} req/s)",
-            search.probes.len() + 1,
-            crate::format::trim_float(load),
-            if p.ok { "meets" } else { "misses" },
-            values.join(", "),
-            p.completed,
-            p.failed,
-            p.request_throughput
-        );
-        search.probes.push(p);
-        results.push(r);
-    }
-    let (lo, hi) = search.bracket();
-    match lo {
-        Some(lo) => {
-            let margin: Vec<String> = search
-                .margin()
-                .iter()
-                .map(|(m, v, left)| format!("{m} {v:.1} ({left:.1} under the limit)"))
-                .collect();
-            println!(
-                "highest {name} that meets the SLO: {} ({}){}",
-                crate::format::trim_float(lo),
-                margin.join(", "),
-                hi.map(|h| format!("; {} misses it", crate::format::trim_float(h)))
-                    .unwrap_or_else(|| "; the search's upper bound was reached".into())
-            );
-        }
-        None => println!(
-            "no {name} meets the SLO: even {} misses it",
-            hi.map(crate::format::trim_float).unwrap_or_default()
-        ),
-    }
-    if let Some(path) = &a.save_result {
-        let doc = serde_json::json!({
-            "find_max": {
-                "knob": search.knob,
-                "slo": search.slo,
-                "tolerance": search.tolerance,
-                "answer": search.answer(),
-                "first_miss": hi,
-                "margin": search.margin(),
-                "probes": search.probes,
-            },
-            "results": results.iter().map(BenchResult::to_json).collect::<Vec<_>>(),
-        });
-        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
-        {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-        eprintln!("saved {}", path.display());
-    }
-    if lo.is_some() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
-}
-
 /// Runs the plans with a progress bar on stderr (when it is a terminal); Ctrl-C stops the
 /// run and still reports what was measured.
-async fn run_all(
+pub(super) async fn run_all(
     a: &BenchArgs,
     target: BenchTarget,
     plans: Vec<Plan>,

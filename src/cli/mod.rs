@@ -11,9 +11,11 @@ macro_rules! or_exit {
 }
 pub mod adhoc;
 pub mod bench;
+pub mod bench_plans;
 pub mod chat;
 pub mod cluster;
 pub mod config_check;
+pub mod find_max;
 pub mod gpu;
 pub mod repeat;
 pub mod routes;
