@@ -190,15 +190,10 @@ pub async fn run(
     let duration = rec.last_end_s.max(1e-9);
     let cpu = cpu_seconds() - cpu0;
     let mut result = BenchResult {
-        date: crate::time::vllm_date(crate::time::unix_now()),
-        backend: target.backend().to_string(),
-        label: target.route.clone(),
-        model_id: target.model.clone(),
-        base_url: target.base_url.clone(),
         num_prompts: rec.sent,
         burstiness: 1.0,
         max_concurrency: Some(concurrency as u64),
-        ..BenchResult::default()
+        ..target.result()
     };
     result.fill_from(&rec, duration);
     result.client = ClientHealth {

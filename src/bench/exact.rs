@@ -5,10 +5,10 @@
 //! the chat template's own tokens are measured once and reported apart.
 use super::tokenize::{Method, Tokenizer};
 use super::words::WORDS;
-use super::workload::{ranged, Prompt};
+use super::workload::{prefix_rng, ranged, request_rng, Prompt};
 use futures::StreamExt;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use serde::Serialize;
 
 /// Most distinct prompts made for one run; longer runs use them again, in order.
@@ -102,8 +102,7 @@ pub async fn build(
     let pool = &pool;
     let made: Vec<Result<(usize, Prompt, bool), String>> = futures::stream::iter(0..n)
         .map(|i| async move {
-            let mut rng =
-                StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+            let mut rng = request_rng(seed, i);
             let inp = ranged(&mut rng, input_len, range_ratio);
             let out = ranged(&mut rng, output_len, range_ratio);
             let (text, got) = one(tok, pool, inp, &mut rng).await?;
@@ -140,14 +139,13 @@ pub async fn build_prefix(
     let pool = pool(tok).await?;
     let mut prefixes = Vec::new();
     for g in 0..groups.max(1) {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x7072_6566_6978 ^ (u64::from(g) << 32));
+        let mut rng = prefix_rng(seed, g as usize);
         prefixes.push(one(tok, &pool, prefix_len, &mut rng).await?.0);
     }
     let (pool, prefixes) = (&pool, &prefixes);
     let made: Vec<Result<(usize, Prompt, bool), String>> = futures::stream::iter(0..n)
         .map(|i| async move {
-            let mut rng =
-                StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+            let mut rng = request_rng(seed, i);
             let (suffix, _) = one(tok, pool, suffix_len, &mut rng).await?;
             let text = format!(
                 "{}{suffix}",

@@ -123,6 +123,19 @@ impl BenchTarget {
             .expect("a route has at least one target")
     }
 
+    /// A result with this target's identity (vLLM's `date`, `backend`, `label`, `model_id`,
+    /// `base_url`); the run fills in the rest.
+    pub(super) fn result(&self) -> super::result::BenchResult {
+        super::result::BenchResult {
+            date: crate::time::vllm_date(crate::time::unix_now()),
+            backend: self.backend().to_string(),
+            label: self.route.clone(),
+            model_id: self.model.clone(),
+            base_url: self.base_url.clone(),
+            ..Default::default()
+        }
+    }
+
     pub(super) fn backend(&self) -> &'static str {
         match self.kind {
             ProviderKind::Ollama => "ollama",

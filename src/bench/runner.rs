@@ -311,11 +311,6 @@ pub async fn run(
     let cpu = cpu_seconds() - cpu0;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut result = BenchResult {
-        date: crate::time::vllm_date(crate::time::unix_now()),
-        backend: target.backend().to_string(),
-        label: target.route.clone(),
-        model_id: target.model.clone(),
-        base_url: target.base_url.clone(),
         num_prompts: sent as u64,
         request_rate: match plan.load {
             Load::Open { rate, .. } => Some(rate),
@@ -332,7 +327,7 @@ pub async fn run(
             } => max_concurrency.map(|c| c as u64),
         },
         max_concurrent_requests: peak_in_flight as u64,
-        ..BenchResult::default()
+        ..target.result()
     };
     result.fill_from(&rec, duration);
     result.server_metrics = match server {

@@ -176,6 +176,17 @@ pub enum PromptSource {
     Pool(Vec<Prompt>),
 }
 
+/// The random stream of request `i`: its own, so request i is the same whatever came before
+/// it and whoever makes it (word prompts here, exact prompts in `exact`).
+pub(super) fn request_rng(seed: u64, i: usize) -> StdRng {
+    StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64)
+}
+
+/// The random stream of prefix group `g` (shared by every request of the group).
+pub(super) fn prefix_rng(seed: u64, g: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ 0x7072_6566_6978 ^ ((g as u64) << 32))
+}
+
 /// The group of request `i` in a prefix workload: round robin, so every group is used as
 /// often as the others.
 pub fn prefix_group(i: usize, groups: u32) -> usize {
@@ -198,8 +209,7 @@ impl PromptSource {
                 seed,
             } => {
                 // Each index its own stream: request i is the same whatever came before it.
-                let mut rng =
-                    StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+                let mut rng = request_rng(*seed, i);
                 let inp = ranged(&mut rng, *input_len, *range_ratio);
                 let out = ranged(&mut rng, *output_len, *range_ratio);
                 Prompt {
@@ -216,10 +226,8 @@ impl PromptSource {
                 seed,
             } => {
                 let g = prefix_group(i, *groups);
-                let mut shared =
-                    StdRng::seed_from_u64(seed ^ 0x7072_6566_6978 ^ ((g as u64) << 32));
-                let mut own =
-                    StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64);
+                let mut shared = prefix_rng(*seed, g);
+                let mut own = request_rng(*seed, i);
                 let text = format!(
                     "{} {}",
                     random_prompt(&mut shared, *prefix_len),
