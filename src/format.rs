@@ -73,6 +73,16 @@ pub fn trim_float(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The byte index `i` (at most `s.len()`) moved back to the start of the character it falls in:
+/// a place where `s` may be cut (a job log read again, grown by a part of a character).
+pub fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -367,7 +367,7 @@ async fn cluster_logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) 
                 if t.len() < seen {
                     seen = 0;
                 }
-                let new = &t[floor_char(&t, seen)..];
+                let new = &t[crate::format::floor_char(&t, seen)..];
                 let all: Vec<&str> = new.lines().collect();
                 let from = if first {
                     all.len().saturating_sub(lines)
@@ -384,7 +384,7 @@ async fn cluster_logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) 
                     println!("{l}");
                 }
                 let kept: usize = all.iter().take(complete).map(|l| l.len() + 1).sum();
-                seen = floor_char(&t, seen + kept.min(new.len()));
+                seen = crate::format::floor_char(&t, seen + kept.min(new.len()));
                 first = false;
             }
             Err(e) if !follow => {
@@ -401,14 +401,6 @@ async fn cluster_logs(sup: &Supervisor, name: &str, follow: bool, lines: usize) 
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
     }
-}
-
-fn floor_char(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 pub fn print_table(all: &[ServerStatus]) {

@@ -150,7 +150,7 @@ impl ClusterWatch {
             if l.job != job || text.len() < l.seen {
                 *l = JobLog::new(&job);
             }
-            let new = &text[floor_char(&text, l.seen)..];
+            let new = &text[crate::format::floor_char(&text, l.seen)..];
             // Whole lines only: a line still being written comes with the next fetch.
             let end = new.rfind('\n').map_or(0, |i| i + 1);
             let mut lines: Vec<String> = new[..end].lines().map(String::from).collect();
@@ -199,12 +199,4 @@ impl JobLog {
         let n = text.lines().filter(|l| l.starts_with(RESTART_MARK)).count();
         self.restarts += n as u32;
     }
-}
-
-fn floor_char(s: &str, mut i: usize) -> usize {
-    i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
