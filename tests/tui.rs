@@ -1185,8 +1185,7 @@ fn the_bench_pane_shows_the_servers_queue_and_cache_under_the_client_charts() {
 fn the_bench_form_runs_the_prefix_and_multi_turn_workloads() {
     let mut a = servers_app(&[("demo", State::Ready)]);
     ch(&mut a, '5');
-    ch(&mut a, 'G');
-    assert_eq!(a.bench.field, anorag::tui::app::BENCH_FIELDS.len() - 1);
+    to_field(&mut a, "workload");
     key(&mut a, KeyCode::Right);
     assert!(screen(&a, 120, 36).contains("prefix ×10"));
     let fx = ch(&mut a, 'r');
@@ -1208,7 +1207,7 @@ fn the_bench_form_runs_the_prefix_and_multi_turn_workloads() {
     );
     let mut b = servers_app(&[("demo", State::Ready)]);
     ch(&mut b, '5');
-    ch(&mut b, 'G');
+    to_field(&mut b, "workload");
     key(&mut b, KeyCode::Left);
     let fx = ch(&mut b, 'r');
     let Effect::BenchStart { plan, .. } = &fx[0] else {
@@ -1222,4 +1221,221 @@ fn the_bench_form_runs_the_prefix_and_multi_turn_workloads() {
         "{:?}",
         plan.workload
     );
+}
+
+/// Moves the Bench form's cursor to the field named `name`, with the keys a user would press.
+fn to_field(a: &mut App, name: &str) {
+    let at = anorag::tui::app::BENCH_FIELDS
+        .iter()
+        .position(|f| *f == name)
+        .unwrap();
+    ch(a, 'g');
+    for _ in 0..at {
+        ch(a, 'j');
+    }
+    assert_eq!(a.bench.field, at, "{name}");
+}
+
+/// What a probe at `load` concurrent requests measures on a server whose knee is at 4:
+/// TTFT 40 ms (p99 52 ms) up to 4, 300 ms (p99 390 ms) past it.
+fn probe_result(load: usize) -> BenchResult {
+    let mut r = result("demo", if load <= 4 { 40.0 } else { 300.0 });
+    r.request_throughput = load.min(4) as f64 * 2.0;
+    r
+}
+
+#[test]
+fn the_bench_form_finds_the_highest_concurrency_that_meets_an_slo() {
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.chat.routes[a.bench.form.route], "demo");
+    to_field(&mut a, "mode");
+    key(&mut a, KeyCode::Right);
+    assert!(a.bench.form.find_max);
+    // A bad SLO is refused naming the field and what is wrong; the form keeps the old one.
+    to_field(&mut a, "SLO");
+    key(&mut a, KeyCode::Enter);
+    for _ in 0..anorag::tui::app::DEFAULT_SLO.len() {
+        key(&mut a, KeyCode::Backspace);
+    }
+    typed(&mut a, "p99_ttft<=100");
+    key(&mut a, KeyCode::Enter);
+    let n = a.notice.as_ref().unwrap();
+    assert!(
+        n.text.starts_with("SLO: `p99_ttft`: not a metric"),
+        "{}",
+        n.text
+    );
+    assert_eq!(a.bench.form.slo, anorag::tui::app::DEFAULT_SLO);
+    a.typing = Typing::None;
+    key(&mut a, KeyCode::Enter);
+    for _ in 0..anorag::tui::app::DEFAULT_SLO.len() {
+        key(&mut a, KeyCode::Backspace);
+    }
+    typed(&mut a, "p99_ttft_ms<=100");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.bench.form.slo, "p99_ttft_ms<=100");
+    // Each probe's result decides the next load: doubling, then bisection, as the CLI does.
+    let mut fx = ch(&mut a, 'r');
+    let mut loads = Vec::new();
+    let mut mid_search = None;
+    while let Some(Effect::BenchStart { id, route, plan }) = fx.first().cloned() {
+        assert_eq!(route, "demo");
+        let anorag::bench::Load::Closed { concurrency } = plan.load else {
+            panic!("{:?}", plan.load)
+        };
+        assert_eq!(
+            plan.stop,
+            anorag::bench::Stop::Requests(100),
+            "the form's stop"
+        );
+        loads.push(concurrency);
+        // The live control is the search's: + is refused while it probes.
+        assert!(ch(&mut a, '+').is_empty());
+        if loads.len() == 5 {
+            let mut p = progress(40);
+            p.concurrency = Some(concurrency);
+            p.ttft_p99_ms = Some(320.0);
+            update(&mut a, Action::BenchProgress(id, Box::new(p)));
+            mid_search = Some(screen(&a, 120, 40));
+        }
+        fx = update(
+            &mut a,
+            Action::BenchDone(id, Ok(vec![probe_result(concurrency)])),
+        );
+    }
+    assert_eq!(loads, [1, 2, 4, 8, 6, 5]);
+    let mid = mid_search.unwrap();
+    insta::assert_snapshot!("bench_find_max_probing", mid);
+    assert!(mid.contains("find max · probe 5 · concurrency 6"), "{mid}");
+    assert!(
+        mid.contains("p99_ttft_ms ≤ 100 · meets at 4, misses at 8"),
+        "{mid}"
+    );
+    let n = a.notice.as_ref().unwrap();
+    assert!(
+        n.text.contains("highest concurrency that meets the SLO: 4 (p99_ttft_ms 52.0 (48.0 under the limit)); 5 misses it"),
+        "{}",
+        n.text
+    );
+    let done = screen(&a, 120, 40);
+    insta::assert_snapshot!("bench_find_max_done", done);
+    assert!(done.contains("answer: concurrency 4"), "{done}");
+    assert!(
+        done.contains(" 6        5  misses            390.0    100      0     8.00"),
+        "{done}"
+    );
+    // w saves the search with every probe's result.
+    let fx = ch(&mut a, 'w');
+    let Some(Effect::Save { path, contents }) = fx.first() else {
+        panic!("{fx:?}")
+    };
+    assert!(path.to_string_lossy().starts_with("anorag-find-max-demo-"));
+    let v: serde_json::Value = serde_json::from_str(contents).unwrap();
+    assert_eq!(v["find_max"]["answer"], 4.0);
+    assert_eq!(v["find_max"]["first_miss"], 5.0);
+    assert_eq!(v["results"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn esc_stops_a_search_without_judging_the_probe_it_cut_short() {
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    to_field(&mut a, "load");
+    key(&mut a, KeyCode::Right);
+    to_field(&mut a, "mode");
+    key(&mut a, KeyCode::Right);
+    let fx = ch(&mut a, 'r');
+    let Some(Effect::BenchStart { id, plan, .. }) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    assert!(
+        matches!(plan.load, anorag::bench::Load::Open { rate, .. } if rate == 1.0),
+        "an open form searches the rate: {:?}",
+        plan.load
+    );
+    let fx = update(&mut a, Action::BenchDone(id, Ok(vec![probe_result(1)])));
+    let Some(Effect::BenchStart { id, plan, .. }) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    assert!(matches!(plan.load, anorag::bench::Load::Open { rate, .. } if rate == 2.0));
+    assert!(key(&mut a, KeyCode::Esc).contains(&Effect::BenchControl(Control::Cancel)));
+    // The cut-short run's figures (here: a miss) must not count as a probe.
+    let fx = update(&mut a, Action::BenchDone(id, Ok(vec![probe_result(8)])));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(a.bench.running.is_none());
+    let s = a.bench.find_max.as_ref().unwrap();
+    assert_eq!(s.search.probes.len(), 1);
+    let n = a.notice.as_ref().unwrap();
+    assert!(
+        n.text.starts_with(
+            "find max stopped after 1 probes; highest rate (req/s) that meets the SLO: 1"
+        ),
+        "{}",
+        n.text
+    );
+    assert!(screen(&a, 120, 40).contains("find max stopped · 1 probes"));
+    // A single run afterwards leaves find-max mode's view.
+    to_field(&mut a, "mode");
+    key(&mut a, KeyCode::Right);
+    assert!(matches!(
+        ch(&mut a, 'r').first(),
+        Some(Effect::BenchStart { .. })
+    ));
+    assert!(a.bench.find_max.is_none());
+}
+
+/// The console's search end to end: each probe the form starts is run by the load-test engine
+/// against a simulator told to have a knee (at most 4 requests generate at once; a fifth waits
+/// a whole answer, ~200 ms, for its first token), and the console answers 4 as the CLI does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_search_finds_the_knee_a_simulator_is_told_to_have() {
+    use anorag::sim::{self, Flavor, SimConfig};
+    let mut cfg = SimConfig::new(Flavor::Vllm).timing(20, 10, 20);
+    cfg.max_running = Some(4);
+    cfg.record_requests = false;
+    let s = sim::start(cfg).await.unwrap();
+    let yaml = format!(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      demo: {{base_url: \"{}\", model: qwen2_5_0_5b}}\n",
+        s.base_url()
+    );
+    let router = std::sync::Arc::new(
+        anorag::provider::factory::build(&anorag::config::load_str(&yaml, "t.yaml").unwrap())
+            .await
+            .unwrap(),
+    );
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    key(&mut a, KeyCode::Right);
+    let set = |a: &mut App, field: &str, text: &str| {
+        to_field(a, field);
+        key(a, KeyCode::Enter);
+        for _ in 0..40 {
+            key(a, KeyCode::Backspace);
+        }
+        typed(a, text);
+        key(a, KeyCode::Enter);
+    };
+    set(&mut a, "requests / seconds", "24");
+    set(&mut a, "input tokens", "16");
+    set(&mut a, "output tokens", "20");
+    to_field(&mut a, "mode");
+    key(&mut a, KeyCode::Right);
+    set(&mut a, "SLO", "p99_ttft_ms<=110");
+    let mut fx = ch(&mut a, 'r');
+    while let Some(Effect::BenchStart { id, route, plan }) = fx.first().cloned() {
+        assert_eq!(route, "demo");
+        let t = anorag::bench::BenchTarget::from_router(router.clone(), Some(&route)).unwrap();
+        let h = anorag::bench::spawn(t, vec![*plan]);
+        let r = h.done.await.unwrap();
+        fx = update(&mut a, Action::BenchDone(id, r));
+    }
+    let s = &a.bench.find_max.as_ref().unwrap().search;
+    let probed: Vec<f64> = s.probes.iter().map(|p| p.load).collect();
+    assert_eq!(probed, [1.0, 2.0, 4.0, 8.0, 6.0, 5.0], "{:?}", s.probes);
+    assert_eq!(s.answer(), Some(4.0), "{:?}", s.probes);
+    assert!(s.probes.iter().all(|p| p.completed == 24 && p.failed == 0));
+    let text = screen(&a, 120, 40);
+    assert!(text.contains("answer: concurrency 4"), "{text}");
 }

@@ -2,6 +2,7 @@
 //! full measured run; the load doubles until a probe misses, then bisects between the last
 //! probe that met the SLO and the first that missed until the step is below the tolerance.
 use super::result::BenchResult;
+use super::runner::{Load, Plan};
 use serde::Serialize;
 
 /// What the search turns.
@@ -19,6 +20,41 @@ impl Knob {
             "concurrency" => Ok(Knob::Concurrency),
             other => Err(format!("--find-max `{other}`: use rate or concurrency")),
         }
+    }
+
+    /// The knob's name in sentences ("the highest concurrency that ...").
+    pub fn name(self) -> &'static str {
+        match self {
+            Knob::Rate => "rate (req/s)",
+            Knob::Concurrency => "concurrency",
+        }
+    }
+
+    /// `base` with its load set to `load` of this knob; an open loop keeps the base's
+    /// burstiness and concurrency cap.
+    pub fn plan(self, base: &Plan, load: f64) -> Plan {
+        let mut plan = base.clone();
+        plan.load = match self {
+            Knob::Concurrency => Load::Closed {
+                concurrency: load as usize,
+            },
+            Knob::Rate => {
+                let (burstiness, max_concurrency) = match base.load {
+                    Load::Open {
+                        burstiness,
+                        max_concurrency,
+                        ..
+                    } => (burstiness, max_concurrency),
+                    Load::Closed { .. } => (1.0, None),
+                };
+                Load::Open {
+                    rate: load,
+                    burstiness,
+                    max_concurrency,
+                }
+            }
+        };
+        plan
     }
 
     /// Where the doubling starts, and where it gives up.
@@ -94,6 +130,27 @@ pub struct Probe {
     pub completed: u64,
     pub failed: u64,
     pub request_throughput: f64,
+}
+
+impl Probe {
+    /// One line per probe, as the CLI prints it and the console lists it.
+    pub fn line(&self, n: usize, knob: Knob) -> String {
+        let values: Vec<String> = self
+            .values
+            .iter()
+            .map(|(m, v)| format!("{m} {}", v.map_or("-".into(), |v| format!("{v:.1}"))))
+            .collect();
+        format!(
+            "probe {n:>2}: {} {:<8} {:<6}  {} ({} ok, {} failed, {:.2} req/s)",
+            knob.name(),
+            crate::format::trim_float(self.load),
+            if self.ok { "meets" } else { "misses" },
+            values.join(", "),
+            self.completed,
+            self.failed,
+            self.request_throughput
+        )
+    }
 }
 
 /// A probe meets the SLO when every limit holds and no request failed.
@@ -191,6 +248,49 @@ impl Search {
     /// The answer: the highest load that met the SLO.
     pub fn answer(&self) -> Option<f64> {
         self.bracket().0
+    }
+
+    /// The answer in a sentence, with its margin and the first load that missed.
+    pub fn summary(&self) -> String {
+        let name = self.knob.name();
+        let (lo, hi) = self.bracket();
+        match lo {
+            Some(lo) => {
+                let margin: Vec<String> = self
+                    .margin()
+                    .iter()
+                    .map(|(m, v, left)| format!("{m} {v:.1} ({left:.1} under the limit)"))
+                    .collect();
+                format!(
+                    "highest {name} that meets the SLO: {} ({}){}",
+                    crate::format::trim_float(lo),
+                    margin.join(", "),
+                    hi.map(|h| format!("; {} misses it", crate::format::trim_float(h)))
+                        .unwrap_or_else(|| "; the search's upper bound was reached".into())
+                )
+            }
+            None => format!(
+                "no {name} meets the SLO: even {} misses it",
+                hi.map(crate::format::trim_float).unwrap_or_default()
+            ),
+        }
+    }
+
+    /// The saved form: the search (answer, first miss, margin, every probe) and each probe's
+    /// full result, in probing order.
+    pub fn document(&self, results: &[BenchResult]) -> serde_json::Value {
+        serde_json::json!({
+            "find_max": {
+                "knob": self.knob,
+                "slo": self.slo,
+                "tolerance": self.tolerance,
+                "answer": self.answer(),
+                "first_miss": self.bracket().1,
+                "margin": self.margin(),
+                "probes": self.probes,
+            },
+            "results": results.iter().map(BenchResult::to_json).collect::<Vec<_>>(),
+        })
     }
 
     /// Per limit at the answer: (metric, value there, limit - value).

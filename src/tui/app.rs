@@ -1,6 +1,7 @@
 //! Everything the console shows, as plain data: `update` changes it, the view draws it.
 use super::keymap::{Ctx, KeyMap};
-use crate::bench::{BenchResult, Progress};
+use crate::bench::find_max::Search;
+use crate::bench::{BenchResult, Plan, Progress};
 use crate::session::{ChatParams, Conversation};
 use crate::supervisor::engine::Op;
 use crate::supervisor::logs::LogRing;
@@ -191,13 +192,17 @@ pub struct BenchForm {
     pub route_chosen: bool,
     /// Index into [`WORKLOADS`].
     pub workload: usize,
+    /// Search for the highest load that meets `slo` instead of one run.
+    pub find_max: bool,
+    /// The search's SLO, as `--slo` takes it.
+    pub slo: String,
 }
 
 /// The Bench form's workloads: random prompts; 10 shared prefixes of the input length, each
 /// request with a quarter of it of its own; conversations of 4 turns (closed loop).
 pub const WORKLOADS: [&str; 3] = ["random", "prefix ×10", "multi-turn ×4"];
 
-pub const BENCH_FIELDS: [&str; 9] = [
+pub const BENCH_FIELDS: [&str; 11] = [
     "route",
     "load",
     "concurrency / rate",
@@ -207,7 +212,28 @@ pub const BENCH_FIELDS: [&str; 9] = [
     "output tokens",
     "compare with",
     "workload",
+    "mode",
+    "SLO",
 ];
+
+/// The Bench form's default SLO for a search: what an interactive chat user notices.
+pub const DEFAULT_SLO: &str = "p99_ttft_ms<=500";
+
+/// A find-max search started from the Bench pane: one full run per probe on the form's
+/// workload, the load chosen by [`Search`]. Kept after it ends so its curve stays on screen.
+#[derive(Debug, Clone)]
+pub struct FindMaxRun {
+    pub route: String,
+    pub search: Search,
+    /// The form's plan; each probe sets its load.
+    pub base: Plan,
+    /// Each probe's full result, in probing order.
+    pub results: Vec<BenchResult>,
+    /// The load of the probe running now; `None` once the search is over.
+    pub current: Option<f64>,
+    /// The operator stopped the search: the probe then running is not judged.
+    pub stopped: bool,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunningBench {
@@ -227,6 +253,8 @@ pub struct BenchView {
     pub results: Vec<BenchResult>,
     pub baseline: Option<BenchResult>,
     pub next_id: u64,
+    /// The last find-max search, running or over; cleared by a single run.
+    pub find_max: Option<FindMaxRun>,
 }
 
 pub struct App {
@@ -328,12 +356,15 @@ impl App {
                     compare: None,
                     route_chosen: false,
                     workload: 0,
+                    find_max: false,
+                    slo: DEFAULT_SLO.into(),
                 },
                 field: 0,
                 running: None,
                 results: Vec::new(),
                 baseline: None,
                 next_id: 1,
+                find_max: None,
             },
             cluster: ClusterPane::default(),
             notice: None,

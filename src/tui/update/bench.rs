@@ -12,6 +12,7 @@ pub(super) fn bench_field_text(app: &App, field: usize) -> Option<String> {
         4 => f.requests.to_string(),
         5 => f.input_len.to_string(),
         6 => f.output_len.to_string(),
+        10 => f.slo.clone(),
         _ => return None,
     })
 }
@@ -37,6 +38,9 @@ pub(super) fn apply_bench_field(app: &mut App, field: usize, text: &str) -> bool
         4 => input::count_text(t, 1, u64::MAX).map(|x| f.requests = x),
         5 => input::count_text(t, 1, u64::from(u32::MAX)).map(|x| f.input_len = x as u32),
         6 => input::count_text(t, 1, u64::from(u32::MAX)).map(|x| f.output_len = x as u32),
+        10 => crate::bench::find_max::parse_slo(t)
+            .map(|_| f.slo = t.to_string())
+            .map_err(|e| e.trim_start_matches("--slo").trim_start().to_string()),
         _ => Ok(()),
     };
     if let Err(e) = &ok {
@@ -95,6 +99,7 @@ pub(super) fn cycle_bench_field(app: &mut App, forward: bool) {
         }
         1 => f.open = !f.open,
         3 => f.by_duration = !f.by_duration,
+        9 => f.find_max = !f.find_max,
         8 => {
             let k = WORKLOADS.len();
             f.workload = if forward {
@@ -156,6 +161,14 @@ pub(super) fn more_less(app: &mut App, fx: &mut Vec<Effect>, more: bool) {
         more_less_field(app, more);
         return;
     };
+    if searching(app) {
+        // A probe's load is what it measures: changing it would judge another load.
+        app.notify(
+            "the search sets each probe's load (esc stops the search)",
+            true,
+        );
+        return;
+    }
     let p: &Progress = &r.progress;
     let ctl = match (p.rate, p.concurrency) {
         (Some(rate), _) => Control::SetRate(if more {
@@ -237,6 +250,11 @@ pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
     let Some(route) = app.chat.routes.get(f.route).cloned() else {
         return;
     };
+    if f.find_max {
+        start_find_max(app, fx, route);
+        return;
+    }
+    app.bench.find_max = None;
     let then = f.compare.and_then(|i| app.chat.routes.get(i).cloned());
     let id = app.bench.next_id;
     app.bench.next_id += 1;
@@ -254,6 +272,125 @@ pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
     });
 }
 
+/// A find-max search is probing (its result view and rules apply).
+pub(super) fn searching(app: &App) -> bool {
+    app.bench.running.is_some()
+        && app
+            .bench
+            .find_max
+            .as_ref()
+            .is_some_and(|s| s.current.is_some())
+}
+
+/// The form's SLO search: the knob is the form's load (closed: concurrency, open: rate), each
+/// probe a full run of the form's workload and stop condition.
+fn start_find_max(app: &mut App, fx: &mut Vec<Effect>, route: String) {
+    use crate::bench::find_max::{parse_slo, Knob, Search};
+    let f = app.bench.form.clone();
+    let slo = match parse_slo(&f.slo) {
+        Ok(s) => s,
+        Err(e) => {
+            app.notify(
+                format!("SLO: {}", e.trim_start_matches("--slo").trim_start()),
+                true,
+            );
+            return;
+        }
+    };
+    let knob = if f.open {
+        Knob::Rate
+    } else {
+        Knob::Concurrency
+    };
+    let search = Search::new(knob, slo, None);
+    let Some(load) = search.next() else { return };
+    let base = bench_plan(&f);
+    if f.compare.is_some() {
+        app.notify(
+            format!("find max on {route} only (compare is for single runs)"),
+            false,
+        );
+    }
+    app.bench.results.clear();
+    app.bench.find_max = Some(FindMaxRun {
+        route: route.clone(),
+        search,
+        base,
+        results: Vec::new(),
+        current: Some(load),
+        stopped: false,
+    });
+    start_probe(app, fx, route, load);
+}
+
+fn start_probe(app: &mut App, fx: &mut Vec<Effect>, route: String, load: f64) {
+    let Some(fm) = app.bench.find_max.as_mut() else {
+        return;
+    };
+    fm.current = Some(load);
+    let plan = fm.search.knob.plan(&fm.base, load);
+    let id = app.bench.next_id;
+    app.bench.next_id += 1;
+    app.bench.running = Some(RunningBench {
+        id,
+        route: route.clone(),
+        progress: Progress::default(),
+        then: None,
+    });
+    fx.push(Effect::BenchStart {
+        id,
+        route,
+        plan: Box::new(plan),
+    });
+}
+
+/// A probe ended: judge it and start the next, or end the search with its answer.
+fn probe_done(
+    app: &mut App,
+    result: Result<Vec<crate::bench::BenchResult>, String>,
+    fx: &mut Vec<Effect>,
+) {
+    use crate::bench::find_max::judge;
+    app.bench.running = None;
+    let Some(fm) = app.bench.find_max.as_mut() else {
+        return;
+    };
+    let Some(load) = fm.current.take() else {
+        return;
+    };
+    let n = fm.search.probes.len();
+    let r = match result {
+        Ok(mut rs) if !rs.is_empty() => rs.remove(0),
+        Ok(_) => {
+            app.notify("find max: a probe returned no result", true);
+            return;
+        }
+        Err(e) => {
+            app.notify(format!("find max: probe {}: {e}", n + 1), true);
+            return;
+        }
+    };
+    if fm.stopped {
+        let msg = format!("find max stopped after {n} probes; {}", fm.search.summary());
+        app.notify(msg, true);
+        return;
+    }
+    let p = judge(load, &r, &fm.search.slo);
+    fm.search.probes.push(p);
+    fm.results.push(r);
+    match fm.search.next() {
+        Some(next) => {
+            let route = fm.route.clone();
+            start_probe(app, fx, route, next);
+        }
+        None => {
+            let missed = fm.search.answer().is_none();
+            let msg = format!("find max: {}", fm.search.summary());
+            app.notify(msg, missed);
+        }
+    }
+}
+
 pub(super) fn bench_done(
     app: &mut App,
     id: u64,
@@ -263,6 +400,10 @@ pub(super) fn bench_done(
     let Some(run) = app.bench.running.clone().filter(|r| r.id == id) else {
         return;
     };
+    if searching(app) {
+        probe_done(app, result, fx);
+        return;
+    }
     match result {
         Ok(rs) => {
             app.bench.results.extend(rs);

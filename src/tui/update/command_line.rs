@@ -75,6 +75,24 @@ pub(super) fn save(app: &mut App, fx: &mut Vec<Effect>) {
 pub(super) fn save_to(app: &mut App, fx: &mut Vec<Effect>, path: Option<String>) {
     let stamp = crate::time::vllm_date(app.now);
     match app.pane {
+        Pane::Bench
+            if app
+                .bench
+                .find_max
+                .as_ref()
+                .is_some_and(|s| !s.results.is_empty()) =>
+        {
+            let Some(s) = app.bench.find_max.as_ref() else {
+                return;
+            };
+            fx.push(Effect::Save {
+                path: path
+                    .unwrap_or_else(|| format!("anorag-find-max-{}-{stamp}.json", s.route))
+                    .into(),
+                contents: serde_json::to_string_pretty(&s.search.document(&s.results))
+                    .unwrap_or_default(),
+            });
+        }
         Pane::Bench => match app.bench.results.first() {
             Some(r) => {
                 let doc = if app.bench.results.len() > 1 {

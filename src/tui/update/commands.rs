@@ -221,6 +221,9 @@ pub(super) fn back(app: &mut App, fx: &mut Vec<Effect>) {
         if let Some(r) = app.bench.running.as_mut() {
             r.then = None;
         }
+        if let Some(s) = app.bench.find_max.as_mut() {
+            s.stopped = true;
+        }
         app.notify(
             "stopping the load test; requests in flight count as cancelled",
             false,

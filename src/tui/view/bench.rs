@@ -23,6 +23,10 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     .areas(left);
     form(f, app, form_area);
     live(f, app, live_area);
+    if let Some(fm) = &app.bench.find_max {
+        super::bench_find_max::render(f, fm, app.bench.running.as_ref(), right);
+        return;
+    }
     match (&app.bench.running, app.bench.results.first()) {
         (Some(r), _) => charts(f, &r.progress, right),
         (None, Some(res)) => result(f, app, res, right),
@@ -31,6 +35,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
                 Line::from("Pick the route and the load on the left (↑↓ field, ←→ or +/- change, enter edits), then r runs it."),
                 Line::from("Esc stops a run; + and - change its concurrency (or rate) while it runs."),
                 Line::from("Figures follow vllm bench serve: TTFT, TPOT, ITL, E2EL, throughput, goodput."),
+                Line::from("Mode find max probes load after load for the highest that meets the SLO (vllm bench sweep serve_sla)."),
             ])
             .wrap(Wrap { trim: false })
             .block(Block::bordered().title(Span::styled(" Load test ", title_style()))),
@@ -57,6 +62,10 @@ fn field_value(app: &App, f: &BenchForm, i: usize) -> String {
                 "closed loop".into()
             }
         }
+        9 if f.find_max => "find max".into(),
+        9 => "single run".into(),
+        10 => f.slo.clone(),
+        2 if f.find_max => "by the search".into(),
         2 if f.open => format!("{} req/s", f.rate),
         2 => format!("{} in flight", f.concurrency),
         3 => {
@@ -116,6 +125,42 @@ fn form(f: &mut Frame, app: &App, area: Rect) {
 
 fn live(f: &mut Frame, app: &App, area: Rect) {
     let mut lines = Vec::new();
+    if let Some(fm) = &app.bench.find_max {
+        let name = fm.search.knob.name();
+        let head = match fm.current {
+            Some(load) => format!(
+                "find max · probe {} · {name} {}",
+                fm.search.probes.len() + 1,
+                format::trim_float(load)
+            ),
+            None if fm.stopped => format!("find max stopped · {} probes", fm.search.probes.len()),
+            None => format!("find max done · {} probes", fm.search.probes.len()),
+        };
+        lines.push(Line::from(Span::styled(
+            head,
+            Style::new().fg(Color::Yellow),
+        )));
+        let slo: Vec<String> = fm
+            .search
+            .slo
+            .iter()
+            .map(|l| format!("{}<={}", l.metric, format::trim_float(l.max)))
+            .collect();
+        lines.push(Line::from(Span::styled(
+            format!("SLO {}", slo.join(",")),
+            dim(),
+        )));
+        if fm.current.is_none() {
+            let answer = match fm.search.answer() {
+                Some(a) => Span::styled(
+                    format!("answer: {name} {}", format::trim_float(a)),
+                    Style::new().fg(Color::Green),
+                ),
+                None => Span::styled(format!("no {name} meets it"), error_style()),
+            };
+            lines.push(Line::from(answer));
+        }
+    }
     if let Some(r) = &app.bench.running {
         let p = &r.progress;
         let planned = match (p.planned_requests, p.planned_duration_s) {
@@ -162,6 +207,8 @@ fn live(f: &mut Frame, app: &App, area: Rect) {
                 dim(),
             )));
         }
+    } else if app.bench.find_max.is_some() {
+        // The search's lines above say it all.
     } else if let Some(res) = app.bench.results.first() {
         lines.push(Line::from(format!(
             "done: {} ok, {} failed, {:.1} s",

@@ -2,6 +2,7 @@
 //! whatever overlay is open.
 mod bench;
 mod bench_charts;
+mod bench_find_max;
 mod chat;
 mod cluster;
 pub mod common;
