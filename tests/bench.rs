@@ -598,6 +598,21 @@ mod cli {
             "{text}"
         );
         assert!(text.contains("fast") && text.contains("ollama"), "{text}");
+        // The servers' own view of both runs: vLLM's /metrics for `fast`, none from Ollama.
+        let server_row = |text: &str, name: &str| -> Vec<String> {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} row in {text}"));
+            line[name.len()..]
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        assert!(text.contains("Server (vLLM /metrics)"), "{text}");
+        let ttft = server_row(&text, "Server median TTFT (ms)");
+        assert!(ttft[0].parse::<f64>().unwrap() > 0.0, "{ttft:?}");
+        assert_eq!(ttft[1], "-", "Ollama exports no /metrics");
         let out = run_cli(cfg.clone(), args("--route fast --compare ollama --concurrency 2 --requests 10 --input-len 8 --output-len 8 --json")).await;
         let both: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(both["a"]["label"], "fast");
@@ -653,6 +668,17 @@ mod cli {
         .await;
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("baseline") && text.contains("B/A"), "{text}");
+        // The saved run's server view comes back with it.
+        let ttft = server_row(&text, "Server median TTFT (ms)");
+        assert!(ttft[0].parse::<f64>().unwrap() > 0.0, "{ttft:?}");
+        let saved: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+        let back = BenchResult::from_json(&saved).unwrap();
+        assert_eq!(
+            serde_json::to_value(back.server_metrics.as_ref().unwrap()).unwrap(),
+            saved["server_metrics"],
+            "a saved server view reads back whole"
+        );
     }
 
     #[tokio::test]

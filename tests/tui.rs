@@ -1439,3 +1439,55 @@ async fn the_console_search_finds_the_knee_a_simulator_is_told_to_have() {
     let text = screen(&a, 120, 40);
     assert!(text.contains("answer: concurrency 4"), "{text}");
 }
+
+/// A compared run shows both servers' own view after it: running requests and KV cache of
+/// each route over its run, beside the client's TTFT p99 of each.
+#[test]
+fn a_compared_run_shows_both_servers_series() {
+    use anorag::bench::server_metrics::{ServerMetrics, ServerSample};
+    let view = |running: f64, kv: f64| ServerMetrics {
+        url: "http://127.0.0.1:8001/metrics".into(),
+        interval_s: 0.5,
+        samples: (0..12)
+            .map(|i| ServerSample {
+                t_s: 0.25 + 0.5 * i as f64,
+                running: Some(running),
+                waiting: Some(0.0),
+                kv_cache_usage: Some(kv * (i + 1) as f64 / 12.0),
+                ..ServerSample::default()
+            })
+            .collect(),
+        ..ServerMetrics::default()
+    };
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    key(&mut a, KeyCode::Right);
+    to_field(&mut a, "compare with");
+    key(&mut a, KeyCode::Right);
+    let fx = ch(&mut a, 'r');
+    let Effect::BenchStart { id, .. } = fx[0].clone() else {
+        panic!("{fx:?}")
+    };
+    let mut first = result("demo", 62.0);
+    first.server_metrics = Some(view(8.0, 0.4));
+    let fx = update(&mut a, Action::BenchDone(id, Ok(vec![first])));
+    let Effect::BenchStart { id, .. } = fx[0].clone() else {
+        panic!("{fx:?}")
+    };
+    let mut second = result("tiny_qwen", 90.0);
+    second.server_metrics = Some(view(4.0, 0.9));
+    for v in second.series.ttft_p99_ms.iter_mut().flatten() {
+        *v *= 1.5;
+    }
+    update(&mut a, Action::BenchDone(id, Ok(vec![second])));
+    let text = screen(&a, 120, 40);
+    insta::assert_snapshot!("bench_compare_with_server", text);
+    for t in [
+        "demo   tiny_qwen      B/A",
+        "TTFT p99 (ms)",
+        "vLLM running",
+        "KV cache %",
+    ] {
+        assert!(text.contains(t), "{t}: {text}");
+    }
+}

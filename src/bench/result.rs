@@ -310,6 +310,10 @@ impl BenchResult {
             max_output_tokens_per_s: f("max_output_tokens_per_s").unwrap_or(0.0),
             max_concurrent_requests: u("max_concurrent_requests").unwrap_or(0),
             config: o.get("config").cloned().unwrap_or(Value::Null),
+            // Ours has the server's view; a result without it (vLLM's) compares without.
+            server_metrics: o
+                .get("server_metrics")
+                .and_then(|m| serde_json::from_value(m.clone()).ok()),
             ..BenchResult::default()
         };
         r.sent = u("sent").unwrap_or(r.completed + r.failed);

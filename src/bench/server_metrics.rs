@@ -6,13 +6,13 @@
 use crate::provider::body;
 use crate::telemetry::prometheus::Histogram;
 use crate::telemetry::vllm_metrics::Scrape;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// One scrape, relative to the run's start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerSample {
     pub t_s: f64,
     pub running: Option<f64>,
@@ -72,7 +72,7 @@ impl ServerSeries {
 }
 
 /// Percentiles from a histogram (interpolated within vLLM's buckets), in ms.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HistStats {
     pub count: f64,
     pub mean: Option<f64>,
@@ -94,8 +94,9 @@ impl HistStats {
     }
 }
 
-/// The result's `server_metrics`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The result's `server_metrics`; read back from a saved result for `--baseline`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServerMetrics {
     pub url: String,
     pub interval_s: f64,
@@ -110,6 +111,16 @@ pub struct ServerMetrics {
     /// Why scrapes failed, if they did (the last reason).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl ServerMetrics {
+    /// The highest reading of one figure over the run's samples.
+    pub fn peak(&self, get: fn(&ServerSample) -> Option<f64>) -> Option<f64> {
+        self.samples
+            .iter()
+            .filter_map(get)
+            .fold(None, |a: Option<f64>, x| Some(a.map_or(x, |a| a.max(x))))
+    }
 }
 
 #[derive(Default)]

@@ -1,6 +1,6 @@
 //! Bench: the scenario form, the live run (TTFT and E2EL percentiles over time, throughput,
 //! concurrency, errors, latency histogram), and the result with its comparison.
-use super::bench_charts::{charts, latency_chart, points};
+use super::bench_charts::{charts, compare_charts};
 use super::common::*;
 use crate::bench::result::BenchResult;
 use crate::bench::Progress;
@@ -304,17 +304,22 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
     // The second column: the compared route, else the baseline.
     let other = app.bench.results.get(1).or(app.bench.baseline.as_ref());
     let mut lines = vec![];
-    let head = match other {
-        Some(b) => format!(
-            "{:<26}{:>10}{:>12}{:>9}",
-            "",
-            format::clip(&a.label, 10),
-            format::clip(&b.label, 12),
-            "B/A"
+    // A in green and B in cyan, as in the charts under the table.
+    let mut head = vec![
+        Span::raw(format!("{:<26}", "")),
+        Span::styled(
+            format!("{:>10}", format::clip(&a.label, 10)),
+            title_style().fg(Color::Green),
         ),
-        None => format!("{:<26}{:>10}", "", format::clip(&a.label, 10)),
-    };
-    lines.push(Line::from(Span::styled(head, title_style())));
+    ];
+    if let Some(b) = other {
+        head.push(Span::styled(
+            format!("{:>12}", format::clip(&b.label, 12)),
+            title_style().fg(Color::Cyan),
+        ));
+        head.push(Span::styled(format!("{:>9}", "B/A"), title_style()));
+    }
+    lines.push(Line::from(head));
     let o = |g: &dyn Fn(&BenchResult) -> f64| other.map(g);
     lines.push(row(
         "successful requests",
@@ -401,12 +406,6 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
         table,
     );
     if hist.height >= 5 {
-        let t50 = points(&a.series.ttft_p50_ms, 0);
-        let t99 = points(&a.series.ttft_p99_ms, 0);
-        let secs = a.series.completed.len().max(1) as f64;
-        f.render_widget(
-            latency_chart(" TTFT p50/p99 over the run (ms) ", &t50, &t99, 0.0, secs),
-            hist,
-        );
+        compare_charts(f, a, other, hist);
     }
 }

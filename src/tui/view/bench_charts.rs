@@ -1,7 +1,8 @@
 //! The Bench pane's charts: latency percentiles, throughput, concurrency, errors, and the
 //! latency histogram.
 use super::common::*;
-use crate::bench::result::Series;
+use crate::bench::result::{BenchResult, Series};
+use crate::bench::server_metrics::ServerSeries;
 use crate::bench::Progress;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -162,14 +163,7 @@ fn line_chart<'a>(
 
 /// vLLM's queue (running, waiting), KV-cache use with preemptions and prefix-cache hits, and
 /// its own generation tok/s.
-fn server_charts(
-    f: &mut Frame,
-    v: &crate::bench::server_metrics::ServerSeries,
-    off: usize,
-    x0: f64,
-    x1: f64,
-    area: Rect,
-) {
+fn server_charts(f: &mut Frame, v: &ServerSeries, off: usize, x0: f64, x1: f64, area: Rect) {
     let [queue, cache, gen] = Layout::vertical([
         Constraint::Percentage(45),
         Constraint::Percentage(35),
@@ -305,4 +299,91 @@ pub(super) fn histogram(f: &mut Frame, bins: &[(f64, u64)], area: Rect) {
         }
     }
     f.render_widget(Paragraph::new(Span::styled(axis_text, dim())), axis);
+}
+
+/// A finished run beside the compared route or the baseline, on the seconds since each run's
+/// start: client TTFT p99, and, where the servers export them, vLLM's running requests and
+/// KV-cache use (A in green, B in cyan, as in the table's header).
+pub(super) fn compare_charts(f: &mut Frame, a: &BenchResult, b: Option<&BenchResult>, area: Rect) {
+    let server = |r: &BenchResult| {
+        r.server_metrics
+            .as_ref()
+            .filter(|m| !m.samples.is_empty())
+            .map(|m| ServerSeries::from_samples(&m.samples, 0))
+    };
+    let (sa, sb) = (server(a), b.and_then(server));
+    let with_server = sa.is_some() || sb.is_some();
+    let cells = if with_server {
+        Layout::horizontal([Constraint::Ratio(1, 3); 3]).split(area)
+    } else {
+        Layout::horizontal([Constraint::Percentage(100)]).split(area)
+    };
+    let secs = |r: &BenchResult| r.series.completed.len();
+    let x1 = (secs(a)
+        .max(b.map_or(0, secs))
+        .max(sa.as_ref().map_or(0, |s| s.len())))
+    .max(sb.as_ref().map_or(0, |s| s.len()))
+    .max(1) as f64;
+    // The result table's header names A in green and B in cyan.
+    let title = |what: &str| Line::from(Span::styled(format!(" {what} "), title_style()));
+    let pair = |xa: Vec<(f64, f64)>, xb: Vec<(f64, f64)>| (xa, xb);
+    let top = |p: &Pair| p.0.iter().chain(&p.1).map(|x| x.1).fold(1.0, f64::max) * 1.15;
+    let sets = pair_sets;
+    let ttft = pair(
+        points(&a.series.ttft_p99_ms, 0),
+        b.map(|b| points(&b.series.ttft_p99_ms, 0))
+            .unwrap_or_default(),
+    );
+    f.render_widget(
+        line_chart(
+            title("TTFT p99 (ms)"),
+            sets(&ttft),
+            top(&ttft),
+            " ms",
+            0.0,
+            x1,
+        ),
+        cells[0],
+    );
+    if !with_server {
+        return;
+    }
+    let of = |s: &Option<ServerSeries>, get: fn(&ServerSeries) -> &Vec<Option<f64>>| {
+        s.as_ref().map(|s| points(get(s), 0)).unwrap_or_default()
+    };
+    let running = pair(of(&sa, |s| &s.running), of(&sb, |s| &s.running));
+    f.render_widget(
+        line_chart(
+            title("vLLM running"),
+            sets(&running),
+            top(&running).ceil(),
+            "",
+            0.0,
+            x1,
+        ),
+        cells[1],
+    );
+    let kv = pair(of(&sa, |s| &s.kv_cache_pct), of(&sb, |s| &s.kv_cache_pct));
+    f.render_widget(
+        line_chart(title("KV cache %"), sets(&kv), 100.0, "%", 0.0, x1),
+        cells[2],
+    );
+}
+
+type Pair = (Vec<(f64, f64)>, Vec<(f64, f64)>);
+
+/// A in green, B in cyan.
+fn pair_sets(p: &Pair) -> Vec<Dataset<'_>> {
+    vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Green))
+            .data(&p.0),
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::new().fg(Color::Cyan))
+            .data(&p.1),
+    ]
 }
