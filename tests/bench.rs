@@ -178,6 +178,98 @@ async fn under_faults_every_request_is_accounted_for_with_its_class() {
     assert_eq!(r.total_output_tokens, r.completed * 20);
 }
 
+/// The lean HTTP/1.1 client and the provider's reqwest client see every answer alike: the same
+/// figures from a healthy stream, and the same class for each kind of failure (the messages
+/// are printed side by side).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_http_clients_count_and_classify_alike() {
+    use anorag::bench::HttpClient;
+    let _g = SERIAL.lock().await;
+    let kinds = [
+        None,
+        Some(FaultKind::Status {
+            code: 503,
+            retry_after: Some(1.0),
+        }),
+        Some(FaultKind::Status {
+            code: 400,
+            retry_after: None,
+        }),
+        Some(FaultKind::Reset { after: 3 }),
+        Some(FaultKind::Stall { after: 2, ms: None }),
+        Some(FaultKind::Malformed { after: 2 }),
+        Some(FaultKind::Oversize { after: 1 }),
+        Some(FaultKind::SlowHeaders { ms: 50 }),
+    ];
+    for kind in kinds {
+        let mut seen = Vec::new();
+        for http in [HttpClient::Lean, HttpClient::Reqwest] {
+            let mut cfg = SimConfig::new(Flavor::Vllm).timing(2, 1, 8);
+            cfg.faults = kind
+                .iter()
+                .map(|k| Fault::new(k.clone()).rate(1.0))
+                .collect();
+            let s = sim::start(cfg).await.unwrap();
+            let t = target_for(&s).await;
+            let plan = Plan {
+                idle_timeout_s: 0.5,
+                http,
+                ..Plan::new(
+                    Load::Closed { concurrency: 2 },
+                    Stop::Requests(6),
+                    random(8, 8),
+                )
+            };
+            let r = run(&t, &plan).await;
+            let want = if http == HttpClient::Lean {
+                "lean"
+            } else {
+                "reqwest"
+            };
+            assert_eq!(r.client.http, want);
+            assert_eq!(r.completed + r.failed, 6, "{kind:?}");
+            eprintln!(
+                "{kind:?} {want}: {} ok, {:?}, first: {:?}",
+                r.completed,
+                r.errors,
+                r.error_samples.first()
+            );
+            seen.push((
+                r.completed,
+                r.errors.clone(),
+                r.total_output_tokens,
+                r.total_input_tokens,
+                r.total_content_events,
+            ));
+        }
+        assert_eq!(seen[0], seen[1], "{kind:?}: lean, reqwest");
+        match kind {
+            None | Some(FaultKind::SlowHeaders { .. }) => assert_eq!(seen[0].0, 6),
+            _ => assert_eq!(seen[0].0, 0, "{kind:?}"),
+        }
+    }
+    // A refused connection, and a server that is not there at all.
+    for http in [HttpClient::Lean, HttpClient::Reqwest] {
+        let dead = common::free_port();
+        let t = target_at(&format!("http://127.0.0.1:{dead}/v1")).await;
+        let plan = Plan {
+            http,
+            ..Plan::new(
+                Load::Closed { concurrency: 1 },
+                Stop::Requests(2),
+                random(8, 8),
+            )
+        };
+        let r = run(&t, &plan).await;
+        assert_eq!(
+            r.errors.get("connection"),
+            Some(&2),
+            "{http:?}: {:?}",
+            r.errors
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_achieves_the_requested_rate() {
     let _g = SERIAL.lock().await;

@@ -236,6 +236,52 @@ async fn real_vllm_through_the_supervisor() {
         r["median_itl_ms"].as_f64().unwrap(),
         r["median_e2el_ms"].as_f64().unwrap()
     );
+    assert_eq!(r["client"]["http_client"], "lean", "{}", r["client"]);
+
+    // The same run through the provider's reqwest client: the same requests, answers and
+    // token counts, by vLLM's count, as the lean client's.
+    let out = stack.cli(&[
+        "bench",
+        "--route",
+        "real",
+        "--concurrency",
+        "4",
+        "--requests",
+        "40",
+        "--input-len",
+        "64",
+        "--output-len",
+        "16",
+        "--json",
+        "--no-progress",
+        "--http-client",
+        "reqwest",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(q["client"]["http_client"], "reqwest");
+    for k in [
+        "completed",
+        "failed",
+        "total_input_tokens",
+        "total_output_tokens",
+        "total_content_events",
+    ] {
+        assert_eq!(q[k], r[k], "{k}: lean {} reqwest {}", r[k], q[k]);
+    }
+    eprintln!(
+        "[real-vllm] the same run through reqwest: TTFT median {:.1} ms (lean {:.1}), ITL median {:.2} ms (lean {:.2}); tokens in/out {}/{} both",
+        q["median_ttft_ms"].as_f64().unwrap(),
+        r["median_ttft_ms"].as_f64().unwrap(),
+        q["median_itl_ms"].as_f64().unwrap(),
+        r["median_itl_ms"].as_f64().unwrap(),
+        r["total_input_tokens"],
+        r["total_output_tokens"]
+    );
 
     // Exact prompt lengths from vLLM's own /tokenize: with --range-ratio 0 every request's
     // server-counted prompt is 100 content tokens plus the chat template's, exactly; with

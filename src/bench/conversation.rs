@@ -102,7 +102,7 @@ pub async fn run(
                     };
                     let _ = tx.send(Msg::Sent(run_start.elapsed().as_secs_f64()));
                     let (o, _) = one(
-                        target.pick(),
+                        target.pick(plan.http),
                         req,
                         run_start,
                         timeout,
@@ -202,6 +202,7 @@ pub async fn run(
         cpu_s: cpu,
         cpu_pct: 100.0 * cpu / duration,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        http: target.http_client(plan.http),
         ..ClientHealth::default()
     };
     let turns: Vec<TurnStats> = per_turn

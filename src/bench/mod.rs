@@ -5,6 +5,7 @@ mod client_health;
 pub mod conversation;
 pub mod exact;
 pub mod find_max;
+pub mod lean;
 pub mod plan;
 pub mod prepare;
 pub mod recorder;
@@ -17,6 +18,7 @@ pub mod tokenize;
 pub mod words;
 pub mod workload;
 
+pub use plan::HttpClient;
 pub use recorder::Slo;
 pub use result::BenchResult;
 pub use runner::{BenchTarget, Control, Load, Phase, Plan, Progress, Stop};

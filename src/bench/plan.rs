@@ -55,6 +55,34 @@ pub struct Plan {
     pub server_metrics_interval_s: f64,
     /// An open loop's rate ramping over the requests (with `Stop::Requests`).
     pub ramp: Option<super::arrivals::Ramp>,
+    /// Which HTTP client streams the answers.
+    pub http: HttpClient,
+}
+
+/// The load test's HTTP client: the lean one where it applies (SSE over plain `http://`, no
+/// proxy), else the provider's reqwest client; or reqwest everywhere (to compare the two).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpClient {
+    #[default]
+    Lean,
+    Reqwest,
+}
+
+impl HttpClient {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "lean" => Ok(Self::Lean),
+            "reqwest" => Ok(Self::Reqwest),
+            other => Err(format!("--http-client `{other}`: use lean or reqwest")),
+        }
+    }
+}
+
+/// One request's server: its target and, where it applies, the lean client for it.
+pub(super) struct Pick {
+    pub target: Arc<Target>,
+    pub lean: Option<Arc<super::lean::LeanClient>>,
 }
 
 impl Plan {
@@ -73,6 +101,7 @@ impl Plan {
             tokenizer: None,
             server_metrics_interval_s: 0.5,
             ramp: None,
+            http: HttpClient::Lean,
         }
     }
 }
@@ -86,6 +115,8 @@ pub struct BenchTarget {
     pub base_url: String,
     pub model: String,
     targets: Vec<Arc<Target>>,
+    /// The lean client of each target where the lean path applies.
+    lean: Vec<Option<Arc<super::lean::LeanClient>>>,
     turn: Arc<AtomicUsize>,
     /// Keeps the router (and the built-in simulator it may hold) alive.
     _router: Arc<Router>,
@@ -104,23 +135,56 @@ impl BenchTarget {
             })?
             .clone();
         let first = entry.targets.first().ok_or("the route has no target")?;
+        let connect = router.policy().timeouts.connect;
+        let proxied = super::lean::proxy_in_env();
+        let lean = entry
+            .targets
+            .iter()
+            .map(|t| {
+                let probe = t
+                    .provider
+                    .sse_request(&crate::provider::ChatRequest::default());
+                probe
+                    .filter(|_| !proxied)
+                    .map(|r| Arc::new(super::lean::LeanClient::new(r.authority, connect)))
+            })
+            .collect();
         Ok(Self {
             route: name,
             kind: entry.kind,
             base_url: first.provider.base_url().to_string(),
             model: first.provider.model().to_string(),
             targets: entry.targets.clone(),
+            lean,
             turn: Arc::new(AtomicUsize::new(0)),
             _router: router,
         })
     }
 
-    pub(super) fn pick(&self) -> Arc<Target> {
+    pub(super) fn pick(&self, http: HttpClient) -> Pick {
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        pool::order(&self.targets, Instant::now(), turn)
+        let target = pool::order(&self.targets, Instant::now(), turn)
             .into_iter()
             .next()
-            .expect("a route has at least one target")
+            .expect("a route has at least one target");
+        let lean = match http {
+            HttpClient::Reqwest => None,
+            HttpClient::Lean => self
+                .targets
+                .iter()
+                .position(|t| Arc::ptr_eq(t, &target))
+                .and_then(|i| self.lean[i].clone()),
+        };
+        Pick { target, lean }
+    }
+
+    /// Which client a plan's requests use on this route.
+    pub fn http_client(&self, http: HttpClient) -> &'static str {
+        match http {
+            HttpClient::Lean if self.lean.iter().all(Option::is_some) => "lean",
+            HttpClient::Lean if self.lean.iter().any(Option::is_some) => "lean and reqwest",
+            _ => "reqwest",
+        }
     }
 
     /// A result with this target's identity (vLLM's `date`, `backend`, `label`, `model_id`,

@@ -1,15 +1,55 @@
 //! One request of a load test, timed the way `vllm bench serve` times it, with its failure
 //! class.
-use super::plan::Plan;
+use super::lean::scan::LeanEvent;
+use super::lean::LeanStream;
+use super::plan::{Pick, Plan};
 use super::recorder::Outcome;
 use super::workload::Prompt;
 use crate::provider::error::{ErrorClass, ProviderError};
-use crate::provider::pool::Target;
 use crate::provider::timing::{AnswerTiming, Seen};
-use crate::provider::{ChatRequest, Message, StreamEvent};
+use crate::provider::{ChatRequest, EventStream, Message, StreamEvent, Usage};
 use futures::StreamExt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// An answer's events from either client.
+enum Source {
+    Full(EventStream),
+    Lean(Box<LeanStream>),
+}
+
+/// What the figures take from an event.
+enum Ev {
+    /// A chunk with choices; its text when the client kept it.
+    Delta {
+        at: Instant,
+        empty: bool,
+        text: Option<String>,
+    },
+    Usage(Usage),
+}
+
+impl Source {
+    async fn next(&mut self) -> Option<Result<Ev, ProviderError>> {
+        match self {
+            Source::Full(s) => s.next().await.map(|r| {
+                r.map(|ev| match ev {
+                    StreamEvent::Delta { text, at, .. } => Ev::Delta {
+                        at,
+                        empty: text.is_empty(),
+                        text: Some(text),
+                    },
+                    StreamEvent::Usage { usage, .. } => Ev::Usage(usage),
+                })
+            }),
+            Source::Lean(s) => s.next().await.map(|r| {
+                r.map(|(ev, at)| match ev {
+                    LeanEvent::Delta { empty, text } => Ev::Delta { at, empty, text },
+                    LeanEvent::Usage(u) => Ev::Usage(u),
+                })
+            }),
+        }
+    }
+}
 
 pub(super) fn class_of(e: &ProviderError) -> String {
     if let Some(s) = e.status {
@@ -28,7 +68,7 @@ pub(super) fn class_of(e: &ProviderError) -> String {
 
 /// One request, timed the way `vllm bench serve` times it.
 pub(super) async fn one(
-    target: Arc<Target>,
+    pick: Pick,
     req: ChatRequest,
     run_start: Instant,
     plan_timeout: Duration,
@@ -36,6 +76,7 @@ pub(super) async fn one(
     estimate: u32,
     keep_answer: bool,
 ) -> (Outcome, Instant) {
+    let target = pick.target;
     let _busy = target.track();
     let t0 = Instant::now();
     let mut o = Outcome {
@@ -45,7 +86,20 @@ pub(super) async fn one(
     };
     let deadline = t0 + plan_timeout;
     let fail = |o: &mut Outcome, class: String, msg: String| o.error = Some((class, msg));
-    let stream = tokio::time::timeout_at(deadline.into(), target.provider.chat_stream(&req)).await;
+    let raw = pick
+        .lean
+        .as_ref()
+        .and_then(|_| target.provider.sse_request(&req));
+    let opened = async {
+        match (&pick.lean, raw) {
+            (Some(c), Some(raw)) => c
+                .send(&raw, keep_answer)
+                .await
+                .map(|s| Source::Lean(Box::new(s))),
+            _ => target.provider.chat_stream(&req).await.map(Source::Full),
+        }
+    };
+    let stream = tokio::time::timeout_at(deadline.into(), opened).await;
     let mut stream = match stream {
         Ok(Ok(s)) => {
             o.headers_s = Some(t0.elapsed().as_secs_f64());
@@ -107,13 +161,22 @@ pub(super) async fn one(
                             plan_timeout.as_secs_f64()
                         )
                     } else {
-                        format!("no event for {:.0} s", idle.as_secs_f64())
+                        format!(
+                            "no event for {} s",
+                            crate::format::trim_float(idle.as_secs_f64())
+                        )
                     };
                     fail(&mut o, "timeout".into(), what);
                     break;
                 }
             };
-            let seen = timing.record(&ev);
+            let seen = match &ev {
+                Ev::Delta { at, .. } => timing.delta_at(*at),
+                Ev::Usage(u) => {
+                    timing.usage = Some(*u);
+                    Seen::Usage
+                }
+            };
             let d = due(&timing);
             if d < armed {
                 armed = d;
@@ -127,11 +190,13 @@ pub(super) async fn one(
                     .push(gap.as_micros().min(u128::from(u32::MAX)) as u32),
             }
             o.events += 1;
-            if let StreamEvent::Delta { text, at, .. } = ev {
+            if let Ev::Delta { at, empty, text } = ev {
                 if keep_answer {
-                    o.answer.get_or_insert_with(String::new).push_str(&text);
+                    if let Some(t) = text {
+                        o.answer.get_or_insert_with(String::new).push_str(&t);
+                    }
                 }
-                if !text.is_empty() {
+                if !empty {
                     o.content_events += 1;
                     let sec = at.saturating_duration_since(run_start).as_secs() as u32;
                     if sec == cur_sec {

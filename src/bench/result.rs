@@ -57,6 +57,8 @@ pub struct ClientHealth {
     pub cores: usize,
     pub bound: bool,
     pub warnings: Vec<String>,
+    /// Which HTTP client streamed the answers (`lean`, `reqwest`).
+    pub http: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -247,6 +249,7 @@ impl BenchResult {
                 "cores": c.cores,
                 "bound": c.bound,
                 "warnings": c.warnings,
+                "http_client": c.http,
             }),
         );
         let s = &self.series;

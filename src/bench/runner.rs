@@ -66,7 +66,7 @@ pub async fn run(
             while next < plan.warmup as usize && inflight.len() < conc {
                 let p = &prompts.get(next);
                 inflight.push(tokio::spawn(one(
-                    target.pick(),
+                    target.pick(plan.http),
                     request_for(p, plan),
                     start,
                     timeout,
@@ -214,7 +214,7 @@ pub async fn run(
             }
             let p = &prompts.get(plan.warmup as usize + sent);
             inflight.push(tokio::spawn(one(
-                target.pick(),
+                target.pick(plan.http),
                 request_for(p, plan),
                 run_start,
                 timeout,
@@ -352,6 +352,7 @@ pub async fn run(
         cpu_s: cpu,
         cpu_pct: 100.0 * cpu / duration,
         cores,
+        http: target.http_client(plan.http),
         ..ClientHealth::default()
     };
     client.warnings = client_verdict(&client, plan, result.achieved_request_rate);

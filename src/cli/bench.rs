@@ -95,6 +95,11 @@ pub struct BenchArgs {
     /// preemptions, server tok/s, and the server's own TTFT and E2E); 0 turns them off.
     #[arg(long, default_value_t = 0.5, value_parser = input::seconds(0.0))]
     pub server_metrics_interval: f64,
+    /// The HTTP client that streams the answers: `lean` (a plain HTTP/1.1 client that reads
+    /// only what the figures need, used for SSE over http:// without a proxy; reqwest
+    /// elsewhere) or `reqwest` everywhere, to compare the two.
+    #[arg(long, default_value = "lean", value_parser = ["lean", "reqwest"])]
+    pub http_client: String,
     /// Output tokens asked for (with ignore_eos where the server supports it). For files:
     /// overrides each prompt's own length.
     #[arg(long, alias = "random-output-len")]

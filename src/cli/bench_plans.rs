@@ -155,6 +155,7 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             }
         }
     };
+    let http = crate::bench::HttpClient::parse(&a.http_client)?;
     Ok(loads
         .into_iter()
         .map(|load| Plan {
@@ -167,6 +168,7 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             detailed: a.save_detailed,
             tokenizer: a.tokenizer.clone(),
             server_metrics_interval_s: a.server_metrics_interval,
+            http,
             ramp,
             ..Plan::new(load, stop, workload.clone())
         })

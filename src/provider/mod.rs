@@ -45,6 +45,23 @@ pub trait Provider: Send + Sync {
     fn metrics_url(&self) -> Option<String> {
         None
     }
+    /// The streamed request as a plain HTTP/1.1 exchange (the load test's lean client), where
+    /// the protocol is OpenAI-style SSE over `http://`; `None` elsewhere (TLS, NDJSON).
+    fn sse_request(&self, _req: &ChatRequest) -> Option<RawSseRequest> {
+        None
+    }
+}
+
+/// What a plain HTTP/1.1 client needs to send a streamed chat request exactly as
+/// [`Provider::chat_stream`] would: the same body bytes and headers.
+pub struct RawSseRequest {
+    /// `host:port` to connect to.
+    pub authority: String,
+    /// The request target: path and query.
+    pub path: String,
+    pub body: Vec<u8>,
+    /// The bearer token, if the route has a key (sent as `authorization`, never shown).
+    pub api_key: Option<crate::secret::Secret>,
 }
 
 /// Default sampling parameters of a route; a request's own values win.
@@ -66,7 +83,7 @@ impl SamplingDefaults {
 }
 
 /// Reads an error answer's body (bounded) and classifies it.
-pub(crate) async fn error_from_response(resp: reqwest::Response) -> ProviderError {
+pub async fn error_from_response(resp: reqwest::Response) -> ProviderError {
     let status = resp.status().as_u16();
     let retry_after = error::parse_retry_after(resp.headers());
     let read = body::read_prefix(resp, body::MAX_ERROR_BODY_BYTES);

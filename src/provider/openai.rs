@@ -4,7 +4,7 @@ use super::error::{classify_in_band, ErrorClass, ProviderError};
 use super::sse::{SseEvent, SseParser};
 use super::{
     error_from_response, ChatRequest, ChatResponse, EventStream, Provider, ProviderKind,
-    SamplingDefaults, StreamEvent, Usage,
+    RawSseRequest, SamplingDefaults, StreamEvent, Usage,
 };
 use crate::secret::Secret;
 use async_trait::async_trait;
@@ -369,6 +369,27 @@ impl Provider for OpenAiCompat {
 
     fn metrics_url(&self) -> Option<String> {
         (self.dialect == Dialect::Vllm).then(|| format!("{}/metrics", self.root_url()))
+    }
+
+    fn sse_request(&self, req: &ChatRequest) -> Option<RawSseRequest> {
+        let u = &self.chat_url;
+        if u.scheme() != "http" {
+            return None;
+        }
+        let host = match u.host()? {
+            url::Host::Ipv6(a) => format!("[{a}]"),
+            h => h.to_string(),
+        };
+        let path = match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        };
+        Some(RawSseRequest {
+            authority: format!("{host}:{}", u.port_or_known_default()?),
+            path,
+            body: serde_json::to_vec(&self.body(req, true)).ok()?,
+            api_key: self.api_key.clone(),
+        })
     }
 
     async fn health(&self) -> Result<(), ProviderError> {

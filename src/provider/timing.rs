@@ -46,21 +46,26 @@ impl AnswerTiming {
                 if finish_reason.is_some() {
                     self.finish_reason.clone_from(finish_reason);
                 }
-                let seen = match self.last {
-                    None => {
-                        self.first = Some(*at);
-                        Seen::First
-                    }
-                    Some(p) => Seen::Next(at.saturating_duration_since(p)),
-                };
-                self.last = Some(*at);
-                seen
+                self.delta_at(*at)
             }
             StreamEvent::Usage { usage, .. } => {
                 self.usage = Some(*usage);
                 Seen::Usage
             }
         }
+    }
+
+    /// A chunk with choices arrived at `at` (its content and finish reason aside).
+    pub fn delta_at(&mut self, at: Instant) -> Seen {
+        let seen = match self.last {
+            None => {
+                self.first = Some(at);
+                Seen::First
+            }
+            Some(p) => Seen::Next(at.saturating_duration_since(p)),
+        };
+        self.last = Some(at);
+        seen
     }
 
     pub fn started(&self) -> Instant {

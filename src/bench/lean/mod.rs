@@ -1,0 +1,455 @@
+//! The load test's lean client for OpenAI-style SSE over plain `http://` (how vLLM is served):
+//! one task writes the request, reads the socket, undoes the body's framing, splits the SSE
+//! events and reads only what the figures need. The provider's reqwest client costs about
+//! twice the CPU per streamed chunk: its connection task hands every chunk to the request's
+//! task through a channel, and every chunk becomes owned `String`s. TLS, Ollama's NDJSON and
+//! a proxy in the environment keep the reqwest path (`Pick::lean` is `None` there).
+pub mod framing;
+pub mod scan;
+
+use crate::provider::error::{classify_http, ErrorClass, ProviderError};
+use crate::provider::RawSseRequest;
+use framing::Framing;
+use scan::{End, LeanEvent, Scanner};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Longest response head taken.
+const MAX_HEAD: usize = 64 << 10;
+/// A pooled connection idle this long is not reused: servers close idle ones (uvicorn after
+/// 5 s) and a request sent on a closing connection would be lost.
+const MAX_IDLE: Duration = Duration::from_secs(2);
+const READ_BUF: usize = 16 << 10;
+
+/// One server's connections, kept alive between requests as reqwest's pool keeps them.
+pub struct LeanClient {
+    authority: String,
+    connect_timeout: Duration,
+    idle: Mutex<Vec<(TcpStream, Instant)>>,
+}
+
+/// Whether an environment variable routes plain HTTP through a proxy (reqwest honours these).
+pub fn proxy_in_env() -> bool {
+    ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
+impl LeanClient {
+    pub fn new(authority: String, connect_timeout: Duration) -> Self {
+        Self {
+            authority,
+            connect_timeout,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn pooled(&self) -> Option<TcpStream> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((s, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, s: TcpStream) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((s, Instant::now()));
+    }
+
+    async fn connect(&self) -> Result<TcpStream, ProviderError> {
+        let c = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&self.authority));
+        let s = match c.await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(ProviderError::new(
+                    ErrorClass::Connect,
+                    format!("cannot connect to {}: {e}", self.authority),
+                ))
+            }
+            Err(_) => {
+                return Err(ProviderError::new(
+                    ErrorClass::ConnectTimeout,
+                    format!(
+                        "no connection to {} within {:.1} s",
+                        self.authority,
+                        self.connect_timeout.as_secs_f64()
+                    ),
+                ))
+            }
+        };
+        let _ = s.set_nodelay(true);
+        Ok(s)
+    }
+
+    /// Sends the request; returns once the response head is in (as `chat_stream` does). A
+    /// pooled connection the server closed meanwhile is replaced once, before any byte of
+    /// the answer, as hyper retries a request on a connection found closed.
+    pub async fn send(
+        self: &std::sync::Arc<Self>,
+        req: &RawSseRequest,
+        keep_text: bool,
+    ) -> Result<LeanStream, ProviderError> {
+        let wire = request_bytes(req);
+        if let Some(s) = self.pooled() {
+            match self.exchange(s, &wire).await {
+                Ok(x) => return self.stream(x, keep_text).await,
+                Err(Exchange::Closed) => {}
+                Err(Exchange::Failed(e)) => return Err(e),
+            }
+        }
+        let s = self.connect().await?;
+        match self.exchange(s, &wire).await {
+            Ok(x) => self.stream(x, keep_text).await,
+            Err(Exchange::Closed) => Err(ProviderError::new(
+                ErrorClass::StreamBroken,
+                format!("{} closed the connection before answering", self.authority),
+            )),
+            Err(Exchange::Failed(e)) => Err(e),
+        }
+    }
+
+    async fn exchange(&self, mut s: TcpStream, wire: &[u8]) -> Result<Head, Exchange> {
+        if s.write_all(wire).await.is_err() {
+            return Err(Exchange::Closed);
+        }
+        let mut buf = Vec::with_capacity(READ_BUF);
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = match s.read(&mut chunk).await {
+                Ok(0) | Err(_) if buf.is_empty() => return Err(Exchange::Closed),
+                Ok(0) => return Err(Exchange::Failed(self.broken("in the response head"))),
+                Err(e) => {
+                    return Err(Exchange::Failed(ProviderError::new(
+                        ErrorClass::StreamBroken,
+                        format!("reading the response of {}: {e}", self.authority),
+                    )))
+                }
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut r = httparse::Response::new(&mut headers);
+            match r.parse(&buf) {
+                Ok(httparse::Status::Complete(len)) => {
+                    let head = Head::read(&r, s, buf[len..].to_vec())
+                        .map_err(|e| Exchange::Failed(self.broken(&e)))?;
+                    // 1xx (100 Continue): the real answer follows.
+                    if (100..200).contains(&head.status) {
+                        let Head { sock, rest, .. } = head;
+                        s = sock;
+                        buf = rest;
+                        continue;
+                    }
+                    return Ok(head);
+                }
+                Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(Exchange::Failed(self.broken("a response head over 64 KiB")))
+                }
+                Err(e) => {
+                    return Err(Exchange::Failed(ProviderError::new(
+                        ErrorClass::Decode,
+                        format!("unreadable response head from {}: {e}", self.authority),
+                    )))
+                }
+            }
+        }
+    }
+
+    fn broken(&self, what: &str) -> ProviderError {
+        ProviderError::new(
+            ErrorClass::StreamBroken,
+            format!("{}: {what}", self.authority),
+        )
+    }
+
+    async fn stream(
+        self: &std::sync::Arc<Self>,
+        head: Head,
+        keep_text: bool,
+    ) -> Result<LeanStream, ProviderError> {
+        let mut st = LeanStream {
+            client: self.clone(),
+            sock: Some(head.sock),
+            framing: head.framing,
+            keep_alive: head.keep_alive,
+            raw: head.rest,
+            body: Vec::with_capacity(READ_BUF),
+            scan: Scanner::new(keep_text),
+            events: Vec::new(),
+            queue: VecDeque::new(),
+            end: None,
+        };
+        if (200..300).contains(&head.status) {
+            return Ok(st);
+        }
+        // An error answer: its body (bounded, at most 5 s) says why.
+        let mut body = Vec::new();
+        let read = async {
+            while body.len() < crate::provider::body::MAX_ERROR_BODY_BYTES {
+                match st.read_body().await {
+                    Ok(Some(b)) => body.extend_from_slice(&b),
+                    _ => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        body.truncate(crate::provider::body::MAX_ERROR_BODY_BYTES);
+        Err(classify_http(
+            head.status,
+            &String::from_utf8_lossy(&body),
+            head.retry_after,
+        ))
+    }
+}
+
+enum Exchange {
+    /// The connection was closed before any byte of an answer: safe to send again.
+    Closed,
+    Failed(ProviderError),
+}
+
+struct Head {
+    status: u16,
+    framing: Framing,
+    keep_alive: bool,
+    retry_after: Option<Duration>,
+    sock: TcpStream,
+    /// Bytes read past the head: the body's start.
+    rest: Vec<u8>,
+}
+
+impl Head {
+    fn read(r: &httparse::Response, sock: TcpStream, rest: Vec<u8>) -> Result<Head, String> {
+        let status = r.code.unwrap_or(0);
+        let mut framing = Framing::until_close();
+        let mut keep_alive = r.version == Some(1);
+        let mut map = reqwest::header::HeaderMap::new();
+        for h in r.headers.iter() {
+            let v = std::str::from_utf8(h.value).unwrap_or("").trim();
+            if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                if v.to_ascii_lowercase().ends_with("chunked") {
+                    framing = Framing::chunked();
+                }
+            } else if h.name.eq_ignore_ascii_case("content-length") {
+                if framing == Framing::until_close() {
+                    framing = Framing::length(
+                        v.parse()
+                            .map_err(|_| format!("content-length `{v}` is not a number"))?,
+                    );
+                }
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                keep_alive &= !v.eq_ignore_ascii_case("close");
+            } else if h.name.to_ascii_lowercase().starts_with("retry-after") {
+                if let (Ok(n), Ok(v)) = (
+                    reqwest::header::HeaderName::from_bytes(h.name.as_bytes()),
+                    reqwest::header::HeaderValue::from_bytes(h.value),
+                ) {
+                    map.insert(n, v);
+                }
+            }
+        }
+        // 204 and 304 have no body whatever the headers say.
+        if status == 204 || status == 304 {
+            framing = Framing::length(0);
+        }
+        keep_alive &= !framing.ends_at_close();
+        Ok(Head {
+            status,
+            framing,
+            keep_alive,
+            retry_after: crate::provider::error::parse_retry_after(&map),
+            sock,
+            rest,
+        })
+    }
+}
+
+fn request_bytes(req: &RawSseRequest) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = Vec::with_capacity(req.body.len() + 256);
+    let _ = write!(
+        w,
+        "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\naccept: text/event-stream\r\ncontent-length: {}\r\n",
+        req.path,
+        req.authority,
+        req.body.len()
+    );
+    if let Some(k) = &req.api_key {
+        let _ = write!(w, "authorization: Bearer {}\r\n", k.expose());
+    }
+    w.extend_from_slice(b"\r\n");
+    w.extend_from_slice(&req.body);
+    w
+}
+
+/// One answer's events as they arrive, each with the time its bytes were read.
+pub struct LeanStream {
+    client: std::sync::Arc<LeanClient>,
+    sock: Option<TcpStream>,
+    framing: Framing,
+    keep_alive: bool,
+    /// Raw bytes read but not yet unframed.
+    raw: Vec<u8>,
+    body: Vec<u8>,
+    scan: Scanner,
+    events: Vec<LeanEvent>,
+    queue: VecDeque<(LeanEvent, Instant)>,
+    end: Option<Result<(), ProviderError>>,
+}
+
+impl LeanStream {
+    /// The next event; `None` after `[DONE]`; an error once, then `None`.
+    pub async fn next(&mut self) -> Option<Result<(LeanEvent, Instant), ProviderError>> {
+        loop {
+            if let Some(ev) = self.queue.pop_front() {
+                return Some(Ok(ev));
+            }
+            match self.end.take() {
+                Some(Ok(())) => {
+                    self.end = Some(Ok(()));
+                    return None;
+                }
+                Some(Err(e)) => {
+                    self.end = Some(Ok(()));
+                    return Some(Err(e));
+                }
+                None => {}
+            }
+            let body = match self.read_body().await {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    self.end = Some(Err(self.scan.truncated()));
+                    continue;
+                }
+                Err(e) => {
+                    self.end = Some(Err(e));
+                    continue;
+                }
+            };
+            let at = Instant::now();
+            let end = self.scan.push(&body, &mut self.events);
+            self.body = body;
+            self.queue.extend(self.events.drain(..).map(|ev| (ev, at)));
+            match end {
+                Some(End::Done) => {
+                    self.end = Some(Ok(()));
+                    self.finish();
+                }
+                Some(End::Error(e)) => {
+                    self.end = Some(Err(e));
+                    self.sock = None;
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// The next body bytes; `None` at the body's end.
+    async fn read_body(&mut self) -> Result<Option<Vec<u8>>, ProviderError> {
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        loop {
+            if !self.raw.is_empty() {
+                let used = self
+                    .framing
+                    .decode(&self.raw, &mut body)
+                    .map_err(|e| self.client.broken(&e))?;
+                self.raw.drain(..used);
+                if !body.is_empty() {
+                    return Ok(Some(body));
+                }
+            }
+            if self.framing.done() {
+                self.body = body;
+                return Ok(None);
+            }
+            let Some(sock) = self.sock.as_mut() else {
+                return Ok(None);
+            };
+            self.raw.reserve(READ_BUF);
+            match sock.read_buf(&mut self.raw).await {
+                Ok(0) => {
+                    self.sock = None;
+                    if self.framing.ends_at_close() {
+                        self.body = body;
+                        return Ok(None);
+                    }
+                    return Err(ProviderError::new(
+                        ErrorClass::StreamBroken,
+                        format!(
+                            "{} closed the connection before the body's end",
+                            self.client.authority
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.sock = None;
+                    return Err(ProviderError::new(
+                        ErrorClass::StreamBroken,
+                        format!("reading the stream of {}: {e}", self.client.authority),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// After `[DONE]`: the connection goes back to the pool once its body is read to the end;
+    /// the rest (the last chunk's framing) is read in the background so that the answer's
+    /// end is not delayed by it.
+    fn finish(&mut self) {
+        let Some(sock) = self.sock.take() else { return };
+        if !self.keep_alive {
+            return;
+        }
+        // Usually the last chunk's framing came with `[DONE]`.
+        let mut scratch = Vec::new();
+        if let Ok(used) = self.framing.decode(&self.raw, &mut scratch) {
+            self.raw.drain(..used);
+            if self.framing.done() {
+                if self.raw.is_empty() && scratch.is_empty() {
+                    self.client.give_back(sock);
+                }
+                return;
+            }
+        }
+        let mut rest = LeanStream {
+            client: self.client.clone(),
+            sock: Some(sock),
+            framing: self.framing.clone(),
+            keep_alive: true,
+            raw: std::mem::take(&mut self.raw),
+            body: Vec::new(),
+            scan: Scanner::new(false),
+            events: Vec::new(),
+            queue: VecDeque::new(),
+            end: None,
+        };
+        let drain = async move {
+            loop {
+                match rest.read_body().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            if rest.framing.done() && rest.raw.is_empty() {
+                if let Some(s) = rest.sock.take() {
+                    rest.client.give_back(s);
+                }
+            }
+        };
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+        });
+    }
+}

@@ -1,0 +1,359 @@
+//! SSE events of an OpenAI-style chat stream, read for the load test's figures only: whether a
+//! chunk has choices (a token event), whether its content is empty, the usage, an in-band error
+//! and `[DONE]`. Everything else in a chunk is validated and skipped, without a `String` per
+//! event. The rules are those of `provider::sse` and `provider::openai::SseChatDecoder`, which
+//! the tests below check on the same inputs.
+use crate::provider::error::{classify_in_band, ErrorClass, ProviderError};
+use crate::provider::Usage;
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+
+/// What one SSE event means for the figures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeanEvent {
+    /// A chunk with choices; `text` only when the answer is kept (multi-turn).
+    Delta {
+        empty: bool,
+        text: Option<String>,
+    },
+    Usage(Usage),
+}
+
+/// The stream's end as the scanner sees it.
+#[derive(Debug)]
+pub enum End {
+    Done,
+    Error(ProviderError),
+}
+
+#[derive(Debug, Default)]
+pub struct Scanner {
+    keep_text: bool,
+    line: Vec<u8>,
+    data: Vec<u8>,
+    has_data: bool,
+    after_cr: bool,
+    seen_any: bool,
+}
+
+impl Scanner {
+    pub fn new(keep_text: bool) -> Self {
+        Self {
+            keep_text,
+            ..Self::default()
+        }
+    }
+
+    /// Feeds body bytes; events go to `out`; `Some` once the stream is over.
+    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
+        if self.after_cr {
+            self.after_cr = false;
+            if bytes.first() == Some(&b'\n') {
+                bytes = &bytes[1..];
+            }
+        }
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
+            let was_cr = bytes[pos] == b'\r';
+            let end = if self.line.is_empty() {
+                self.on_line(&bytes[..pos], out)
+            } else {
+                self.line.extend_from_slice(&bytes[..pos]);
+                let line = std::mem::take(&mut self.line);
+                let end = self.on_line(&line, out);
+                self.line = line;
+                self.line.clear();
+                end
+            };
+            if end.is_some() {
+                return end;
+            }
+            bytes = &bytes[pos + 1..];
+            if was_cr {
+                if bytes.is_empty() {
+                    self.after_cr = true;
+                } else if bytes[0] == b'\n' {
+                    bytes = &bytes[1..];
+                }
+            }
+            if let Some(e) = self.over_cap() {
+                return Some(e);
+            }
+        }
+        self.line.extend_from_slice(bytes);
+        self.over_cap()
+    }
+
+    fn over_cap(&self) -> Option<End> {
+        (self.line.len() + self.data.len() > crate::provider::body::MAX_EVENT_BYTES).then(|| {
+            End::Error(crate::provider::body::over_cap(
+                "the server",
+                "one SSE event",
+                crate::provider::body::MAX_EVENT_BYTES,
+            ))
+        })
+    }
+
+    /// Why the body ended too soon (the words of the reqwest path's decoder).
+    pub fn truncated(&self) -> ProviderError {
+        let what = if !self.line.is_empty() || self.has_data {
+            "in the middle of an event"
+        } else if self.seen_any {
+            "without `data: [DONE]`"
+        } else {
+            "before any event"
+        };
+        ProviderError::new(
+            ErrorClass::StreamBroken,
+            format!("the server closed the stream {what}"),
+        )
+    }
+
+    fn on_line(&mut self, line: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
+        if line.is_empty() {
+            if !self.has_data {
+                return None;
+            }
+            self.has_data = false;
+            let data = std::mem::take(&mut self.data);
+            let end = self.on_data(&data, out);
+            self.data = data;
+            self.data.clear();
+            return end;
+        }
+        if line[0] == b':' {
+            return None;
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
+        };
+        if field == b"data" {
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+        }
+        None
+    }
+
+    fn on_data(&mut self, data: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
+        let data = data.trim_ascii();
+        if data.starts_with(b"[DONE]") {
+            return Some(End::Done);
+        }
+        self.seen_any = true;
+        // Invalid UTF-8 is repaired as the SSE parser of the reqwest path repairs it.
+        let repaired;
+        let data = match std::str::from_utf8(data) {
+            Ok(s) => s,
+            Err(_) => {
+                repaired = String::from_utf8_lossy(data).into_owned();
+                &repaired
+            }
+        };
+        let chunk: LeanChunk = match serde_json::from_str(data) {
+            Ok(c) => c,
+            Err(e) => {
+                let shown: String = data.chars().take(120).collect();
+                return Some(End::Error(ProviderError::new(
+                    ErrorClass::StreamBroken,
+                    format!("malformed JSON chunk ({e}): {shown}"),
+                )));
+            }
+        };
+        if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
+            return Some(End::Error(classify_in_band(
+                &serde_json::json!({ "error": err }),
+            )));
+        }
+        if let Some(c) = chunk.choices.0 {
+            let text = c.delta.or(c.message).and_then(|m| m.content);
+            let empty = text.as_deref().is_none_or(str::is_empty);
+            out.push(LeanEvent::Delta {
+                empty,
+                text: self
+                    .keep_text
+                    .then(|| text.map(Cow::into_owned).unwrap_or_default()),
+            });
+        }
+        if let Some(u) = chunk.usage {
+            out.push(LeanEvent::Usage(Usage {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+            }));
+        }
+        None
+    }
+}
+
+#[derive(Deserialize)]
+struct LeanChunk<'a> {
+    #[serde(default, borrow)]
+    choices: FirstChoice<'a>,
+    #[serde(default)]
+    usage: Option<LeanUsage>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct LeanChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<LeanMessage<'a>>,
+    #[serde(default, borrow)]
+    message: Option<LeanMessage<'a>>,
+}
+
+#[derive(Deserialize)]
+struct LeanMessage<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct LeanUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+/// The first element of `choices`, the rest validated and skipped: no `Vec` per chunk.
+#[derive(Default)]
+struct FirstChoice<'a>(Option<LeanChoice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = FirstChoice<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<LeanChoice<'a>>()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstChoice(first))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::body::BodyDecoder;
+    use crate::provider::openai::SseChatDecoder;
+    use crate::provider::StreamEvent;
+    use std::collections::VecDeque;
+    use std::time::Instant;
+
+    /// Both readers on the same bytes: the reqwest path's events, reduced to what the lean
+    /// reader keeps, and how each ended (`None`: still open; `Some(None)`: done; an error's
+    /// class and message).
+    type Ending = Option<Option<(ErrorClass, String)>>;
+    fn both(raw: &[u8], step: usize) -> ((Vec<LeanEvent>, Ending), (Vec<LeanEvent>, Ending)) {
+        let at = Instant::now();
+        let mut full = SseChatDecoder::new();
+        let mut q = VecDeque::new();
+        let mut full_end = None;
+        for piece in raw.chunks(step) {
+            if full.push(piece, at, &mut q) {
+                full_end = Some(None);
+                break;
+            }
+        }
+        let mut full_events = Vec::new();
+        for item in q {
+            match item {
+                Ok(StreamEvent::Delta { text, .. }) => full_events.push(LeanEvent::Delta {
+                    empty: text.is_empty(),
+                    text: Some(text),
+                }),
+                Ok(StreamEvent::Usage { usage, .. }) => full_events.push(LeanEvent::Usage(usage)),
+                Err(e) => full_end = Some(Some((e.class, e.message))),
+            }
+        }
+        let mut lean = Scanner::new(true);
+        let mut lean_events = Vec::new();
+        let mut lean_end = None;
+        for piece in raw.chunks(step) {
+            if let Some(end) = lean.push(piece, &mut lean_events) {
+                lean_end = Some(match end {
+                    End::Done => None,
+                    End::Error(e) => Some((e.class, e.message)),
+                });
+                break;
+            }
+        }
+        ((full_events, full_end), (lean_events, lean_end))
+    }
+
+    #[test]
+    fn reads_what_the_full_decoder_reads_whatever_the_read_boundaries() {
+        // vLLM's own bytes: the role chunk, tokens, the finish, usage, [DONE].
+        let captured = include_str!("../../../tests/fixtures/vllm-0.32/stream.txt");
+        let vllm = captured.split_once("\n\n").unwrap().1.as_bytes();
+        let cases: &[&[u8]] = &[
+            vllm,
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"a\\nb \\u00e9\"}}]}\r\n\r\n: keep-alive\r\n\r\ndata: {\"choices\":[{\"delta\":{}},{\"delta\":{\"content\":\"x\"}}]}\r\rdata:[DONE]\n\n",
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n",
+            b"data: {\"choices\":[{\"message\":{\"content\":\"whole\"}}]}\n\n",
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]\ndata: }\n\n",
+            b"data: {\"choices\": null}\n\n",
+            b"data: {\"error\":{\"message\":\"boom\",\"type\":\"InternalServerError\",\"code\":500}}\n\n",
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}\n\n",
+            b"event: x\ndata: not json\n\n",
+        ];
+        for raw in cases {
+            for step in [1, 2, 3, 7, raw.len().max(1)] {
+                let (full, lean) = both(raw, step);
+                assert_eq!(
+                    full,
+                    lean,
+                    "{} in steps of {step}",
+                    String::from_utf8_lossy(raw)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_event_over_the_cap_ends_the_stream() {
+        let mut s = Scanner::new(false);
+        let mut out = Vec::new();
+        let big = vec![b'x'; crate::provider::body::MAX_EVENT_BYTES + 1];
+        assert!(s.push(b"data: ", &mut out).is_none());
+        let Some(End::Error(e)) = s.push(&big, &mut out) else {
+            panic!("no error")
+        };
+        assert!(e.message.contains("over the"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_short_body_says_where_it_stopped() {
+        let mut s = Scanner::new(false);
+        let mut out = Vec::new();
+        assert!(s.truncated().message.ends_with("before any event"));
+        s.push(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+            &mut out,
+        );
+        assert!(s.truncated().message.ends_with("without `data: [DONE]`"));
+        s.push(b"data: {\"cho", &mut out);
+        assert!(s.truncated().message.ends_with("in the middle of an event"));
+        assert_eq!(
+            out,
+            [LeanEvent::Delta {
+                empty: false,
+                text: None
+            }]
+        );
+    }
+}
