@@ -431,6 +431,7 @@ fn progress(completed: u64) -> Progress {
     let mut s = Series::default();
     for i in 0..6 {
         s.completed.push(5);
+        s.sent.push(5 + i);
         s.failed.push(u32::from(i == 3));
         s.output_tokens_per_s.push(320.0 + 10.0 * i as f64);
         s.concurrency.push(8.0);
@@ -1490,4 +1491,48 @@ fn a_compared_run_shows_both_servers_series() {
     ] {
         assert!(text.contains(t), "{t}: {text}");
     }
+}
+
+/// The form's third load: an open loop whose rate ramps up (vLLM's linear ramp-up from 1 req/s
+/// to the rate), over a number of requests; the live charts show what was really sent.
+#[test]
+fn the_bench_form_ramps_an_open_loop_up_and_shows_the_rate_achieved() {
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    to_field(&mut a, "load");
+    key(&mut a, KeyCode::Right);
+    key(&mut a, KeyCode::Right);
+    assert!(a.bench.form.open && a.bench.form.ramp);
+    let text = screen(&a, 120, 36);
+    assert!(text.contains("load open, ramp-up"), "{text}");
+    assert!(text.contains("rate 1 → 5 req/s"), "{text}");
+    let fx = ch(&mut a, 'r');
+    let Some(Effect::BenchStart { id, plan, .. }) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    assert!(
+        matches!(plan.load, anorag::bench::Load::Open { rate, .. } if rate == 5.0),
+        "{:?}",
+        plan.load
+    );
+    let ramp = plan.ramp.expect("a ramp");
+    assert_eq!((ramp.start_rps, ramp.end_rps), (1.0, 5.0));
+    let mut p = progress(20);
+    p.rate = Some(5.0);
+    update(&mut a, Action::BenchProgress(id, Box::new(p)));
+    let text = screen(&a, 120, 36);
+    assert!(text.contains("sent/s (9, target 5)"), "{text}");
+    // A ramp runs over a request count: with a duration it is refused, naming the field.
+    key(&mut a, KeyCode::Esc);
+    update(&mut a, Action::BenchDone(id, Ok(vec![])));
+    to_field(&mut a, "stop after");
+    key(&mut a, KeyCode::Right);
+    assert!(a.bench.form.by_duration);
+    assert!(ch(&mut a, 'r').is_empty());
+    let n = a.notice.as_ref().unwrap();
+    assert!(n.error && n.text.contains("set stop after to requests"), "{}", n.text);
+    // Back to a closed loop: the load cycles round.
+    to_field(&mut a, "load");
+    key(&mut a, KeyCode::Right);
+    assert!(!a.bench.form.open && !a.bench.form.ramp);
 }

@@ -179,6 +179,8 @@ pub struct BenchForm {
     pub route: usize,
     /// Open loop (a rate) instead of closed (a concurrency).
     pub open: bool,
+    /// An open loop's rate ramps linearly from 1 req/s to `rate` over the requests.
+    pub ramp: bool,
     pub concurrency: usize,
     pub rate: f64,
     pub by_duration: bool,
@@ -346,6 +348,7 @@ impl App {
                 form: BenchForm {
                     route,
                     open: false,
+                    ramp: false,
                     concurrency: 4,
                     rate: 5.0,
                     by_duration: false,

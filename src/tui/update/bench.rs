@@ -2,6 +2,7 @@
 use super::super::action::Effect;
 use super::super::app::*;
 use super::*;
+use crate::bench::arrivals::{Ramp, RampStrategy};
 
 pub(super) fn bench_field_text(app: &App, field: usize) -> Option<String> {
     let f = &app.bench.form;
@@ -97,7 +98,20 @@ pub(super) fn cycle_bench_field(app: &mut App, forward: bool) {
             };
             f.route_chosen = true;
         }
-        1 => f.open = !f.open,
+        1 => {
+            // closed -> open (Poisson) -> open with a ramp-up -> closed
+            let kinds = [(false, false), (true, false), (true, true)];
+            let cur = kinds
+                .iter()
+                .position(|k| *k == (f.open, f.ramp))
+                .unwrap_or(0);
+            let next = (if forward {
+                cur + 1
+            } else {
+                cur + kinds.len() - 1
+            }) % kinds.len();
+            (f.open, f.ramp) = kinds[next];
+        }
         3 => f.by_duration = !f.by_duration,
         9 => f.find_max = !f.find_max,
         8 => {
@@ -235,7 +249,15 @@ pub fn bench_plan(f: &BenchForm) -> Plan {
         },
         (_, l) => l,
     };
-    Plan::new(load, stop, workload)
+    let ramp = matches!(load, Load::Open { .. } if f.ramp).then_some(Ramp {
+        strategy: RampStrategy::Linear,
+        start_rps: f.rate.min(1.0),
+        end_rps: f.rate,
+    });
+    Plan {
+        ramp,
+        ..Plan::new(load, stop, workload)
+    }
 }
 
 pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
@@ -252,6 +274,13 @@ pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
     };
     if f.find_max {
         start_find_max(app, fx, route);
+        return;
+    }
+    if f.open && f.ramp && f.by_duration {
+        app.notify(
+            "load: a ramp-up runs over a number of requests (set stop after to requests)",
+            true,
+        );
         return;
     }
     app.bench.find_max = None;
@@ -304,7 +333,11 @@ fn start_find_max(app: &mut App, fx: &mut Vec<Effect>, route: String) {
     };
     let search = Search::new(knob, slo, None);
     let Some(load) = search.next() else { return };
-    let base = bench_plan(&f);
+    // Each probe holds its load steady: a ramp would measure many loads in one probe.
+    let base = Plan {
+        ramp: None,
+        ..bench_plan(&f)
+    };
     if f.compare.is_some() {
         app.notify(
             format!("find max on {route} only (compare is for single runs)"),

@@ -55,12 +55,13 @@ fn field_value(app: &App, f: &BenchForm, i: usize) -> String {
     match i {
         8 => crate::tui::app::WORKLOADS[f.workload % crate::tui::app::WORKLOADS.len()].into(),
         0 => route(f.route),
-        1 => {
-            if f.open {
-                "open, Poisson".into()
-            } else {
-                "closed loop".into()
-            }
+        1 => match (f.open, f.ramp) {
+            (true, true) => "open, ramp-up".into(),
+            (true, false) => "open, Poisson".into(),
+            _ => "closed loop".into(),
+        },
+        2 if f.open && f.ramp && !f.find_max => {
+            format!("{} → {} req/s", format::trim_float(f.rate.min(1.0)), f.rate)
         }
         9 if f.find_max => "find max".into(),
         9 => "single run".into(),

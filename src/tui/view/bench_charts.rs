@@ -112,12 +112,30 @@ pub(super) fn charts(f: &mut Frame, p: &Progress, area: Rect) {
         .map(|v| v.round() as u64)
         .collect();
     let peak = toks.iter().copied().max().unwrap_or(0);
+    let [tok_area, sent_area] =
+        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(rows[i]);
     f.render_widget(
         Sparkline::default()
             .data(&toks)
             .style(Style::new().fg(Color::Cyan))
             .block(Block::bordered().title(format!(" output tok/s (peak {peak}) "))),
-        rows[i],
+        tok_area,
+    );
+    // The rate actually achieved: what an open loop or a ramp-up really sent each second.
+    let sent: Vec<u64> = s.sent.iter().map(|v| u64::from(*v)).collect();
+    let last_full = sent.len().checked_sub(2).and_then(|i| sent.get(i)).copied();
+    f.render_widget(
+        Sparkline::default()
+            .data(&sent)
+            .style(Style::new().fg(Color::Yellow))
+            .block(Block::bordered().title(match (last_full, p.rate) {
+                (Some(n), Some(r)) => {
+                    format!(" sent/s ({n}, target {}) ", crate::format::trim_float(r))
+                }
+                (Some(n), None) => format!(" sent/s ({n}) "),
+                _ => " sent/s ".to_string(),
+            })),
+        sent_area,
     );
     i += 1;
     let conc: Vec<u64> = s.concurrency.iter().map(|v| v.round() as u64).collect();
