@@ -1092,3 +1092,57 @@ async fn multi_turn_sends_the_growing_history() {
         .all(|t| t.completed == 3 && t.ttft_p50_ms.is_some()));
     assert_eq!(r.to_json()["per_turn"].as_array().unwrap().len(), 3);
 }
+
+/// A timed closed loop makes a pool of exact prompts and uses them in turn; once the run has
+/// sent more requests than the pool holds, the result says so (a repeat can hit vLLM's prefix
+/// cache), and a counted run of the same size does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_run_that_reuses_its_prompts_says_so() {
+    let _g = SERIAL.lock().await;
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(0, 0, 2))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    let tokenizer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tokenizer/tiny-qwen2.json");
+    let timed = Plan {
+        tokenizer: Some(tokenizer.clone()),
+        server_metrics_interval_s: 0.0,
+        ..Plan::new(
+            Load::Closed { concurrency: 8 },
+            Stop::DurationS(1.5),
+            random(8, 2),
+        )
+    };
+    // Longer runs on a machine too busy to send 513 requests in the first.
+    let mut r = run(&t, &timed).await;
+    for d in [4.0, 10.0] {
+        if r.sent > 512 {
+            break;
+        }
+        r = run(
+            &t,
+            &Plan {
+                stop: Stop::DurationS(d),
+                ..timed.clone()
+            },
+        )
+        .await;
+    }
+    let p = r.prompt_tokens.clone().unwrap();
+    assert_eq!(p.distinct_prompts, 512, "{p:?}");
+    assert!(r.sent > 512, "{}", r.sent);
+    let w = p.warning.expect("a warning about reused prompts");
+    assert!(
+        w.contains(&format!("{} requests used 512 distinct prompts", r.sent)),
+        "{w}"
+    );
+    let counted = Plan {
+        stop: Stop::Requests(600),
+        ..timed
+    };
+    let r = run(&t, &counted).await;
+    let p = r.prompt_tokens.unwrap();
+    assert_eq!(p.distinct_prompts, 600);
+    assert_eq!(p.warning, None);
+}

@@ -33,7 +33,7 @@ pub struct PromptTokens {
     /// them (`usage.prompt_tokens`: content + template).
     pub asked_total: u64,
     pub sent_total: u64,
-    /// Why lengths are estimates, when they are.
+    /// Why lengths are estimates, or that the run used its prompts more than once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }

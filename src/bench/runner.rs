@@ -360,6 +360,16 @@ pub async fn run(
     result.client = client;
     prompt_tokens.asked_total = rec.asked_input_tokens;
     prompt_tokens.sent_total = rec.input_tokens;
+    let used = sent as u64 + plan.warmup;
+    if prompt_tokens.distinct_prompts > 0
+        && used > prompt_tokens.distinct_prompts
+        && prompt_tokens.warning.is_none()
+    {
+        prompt_tokens.warning = Some(format!(
+            "{used} requests used {} distinct prompts in turn: a repeat may be served from vLLM's prefix cache (give --requests N for as many distinct prompts)",
+            prompt_tokens.distinct_prompts
+        ));
+    }
     result.prompt_tokens = Some(prompt_tokens);
     result.config = json!({
         "route": target.route,

@@ -383,6 +383,12 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
             )));
         }
     }
+    if let Some(w) = a.prompt_tokens.as_ref().and_then(|p| p.warning.as_ref()) {
+        lines.push(Line::from(Span::styled(
+            format!("prompts: {w}"),
+            Style::new().fg(Color::Yellow),
+        )));
+    }
     for w in &a.client.warnings {
         lines.push(Line::from(Span::styled(
             format!("client-bound: {w}"),
