@@ -1,4 +1,5 @@
-//! Property tests for everything that reads outside input: the SSE and NDJSON parsers, the
+//! Property tests for everything that reads outside input: the SSE and NDJSON parsers (and the
+//! load test's lean stream reader against the full decoder), the
 //! Prometheus reader, the config loader, the simulator's fault specs, key specs, the number
 //! checks and the log highlighter. Each property runs `ANORAG_FUZZ_CASES` inputs (256 by
 //! default, so CI stays quick); `scripts/fuzz MINUTES` runs many more. Every test prints how
@@ -349,4 +350,106 @@ fn ray_json_never_panics() {
         let _ = parse_jobs(&a);
         Ok(())
     });
+}
+
+/// The load test's lean reader of chat streams and the provider's full decoder, on the same
+/// bytes cut at the same points: the same events (choices or not, content empty or not, the
+/// text, usage) and the same end (done, or the same error class and message).
+fn lean_and_full(chunks: &[Vec<u8>]) -> Result<(), TestCaseError> {
+    use anorag::bench::lean::scan::{End, LeanEvent, Scanner};
+    use anorag::provider::body::BodyDecoder;
+    use anorag::provider::openai::SseChatDecoder;
+    use anorag::provider::StreamEvent;
+    let at = std::time::Instant::now();
+    let mut full = SseChatDecoder::new();
+    let mut q = std::collections::VecDeque::new();
+    let mut full_done = false;
+    for c in chunks {
+        if full.push(c, at, &mut q) {
+            full_done = true;
+            break;
+        }
+    }
+    let mut full_events = Vec::new();
+    let mut full_end = if full_done { Some(None) } else { None };
+    for item in q {
+        match item {
+            Ok(StreamEvent::Delta { text, .. }) => full_events.push(LeanEvent::Delta {
+                empty: text.is_empty(),
+                text: Some(text),
+            }),
+            Ok(StreamEvent::Usage { usage, .. }) => full_events.push(LeanEvent::Usage(usage)),
+            Err(e) => full_end = Some(Some((e.class, e.message))),
+        }
+    }
+    if full_end.is_none() {
+        let e = full.truncated();
+        full_end = Some(Some((e.class, e.message)));
+    }
+    let mut lean = Scanner::new(true);
+    let mut lean_events = Vec::new();
+    let mut lean_end = None;
+    for c in chunks {
+        if let Some(end) = lean.push(c, &mut lean_events) {
+            lean_end = Some(match end {
+                End::Done => None,
+                End::Error(e) => Some((e.class, e.message)),
+            });
+            break;
+        }
+    }
+    if lean_end.is_none() {
+        let e = lean.truncated();
+        lean_end = Some(Some((e.class, e.message)));
+    }
+    prop_assert_eq!(lean_events, full_events);
+    prop_assert_eq!(lean_end, full_end);
+    Ok(())
+}
+
+#[test]
+fn the_lean_stream_reader_agrees_with_the_full_decoder() {
+    let event = prop_oneof![
+        "[a-zA-Z é\\\\\"\n\u{1F600}]{0,12}".prop_map(|t| format!(
+            "{{\"id\":\"x\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{}}},\"finish_reason\":null}}]}}",
+            serde_json::to_string(&t).unwrap()
+        )),
+        Just("{\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}".to_string()),
+        Just("{\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}".to_string()),
+        Just("{\"choices\":[{\"message\":{\"content\":\"m\"}},{\"delta\":{}}]}".to_string()),
+        Just("{\"error\":{\"message\":\"overloaded\",\"code\":503}}".to_string()),
+        Just("{\"choices\":null}".to_string()),
+        Just("[DONE]".to_string()),
+        "[ -~]{0,20}",
+    ];
+    check(
+        "lean_vs_full",
+        (
+            proptest::collection::vec((event, 0..3usize, any::<bool>()), 0..12),
+            proptest::collection::vec(any::<usize>(), 0..16),
+        ),
+        |(events, cuts)| {
+            let mut text = String::new();
+            for (data, nl, comment) in &events {
+                let nl = ["\n", "\r\n", "\r"][*nl];
+                if *comment {
+                    text.push_str(&format!(": ping{nl}"));
+                }
+                // Data with a line end in it goes over several data lines, as SSE writes it.
+                for part in data.split('\n') {
+                    text.push_str(&format!("data: {part}{nl}"));
+                }
+                text.push_str(nl);
+            }
+            lean_and_full(&pieces(text.as_bytes(), &cuts))
+        },
+    );
+    check(
+        "lean_vs_full_any_bytes",
+        (
+            proptest::collection::vec(any::<u8>(), 0..400),
+            proptest::collection::vec(any::<usize>(), 0..16),
+        ),
+        |(bytes, cuts)| lean_and_full(&pieces(&bytes, &cuts)),
+    );
 }

@@ -1530,7 +1530,11 @@ fn the_bench_form_ramps_an_open_loop_up_and_shows_the_rate_achieved() {
     assert!(a.bench.form.by_duration);
     assert!(ch(&mut a, 'r').is_empty());
     let n = a.notice.as_ref().unwrap();
-    assert!(n.error && n.text.contains("set stop after to requests"), "{}", n.text);
+    assert!(
+        n.error && n.text.contains("set stop after to requests"),
+        "{}",
+        n.text
+    );
     // Back to a closed loop: the load cycles round.
     to_field(&mut a, "load");
     key(&mut a, KeyCode::Right);

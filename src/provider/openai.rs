@@ -141,6 +141,8 @@ impl OpenAiCompat {
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a chat completion chunk")]
 struct WireChunk {
     #[serde(default)]
     choices: Vec<WireChoice>,
@@ -153,6 +155,8 @@ struct WireChunk {
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a choice")]
 struct WireChoice {
     #[serde(default)]
     delta: Option<WireMessage>,
@@ -163,12 +167,16 @@ struct WireChoice {
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a message")]
 struct WireMessage {
     #[serde(default)]
     content: Option<String>,
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a usage object")]
 struct WireUsage {
     #[serde(default)]
     prompt_tokens: u64,
@@ -267,17 +275,7 @@ impl BodyDecoder for SseChatDecoder {
     }
 
     fn truncated(&mut self) -> ProviderError {
-        let what = if self.parser.has_partial() {
-            "in the middle of an event"
-        } else if self.seen_any {
-            "without `data: [DONE]`"
-        } else {
-            "before any event"
-        };
-        ProviderError::new(
-            ErrorClass::StreamBroken,
-            format!("the server closed the stream {what}"),
-        )
+        super::sse::truncated(self.parser.has_partial(), self.seen_any)
     }
 }
 

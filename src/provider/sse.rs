@@ -10,14 +10,75 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// Splits bytes into lines at `\n`, `\r\n` or `\r`, whatever the read boundaries; a line that
+/// is whole in one read is handed out without a copy.
 #[derive(Debug, Default)]
-pub struct SseParser {
+pub struct Lines {
     line: Vec<u8>,
+    /// The previous read ended on `\r`; a `\n` starting the next read belongs to it.
+    after_cr: bool,
+}
+
+impl Lines {
+    /// Hands each complete line to `on_line` until it returns true (stop: the rest of `bytes`
+    /// is dropped); keeps an unfinished line for the next read. True when stopped.
+    pub fn feed(&mut self, mut bytes: &[u8], mut on_line: impl FnMut(&[u8]) -> bool) -> bool {
+        if self.after_cr {
+            self.after_cr = false;
+            if bytes.first() == Some(&b'\n') {
+                bytes = &bytes[1..];
+            }
+        }
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
+            let was_cr = bytes[pos] == b'\r';
+            let stop = if self.line.is_empty() {
+                on_line(&bytes[..pos])
+            } else {
+                self.line.extend_from_slice(&bytes[..pos]);
+                let stop = on_line(&self.line);
+                // Keep the buffer's capacity for the next split line.
+                self.line.clear();
+                stop
+            };
+            if stop {
+                return true;
+            }
+            bytes = &bytes[pos + 1..];
+            if was_cr {
+                if bytes.is_empty() {
+                    self.after_cr = true;
+                } else if bytes[0] == b'\n' {
+                    bytes = &bytes[1..];
+                }
+            }
+        }
+        self.line.extend_from_slice(bytes);
+        false
+    }
+
+    /// Bytes of an unfinished line.
+    pub fn pending(&self) -> usize {
+        self.line.len()
+    }
+
+    /// Forgets the unfinished line and its memory.
+    pub fn drop_pending(&mut self) {
+        self.line = Vec::new();
+    }
+}
+
+/// The fields of the event being read.
+#[derive(Debug, Default)]
+struct Fields {
     data: String,
     has_data: bool,
     event: Option<String>,
-    /// The previous read ended on `\r`; a `\n` starting the next read belongs to it.
-    after_cr: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct SseParser {
+    lines: Lines,
+    fields: Fields,
     /// An event grew past the cap; nothing more is taken.
     over_cap: bool,
 }
@@ -28,43 +89,21 @@ impl SseParser {
     }
 
     /// Feeds bytes; completed events are appended to `out`.
-    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) {
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
         if self.over_cap {
             return;
         }
-        if self.after_cr {
-            self.after_cr = false;
-            if bytes.first() == Some(&b'\n') {
-                bytes = &bytes[1..];
-            }
+        let fields = &mut self.fields;
+        let cap = super::body::MAX_EVENT_BYTES;
+        let stopped = self.lines.feed(bytes, |line| {
+            fields.on_line(line, out);
+            fields.data.len() > cap
+        });
+        if stopped || self.lines.pending() + self.fields.data.len() > cap {
+            self.over_cap = true;
+            self.lines.drop_pending();
+            self.fields.data = String::new();
         }
-        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
-            let was_cr = bytes[pos] == b'\r';
-            if self.line.is_empty() {
-                // The whole line is in this read: no copy.
-                self.on_line(&bytes[..pos], out);
-            } else {
-                self.line.extend_from_slice(&bytes[..pos]);
-                let line = std::mem::take(&mut self.line);
-                self.on_line(&line, out);
-                // Keep the buffer's capacity for the next split line.
-                self.line = line;
-                self.line.clear();
-            }
-            bytes = &bytes[pos + 1..];
-            if was_cr {
-                if bytes.is_empty() {
-                    self.after_cr = true;
-                } else if bytes[0] == b'\n' {
-                    bytes = &bytes[1..];
-                }
-            }
-            if self.check_cap() {
-                return;
-            }
-        }
-        self.line.extend_from_slice(bytes);
-        self.check_cap();
     }
 
     /// True once one event (its unfinished line and data) has grown past
@@ -73,20 +112,13 @@ impl SseParser {
         self.over_cap
     }
 
-    fn check_cap(&mut self) -> bool {
-        if self.line.len() + self.data.len() > super::body::MAX_EVENT_BYTES {
-            self.over_cap = true;
-            self.line = Vec::new();
-            self.data = String::new();
-        }
-        self.over_cap
-    }
-
     /// True when bytes of an unfinished event are held (the stream ended mid-event).
     pub fn has_partial(&self) -> bool {
-        !self.line.is_empty() || self.has_data
+        self.lines.pending() > 0 || self.fields.has_data
     }
+}
 
+impl Fields {
     fn on_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
         if line.is_empty() {
             if self.has_data {
@@ -103,13 +135,7 @@ impl SseParser {
         if line[0] == b':' {
             return;
         }
-        let (field, value) = match line.iter().position(|&b| b == b':') {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
-        };
+        let (field, value) = split_field(line);
         match field {
             b"data" => {
                 if self.has_data {
@@ -126,4 +152,31 @@ impl SseParser {
             _ => {}
         }
     }
+}
+
+/// A field line's name and value (one space after the colon dropped).
+pub fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b':', line) {
+        Some(i) => {
+            let v = &line[i + 1..];
+            (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+        }
+        None => (line, &b""[..]),
+    }
+}
+
+/// The error for an OpenAI-style stream whose body ended before `data: [DONE]`: in the middle
+/// of an event, after some, or before any.
+pub fn truncated(partial: bool, seen_any: bool) -> super::ProviderError {
+    let what = if partial {
+        "in the middle of an event"
+    } else if seen_any {
+        "without `data: [DONE]`"
+    } else {
+        "before any event"
+    };
+    super::ProviderError::new(
+        super::ErrorClass::StreamBroken,
+        format!("the server closed the stream {what}"),
+    )
 }

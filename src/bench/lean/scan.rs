@@ -29,86 +29,66 @@ pub enum End {
 
 #[derive(Debug, Default)]
 pub struct Scanner {
+    lines: crate::provider::sse::Lines,
+    fields: Fields,
+}
+
+/// The event being read, and what the stream has shown so far.
+#[derive(Debug, Default)]
+struct Fields {
     keep_text: bool,
-    line: Vec<u8>,
     data: Vec<u8>,
     has_data: bool,
-    after_cr: bool,
     seen_any: bool,
 }
 
 impl Scanner {
     pub fn new(keep_text: bool) -> Self {
         Self {
-            keep_text,
+            fields: Fields {
+                keep_text,
+                ..Fields::default()
+            },
             ..Self::default()
         }
     }
 
     /// Feeds body bytes; events go to `out`; `Some` once the stream is over.
-    pub fn push(&mut self, mut bytes: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
-        if self.after_cr {
-            self.after_cr = false;
-            if bytes.first() == Some(&b'\n') {
-                bytes = &bytes[1..];
+    pub fn push(&mut self, bytes: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
+        let cap = crate::provider::body::MAX_EVENT_BYTES;
+        let fields = &mut self.fields;
+        let mut end = None;
+        self.lines.feed(bytes, |line| {
+            end = fields.on_line(line, out);
+            if end.is_none() && fields.data.len() > cap {
+                end = Some(End::Error(over_cap()));
             }
+            end.is_some()
+        });
+        if end.is_none() && self.lines.pending() + self.fields.data.len() > cap {
+            end = Some(End::Error(over_cap()));
         }
-        while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
-            let was_cr = bytes[pos] == b'\r';
-            let end = if self.line.is_empty() {
-                self.on_line(&bytes[..pos], out)
-            } else {
-                self.line.extend_from_slice(&bytes[..pos]);
-                let line = std::mem::take(&mut self.line);
-                let end = self.on_line(&line, out);
-                self.line = line;
-                self.line.clear();
-                end
-            };
-            if end.is_some() {
-                return end;
-            }
-            bytes = &bytes[pos + 1..];
-            if was_cr {
-                if bytes.is_empty() {
-                    self.after_cr = true;
-                } else if bytes[0] == b'\n' {
-                    bytes = &bytes[1..];
-                }
-            }
-            if let Some(e) = self.over_cap() {
-                return Some(e);
-            }
-        }
-        self.line.extend_from_slice(bytes);
-        self.over_cap()
-    }
-
-    fn over_cap(&self) -> Option<End> {
-        (self.line.len() + self.data.len() > crate::provider::body::MAX_EVENT_BYTES).then(|| {
-            End::Error(crate::provider::body::over_cap(
-                "the server",
-                "one SSE event",
-                crate::provider::body::MAX_EVENT_BYTES,
-            ))
-        })
+        end
     }
 
     /// Why the body ended too soon (the words of the reqwest path's decoder).
     pub fn truncated(&self) -> ProviderError {
-        let what = if !self.line.is_empty() || self.has_data {
-            "in the middle of an event"
-        } else if self.seen_any {
-            "without `data: [DONE]`"
-        } else {
-            "before any event"
-        };
-        ProviderError::new(
-            ErrorClass::StreamBroken,
-            format!("the server closed the stream {what}"),
+        crate::provider::sse::truncated(
+            self.lines.pending() > 0 || self.fields.has_data,
+            self.fields.seen_any,
         )
     }
+}
 
+fn over_cap() -> ProviderError {
+    crate::provider::body::over_cap(
+        "the server",
+        "one SSE event",
+        crate::provider::body::MAX_EVENT_BYTES,
+    )
+}
+
+impl Fields {
     fn on_line(&mut self, line: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
         if line.is_empty() {
             if !self.has_data {
@@ -124,13 +104,7 @@ impl Scanner {
         if line[0] == b':' {
             return None;
         }
-        let (field, value) = match memchr::memchr(b':', line) {
-            Some(i) => {
-                let v = &line[i + 1..];
-                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
-            }
-            None => (line, &b""[..]),
-        };
+        let (field, value) = crate::provider::sse::split_field(line);
         if field == b"data" {
             if self.has_data {
                 self.data.push(b'\n');
@@ -192,6 +166,8 @@ impl Scanner {
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a chat completion chunk")]
 struct LeanChunk<'a> {
     #[serde(default, borrow)]
     choices: FirstChoice<'a>,
@@ -202,6 +178,8 @@ struct LeanChunk<'a> {
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a choice")]
 struct LeanChoice<'a> {
     #[serde(default, borrow)]
     delta: Option<LeanMessage<'a>>,
@@ -210,12 +188,16 @@ struct LeanChoice<'a> {
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a message")]
 struct LeanMessage<'a> {
     #[serde(default, borrow)]
     content: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
+// Named for what it is in parse errors, alike in both stream readers.
+#[serde(expecting = "a usage object")]
 struct LeanUsage {
     #[serde(default)]
     prompt_tokens: u64,
