@@ -408,6 +408,32 @@ fn lean_and_full(chunks: &[Vec<u8>]) -> Result<(), TestCaseError> {
 }
 
 #[test]
+fn the_lean_stream_reader_agrees_on_vllms_stream_and_edge_cases() {
+    // vLLM's own bytes: the role chunk, tokens, the finish, usage, [DONE].
+    let captured = include_str!("fixtures/vllm-0.32/stream.txt");
+    let vllm = captured.split_once("\n\n").unwrap().1.as_bytes();
+    let cases: &[&[u8]] = &[
+        vllm,
+        b"data: {\"choices\":[{\"delta\":{\"content\":\"a\\nb \\u00e9\"}}]}\r\n\r\n: keep-alive\r\n\r\ndata: {\"choices\":[{\"delta\":{}},{\"delta\":{\"content\":\"x\"}}]}\r\rdata:[DONE]\n\n",
+        b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n",
+        b"data: {\"choices\":[{\"message\":{\"content\":\"whole\"}}]}\n\n",
+        b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]\ndata: }\n\n",
+        b"data: {\"choices\": null}\n\n",
+        b"data: {\"error\":{\"message\":\"boom\",\"type\":\"InternalServerError\",\"code\":500}}\n\n",
+        b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}\n\n",
+        b"event: x\ndata: not json\n\n",
+    ];
+    for raw in cases {
+        for step in [1, 2, 3, 7, raw.len().max(1)] {
+            let chunks: Vec<Vec<u8>> = raw.chunks(step).map(<[u8]>::to_vec).collect();
+            if let Err(e) = lean_and_full(&chunks) {
+                panic!("{} in steps of {step}: {e}", String::from_utf8_lossy(raw));
+            }
+        }
+    }
+}
+
+#[test]
 fn the_lean_stream_reader_agrees_with_the_full_decoder() {
     let event = prop_oneof![
         "[a-zA-Z é\\\\\"\n\u{1F600}]{0,12}".prop_map(|t| format!(

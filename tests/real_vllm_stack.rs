@@ -39,6 +39,19 @@ impl Stack {
         }
     }
 
+    /// `bench --route real ARGS --json --no-progress`, which must succeed: its result.
+    fn bench(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["bench", "--route", "real", "--json", "--no-progress"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(EXE)
             .args(["--config", self.cfg_path.to_str().unwrap()])
@@ -189,10 +202,7 @@ async fn real_vllm_through_the_supervisor() {
     // The load test: 40 requests at concurrency 4, 16 output tokens each. Everything
     // completes, and vLLM's own counter moves by exactly the tokens we counted.
     let before = scrape().await;
-    let out = stack.cli(&[
-        "bench",
-        "--route",
-        "real",
+    let run = [
         "--concurrency",
         "4",
         "--requests",
@@ -201,15 +211,8 @@ async fn real_vllm_through_the_supervisor() {
         "64",
         "--output-len",
         "16",
-        "--json",
-        "--no-progress",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    ];
+    let r = stack.bench(&run);
     let after = scrape().await;
     assert_eq!(r["completed"], 40, "{r}");
     assert_eq!(r["failed"], 0);
@@ -240,29 +243,7 @@ async fn real_vllm_through_the_supervisor() {
 
     // The same run through the provider's reqwest client: the same requests, answers and
     // token counts, by vLLM's count, as the lean client's.
-    let out = stack.cli(&[
-        "bench",
-        "--route",
-        "real",
-        "--concurrency",
-        "4",
-        "--requests",
-        "40",
-        "--input-len",
-        "64",
-        "--output-len",
-        "16",
-        "--json",
-        "--no-progress",
-        "--http-client",
-        "reqwest",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let q: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let q = stack.bench(&[&run[..], &["--http-client", "reqwest"]].concat());
     assert_eq!(q["client"]["http_client"], "reqwest");
     for k in [
         "completed",

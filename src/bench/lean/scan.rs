@@ -1,8 +1,8 @@
 //! SSE events of an OpenAI-style chat stream, read for the load test's figures only: whether a
 //! chunk has choices (a token event), whether its content is empty, the usage, an in-band error
 //! and `[DONE]`. Everything else in a chunk is validated and skipped, without a `String` per
-//! event. The rules are those of `provider::sse` and `provider::openai::SseChatDecoder`, which
-//! the tests below check on the same inputs.
+//! event. The rules are those of `provider::sse` and `provider::openai::SseChatDecoder`;
+//! tests/fuzz.rs checks both on the same bytes, vLLM's own among them.
 use crate::provider::error::{classify_in_band, ErrorClass, ProviderError};
 use crate::provider::Usage;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
@@ -229,82 +229,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
 
 #[cfg(test)]
 mod tests {
+    //! The lean reader against the full decoder on vLLM's captured stream and on generated
+    //! ones is in tests/fuzz.rs.
     use super::*;
-    use crate::provider::body::BodyDecoder;
-    use crate::provider::openai::SseChatDecoder;
-    use crate::provider::StreamEvent;
-    use std::collections::VecDeque;
-    use std::time::Instant;
-
-    /// Both readers on the same bytes: the reqwest path's events, reduced to what the lean
-    /// reader keeps, and how each ended (`None`: still open; `Some(None)`: done; an error's
-    /// class and message).
-    type Ending = Option<Option<(ErrorClass, String)>>;
-    fn both(raw: &[u8], step: usize) -> ((Vec<LeanEvent>, Ending), (Vec<LeanEvent>, Ending)) {
-        let at = Instant::now();
-        let mut full = SseChatDecoder::new();
-        let mut q = VecDeque::new();
-        let mut full_end = None;
-        for piece in raw.chunks(step) {
-            if full.push(piece, at, &mut q) {
-                full_end = Some(None);
-                break;
-            }
-        }
-        let mut full_events = Vec::new();
-        for item in q {
-            match item {
-                Ok(StreamEvent::Delta { text, .. }) => full_events.push(LeanEvent::Delta {
-                    empty: text.is_empty(),
-                    text: Some(text),
-                }),
-                Ok(StreamEvent::Usage { usage, .. }) => full_events.push(LeanEvent::Usage(usage)),
-                Err(e) => full_end = Some(Some((e.class, e.message))),
-            }
-        }
-        let mut lean = Scanner::new(true);
-        let mut lean_events = Vec::new();
-        let mut lean_end = None;
-        for piece in raw.chunks(step) {
-            if let Some(end) = lean.push(piece, &mut lean_events) {
-                lean_end = Some(match end {
-                    End::Done => None,
-                    End::Error(e) => Some((e.class, e.message)),
-                });
-                break;
-            }
-        }
-        ((full_events, full_end), (lean_events, lean_end))
-    }
-
-    #[test]
-    fn reads_what_the_full_decoder_reads_whatever_the_read_boundaries() {
-        // vLLM's own bytes: the role chunk, tokens, the finish, usage, [DONE].
-        let captured = include_str!("../../../tests/fixtures/vllm-0.32/stream.txt");
-        let vllm = captured.split_once("\n\n").unwrap().1.as_bytes();
-        let cases: &[&[u8]] = &[
-            vllm,
-            b"data: {\"choices\":[{\"delta\":{\"content\":\"a\\nb \\u00e9\"}}]}\r\n\r\n: keep-alive\r\n\r\ndata: {\"choices\":[{\"delta\":{}},{\"delta\":{\"content\":\"x\"}}]}\r\rdata:[DONE]\n\n",
-            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n",
-            b"data: {\"choices\":[{\"message\":{\"content\":\"whole\"}}]}\n\n",
-            b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]\ndata: }\n\n",
-            b"data: {\"choices\": null}\n\n",
-            b"data: {\"error\":{\"message\":\"boom\",\"type\":\"InternalServerError\",\"code\":500}}\n\n",
-            b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}\n\n",
-            b"event: x\ndata: not json\n\n",
-        ];
-        for raw in cases {
-            for step in [1, 2, 3, 7, raw.len().max(1)] {
-                let (full, lean) = both(raw, step);
-                assert_eq!(
-                    full,
-                    lean,
-                    "{} in steps of {step}",
-                    String::from_utf8_lossy(raw)
-                );
-            }
-        }
-    }
 
     #[test]
     fn an_event_over_the_cap_ends_the_stream() {
