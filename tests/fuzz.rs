@@ -422,6 +422,8 @@ fn the_lean_stream_reader_agrees_on_vllms_stream_and_edge_cases() {
         b"data: {\"error\":{\"message\":\"boom\",\"type\":\"InternalServerError\",\"code\":500}}\n\n",
         b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}\n\n",
         b"event: x\ndata: not json\n\n",
+        // Unicode white space around the JSON (U+00A0, U+2003), trimmed by both.
+        "data: \u{a0}{\"choices\":[{\"delta\":{\"content\":\"t\"}}]}\u{2003}\n\n".as_bytes(),
     ];
     for raw in cases {
         for step in [1, 2, 3, 7, raw.len().max(1)] {

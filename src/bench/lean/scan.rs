@@ -116,12 +116,7 @@ impl Fields {
     }
 
     fn on_data(&mut self, data: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
-        let data = data.trim_ascii();
-        if data.starts_with(b"[DONE]") {
-            return Some(End::Done);
-        }
-        self.seen_any = true;
-        // Invalid UTF-8 is repaired as the SSE parser of the reqwest path repairs it.
+        // Invalid UTF-8 is repaired, and the data trimmed, as the reqwest path's decoder does.
         let repaired;
         let data = match std::str::from_utf8(data) {
             Ok(s) => s,
@@ -129,7 +124,12 @@ impl Fields {
                 repaired = String::from_utf8_lossy(data).into_owned();
                 &repaired
             }
-        };
+        }
+        .trim();
+        if data.starts_with("[DONE]") {
+            return Some(End::Done);
+        }
+        self.seen_any = true;
         let chunk: LeanChunk = match serde_json::from_str(data) {
             Ok(c) => c,
             Err(e) => {
