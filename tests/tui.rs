@@ -1540,3 +1540,39 @@ fn the_bench_form_ramps_an_open_loop_up_and_shows_the_rate_achieved() {
     key(&mut a, KeyCode::Right);
     assert!(!a.bench.form.open && !a.bench.form.ramp);
 }
+
+/// A multi-turn run's result shows what the history costs, turn by turn.
+#[test]
+fn a_multi_turn_result_shows_each_turns_prompt_and_latency() {
+    use anorag::bench::conversation::TurnStats;
+    let mut a = servers_app(&[("demo", State::Ready)]);
+    ch(&mut a, '5');
+    to_field(&mut a, "workload");
+    key(&mut a, KeyCode::Left);
+    let fx = ch(&mut a, 'r');
+    let Some(Effect::BenchStart { id, .. }) = fx.first().cloned() else {
+        panic!("{fx:?}")
+    };
+    let mut r = result("tiny_qwen", 40.0);
+    r.per_turn = (1..=4)
+        .map(|t| TurnStats {
+            turn: t,
+            completed: 25,
+            failed: 0,
+            ttft_p50_ms: Some(20.0 * f64::from(t)),
+            ttft_p99_ms: Some(30.0 * f64::from(t)),
+            e2el_p50_ms: Some(300.0 + f64::from(t)),
+            mean_prompt_tokens: Some(27.0 + 36.0 * f64::from(t - 1)),
+        })
+        .collect();
+    update(&mut a, Action::BenchDone(id, Ok(vec![r])));
+    let text = screen(&a, 120, 40);
+    assert!(
+        text.contains("turn    prompt tok   TTFT p50       p99   E2EL p50"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4              135       80.0     120.0      304.0"),
+        "{text}"
+    );
+}

@@ -370,6 +370,27 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
             true,
         ));
     }
+    if !a.per_turn.is_empty() {
+        // What the growing history costs: each turn's prompt and latency.
+        lines.push(Line::from(Span::styled(
+            format!(
+                "{:<6}{:>12}{:>11}{:>10}{:>11}",
+                "turn", "prompt tok", "TTFT p50", "p99", "E2EL p50"
+            ),
+            title_style(),
+        )));
+        let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
+        for t in a.per_turn.iter().take(8) {
+            lines.push(Line::from(format!(
+                "{:<6}{:>12}{:>11}{:>10}{:>11}",
+                t.turn,
+                f(t.mean_prompt_tokens, 0),
+                f(t.ttft_p50_ms, 1),
+                f(t.ttft_p99_ms, 1),
+                f(t.e2el_p50_ms, 1)
+            )));
+        }
+    }
     if !a.errors.is_empty() {
         let e: Vec<String> = a.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         lines.push(Line::from(Span::styled(
