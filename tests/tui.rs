@@ -1576,3 +1576,42 @@ fn a_multi_turn_result_shows_each_turns_prompt_and_latency() {
         "{text}"
     );
 }
+
+/// A console resolves a cluster route to its node's address when it starts. When Ray later
+/// runs the server on another node, the console says once that the route still points at the
+/// old address.
+#[tokio::test]
+async fn a_cluster_server_that_moved_off_its_routes_address_is_said_once() {
+    let yaml = "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      demo: {base_url: \"http://127.0.0.1:8010/v1\", model: m}\n";
+    let router =
+        anorag::provider::factory::build(&anorag::config::load_str(yaml, "t.yaml").unwrap())
+            .await
+            .unwrap();
+    let mut a = app();
+    update(
+        &mut a,
+        Action::Routes(Box::new(
+            anorag::telemetry::routes::RouteTable::from_router(&router),
+        )),
+    );
+    let on = |host: &str, node: &str| {
+        let mut s = server("demo", State::Ready);
+        s.pid = None;
+        s.cluster = Some("farm".into());
+        s.node = Some(node.into());
+        s.host = host.into();
+        s
+    };
+    // Where the route points (a loopback name is the same place): nothing to say.
+    status(&mut a, on("localhost", "node2"));
+    assert!(a.notice.is_none(), "{:?}", a.notice);
+    status(&mut a, on("10.0.0.3", "node3"));
+    let n = a.notice.take().expect("a warning");
+    assert!(n.error);
+    assert_eq!(
+        n.text,
+        "demo now runs at 10.0.0.3 (node3), but route demo still points at 127.0.0.1: restart the console to follow it"
+    );
+    status(&mut a, on("10.0.0.3", "node3"));
+    assert!(a.notice.is_none(), "said once: {:?}", a.notice);
+}

@@ -109,6 +109,8 @@ pub struct ServersView {
     /// Started by this console (and still worth asking about on quit).
     pub started_here: BTreeSet<String>,
     pub busy: BTreeMap<String, Op>,
+    /// (server, host) pairs already said to have left their route's address.
+    pub moved_warned: BTreeSet<(String, String)>,
 }
 
 /// The Cluster pane: each configured cluster's last reading, and the selected job row.

@@ -34,6 +34,7 @@ pub(super) fn sup_event(app: &mut App, ev: SupEvent, fx: &mut Vec<Effect>) {
                 Some(s) => *s = st.clone(),
                 None => app.servers.list.push(st.clone()),
             }
+            warn_if_moved(app, &st);
             if autostart && st.state == crate::supervisor::State::Stopped {
                 server_op(app, fx, Op::Start, st.name.clone());
                 // A config is code: say what it started on its own.
@@ -81,4 +82,47 @@ pub(super) fn sup_event(app: &mut App, ev: SupEvent, fx: &mut Vec<Effect>) {
             }
         }
     }
+}
+
+/// A cluster server running on another address than its route's (this console resolved the
+/// route's node when it started, and Ray has since placed the job elsewhere): said once, since
+/// the route's requests still go to the old address.
+fn warn_if_moved(app: &mut App, st: &crate::supervisor::ServerStatus) {
+    if st.cluster.is_none() || !st.is_running() || st.host.is_empty() {
+        return;
+    }
+    let Some(route) = &st.route else { return };
+    let Some(r) = app.routes.table.routes.iter().find(|r| &r.route == route) else {
+        return;
+    };
+    let hosts: Vec<String> = r
+        .targets
+        .iter()
+        .filter_map(|t| Some(url::Url::parse(&t.url).ok()?.host_str()?.to_string()))
+        .collect();
+    if hosts.is_empty() || hosts.iter().any(|h| same_host(h, &st.host)) {
+        return;
+    }
+    if !app
+        .servers
+        .moved_warned
+        .insert((st.name.clone(), st.host.clone()))
+    {
+        return;
+    }
+    app.notify(
+        format!(
+            "{} now runs at {}{}, but route {route} still points at {}: restart the console to follow it",
+            st.name,
+            st.host,
+            st.node.as_ref().map(|n| format!(" ({n})")).unwrap_or_default(),
+            hosts.join(", ")
+        ),
+        true,
+    );
+}
+
+fn same_host(a: &str, b: &str) -> bool {
+    let loopback = |h: &str| matches!(h, "localhost" | "127.0.0.1" | "::1" | "[::1]");
+    a.eq_ignore_ascii_case(b) || (loopback(a) && loopback(b))
 }
