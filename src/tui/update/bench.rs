@@ -285,9 +285,15 @@ pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
     }
     app.bench.find_max = None;
     let then = f.compare.and_then(|i| app.chat.routes.get(i).cloned());
+    app.bench.results.clear();
+    launch(app, fx, route, bench_plan(&f), then);
+}
+
+/// Starts one run of `plan` on `route` under a fresh id; `then` runs the same on another
+/// route after it.
+fn launch(app: &mut App, fx: &mut Vec<Effect>, route: String, plan: Plan, then: Option<String>) {
     let id = app.bench.next_id;
     app.bench.next_id += 1;
-    app.bench.results.clear();
     app.bench.running = Some(RunningBench {
         id,
         route: route.clone(),
@@ -297,7 +303,7 @@ pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
     fx.push(Effect::BenchStart {
         id,
         route,
-        plan: Box::new(bench_plan(&f)),
+        plan: Box::new(plan),
     });
 }
 
@@ -362,19 +368,7 @@ fn start_probe(app: &mut App, fx: &mut Vec<Effect>, route: String, load: f64) {
     };
     fm.current = Some(load);
     let plan = fm.search.knob.plan(&fm.base, load);
-    let id = app.bench.next_id;
-    app.bench.next_id += 1;
-    app.bench.running = Some(RunningBench {
-        id,
-        route: route.clone(),
-        progress: Progress::default(),
-        then: None,
-    });
-    fx.push(Effect::BenchStart {
-        id,
-        route,
-        plan: Box::new(plan),
-    });
+    launch(app, fx, route, plan, None);
 }
 
 /// A probe ended: judge it and start the next, or end the search with its answer.
@@ -442,19 +436,8 @@ pub(super) fn bench_done(
             app.bench.results.extend(rs);
             match run.then {
                 Some(next) => {
-                    let nid = app.bench.next_id;
-                    app.bench.next_id += 1;
-                    app.bench.running = Some(RunningBench {
-                        id: nid,
-                        route: next.clone(),
-                        progress: Progress::default(),
-                        then: None,
-                    });
-                    fx.push(Effect::BenchStart {
-                        id: nid,
-                        route: next,
-                        plan: Box::new(bench_plan(&app.bench.form)),
-                    });
+                    let plan = bench_plan(&app.bench.form);
+                    launch(app, fx, next, plan, None);
                 }
                 None => {
                     app.bench.running = None;
