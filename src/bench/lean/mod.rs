@@ -176,36 +176,38 @@ impl LeanClient {
         head: Head,
         keep_text: bool,
     ) -> Result<LeanStream, ProviderError> {
-        let mut st = LeanStream {
+        let mut body = Body {
             client: self.clone(),
             sock: Some(head.sock),
             framing: head.framing,
             keep_alive: head.keep_alive,
             raw: head.rest,
-            body: Vec::with_capacity(READ_BUF),
-            scan: Scanner::new(keep_text),
-            events: Vec::new(),
-            queue: VecDeque::new(),
-            end: None,
+            out: Vec::with_capacity(READ_BUF),
         };
         if (200..300).contains(&head.status) {
-            return Ok(st);
+            return Ok(LeanStream {
+                body,
+                scan: Scanner::new(keep_text),
+                events: Vec::new(),
+                queue: VecDeque::new(),
+                end: None,
+            });
         }
         // An error answer: its body (bounded, at most 5 s) says why.
-        let mut body = Vec::new();
+        let mut text = Vec::new();
         let read = async {
-            while body.len() < crate::provider::body::MAX_ERROR_BODY_BYTES {
-                match st.read_body().await {
-                    Ok(Some(b)) => body.extend_from_slice(&b),
+            while text.len() < crate::provider::body::MAX_ERROR_BODY_BYTES {
+                match body.read().await {
+                    Ok(true) => text.extend_from_slice(&body.out),
                     _ => break,
                 }
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
-        body.truncate(crate::provider::body::MAX_ERROR_BODY_BYTES);
+        text.truncate(crate::provider::body::MAX_ERROR_BODY_BYTES);
         Err(classify_http(
             head.status,
-            &String::from_utf8_lossy(&body),
+            &String::from_utf8_lossy(&text),
             head.retry_after,
         ))
     }
@@ -293,13 +295,7 @@ fn request_bytes(req: &RawSseRequest) -> Vec<u8> {
 
 /// One answer's events as they arrive, each with the time its bytes were read.
 pub struct LeanStream {
-    client: std::sync::Arc<LeanClient>,
-    sock: Option<TcpStream>,
-    framing: Framing,
-    keep_alive: bool,
-    /// Raw bytes read but not yet unframed.
-    raw: Vec<u8>,
-    body: Vec<u8>,
+    body: Body,
     scan: Scanner,
     events: Vec<LeanEvent>,
     queue: VecDeque<(LeanEvent, Instant)>,
@@ -324,9 +320,9 @@ impl LeanStream {
                 }
                 None => {}
             }
-            let body = match self.read_body().await {
-                Ok(Some(b)) => b,
-                Ok(None) => {
+            match self.body.read().await {
+                Ok(true) => {}
+                Ok(false) => {
                     self.end = Some(Err(self.scan.truncated()));
                     continue;
                 }
@@ -334,54 +330,64 @@ impl LeanStream {
                     self.end = Some(Err(e));
                     continue;
                 }
-            };
+            }
             let at = Instant::now();
-            let end = self.scan.push(&body, &mut self.events);
-            self.body = body;
+            let end = self.scan.push(&self.body.out, &mut self.events);
             self.queue.extend(self.events.drain(..).map(|ev| (ev, at)));
             match end {
                 Some(End::Done) => {
                     self.end = Some(Ok(()));
-                    self.finish();
+                    self.body.finish();
                 }
                 Some(End::Error(e)) => {
                     self.end = Some(Err(e));
-                    self.sock = None;
+                    self.body.sock = None;
                 }
                 None => {}
             }
         }
     }
+}
 
-    /// The next body bytes; `None` at the body's end.
-    async fn read_body(&mut self) -> Result<Option<Vec<u8>>, ProviderError> {
-        let mut body = std::mem::take(&mut self.body);
-        body.clear();
+/// A response body being read off its connection.
+struct Body {
+    client: std::sync::Arc<LeanClient>,
+    sock: Option<TcpStream>,
+    framing: Framing,
+    keep_alive: bool,
+    /// Raw bytes read but not yet unframed.
+    raw: Vec<u8>,
+    /// The body's bytes from the last [`Body::read`].
+    out: Vec<u8>,
+}
+
+impl Body {
+    /// Reads the next body bytes into `out`; false at the body's end.
+    async fn read(&mut self) -> Result<bool, ProviderError> {
+        self.out.clear();
         loop {
             if !self.raw.is_empty() {
                 let used = self
                     .framing
-                    .decode(&self.raw, &mut body)
+                    .decode(&self.raw, &mut self.out)
                     .map_err(|e| self.client.broken(&e))?;
                 self.raw.drain(..used);
-                if !body.is_empty() {
-                    return Ok(Some(body));
+                if !self.out.is_empty() {
+                    return Ok(true);
                 }
             }
             if self.framing.done() {
-                self.body = body;
-                return Ok(None);
+                return Ok(false);
             }
             let Some(sock) = self.sock.as_mut() else {
-                return Ok(None);
+                return Ok(false);
             };
             self.raw.reserve(READ_BUF);
             match sock.read_buf(&mut self.raw).await {
                 Ok(0) => {
                     self.sock = None;
                     if self.framing.ends_at_close() {
-                        self.body = body;
-                        return Ok(None);
+                        return Ok(false);
                     }
                     return Err(ProviderError::new(
                         ErrorClass::StreamBroken,
@@ -412,33 +418,29 @@ impl LeanStream {
             return;
         }
         // Usually the last chunk's framing came with `[DONE]`.
-        let mut scratch = Vec::new();
-        if let Ok(used) = self.framing.decode(&self.raw, &mut scratch) {
+        self.out.clear();
+        if let Ok(used) = self.framing.decode(&self.raw, &mut self.out) {
             self.raw.drain(..used);
             if self.framing.done() {
-                if self.raw.is_empty() && scratch.is_empty() {
+                if self.raw.is_empty() && self.out.is_empty() {
                     self.client.give_back(sock);
                 }
                 return;
             }
         }
-        let mut rest = LeanStream {
+        let mut rest = Body {
             client: self.client.clone(),
             sock: Some(sock),
             framing: self.framing.clone(),
             keep_alive: true,
             raw: std::mem::take(&mut self.raw),
-            body: Vec::new(),
-            scan: Scanner::new(false),
-            events: Vec::new(),
-            queue: VecDeque::new(),
-            end: None,
+            out: Vec::new(),
         };
         let drain = async move {
             loop {
-                match rest.read_body().await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
+                match rest.read().await {
+                    Ok(true) => {}
+                    Ok(false) => break,
                     Err(_) => return,
                 }
             }
