@@ -302,10 +302,7 @@ async fn real_vllm_through_the_supervisor() {
     // --range-ratio 0.5 each request's count is exact too.
     for (ratio, n) in [("0", "12"), ("0.5", "24")] {
         let file = stack.dir.path().join(format!("exact-{ratio}.json"));
-        let out = stack.cli(&[
-            "bench",
-            "--route",
-            "real",
+        stack.bench(&[
             "--concurrency",
             "4",
             "--requests",
@@ -316,16 +313,10 @@ async fn real_vllm_through_the_supervisor() {
             ratio,
             "--output-len",
             "4",
-            "--no-progress",
             "--save-result",
             file.to_str().unwrap(),
             "--save-detailed",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let p = &r["prompt_tokens"];
@@ -364,12 +355,9 @@ async fn real_vllm_through_the_supervisor() {
     // engine and our client: under that squeeze a whole run's scrapes have read `running 0`
     // while tokens flowed (2 of 5 runs here). A second run is allowed for that, and said.
     let mut tries = 0;
-    let out = loop {
+    let r = loop {
         tries += 1;
-        let out = stack.cli(&[
-            "bench",
-            "--route",
-            "real",
+        let r = stack.bench(&[
             "--concurrency",
             "4",
             "--duration",
@@ -382,24 +370,15 @@ async fn real_vllm_through_the_supervisor() {
             "256",
             "--server-metrics-interval",
             "0.25",
-            "--json",
-            "--no-progress",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let seen = r["server_metrics"]["samples"]
             .as_array()
             .is_some_and(|v| v.iter().any(|x| x["running"].as_f64().unwrap_or(0.0) > 0.0));
         if seen || tries == 2 {
-            break out;
+            break r;
         }
         eprintln!("[real-vllm] no scrape saw a request running (the API server starved); running the measurement again");
     };
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let m = &r["server_metrics"];
     let samples = m["samples"].as_array().unwrap();
     let duration = r["duration"].as_f64().unwrap();
@@ -446,10 +425,7 @@ async fn real_vllm_through_the_supervisor() {
     // The prefix workload: 2 prefixes of 300 tokens shared by 12 requests; vLLM's prefix
     // cache serves the repeats (whole blocks only: 128 tokens a block on the CPU build), and
     // the run reports its hit rate.
-    let out = stack.cli(&[
-        "bench",
-        "--route",
-        "real",
+    let r = stack.bench(&[
         "--dataset-name",
         "prefix",
         "--prefix-len",
@@ -464,15 +440,7 @@ async fn real_vllm_through_the_supervisor() {
         "2",
         "--output-len",
         "4",
-        "--json",
-        "--no-progress",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["completed"], 12, "{r}");
     assert_eq!(r["prompt_tokens"]["method"], "server_tokenize", "{r}");
     let hit = r["server_metrics"]["prefix_cache_hit_rate"]
