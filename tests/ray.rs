@@ -565,7 +565,7 @@ async fn unreachable_head(f: &Fleet) {
 /// The console on a pseudo-terminal, read back through a VT100 parser.
 mod console {
     use portable_pty::{native_pty_system, CommandBuilder, PtySize};
-    use std::io::{Read, Write};
+    use std::io::Write;
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
@@ -593,16 +593,9 @@ mod console {
             cmd.env_remove("RUST_LOG");
             let child = pair.slave.spawn_command(cmd).unwrap();
             let screen = Arc::new(Mutex::new(vt100::Parser::new(40, 160, 0)));
-            let mut reader = pair.master.try_clone_reader().unwrap();
             let sink = screen.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock().unwrap().process(&buf[..n]);
-                }
+            super::common::pump(pair.master.try_clone_reader().unwrap(), move |bytes| {
+                sink.lock().unwrap().process(bytes)
             });
             let keys = pair.master.take_writer().unwrap();
             // The master must outlive the console: dropping it hangs the console up.

@@ -1,8 +1,10 @@
 //! The console in a real terminal: the binary on a pseudo-terminal, read back through a VT100
 //! parser. It starts on a test config whose demo server autostarts, switches panes, chats,
 //! quits with `q` (stopping the server it started) and leaves the terminal as it found it.
+mod common;
+
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -120,18 +122,11 @@ fn console_in_a_real_terminal_switches_panes_chats_quits_and_restores_it() {
         parser: vt100::Parser::new(ROWS, COLS, 0),
         raw: Vec::new(),
     }));
-    let mut reader = pair.master.try_clone_reader().unwrap();
     let sink = screen.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let mut s = sink.lock().unwrap();
-            s.parser.process(&buf[..n]);
-            s.raw.extend_from_slice(&buf[..n]);
-        }
+    common::pump(pair.master.try_clone_reader().unwrap(), move |bytes| {
+        let mut s = sink.lock().unwrap();
+        s.parser.process(bytes);
+        s.raw.extend_from_slice(bytes);
     });
     let mut keys = pair.master.take_writer().unwrap();
     let mut send = |bytes: &[u8]| {

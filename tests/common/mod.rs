@@ -103,3 +103,17 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
     }
     out
 }
+
+/// Reads a pseudo-terminal's output on a thread of its own until it closes, handing each read
+/// to `on` (a console under test writes whenever it draws).
+pub fn pump(mut reader: Box<dyn std::io::Read + Send>, mut on: impl FnMut(&[u8]) + Send + 'static) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            on(&buf[..n]);
+        }
+    });
+}
