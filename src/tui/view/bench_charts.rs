@@ -337,17 +337,17 @@ pub(super) fn compare_charts(f: &mut Frame, a: &BenchResult, b: Option<&BenchRes
         Layout::horizontal([Constraint::Percentage(100)]).split(area)
     };
     let secs = |r: &BenchResult| r.series.completed.len();
-    let x1 = (secs(a)
-        .max(b.map_or(0, secs))
-        .max(sa.as_ref().map_or(0, |s| s.len())))
-    .max(sb.as_ref().map_or(0, |s| s.len()))
-    .max(1) as f64;
-    // The result table's header names A in green and B in cyan.
+    let x1 = [
+        secs(a),
+        b.map_or(0, secs),
+        sa.as_ref().map_or(0, ServerSeries::len),
+        sb.as_ref().map_or(0, ServerSeries::len),
+    ]
+    .into_iter()
+    .fold(1, usize::max) as f64;
     let title = |what: &str| Line::from(Span::styled(format!(" {what} "), title_style()));
-    let pair = |xa: Vec<(f64, f64)>, xb: Vec<(f64, f64)>| (xa, xb);
     let top = |p: &Pair| p.0.iter().chain(&p.1).map(|x| x.1).fold(1.0, f64::max) * 1.15;
-    let sets = pair_sets;
-    let ttft = pair(
+    let ttft: Pair = (
         points(&a.series.ttft_p99_ms, 0),
         b.map(|b| points(&b.series.ttft_p99_ms, 0))
             .unwrap_or_default(),
@@ -355,7 +355,7 @@ pub(super) fn compare_charts(f: &mut Frame, a: &BenchResult, b: Option<&BenchRes
     f.render_widget(
         line_chart(
             title("TTFT p99 (ms)"),
-            sets(&ttft),
+            pair_sets(&ttft),
             top(&ttft),
             " ms",
             0.0,
@@ -369,11 +369,11 @@ pub(super) fn compare_charts(f: &mut Frame, a: &BenchResult, b: Option<&BenchRes
     let of = |s: &Option<ServerSeries>, get: fn(&ServerSeries) -> &Vec<Option<f64>>| {
         s.as_ref().map(|s| points(get(s), 0)).unwrap_or_default()
     };
-    let running = pair(of(&sa, |s| &s.running), of(&sb, |s| &s.running));
+    let running: Pair = (of(&sa, |s| &s.running), of(&sb, |s| &s.running));
     f.render_widget(
         line_chart(
             title("vLLM running"),
-            sets(&running),
+            pair_sets(&running),
             top(&running).ceil(),
             "",
             0.0,
@@ -381,16 +381,17 @@ pub(super) fn compare_charts(f: &mut Frame, a: &BenchResult, b: Option<&BenchRes
         ),
         cells[1],
     );
-    let kv = pair(of(&sa, |s| &s.kv_cache_pct), of(&sb, |s| &s.kv_cache_pct));
+    let kv: Pair = (of(&sa, |s| &s.kv_cache_pct), of(&sb, |s| &s.kv_cache_pct));
     f.render_widget(
-        line_chart(title("KV cache %"), sets(&kv), 100.0, "%", 0.0, x1),
+        line_chart(title("KV cache %"), pair_sets(&kv), 100.0, "%", 0.0, x1),
         cells[2],
     );
 }
 
+/// Run A's points and run B's.
 type Pair = (Vec<(f64, f64)>, Vec<(f64, f64)>);
 
-/// A in green, B in cyan.
+/// A in green, B in cyan, as the result table's header names them.
 fn pair_sets(p: &Pair) -> Vec<Dataset<'_>> {
     vec![
         Dataset::default()
