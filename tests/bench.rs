@@ -1150,3 +1150,55 @@ async fn a_timed_run_that_reuses_its_prompts_says_so() {
     assert_eq!(p.distinct_prompts, 600);
     assert_eq!(p.warning, None);
 }
+
+/// The server view's cadence, where the server always answers (the simulator on a runtime of
+/// its own): a scrape every interval, on the run's time axis. Against the real vLLM the
+/// tier asserts only what does not depend on how soon a loaded server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_view_is_sampled_every_interval_on_the_runs_axis() {
+    let _g = SERIAL.lock().await;
+    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(5, 5, 40));
+    let t = target_at(&s.url).await;
+    let mut plan = Plan::new(
+        Load::Closed { concurrency: 2 },
+        Stop::DurationS(3.0),
+        random(8, 40),
+    );
+    plan.server_metrics_interval_s = 0.2;
+    let r = run(&t, &plan).await;
+    assert!(r.completed > 0, "{}", r.completed);
+    let m = r
+        .server_metrics
+        .as_ref()
+        .expect("the simulator has vLLM's /metrics");
+    assert_eq!(m.error, None, "no scrape failed");
+    assert_eq!(m.interval_s, 0.2);
+    let times: Vec<f64> = m.samples.iter().map(|x| x.t_s).collect();
+    // On the cadence (the last sample is the closing scrape, taken when the run ends): a tick
+    // waits out its interval, a late one delays the next. A sample's time is when its answer
+    // came, so two may sit a little closer than the interval; never half of it.
+    assert!(times.len() >= 2, "{times:?}");
+    for w in times[..times.len() - 1].windows(2) {
+        assert!(
+            w[1] - w[0] >= 0.1,
+            "two scrapes too close for a 0.2 s interval: {times:?}"
+        );
+    }
+    assert!(times.windows(2).all(|w| w[1] > w[0]), "{times:?}");
+    assert!(
+        times.iter().all(|t| *t > 0.0 && *t <= r.duration + 1.0),
+        "{times:?} in {}",
+        r.duration
+    );
+    // At least one a second: a scrape every 0.2 s leaves 4 spare ticks in each.
+    for sec in 0..r.duration.floor() as u64 {
+        assert!(
+            times.iter().any(|t| *t as u64 == sec),
+            "second {sec} has no sample: {times:?}"
+        );
+    }
+    assert!(
+        m.samples.iter().any(|x| x.running.unwrap_or(0.0) > 0.0),
+        "{m:?}"
+    );
+}

@@ -10,6 +10,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 fn address() -> Option<String> {
+    // scripts/test runs this tier in a phase of its own, with the cluster up only then (so
+    // that three idle Ray nodes do not take CPU from the real-vLLM tier).
+    if std::env::var("ANORAG_RAY_LATER").as_deref() == Ok("1") {
+        eprintln!("real_ray: runs in scripts/test's Ray phase");
+        return None;
+    }
     match std::env::var("ANORAG_RAY_ADDRESS") {
         Ok(a) if !a.is_empty() => Some(a),
         _ => {
@@ -139,13 +145,16 @@ async fn real_ray() {
     })
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let j = c.job(&big).await.unwrap();
+    // Ray says why once its job supervisor has looked for resources: how soon depends on the
+    // cluster's load, so the test waits for the reason instead of a fixed moment.
+    let j = until(&c, &big, "said it waits for resources", |j| {
+        j.message
+            .as_deref()
+            .is_some_and(|m| m.contains("waiting for resources"))
+            || j.status != JobStatus::Pending
+    })
+    .await;
     assert_eq!(j.status, JobStatus::Pending, "{j:?}");
-    assert!(j
-        .message
-        .unwrap_or_default()
-        .contains("waiting for resources"));
     c.stop(&big).await.unwrap();
 
     fleet(&addr, &node2_id).await;

@@ -280,7 +280,15 @@ impl ServerWatch {
     pub async fn finish(self) -> ServerMetrics {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        let last = scrape(&self.http, &self.url, &self.model).await;
+        // The summary rests on this one scrape, so a busy server gets three chances at it
+        // (a live scrape that misses is only a gap in the series).
+        let mut last = scrape(&self.http, &self.url, &self.model).await;
+        for _ in 1..3 {
+            if last.is_ok() {
+                break;
+            }
+            last = scrape(&self.http, &self.url, &self.model).await;
+        }
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let (Ok(cur), Some(f), Some(p)) = (&last, &s.first, &s.prev) {
             let smp = sample(f, p, cur, self.start);
