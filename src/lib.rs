@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod format;
+pub mod gateway;
 pub mod input;
 pub mod procfs;
 pub mod protocol;

@@ -42,6 +42,9 @@ enum Cmd {
     },
     /// Run the built-in simulator (vLLM, OpenAI or Ollama flavour) in the foreground.
     Sim(cli::sim::SimArgs),
+    /// The gateway: one local OpenAI- and Ollama-compatible endpoint over this config's
+    /// routes, with their fallback, in the foreground.
+    Gateway(cli::gateway::GatewayArgs),
     /// Start, stop, restart and watch vLLM (and other) servers from launch profiles.
     Server {
         #[command(subcommand)]
@@ -66,7 +69,7 @@ fn main() -> ExitCode {
     // Commands that print for a pipe end quietly when the reader goes (`status | head`),
     // as Unix tools do, instead of panicking on EPIPE. Sockets are unaffected: they write
     // with MSG_NOSIGNAL.
-    if !matches!(args.cmd, None | Some(Cmd::Sim(_))) {
+    if !matches!(args.cmd, None | Some(Cmd::Sim(_)) | Some(Cmd::Gateway(_))) {
         // SAFETY: setting a signal disposition before any thread exists.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Some(Cmd::Bench(a)) => cli::bench::run(config, *a).await,
             Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
+            Some(Cmd::Gateway(a)) => cli::gateway::run(config, a).await,
             Some(Cmd::Server { cmd }) => cli::server::run(config, cmd).await,
             Some(Cmd::Monitor(_)) => ExitCode::FAILURE,
             Some(Cmd::Completions { shell }) => {

@@ -16,6 +16,7 @@ pub mod chat;
 pub mod cluster;
 pub mod config_check;
 pub mod find_max;
+pub mod gateway;
 pub mod gpu;
 pub mod repeat;
 pub mod routes;

@@ -9,6 +9,7 @@ mod servers;
 mod validate;
 
 pub use schema::*;
+pub use validate::gateway_listen;
 
 use locate::{Path as KeyPath, Seg};
 use std::fmt;

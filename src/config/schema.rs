@@ -19,6 +19,9 @@ pub struct Config {
     pub telemetry: TelemetryBlock,
     #[serde(default)]
     pub tui: TuiBlock,
+    /// The gateway (`anorag-tui gateway`, or a `kind: gateway` profile).
+    #[serde(default)]
+    pub gateway: GatewayBlock,
     /// Where relative paths in the file are resolved (the file's folder).
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
@@ -43,6 +46,35 @@ pub struct TuiBlock {
     pub log_lines: Option<usize>,
     /// Shortest time between two frames, in ms (default 33).
     pub frame_ms: Option<u64>,
+}
+
+/// `gateway:`: the local OpenAI- and Ollama-compatible endpoint over the router.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayBlock {
+    /// `HOST:PORT` (default `127.0.0.1:8090`). Anything but loopback needs `keys_env`.
+    pub listen: Option<String>,
+    /// Names a client may ask for, and the route each one means (`gpt-4o-mini: tiny_qwen`,
+    /// `"qwen2.5:0.5b": tiny_qwen`).
+    #[serde(default)]
+    pub aliases: IndexMap<String, String>,
+    /// The routes clients may reach (default: every route). Fallbacks of an exposed route
+    /// are still used; they are not offered by name.
+    pub expose: Option<Vec<String>>,
+    /// Variable holding the client keys, as `name=key` pairs separated by commas.
+    pub keys_env: Option<String>,
+    /// Largest request body, in bytes (default 1 MiB).
+    pub max_body_bytes: Option<usize>,
+    /// Requests answered at once (default 256); more wait in the queue.
+    pub max_in_flight: Option<usize>,
+    /// Requests waiting for a slot (default 1024); more are refused with 429.
+    pub max_queue: Option<usize>,
+    /// Longest wait in the queue, in ms (default 30000); then 429.
+    pub queue_timeout_ms: Option<u64>,
+    /// A client's request head and body must arrive within this, in ms (default 10000).
+    pub client_timeout_ms: Option<u64>,
+    /// On SIGTERM, in-flight streams may finish for this long, in seconds (default 30).
+    pub drain_timeout_s: Option<f64>,
 }
 
 /// A DCGM exporter's `/metrics` page (`http://node:9400/metrics`).
@@ -74,6 +106,8 @@ pub enum ServerKind {
     Sim,
     /// Any other OpenAI-compatible server, from the argv in `command`.
     Command,
+    /// This program's gateway (`anorag-tui gateway`) on this config.
+    Gateway,
 }
 
 impl ServerKind {
@@ -82,6 +116,7 @@ impl ServerKind {
             ServerKind::Vllm => "vllm",
             ServerKind::Sim => "sim",
             ServerKind::Command => "command",
+            ServerKind::Gateway => "gateway",
         }
     }
 }

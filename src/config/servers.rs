@@ -201,6 +201,20 @@ fn check_profile(name: &str, p: &ServerProfile, routes: &[String], out: &mut Vec
                 }
             }
         }
+        ServerKind::Gateway => {
+            for (field, set) in [
+                ("command", p.command.is_some()),
+                ("executable", p.executable.is_some()),
+                ("model", p.model.is_some()),
+                ("served_model_name", p.served_model_name.is_some()),
+                ("route", p.route.is_some()),
+                ("cluster", p.cluster.is_some()),
+            ] {
+                if set {
+                    err(field, true, format!("`{field}` does not apply to `kind: gateway` (it runs this program's gateway over every route of this config; see the `gateway:` block)"));
+                }
+            }
+        }
         ServerKind::Command => match &p.command {
             Some(c) if !c.is_empty() && !c[0].trim().is_empty() => {}
             _ => err(

@@ -42,8 +42,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
     }
 
     let routes = cfg.routes();
-    let names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
-    let known = |n: &str| names.iter().any(|x| x == n);
+    let route_names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
+    let known = |n: &str| route_names.iter().any(|x| x == n);
 
     if let Some(v) = &l.vllm_openai {
         let base = p(&llm, &["vllm_openai"]);
@@ -172,7 +172,10 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                     out.push((
                         at,
                         false,
-                        format!("unknown route `{target}` (routes: {})", names.join(", ")),
+                        format!(
+                            "unknown route `{target}` (routes: {})",
+                            route_names.join(", ")
+                        ),
                     ));
                 } else if !seen.insert(target) {
                     out.push((at, false, format!("`{target}` is listed twice")));
@@ -250,6 +253,8 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         }
     }
 
+    check_gateway(&cfg.gateway, &known, &route_names, &mut out);
+
     let rb = &l.router;
     let rp = p(&llm, &["router"]);
     if rb.max_attempts == Some(0) {
@@ -300,6 +305,94 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
         }
     }
     out
+}
+
+/// The gateway's address: `HOST:PORT`, and whether it is loopback only.
+pub fn gateway_listen(listen: &str) -> Result<(std::net::SocketAddr, bool), String> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .or_else(|_| match listen.rsplit_once(':') {
+            Some(("localhost", port)) => format!("127.0.0.1:{port}").parse(),
+            _ => listen.parse(),
+        })
+        .map_err(|_| {
+            format!("`{listen}` is not an address to listen on (HOST:PORT, e.g. 127.0.0.1:8090)")
+        })?;
+    Ok((addr, addr.ip().is_loopback()))
+}
+
+fn check_gateway(
+    g: &GatewayBlock,
+    known: &dyn Fn(&str) -> bool,
+    names: &[String],
+    out: &mut Vec<Problem>,
+) {
+    let gp = vec![Seg::Key("gateway".into())];
+    if let Some(l) = &g.listen {
+        match gateway_listen(l) {
+            Err(e) => out.push((p(&gp, &["listen"]), false, e)),
+            Ok((_, false)) if g.keys_env.is_none() => out.push((
+                p(&gp, &["listen"]),
+                false,
+                format!("`{l}` is reachable from other machines: set `gateway.keys_env` (client keys) to listen there, or listen on 127.0.0.1"),
+            )),
+            Ok(_) => {}
+        }
+    }
+    let list = names.join(", ");
+    for (alias, route) in &g.aliases {
+        if !known(route) {
+            out.push((
+                p(&gp, &["aliases", alias]),
+                false,
+                format!("unknown route `{route}` (routes: {list})"),
+            ));
+        }
+    }
+    for (i, r) in g.expose.iter().flatten().enumerate() {
+        if !known(r) {
+            out.push((
+                idx(&p(&gp, &["expose"]), i),
+                false,
+                format!("unknown route `{r}` (routes: {list})"),
+            ));
+        }
+    }
+    if let Some(e) = &g.keys_env {
+        check_key_env(e, &p(&gp, &["keys_env"]), out);
+    }
+    for (k, v) in [
+        ("max_body_bytes", g.max_body_bytes),
+        ("max_in_flight", g.max_in_flight),
+    ] {
+        if v == Some(0) {
+            out.push((p(&gp, &[k]), false, "must be at least 1".into()));
+        }
+    }
+    for (k, v) in [
+        ("queue_timeout_ms", g.queue_timeout_ms),
+        ("client_timeout_ms", g.client_timeout_ms),
+    ] {
+        if v.is_some_and(|v| !(1..=MAX_MS).contains(&v)) {
+            out.push((
+                p(&gp, &[k]),
+                false,
+                format!("must be from 1 to {MAX_MS} ms (30 days)"),
+            ));
+        }
+    }
+    if let Some(t) = g.drain_timeout_s {
+        if crate::input::check_seconds(t, 0.0).is_err() {
+            out.push((
+                p(&gp, &["drain_timeout_s"]),
+                false,
+                format!(
+                    "must be a number of seconds from 0 to {} (30 days), not {t}",
+                    crate::input::MAX_SECONDS
+                ),
+            ));
+        }
+    }
 }
 
 fn check_params(pr: &Params, at: &Path, out: &mut Vec<Problem>) {

@@ -60,6 +60,8 @@ pub struct CircuitSnapshot {
     /// Milliseconds until an open circuit may be probed.
     pub reopens_in_ms: Option<u64>,
     pub last_error: Option<String>,
+    /// The class of the last failure (a gateway answers an open circuit after a 429 with 429).
+    pub last_class: Option<ErrorClass>,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,7 @@ struct Inner {
     trips: u32,
     window: VecDeque<bool>,
     last_error: Option<String>,
+    last_class: Option<ErrorClass>,
 }
 
 /// A probe that never reported back (its caller was cancelled) stops blocking after this.
@@ -97,6 +100,7 @@ impl Circuit {
                 trips: 0,
                 window: VecDeque::new(),
                 last_error: None,
+                last_class: None,
             }),
         }
     }
@@ -144,6 +148,7 @@ impl Circuit {
         } else {
             if let Some(e) = err {
                 g.last_error = Some(e.to_string());
+                g.last_class = Some(e.class);
             }
             self.trip(&mut g, now, None);
         }
@@ -163,6 +168,7 @@ impl Circuit {
         }
         let mut g = self.lock();
         g.last_error = Some(e.to_string());
+        g.last_class = Some(e.class);
         g.consecutive += 1;
         self.remember(&mut g, false);
         let half_open = matches!(g.state, State::HalfOpen { .. });
@@ -226,6 +232,7 @@ impl Circuit {
             trips: g.trips,
             reopens_in_ms,
             last_error: g.last_error.clone(),
+            last_class: g.last_class,
         }
     }
 }

@@ -35,6 +35,13 @@ pub trait Provider: Send + Sync {
     async fn chat_stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError>;
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError>;
     async fn list_models(&self) -> Result<Vec<String>, ProviderError>;
+    /// One vector per input (`/v1/embeddings`, Ollama's `/api/embed`).
+    async fn embed(&self, _inputs: &[String]) -> Result<Embeddings, ProviderError> {
+        Err(ProviderError::new(
+            ErrorClass::NotFound,
+            format!("{} serves no embeddings", self.kind()),
+        ))
+    }
     /// The cheapest liveness check the server offers (`/health`, `/api/version`, `/v1/models`).
     async fn health(&self) -> Result<(), ProviderError>;
     /// Models currently loaded in memory, where the server says (Ollama `/api/ps`).

@@ -47,6 +47,12 @@ impl OllamaClient {
         if let Some(p) = top_p {
             options.insert("top_p".into(), json!(p));
         }
+        if !req.stop.is_empty() {
+            options.insert("stop".into(), json!(req.stop));
+        }
+        if let Some(s) = req.seed {
+            options.insert("seed".into(), json!(s));
+        }
         json!({
             "model": req.model.as_deref().unwrap_or(&self.model),
             "messages": req.messages,
@@ -274,6 +280,51 @@ impl Provider for OllamaClient {
 
     async fn health(&self) -> Result<(), ProviderError> {
         self.get_json("/api/version").await.map(|_| ())
+    }
+
+    async fn embed(&self, inputs: &[String]) -> Result<super::Embeddings, ProviderError> {
+        let resp = self
+            .client
+            .post(format!("{}/api/embed", self.base_url))
+            .json(&json!({"model": self.model, "input": inputs}))
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ProviderError::new(ErrorClass::Decode, format!("unreadable embeddings: {e}"))
+        })?;
+        let vectors: Vec<Vec<f32>> = v["embeddings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        e.as_array()
+                            .map(|e| {
+                                e.iter()
+                                    .filter_map(|x| x.as_f64())
+                                    .map(|x| x as f32)
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if vectors.len() != inputs.len() {
+            return Err(ProviderError::new(
+                ErrorClass::Decode,
+                format!("{} embeddings for {} inputs", vectors.len(), inputs.len()),
+            ));
+        }
+        Ok(super::Embeddings {
+            vectors,
+            prompt_tokens: v["prompt_eval_count"].as_u64().unwrap_or(0),
+            model: v["model"].as_str().map(String::from),
+        })
     }
 
     async fn loaded_models(&self) -> Option<Vec<String>> {

@@ -51,6 +51,10 @@ struct WireRequest<'a> {
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ignore_eos: Option<bool>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
 }
 
 #[derive(serde::Serialize)]
@@ -123,6 +127,8 @@ impl OpenAiCompat {
             max_tokens,
             max_completion_tokens,
             ignore_eos: (req.ignore_eos && self.dialect == Dialect::Vllm).then_some(true),
+            stop: &req.stop,
+            seed: req.seed,
         }
     }
 
@@ -363,6 +369,57 @@ impl Provider for OpenAiCompat {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn embed(&self, inputs: &[String]) -> Result<super::Embeddings, ProviderError> {
+        let body = json!({"model": self.model, "input": inputs});
+        let resp = self
+            .auth(
+                self.client
+                    .post(format!("{}/embeddings", self.base_url))
+                    .json(&body),
+            )
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
+        if !resp.status().is_success() {
+            return Err(error_from_response(resp).await);
+        }
+        let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ProviderError::new(ErrorClass::Decode, format!("unreadable embeddings: {e}"))
+        })?;
+        let mut data: Vec<(u64, Vec<f32>)> = v["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|d| {
+                        let vec = d["embedding"]
+                            .as_array()
+                            .map(|e| {
+                                e.iter()
+                                    .filter_map(|x| x.as_f64())
+                                    .map(|x| x as f32)
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (d["index"].as_u64().unwrap_or(0), vec)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        data.sort_by_key(|(i, _)| *i);
+        if data.len() != inputs.len() {
+            return Err(ProviderError::new(
+                ErrorClass::Decode,
+                format!("{} embeddings for {} inputs", data.len(), inputs.len()),
+            ));
+        }
+        Ok(super::Embeddings {
+            vectors: data.into_iter().map(|(_, v)| v).collect(),
+            prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
+            model: v["model"].as_str().map(String::from),
+        })
     }
 
     fn metrics_url(&self) -> Option<String> {

@@ -37,6 +37,9 @@ pub struct ChatRequest {
     pub top_p: Option<f32>,
     /// Ask for exactly `max_tokens` tokens where the server supports it (vLLM).
     pub ignore_eos: bool,
+    /// Stop sequences (OpenAI's `stop`, Ollama's `options.stop`).
+    pub stop: Vec<String>,
+    pub seed: Option<i64>,
 }
 
 impl ChatRequest {
@@ -92,3 +95,11 @@ pub struct ChatResponse {
 
 /// Which client speaks to a target; named in the config, so defined there.
 pub use crate::config::ProviderKind;
+
+/// Embedding vectors, one per input, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub vectors: Vec<Vec<f32>>,
+    pub prompt_tokens: u64,
+    pub model: Option<String>,
+}

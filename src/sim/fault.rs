@@ -1,4 +1,5 @@
 //! Fault specs for the simulator: `status=503,rate=0.2,retry_after=2`, `reset,after=3`,
+//! `truncate,after=3`,
 //! `stall,after=2[,ms=5000]`, `malformed,after=1`, `oversize,after=1`, `slow_headers,ms=1500`,
 //! `refuse[,for_ms=3000]`. Every fault takes `rate=` (default 1) and `count=` (at most N times).
 use std::str::FromStr;
@@ -9,6 +10,9 @@ pub enum FaultKind {
     Status { code: u16, retry_after: Option<f64> },
     /// Break the connection after `after` content chunks.
     Reset { after: u32 },
+    /// End the body cleanly after `after` content chunks, without the stream's terminator
+    /// (`[DONE]`, Ollama's `done: true` line).
+    Truncate { after: u32 },
     /// Stop sending after `after` content chunks, for `ms` (forever when unset).
     Stall { after: u32, ms: Option<u64> },
     /// Send a chunk of broken JSON in place of content chunk number `after`.
@@ -73,7 +77,8 @@ impl FromStr for Fault {
                     }
                     code = Some(c);
                 }
-                "reset" | "stall" | "malformed" | "oversize" | "slow_headers" | "refuse"
+                "reset" | "truncate" | "stall" | "malformed" | "oversize" | "slow_headers"
+                | "refuse"
                     if v.is_none() =>
                 {
                     kind = Some(k)
@@ -100,6 +105,9 @@ impl FromStr for Fault {
             Some("reset") => FaultKind::Reset {
                 after: after.unwrap_or(0),
             },
+            Some("truncate") => FaultKind::Truncate {
+                after: after.unwrap_or(0),
+            },
             Some("stall") => FaultKind::Stall {
                 after: after.unwrap_or(0),
                 ms,
@@ -116,7 +124,7 @@ impl FromStr for Fault {
             Some("refuse") => FaultKind::Refuse { for_ms },
             _ => {
                 return Err(format!(
-                    "`{s}`: say which fault: status=CODE, reset, stall, malformed, oversize, slow_headers or refuse"
+                    "`{s}`: say which fault: status=CODE, reset, truncate, stall, malformed, oversize, slow_headers or refuse"
                 ))
             }
         };
@@ -159,6 +167,7 @@ impl Plan {
 pub struct Plan {
     pub status: Option<(u16, Option<f64>)>,
     pub reset_after: Option<u32>,
+    pub truncate_after: Option<u32>,
     pub stall_after: Option<(u32, Option<u64>)>,
     pub malformed_at: Option<u32>,
     pub oversize_at: Option<u32>,

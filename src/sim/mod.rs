@@ -102,6 +102,8 @@ pub struct Stats {
     /// Streams whose client went away before the end.
     pub aborted: AtomicU64,
     pub faults: AtomicU64,
+    /// Requests whose client went away before the response headers were sent.
+    pub abandoned: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -111,6 +113,7 @@ pub struct StatsSnapshot {
     pub completed: u64,
     pub aborted: u64,
     pub faults: u64,
+    pub abandoned: u64,
 }
 
 pub(crate) struct SimState {
@@ -171,6 +174,7 @@ impl SimState {
             match f.kind {
                 FaultKind::Status { code, retry_after } => plan.status = Some((code, retry_after)),
                 FaultKind::Reset { after } => plan.reset_after = Some(after),
+                FaultKind::Truncate { after } => plan.truncate_after = Some(after),
                 FaultKind::Stall { after, ms } => plan.stall_after = Some((after, ms)),
                 FaultKind::Malformed { after } => plan.malformed_at = Some(after),
                 FaultKind::Oversize { after } => plan.oversize_at = Some(after),
@@ -200,6 +204,24 @@ impl SimState {
 pub const RECORDED: usize = 10_000;
 
 /// Tracks one generation from admission to its end (or the client's disappearance).
+/// Counts a request whose handler was dropped before it answered: its client went away
+/// while it waited for the response headers.
+pub(crate) struct HeadersGuard(pub Option<Arc<SimState>>);
+
+impl HeadersGuard {
+    pub fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for HeadersGuard {
+    fn drop(&mut self) {
+        if let Some(st) = self.0.take() {
+            st.stats.abandoned.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 pub(crate) struct RequestGuard {
     st: Arc<SimState>,
     t0: Instant,
@@ -292,6 +314,7 @@ impl SimHandle {
             completed: s.completed.load(Ordering::Relaxed),
             aborted: s.aborted.load(Ordering::Relaxed),
             faults: s.faults.load(Ordering::Relaxed),
+            abandoned: s.abandoned.load(Ordering::Relaxed),
         }
     }
     /// Replaces the fault list (counts start again).

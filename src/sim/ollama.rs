@@ -26,6 +26,7 @@ pub(super) fn router(st: Arc<SimState>) -> axum::Router {
         .route("/api/ps", get(ps))
         .route("/api/chat", post(chat))
         .route("/api/generate", post(generate))
+        .route("/api/embed", post(embed))
         .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
         .with_state(st)
 }
@@ -64,6 +65,37 @@ async fn ps(State(st): St) -> Response {
     m["size_vram"] = json!(397821319);
     m["context_length"] = json!(st.cfg.max_model_len);
     json_ok(json!({ "models": [m] }))
+}
+
+async fn embed(State(st): St, body: Bytes) -> Response {
+    st.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let plan = st.plan();
+    if let Some((code, _)) = plan.status {
+        return err(code, "injected failure");
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !v
+        .get("model")
+        .and_then(Value::as_str)
+        .is_some_and(|m| same_model(m, &st.cfg.model))
+    {
+        return err(
+            404,
+            &format!("model '{}' not found", v["model"].as_str().unwrap_or("")),
+        );
+    }
+    let Some(inputs) = v.get("input").and_then(text::embed_inputs) else {
+        return err(400, "invalid input type");
+    };
+    let tokens: u64 = inputs
+        .iter()
+        .map(|i| i.split_whitespace().count() as u64 + 1)
+        .sum();
+    let vectors: Vec<Vec<f32>> = inputs.iter().map(|t| text::embedding(t)).collect();
+    st.stats.completed.fetch_add(1, Ordering::Relaxed);
+    json_ok(
+        json!({"model": st.cfg.model, "embeddings": vectors, "total_duration": 1_000_000u64, "load_duration": 0u64, "prompt_eval_count": tokens}),
+    )
 }
 
 async fn chat(State(st): St, body: Bytes) -> Response {
@@ -205,6 +237,10 @@ impl NdGen {
         if let Err(e) = self.plan.before_chunk(i, due, &mut self.stalled).await {
             self.guard = None;
             return Some(Err(e));
+        }
+        if self.plan.truncate_after == Some(i) {
+            self.guard = None;
+            return None;
         }
         self.next += 1;
         let mut out = String::new();

@@ -17,6 +17,7 @@ type St = State<Arc<SimState>>;
 pub(super) fn router(st: Arc<SimState>) -> axum::Router {
     let mut r = axum::Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models));
     if st.cfg.flavor == Flavor::Vllm {
         r = r
@@ -139,6 +140,43 @@ fn status_fault(st: &SimState, code: u16, retry_after: Option<f64>) -> Response 
     r
 }
 
+async fn embeddings(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    st.stats.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(r) = check_auth(&st, &headers) {
+        return r;
+    }
+    let plan = st.plan();
+    if let Some((code, ra)) = plan.status {
+        return status_fault(&st, code, ra);
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    st.remember_request(&v);
+    let Some(inputs) = v.get("input").and_then(text::embed_inputs) else {
+        return error(
+            &st,
+            400,
+            "`input` must be a string or a list of strings",
+            "BadRequestError",
+            Some("input"),
+            None,
+        );
+    };
+    let tokens: u64 = inputs
+        .iter()
+        .map(|i| i.split_whitespace().count() as u64 + 1)
+        .sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": text::embedding(t)}))
+        .collect();
+    st.stats.completed.fetch_add(1, Ordering::Relaxed);
+    json_response(
+        StatusCode::OK,
+        json!({"object": "list", "data": data, "model": st.cfg.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}).to_string(),
+    )
+}
+
 /// What one chat request asked for, once validated.
 struct Ask {
     n: u32,
@@ -251,9 +289,11 @@ async fn chat(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
         Err(r) => return r,
     };
     let plan = st.plan();
+    let waiting = super::HeadersGuard(Some(st.clone()));
     if let Some(ms) = plan.slow_headers_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    waiting.answered();
     if let Some((code, ra)) = plan.status {
         return status_fault(&st, code, ra);
     }
@@ -357,6 +397,10 @@ impl StreamGen {
         if let Err(e) = self.plan.before_chunk(i, at, &mut self.stalled).await {
             self.guard = None;
             return Some(Err(e));
+        }
+        if self.plan.truncate_after == Some(i) {
+            self.guard = None;
+            return None;
         }
         let now = Instant::now();
         {

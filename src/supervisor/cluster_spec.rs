@@ -76,7 +76,7 @@ pub fn launch_on(
     let mut on_node = p.clone();
     on_node.host = Some(bind_host(p, c));
     on_node.gpus = None;
-    let mut spec = launch::build(name, &on_node, &cfg.base_dir, exe);
+    let mut spec = launch::build(name, &on_node, &cfg.base_dir, &cfg.file, exe);
     launch::keep_env_values_out(&mut spec, &cfg.from_env);
     spec
 }

@@ -141,7 +141,7 @@ impl Supervisor {
         if let Some(spec) = self.jobs.launch_spec(name) {
             return Ok(spec);
         }
-        let mut spec = launch::build(name, p, &self.config.base_dir, &self.exe);
+        let mut spec = launch::build(name, p, &self.config.base_dir, &self.config.file, &self.exe);
         launch::keep_env_values_out(&mut spec, &self.config.from_env);
         Ok(spec)
     }
@@ -178,8 +178,9 @@ impl Supervisor {
         let mut st = match &rec {
             Some(r) => from_record(r),
             None => {
-                let spec =
-                    profile.map(|p| launch::build(name, p, &self.config.base_dir, &self.exe));
+                let spec = profile.map(|p| {
+                    launch::build(name, p, &self.config.base_dir, &self.config.file, &self.exe)
+                });
                 ServerStatus {
                     kind: profile.map_or("?", |p| p.kind.as_str()).to_string(),
                     host: spec.as_ref().map_or_else(String::new, |s| s.host.clone()),

@@ -107,8 +107,15 @@ pub fn expand(template: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
-/// Builds the launch of profile `name`. `self_exe` is this program (for `kind: sim`).
-pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) -> LaunchSpec {
+/// Builds the launch of profile `name`. `self_exe` is this program (for `kind: sim` and
+/// `kind: gateway`); `config_file` is the config it came from (a gateway serves its routes).
+pub fn build(
+    name: &str,
+    p: &ServerProfile,
+    base_dir: &Path,
+    config_file: &str,
+    self_exe: &Path,
+) -> LaunchSpec {
     let host = p.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     let port = p.port.to_string();
     // The simulator serves the profile's model name, so the route that names it is answered;
@@ -170,6 +177,19 @@ pub fn build(name: &str, p: &ServerProfile, base_dir: &Path, self_exe: &Path) ->
             ]);
         }
         ServerKind::Command => argv.extend(p.command.clone().unwrap_or_default()),
+        ServerKind::Gateway => {
+            argv.push(self_exe.display().to_string());
+            // The built-in default has no file: the gateway finds the same default itself.
+            if Path::new(config_file).is_absolute() {
+                argv.extend(["--config".into(), config_file.to_string()]);
+            }
+            argv.extend(["gateway".into(), "--listen".into()]);
+            argv.push(if host.contains(':') {
+                format!("[{host}]:{}", p.port)
+            } else {
+                format!("{host}:{}", p.port)
+            });
+        }
     }
     argv.extend(p.extra_args.iter().map(ToString::to_string));
 
@@ -224,6 +244,7 @@ mod tests {
             "p",
             &profile("kind: sim\nport: 1\nenv: {HF_TOKEN: hf_abc123, HF_HOME: /data, MIX: a-hf_abc123-b}"),
             Path::new("/"),
+            "t.yaml",
             Path::new("/x"),
         );
         keep_env_values_out(&mut s, &[("MY_TOKEN".into(), "hf_abc123".into())]);
@@ -244,7 +265,16 @@ mod tests {
 
     #[test]
     fn a_sim_profile_serves_its_model_not_its_name() {
-        let argv = |yaml: &str| build("demo", &profile(yaml), Path::new("/"), Path::new("/x")).argv;
+        let argv = |yaml: &str| {
+            build(
+                "demo",
+                &profile(yaml),
+                Path::new("/"),
+                "t.yaml",
+                Path::new("/x"),
+            )
+            .argv
+        };
         let with_model = argv("kind: sim\nport: 8010\nmodel: qwen-sim");
         let at = with_model.iter().position(|a| a == "--model").unwrap();
         assert_eq!(with_model[at + 1], "qwen-sim", "{with_model:?}");
@@ -258,7 +288,13 @@ mod tests {
         let p = profile(
             "kind: vllm\nmodel: Qwen/Qwen2.5-0.5B-Instruct\nserved_model_name: qwen2_5_0_5b\nport: 8001\ndtype: bfloat16\nmax_model_len: 32k\ngpu_memory_utilization: 0.3\ntensor_parallel_size: 2\nenforce_eager: true\ngpus: [2, 3]\napi_key_env: MY_KEY\nextra_args: [--max-num-seqs, 64]\nenv: {HF_HOME: /data/hf}",
         );
-        let s = build("tiny", &p, Path::new("/cfg"), Path::new("/bin/anorag-tui"));
+        let s = build(
+            "tiny",
+            &p,
+            Path::new("/cfg"),
+            "t.yaml",
+            Path::new("/bin/anorag-tui"),
+        );
         assert_eq!(
             s.argv,
             [
@@ -299,7 +335,7 @@ mod tests {
     #[test]
     fn relative_model_paths_are_resolved_against_the_config_folder() {
         let p = profile("kind: vllm\nmodel: ./models/tiny\nport: 8001\nhost: 0.0.0.0");
-        let s = build("t", &p, Path::new("/etc/anorag"), Path::new("x"));
+        let s = build("t", &p, Path::new("/etc/anorag"), "t.yaml", Path::new("x"));
         assert_eq!(s.argv[2], "/etc/anorag/./models/tiny");
         assert_eq!(
             s.health_url, "http://127.0.0.1:8001/health",
@@ -315,7 +351,13 @@ mod tests {
     #[test]
     fn sim_and_command_kinds() {
         let p = profile("kind: sim\nport: 8010\nextra_args: [--ttft-ms, 30]");
-        let s = build("demo", &p, Path::new("/"), Path::new("/bin/anorag-tui"));
+        let s = build(
+            "demo",
+            &p,
+            Path::new("/"),
+            "t.yaml",
+            Path::new("/bin/anorag-tui"),
+        );
         assert_eq!(
             s.argv,
             [
@@ -334,7 +376,7 @@ mod tests {
             ]
         );
         let p = profile("kind: command\ncommand: [python3, -m, srv]\nport: 9000");
-        let s = build("c", &p, Path::new("/"), Path::new("x"));
+        let s = build("c", &p, Path::new("/"), "t.yaml", Path::new("x"));
         assert_eq!(s.argv, ["python3", "-m", "srv"]);
         assert_eq!(s.health_url, "http://127.0.0.1:9000/v1/models");
     }

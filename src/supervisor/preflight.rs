@@ -99,7 +99,7 @@ fn executable(spec: &LaunchSpec) -> Result<(), String> {
                 spec.name
             ),
             ServerKind::Command => format!(" (servers.{}.command)", spec.name),
-            ServerKind::Sim => String::new(),
+            ServerKind::Sim | ServerKind::Gateway => String::new(),
         };
         format!("{e}{hint}")
     })

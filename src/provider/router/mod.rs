@@ -207,6 +207,31 @@ impl Router {
         })
     }
 
+    /// Embeddings from `route` (or the default), with the same retries and fallbacks.
+    pub async fn embed(
+        &self,
+        route: Option<&str>,
+        inputs: &[String],
+    ) -> Result<(crate::provider::Embeddings, ServedBy, Vec<Attempt>), RouteFailure> {
+        let started = Instant::now();
+        let primary = self.resolve(route)?;
+        let attempt = move |target: Arc<Target>, deadline: Instant| -> BoxFuture<'_, _> {
+            Box::pin(async move {
+                let _busy = target.track();
+                let total = deadline.saturating_duration_since(Instant::now());
+                match timeout_at(deadline.into(), target.provider.embed(inputs)).await {
+                    Ok(Ok(r)) => {
+                        target.circuit.on_success();
+                        Ok(r)
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(timed_out(ErrorClass::TotalTimeout, "embeddings", total)),
+                }
+            })
+        };
+        self.run(primary, started, &attempt).await
+    }
+
     async fn run<'a, T>(
         &'a self,
         primary: Arc<RouteEntry>,

@@ -1,0 +1,94 @@
+//! Client keys: `name=key` pairs from the variable `gateway.keys_env` names, compared in
+//! constant time. Only a key's name is ever shown (logs, metrics, the console).
+use subtle::ConstantTimeEq;
+
+#[derive(Clone, Default)]
+pub struct Keys {
+    keys: Vec<(String, crate::secret::Secret)>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.keys.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Keys").field("names", &names).finish()
+    }
+}
+
+impl Keys {
+    /// Reads `NAME=KEY,NAME=KEY` from `var`; the error names the variable, never a value.
+    pub fn from_env(var: &str) -> Result<Self, String> {
+        let text = std::env::var(var).map_err(|_| {
+            format!("`{var}` (gateway.keys_env) is not set: it must hold the client keys as name=key pairs separated by commas")
+        })?;
+        Self::parse(&text).map_err(|e| format!("`{var}` (gateway.keys_env): {e}"))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut keys = Vec::new();
+        for (i, pair) in text.split(',').map(str::trim).enumerate() {
+            if pair.is_empty() {
+                continue;
+            }
+            match pair.split_once('=') {
+                Some((n, k)) if !n.trim().is_empty() && !k.trim().is_empty() => {
+                    keys.push((n.trim().to_string(), crate::secret::Secret::new(k.trim())));
+                }
+                _ => return Err(format!("entry {} is not name=key", i + 1)),
+            }
+        }
+        if keys.is_empty() {
+            return Err("holds no name=key pair".into());
+        }
+        Ok(Self { keys })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The name of the key `presented` matches. Every key is compared, whichever matches.
+    pub fn check(&self, presented: &str) -> Option<&str> {
+        let mut found = None;
+        for (name, key) in &self.keys {
+            if bool::from(key.expose().as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+}
+
+/// The key a request presents: `Authorization: Bearer KEY` (OpenAI's SDK, and the Ollama
+/// client's `headers`) or `x-api-key`.
+pub fn presented(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        return Some(
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+                .trim(),
+        );
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_parse_and_match_by_name() {
+        let k = Keys::parse("rag=sk-one, batch=sk-two").unwrap();
+        assert_eq!(k.check("sk-two"), Some("batch"));
+        assert_eq!(k.check("sk-one"), Some("rag"));
+        assert_eq!(k.check("sk-on"), None);
+        assert_eq!(k.check(""), None);
+        assert!(!format!("{k:?}").contains("sk-"), "{k:?}");
+        assert!(Keys::parse("rag").unwrap_err().contains("entry 1"));
+        assert!(Keys::parse(" , ").is_err());
+    }
+}

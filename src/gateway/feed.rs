@@ -1,0 +1,354 @@
+//! The live feed the console reads: one event per step of each request (start, failed
+//! attempt, fallback, first token, end with its class, cancel) and one aggregate per second,
+//! so that a console watching thousands of requests a second can take the seconds alone.
+//! Bounded everywhere: a broadcast channel that drops for a lagging reader (and says so), a
+//! ring of recent events for a reader that joins late, and per-second histograms.
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use tokio::sync::broadcast;
+
+/// Events kept for a reader that joins late.
+const RECENT: usize = 512;
+/// Seconds kept for `/anorag/stats`.
+const SECONDS: usize = 300;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Start {
+        id: u64,
+        /// Unix time, ms.
+        at_ms: u64,
+        client: String,
+        dialect: &'static str,
+        model: String,
+        route: String,
+        stream: bool,
+    },
+    /// A failed attempt on the way to an answer (or to the final failure).
+    Attempt {
+        id: u64,
+        route: String,
+        target: String,
+        class: String,
+        status: Option<u16>,
+        message: String,
+    },
+    /// Served by another route than the one asked for.
+    Fallback {
+        id: u64,
+        from: String,
+        to: String,
+        reason: String,
+        /// The attempt that answered, and the request's attempt budget.
+        attempt: usize,
+        budget: u32,
+    },
+    FirstToken {
+        id: u64,
+        ttft_ms: f64,
+    },
+    End {
+        id: u64,
+        /// `ok`, `error` (with its class), or `cancelled` (the client left).
+        outcome: &'static str,
+        class: Option<String>,
+        status: u16,
+        route: String,
+        server: Option<String>,
+        /// `tiny_qwen x connect -> ollama ok`.
+        chain: String,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        ttft_ms: Option<f64>,
+        duration_ms: f64,
+        queue_ms: f64,
+        upstream_ms: f64,
+        overhead_us: f64,
+        /// Where a cancelled request was: queued, connecting, streaming, ...
+        stage: Option<&'static str>,
+    },
+    /// Something the operator should know: a config reload, a drain, a refusal.
+    Notice {
+        at_ms: u64,
+        message: String,
+    },
+    Second(Box<SecondStats>),
+    /// This reader fell behind and missed events.
+    Lagged {
+        missed: u64,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SecondStats {
+    /// Unix time of the second's start, s.
+    pub t: u64,
+    pub started: u64,
+    pub ok: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub cancelled: u64,
+    pub fallbacks: u64,
+    pub refused: u64,
+    pub in_flight: usize,
+    pub queued: usize,
+    pub completion_tokens: u64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+    pub overhead_p50_us: Option<f64>,
+    pub overhead_p99_us: Option<f64>,
+    /// Per route that served: requests, errors, TTFT p50/p99, tokens.
+    pub routes: BTreeMap<String, RouteSecond>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RouteSecond {
+    pub requests: u64,
+    pub errors: u64,
+    pub fallbacks_in: u64,
+    pub fallbacks_out: u64,
+    pub completion_tokens: u64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds")
+}
+
+struct RouteWindow {
+    stats: RouteSecond,
+    ttft_us: Histogram<u64>,
+}
+
+struct Window {
+    stats: SecondStats,
+    ttft_us: Histogram<u64>,
+    overhead_ns: Histogram<u64>,
+    routes: BTreeMap<String, RouteWindow>,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            stats: SecondStats::default(),
+            ttft_us: hist(),
+            overhead_ns: hist(),
+            routes: BTreeMap::new(),
+        }
+    }
+    fn route(&mut self, r: &str) -> &mut RouteWindow {
+        self.routes
+            .entry(r.to_string())
+            .or_insert_with(|| RouteWindow {
+                stats: RouteSecond::default(),
+                ttft_us: hist(),
+            })
+    }
+}
+
+fn q(h: &Histogram<u64>, q: f64, per_unit: f64) -> Option<f64> {
+    (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / per_unit)
+}
+
+pub struct Feed {
+    tx: broadcast::Sender<Event>,
+    recent: Mutex<VecDeque<Event>>,
+    window: Mutex<Window>,
+    seconds: Mutex<VecDeque<SecondStats>>,
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Feed {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        Self {
+            tx,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            window: Mutex::new(Window::new()),
+            seconds: Mutex::new(VecDeque::with_capacity(SECONDS)),
+        }
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes one request event (and counts it in the second's aggregate).
+    pub fn publish(&self, ev: Event) {
+        self.count(&ev);
+        {
+            let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if r.len() == RECENT {
+                r.pop_front();
+            }
+            r.push_back(ev.clone());
+        }
+        // No reader is fine: the event is in the ring.
+        let _ = self.tx.send(ev);
+    }
+
+    fn count(&self, ev: &Event) {
+        let mut w = self.window();
+        match ev {
+            Event::Start { .. } => w.stats.started += 1,
+            Event::Fallback { from, to, .. } => {
+                w.stats.fallbacks += 1;
+                w.route(from).stats.fallbacks_out += 1;
+                w.route(to).stats.fallbacks_in += 1;
+            }
+            Event::End {
+                outcome,
+                class,
+                route,
+                completion_tokens,
+                ttft_ms,
+                overhead_us,
+                ..
+            } => {
+                match *outcome {
+                    "ok" => w.stats.ok += 1,
+                    "cancelled" => w.stats.cancelled += 1,
+                    _ => {
+                        let c = class.clone().unwrap_or_else(|| "error".into());
+                        *w.stats.errors.entry(c).or_default() += 1;
+                    }
+                }
+                w.stats.completion_tokens += completion_tokens;
+                if let Some(t) = ttft_ms {
+                    let us = (t * 1000.0).max(1.0) as u64;
+                    let _ = w.ttft_us.record(us);
+                }
+                let _ = w.overhead_ns.record((overhead_us * 1000.0).max(1.0) as u64);
+                let r = w.route(route);
+                r.stats.requests += 1;
+                r.stats.completion_tokens += completion_tokens;
+                if *outcome == "error" {
+                    r.stats.errors += 1;
+                }
+                if let Some(t) = ttft_ms {
+                    let _ = r.ttft_us.record((t * 1000.0).max(1.0) as u64);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn refused(&self) {
+        self.window().stats.refused += 1;
+    }
+
+    /// Closes the current second: publishes its aggregate and starts the next.
+    pub fn tick(&self, t: u64, in_flight: usize, queued: usize) -> SecondStats {
+        let w = std::mem::replace(&mut *self.window(), Window::new());
+        let mut s = w.stats;
+        s.t = t;
+        s.in_flight = in_flight;
+        s.queued = queued;
+        s.ttft_p50_ms = q(&w.ttft_us, 0.5, 1000.0);
+        s.ttft_p99_ms = q(&w.ttft_us, 0.99, 1000.0);
+        s.overhead_p50_us = q(&w.overhead_ns, 0.5, 1000.0);
+        s.overhead_p99_us = q(&w.overhead_ns, 0.99, 1000.0);
+        for (name, r) in w.routes {
+            let mut rs = r.stats;
+            rs.ttft_p50_ms = q(&r.ttft_us, 0.5, 1000.0);
+            rs.ttft_p99_ms = q(&r.ttft_us, 0.99, 1000.0);
+            s.routes.insert(name, rs);
+        }
+        {
+            let mut secs = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
+            if secs.len() == SECONDS {
+                secs.pop_front();
+            }
+            secs.push_back(s.clone());
+        }
+        let _ = self.tx.send(Event::Second(Box::new(s.clone())));
+        s
+    }
+
+    /// A reader: the recent events first (oldest first), then live ones.
+    pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+        let rx = self.tx.subscribe();
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        (recent, rx)
+    }
+
+    /// The last seconds' aggregates, oldest first.
+    pub fn seconds(&self) -> Vec<SecondStats> {
+        self.seconds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(id: u64, route: &str, outcome: &'static str, ttft: Option<f64>) -> Event {
+        Event::End {
+            id,
+            outcome,
+            class: (outcome == "error").then(|| "server".into()),
+            status: if outcome == "ok" { 200 } else { 502 },
+            route: route.into(),
+            server: None,
+            chain: String::new(),
+            prompt_tokens: 3,
+            completion_tokens: 10,
+            ttft_ms: ttft,
+            duration_ms: 50.0,
+            queue_ms: 0.0,
+            upstream_ms: 49.0,
+            overhead_us: 40.0,
+            stage: None,
+        }
+    }
+
+    #[test]
+    fn a_second_aggregates_what_ended_in_it_and_the_ring_is_bounded() {
+        let f = Feed::new();
+        for i in 0..600 {
+            f.publish(end(i, "a", "ok", Some(10.0 + (i % 10) as f64)));
+        }
+        f.publish(end(600, "b", "error", None));
+        f.publish(Event::Fallback {
+            id: 601,
+            from: "b".into(),
+            to: "a".into(),
+            reason: "connect".into(),
+            attempt: 2,
+            budget: 4,
+        });
+        let s = f.tick(1, 2, 0);
+        assert_eq!(s.ok, 600);
+        assert_eq!(s.errors["server"], 1);
+        assert_eq!(s.fallbacks, 1);
+        assert_eq!(s.routes["a"].requests, 600);
+        assert_eq!(s.routes["a"].fallbacks_in, 1);
+        assert_eq!(s.routes["b"].errors, 1);
+        let p50 = s.ttft_p50_ms.unwrap();
+        assert!((14.0..=15.1).contains(&p50), "{p50}");
+        let (recent, _) = f.subscribe();
+        assert_eq!(recent.len(), RECENT);
+        let next = f.tick(2, 0, 0);
+        assert_eq!(next.ok, 0, "a new second starts empty");
+        assert_eq!(f.seconds().len(), 2);
+    }
+}
