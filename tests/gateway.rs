@@ -696,3 +696,605 @@ async fn a_client_that_leaves_cancels_upstream_in_every_window() {
     assert_eq!(streaming, 1.0);
     g.shutdown().await;
 }
+
+/// Caps and auth: nothing unbounded, every refusal in the client's dialect naming what is at
+/// fault, and a key's value never shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_auth_and_bad_input_are_refused_in_the_dialect() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = sim_with(&[]).await;
+    let slow = sim::start(SimConfig::new(Flavor::Vllm).timing(5, 100, 40))
+        .await
+        .unwrap();
+    let routes = route("tiny", &s, &[]) + &route("slow", &slow, &[]);
+    std::env::set_var(
+        "ANORAG_TEST_GW_KEYS",
+        "rag=sk-test-rag-123, batch=sk-test-batch-456",
+    );
+    let g = gateway_with(
+        &routes,
+        None,
+        "",
+        "  keys_env: ANORAG_TEST_GW_KEYS\n  max_body_bytes: 2000\n  client_timeout_ms: 300\n  max_in_flight: 1\n  max_queue: 0\n",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let send = |path: &str, key: Option<&str>, body: Value| {
+        let mut r = http.post(url(&g, path)).json(&body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    // No key, a wrong key: 401 in each dialect; the right key: answered.
+    for (path, body) in [
+        ("/v1/chat/completions", openai_body("tiny", false)),
+        ("/api/chat", ollama_body("tiny", false)),
+    ] {
+        for key in [None, Some("sk-wrong")] {
+            let r = send(path, key, body.clone()).await.unwrap();
+            assert_eq!(r.status(), 401, "{path} {key:?}");
+            let v: Value = r.json().await.unwrap();
+            assert!(v["error"].is_object() == path.starts_with("/v1"), "{v}");
+        }
+        let r = send(path, Some("sk-test-batch-456"), body.clone())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    assert_eq!(
+        reqwest::get(url(&g, "/health")).await.unwrap().status(),
+        200,
+        "health needs no key"
+    );
+    assert_eq!(
+        reqwest::get(url(&g, "/metrics")).await.unwrap().status(),
+        401
+    );
+    let feed: Value = http
+        .get(url(&g, "/anorag/stats"))
+        .bearer_auth("sk-test-rag-123")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(feed["keys"], true);
+    let m = http
+        .get(url(&g, "/metrics"))
+        .bearer_auth("sk-test-rag-123")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("anorag_gateway_refused_total{reason=\"unauthorized\"} 5"),
+        "{m}"
+    );
+    assert!(!m.contains("sk-test"), "no key in the metrics");
+
+    // An oversize body: 413, before routing.
+    let big = json!({"model": "tiny", "messages": [{"role": "user", "content": "x".repeat(5000)}]});
+    let r = send("/v1/chat/completions", Some("sk-test-rag-123"), big.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(r.text().await.unwrap().contains("gateway.max_body_bytes"));
+    let r = send("/api/chat", Some("sk-test-rag-123"), big)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // Not JSON, and JSON of the wrong shape: 400 naming the field.
+    let r = http
+        .post(url(&g, "/v1/chat/completions"))
+        .bearer_auth("sk-test-rag-123")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "body", "{v}");
+    let r = send(
+        "/v1/chat/completions",
+        Some("sk-test-rag-123"),
+        json!({"model": "tiny", "messages": [{"role": "user"}], "max_tokens": -3}),
+    )
+    .await
+    .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["param"], "max_tokens", "{v}");
+    let r = send(
+        "/api/chat",
+        Some("sk-test-rag-123"),
+        json!({"model": "tiny", "messages": "hi"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("messages"), "{v}");
+
+    // A slow client: the body never completes; 408 after the client deadline.
+    let mut c = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    c.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-test-rag-123\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"model\"").await.unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    // A request head that never ends: the connection is closed.
+    let mut c = tokio::net::TcpStream::connect(g.addr).await.unwrap();
+    c.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    let got = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || got.starts_with("HTTP/1.1 408"), "{got}");
+
+    // At capacity with no queue: 429 with Retry-After, in the dialect.
+    let hold = tokio::spawn({
+        let (u, h) = (url(&g, "/v1/chat/completions"), http.clone());
+        async move {
+            h.post(u)
+                .bearer_auth("sk-test-rag-123")
+                .json(&openai_body("slow", true))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    });
+    until("the slot is held", || slow.stats().active == 1).await;
+    let r = send(
+        "/api/chat",
+        Some("sk-test-rag-123"),
+        ollama_body("tiny", false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("gateway.max_in_flight"),
+        "{v}"
+    );
+    assert!(hold.await.unwrap().ends_with("data: [DONE]\n\n"));
+    g.shutdown().await;
+    std::env::remove_var("ANORAG_TEST_GW_KEYS");
+}
+
+#[test]
+fn an_address_others_can_reach_needs_client_keys() {
+    let yaml = "llm:\n  provider: builtin\n  builtin: {}\ngateway:\n  listen: 0.0.0.0:8090\n";
+    let e = config::load_str(yaml, "gw.yaml").unwrap_err().to_string();
+    assert!(e.contains("gw.yaml:5:11: gateway.listen"), "{e}");
+    assert!(e.contains("keys_env"), "{e}");
+    let cfg = config::load_str("llm:\n  provider: builtin\n  builtin: {}\n", "gw.yaml").unwrap();
+    let e = Settings::from_config(&cfg, Some("0.0.0.0:8090")).unwrap_err();
+    assert!(e.starts_with("--listen:"), "{e}");
+    let e = Settings::from_config(&cfg, Some("nonsense")).unwrap_err();
+    assert!(e.starts_with("--listen:"), "{e}");
+    let e = config::load_str(
+        "llm:\n  provider: builtin\n  builtin: {}\ngateway:\n  aliases: {gpt: nope}\n",
+        "gw.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("gw.yaml:5:18: gateway.aliases.gpt: unknown route `nope`"),
+        "{e}"
+    );
+}
+
+/// Any bytes as a request body: a well-formed answer or error, never a panic or a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_body_gets_a_well_formed_answer() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+    let s = sim_with(&[]).await;
+    let g = gateway_with(&route("tiny", &s, &[]), None, "", "").await;
+    let http = reqwest::Client::new();
+    let mut runner = TestRunner::default();
+    let bodies = proptest::prop_oneof![
+        proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        "\\PC{0,200}".prop_map(String::into_bytes),
+        proptest::sample::select(vec![
+            r#"{"model":"tiny","messages":[{"role":"user","content":"hi"}]}"#.to_string(),
+            r#"{"model":"tiny","messages":[{"role":"user","content":"hi"}],"stream":true}"#
+                .to_string(),
+            r#"{"model":"tiny","messages":null,"stream":"yes"}"#.to_string(),
+            r#"{"model":"tiny","prompt":7,"options":[]}"#.to_string(),
+            r#"{"model":["tiny"]}"#.to_string(),
+        ])
+        .prop_map(String::into_bytes),
+    ];
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    for _ in 0..n {
+        let body = bodies.new_tree(&mut runner).unwrap().current();
+        for path in [
+            "/v1/chat/completions",
+            "/api/chat",
+            "/api/generate",
+            "/v1/embeddings",
+            "/api/embed",
+            "/api/show",
+        ] {
+            let r = http
+                .post(url(&g, path))
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            assert!(matches!(status, 200 | 400 | 404), "{path} {status}: {text}");
+            if status != 200 {
+                let v: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+                assert!(v.get("error").is_some(), "{path}: {text}");
+            }
+        }
+    }
+    g.shutdown().await;
+}
+
+/// `/metrics` passes Prometheus' own checker after traffic of every kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_pass_promtool() {
+    let Ok(promtool) = which("promtool") else {
+        common::skipped(
+            "metrics_pass_promtool",
+            "promtool is not installed (Debian's `prometheus` package; .ci/run installs it)",
+        );
+        return;
+    };
+    let primary = sim_with(&["status=503,rate=0.5"]).await;
+    let backup = sim_with(&[]).await;
+    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
+    let g = gateway_with(&routes, None, "", "").await;
+    for i in 0..10 {
+        let stream = i % 2 == 0;
+        post(&g, "/v1/chat/completions", &openai_body("primary", stream)).await;
+        post(&g, "/api/chat", &ollama_body("backup", stream)).await;
+    }
+    post(&g, "/v1/chat/completions", &openai_body("nope", false)).await;
+    let text = metrics(&g).await;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    g.shutdown().await;
+}
+
+fn which(exe: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(exe))
+        .find(|p| p.is_file())
+        .ok_or(())
+}
+
+const EXE: &str = env!("CARGO_BIN_EXE_anorag-tui");
+
+/// The gateway as a process: its stderr, and a way to signal it.
+struct Proc {
+    child: std::process::Child,
+    port: u16,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Proc {
+    fn start(cfg: &std::path::Path) -> Self {
+        let port = common::free_port();
+        let mut child = std::process::Command::new(EXE)
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "gateway",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let l = log.clone();
+        common::pump(Box::new(child.stderr.take().unwrap()), move |b| {
+            l.lock().unwrap().push_str(&String::from_utf8_lossy(b));
+        });
+        let p = Self { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !p.log().contains("listening on") {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not start: {}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    }
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+    fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+    fn wait(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not exit: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn model_ids(p: &Proc) -> Vec<String> {
+    let v: Value = reqwest::get(p.url("/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A changed file is applied to new requests; an invalid one is refused with FILE:LINE:COL
+/// and the running config stays; SIGHUP reloads too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reload_good_and_bad() {
+    let s = sim_with(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gw.yaml");
+    let yaml = |aliases: &str| {
+        format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      tiny: {{base_url: {}, model: qwen2_5_0_5b}}\ngateway:\n  aliases: {{{aliases}}}\n", s.base_url())
+    };
+    std::fs::write(&cfg, yaml("first: tiny")).unwrap();
+    let p = Proc::start(&cfg);
+    assert!(model_ids(&p).await.contains(&"first".to_string()));
+    std::fs::write(&cfg, yaml("second: tiny")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !model_ids(&p).await.contains(&"second".to_string()) {
+        assert!(Instant::now() < deadline, "never reloaded: {}", p.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!model_ids(&p).await.contains(&"first".to_string()));
+    // Invalid: an alias to a route that does not exist.
+    std::fs::write(&cfg, yaml("third: nowhere")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !p.log().contains("refused") {
+        assert!(
+            Instant::now() < deadline,
+            "the bad config was not reported: {}",
+            p.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = p.log();
+    assert!(
+        log.contains(&format!("{}:7:20: gateway.aliases.third", cfg.display()))
+            && log.contains("unknown route `nowhere`"),
+        "{log}"
+    );
+    assert!(
+        model_ids(&p).await.contains(&"second".to_string()),
+        "the running config stays"
+    );
+    let got = reqwest::Client::new()
+        .post(p.url("/v1/chat/completions"))
+        .json(&openai_body("second", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    // SIGHUP after a good edit made without a notification reaching us first is still read.
+    std::fs::write(&cfg, yaml("fourth: tiny")).unwrap();
+    p.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !model_ids(&p).await.contains(&"fourth".to_string()) {
+        assert!(Instant::now() < deadline, "{}", p.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p.signal(libc::SIGTERM);
+    assert!(p.wait().success());
+}
+
+/// SIGTERM: no new connections, answers in flight finish within the drain timeout; past it
+/// they end with an in-band error; the process exits 0 either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_streams() {
+    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(5, 50, 20))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (drain, finishes) in [("30", true), ("0.2", false)] {
+        let cfg = dir.path().join(format!("gw{drain}.yaml"));
+        std::fs::write(&cfg, format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      tiny: {{base_url: {}, model: qwen2_5_0_5b}}\ngateway:\n  drain_timeout_s: {drain}\n", s.base_url())).unwrap();
+        let p = Proc::start(&cfg);
+        let mut r = reqwest::Client::new()
+            .post(p.url("/v1/chat/completions"))
+            .json(&openai_body("tiny", true))
+            .send()
+            .await
+            .unwrap();
+        let mut body = String::new();
+        body.push_str(&String::from_utf8_lossy(&r.chunk().await.unwrap().unwrap()));
+        p.signal(libc::SIGTERM);
+        while let Ok(Some(c)) = r.chunk().await {
+            body.push_str(&String::from_utf8_lossy(&c));
+        }
+        if finishes {
+            assert!(body.ends_with("data: [DONE]\n\n"), "drain {drain}: {body}");
+        } else {
+            assert!(
+                body.contains("shutting down") && !body.contains("[DONE]"),
+                "drain {drain}: {body}"
+            );
+        }
+        let log = p.log();
+        assert!(p.wait().success(), "{log}");
+        assert!(log.contains("draining"), "{log}");
+    }
+}
+
+/// A `kind: gateway` profile: the supervisor starts it on this config, waits for /health,
+/// and stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_profile_runs_under_the_supervisor() {
+    let s = sim_with(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("dashboard.yaml");
+    let port = common::free_port();
+    std::fs::write(&cfg, format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      tiny: {{base_url: {}, model: qwen2_5_0_5b}}\nservers:\n  gw:\n    kind: gateway\n    port: {port}\n", s.base_url())).unwrap();
+    let state = dir.path().join("state");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(EXE)
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .env("ANORAG_STATE_DIR", &state)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["server", "start", "gw", "--wait", "--timeout", "60"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/chat"))
+        .json(&ollama_body("tiny", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let out = cli(&["server", "logs", "gw"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("[gateway] listening on"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = cli(&["server", "stop", "gw"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&["server", "status", "--json"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"exit_code\":0")
+            || String::from_utf8_lossy(&out.stdout).contains("exited"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The official Python clients, where scripts/test installed them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_and_ollama_clients() {
+    let Some(py) = std::env::var_os("ANORAG_GATEWAY_PY") else {
+        common::skipped("the_official_openai_and_ollama_clients", "ANORAG_GATEWAY_PY is unset (scripts/test installs the openai and ollama clients in a venv and sets it)");
+        return;
+    };
+    let script = format!(
+        "{}/tests/clients/gateway_clients.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let ok = sim_with(&[]).await;
+    let limited = sim_with(&["status=429,retry_after=3"]).await;
+    let broken = sim_with(&["reset,after=3"]).await;
+    let routes =
+        route("tiny", &ok, &[]) + &route("limited", &limited, &[]) + &route("broken", &broken, &[]);
+    let g = gateway_with(&routes, None, "max_attempts: 1", "").await;
+    let base = format!("http://{}", g.addr);
+    for (scenario, model) in [
+        ("basic", "tiny"),
+        ("embeddings", "tiny"),
+        ("rate_limited", "limited"),
+        ("mid_stream", "broken"),
+    ] {
+        let out = tokio::process::Command::new(&py)
+            .args([&script, scenario, &base, model])
+            .output()
+            .await
+            .unwrap();
+        let so = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{scenario}: {so}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("[gateway] {scenario}:\n{so}");
+        if scenario == "rate_limited" {
+            assert!(so.contains("\"retry_after\": \"3\""), "{so}");
+        }
+        if scenario == "mid_stream" {
+            // The three tokens before the break were received, and the SDK raised.
+            assert!(
+                so.contains("openai.mid_stream") && so.contains("ollama.mid_stream"),
+                "{so}"
+            );
+        }
+    }
+    g.shutdown().await;
+}
