@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+#[path = "real_vllm_stack/gateway.rs"]
+mod gateway;
+
 const EXE: &str = env!("CARGO_BIN_EXE_anorag-tui");
 const SERVED: &str = "qwen2_5_0_5b";
 
@@ -462,10 +465,19 @@ async fn real_vllm_through_the_supervisor() {
         "{logs}"
     );
 
+    // The gateway in front of it: both SDKs answered by vLLM, `vllm bench serve` through it
+    // counted alike, a client killed mid-stream, then vLLM stopped under load.
+    let gw = gateway::GatewayOnReal::start(stack.port, &env).await;
+    gw.sdks_and_bench(&env).await;
+    gw.killed_client_frees_vllm(stack.port).await;
+    let load = gw.load();
+    gw.until_vllm_answers(&load).await;
+
     // server stop: exit code 0, and none of vLLM's processes left.
     let t0 = Instant::now();
     let out = stack.cli(&["server", "stop", "real"]);
     let to_stop = t0.elapsed();
+    gw.after_stop(load).await;
     assert!(
         out.status.success(),
         "{}",

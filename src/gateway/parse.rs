@@ -258,6 +258,8 @@ pub fn openai_chat(body: &[u8]) -> Result<Parsed, BadField> {
         top_p: opt_f32(&m, "top_p", "top_p", (0.0, 1.0))?,
         stop: stop(&m, "stop")?,
         seed: opt_i64(&m, "seed", "seed")?,
+        // vLLM's extension (`vllm bench serve` sends it); other routes leave it out.
+        ignore_eos: opt_bool(&m, "ignore_eos", false)?,
         ..ChatRequest::default()
     };
     Ok(Parsed {
