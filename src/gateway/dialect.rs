@@ -78,6 +78,8 @@ pub struct Encoder {
     sent_role: bool,
     finish: Option<String>,
     usage: Option<Usage>,
+    /// `data: {"id":...,"choices":[`, once the first chunk is written.
+    head: String,
 }
 
 impl Encoder {
@@ -97,6 +99,7 @@ impl Encoder {
             sent_role: false,
             finish: None,
             usage: None,
+            head: String::new(),
         }
     }
 
@@ -119,57 +122,87 @@ impl Encoder {
         out.push(b'\n');
     }
 
-    fn openai_chunk(&self, choice: serde_json::Value) -> serde_json::Value {
-        let object = match self.shape {
-            Shape::Completion => "text_completion",
-            _ => "chat.completion.chunk",
-        };
-        let mut v = json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": [choice]});
-        if self.include_usage {
-            v["usage"] = serde_json::Value::Null;
+    /// The chunk's fixed start (`data: {"id":...,"choices":[`), built once per answer.
+    fn openai_head(&mut self) -> &str {
+        if self.head.is_empty() {
+            let object = match self.shape {
+                Shape::Completion => "text_completion",
+                _ => "chat.completion.chunk",
+            };
+            let mut h = format!(
+                "data: {{\"id\":\"{}\",\"object\":\"{object}\",\"created\":{},\"model\":",
+                self.id, self.created
+            );
+            // A string always serializes.
+            h.push_str(&serde_json::to_string(&self.model).unwrap_or_default());
+            h.push_str(",\"choices\":[");
+            self.head = h;
         }
-        v
+        &self.head
     }
 
     /// A piece of content (may be empty: a role chunk) and the finish reason, if it ends.
+    /// Written straight to bytes: this runs once per forwarded chunk.
     pub fn delta(&mut self, text: &str, finish: Option<&str>, out: &mut Vec<u8>) {
         if finish.is_some() {
             self.finish = finish.map(String::from);
         }
+        let str_into = |out: &mut Vec<u8>, s: &str| {
+            let _ = serde_json::to_writer(&mut *out, s);
+        };
         match self.dialect {
             Dialect::OpenAi => {
-                let choice = match self.shape {
-                    Shape::Completion => {
-                        json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
-                    }
-                    _ => {
-                        let delta = if !self.sent_role {
-                            json!({"role": "assistant", "content": text})
-                        } else if text.is_empty() && finish.is_some() {
-                            json!({})
-                        } else {
-                            json!({"content": text})
-                        };
-                        json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
-                    }
-                };
+                let usage_null = self.include_usage;
+                let completion = self.shape == Shape::Completion;
+                let first = !self.sent_role;
                 self.sent_role = true;
-                Self::sse(out, &self.openai_chunk(choice));
+                out.extend_from_slice(self.openai_head().as_bytes());
+                if completion {
+                    out.extend_from_slice(b"{\"index\":0,\"text\":");
+                    str_into(out, text);
+                } else if first {
+                    out.extend_from_slice(
+                        b"{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":",
+                    );
+                    str_into(out, text);
+                    out.push(b'}');
+                } else if text.is_empty() && finish.is_some() {
+                    out.extend_from_slice(b"{\"index\":0,\"delta\":{}");
+                } else {
+                    out.extend_from_slice(b"{\"index\":0,\"delta\":{\"content\":");
+                    str_into(out, text);
+                    out.push(b'}');
+                }
+                out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+                match finish {
+                    Some(f) => str_into(out, f),
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b"}]");
+                if usage_null {
+                    out.extend_from_slice(b",\"usage\":null");
+                }
+                out.extend_from_slice(b"}\n\n");
             }
             Dialect::Ollama => {
                 // Ollama's last line carries the finish; its content lines never do.
                 if text.is_empty() {
                     return;
                 }
-                let v = match self.shape {
-                    Shape::Generate => {
-                        json!({"model": self.model, "created_at": rfc3339_now(), "response": text, "done": false})
-                    }
-                    _ => {
-                        json!({"model": self.model, "created_at": rfc3339_now(), "message": {"role": "assistant", "content": text}, "done": false})
-                    }
-                };
-                Self::line(out, &v);
+                out.extend_from_slice(b"{\"model\":");
+                str_into(out, &self.model);
+                out.extend_from_slice(b",\"created_at\":\"");
+                out.extend_from_slice(rfc3339_now().as_bytes());
+                match self.shape {
+                    Shape::Generate => out.extend_from_slice(b"\",\"response\":"),
+                    _ => out
+                        .extend_from_slice(b"\",\"message\":{\"role\":\"assistant\",\"content\":"),
+                }
+                str_into(out, text);
+                if self.shape != Shape::Generate {
+                    out.push(b'}');
+                }
+                out.extend_from_slice(b",\"done\":false}\n");
             }
         }
     }

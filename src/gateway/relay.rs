@@ -634,11 +634,15 @@ struct Relay {
 }
 
 impl Relay {
+    /// The next bytes for the client: the next event, and with it every event that is
+    /// already there (nothing waits for company: an event alone is sent at once), so that a
+    /// fast upstream costs one write per burst rather than one per chunk.
     async fn next(&mut self) -> Option<Bytes> {
+        use futures::FutureExt;
         if self.ended {
             return None;
         }
-        let mut out = Vec::with_capacity(256);
+        let mut out = Vec::with_capacity(512);
         loop {
             let waited = Instant::now();
             let ev = tokio::select! {
@@ -653,44 +657,67 @@ impl Relay {
                 }
             };
             self.tr.upstream += waited.elapsed();
-            match ev {
-                Some(Ok(StreamEvent::Delta {
-                    text,
-                    at,
-                    finish_reason,
-                })) => {
-                    if self.tr.first.is_none() && !text.is_empty() {
-                        self.tr.first = Some(at);
+            if self.take(ev, &mut out) {
+                return Some(out.into());
+            }
+            while out.len() < 32 * 1024 {
+                match self.events.next().now_or_never() {
+                    Some(ev) => {
+                        if self.take(ev, &mut out) {
+                            return Some(out.into());
+                        }
                     }
-                    self.enc.delta(&text, finish_reason.as_deref(), &mut out);
-                }
-                Some(Ok(StreamEvent::Usage { usage, .. })) => {
-                    self.tr.usage = usage;
-                    self.enc.usage(usage);
-                }
-                Some(Err(e)) => {
-                    let msg = format!("the answer broke off: {}", e.message);
-                    self.enc.error(&msg, "server_error", &mut out);
-                    self.tr.finish("error", Some(e.class.as_str()), 200);
-                    self.ended = true;
-                    return Some(out.into());
-                }
-                None => {
-                    let first = self.tr.first.unwrap_or_else(Instant::now);
-                    let t = Timings {
-                        total: self.tr.arrived.elapsed(),
-                        prompt_eval: first.saturating_duration_since(self.tr.arrived),
-                        eval: first.elapsed(),
-                    };
-                    self.enc.end(t, &mut out);
-                    self.tr.finish("ok", None, 200);
-                    self.ended = true;
-                    return Some(out.into());
+                    None => break,
                 }
             }
             // An event that wrote nothing (an empty Ollama delta) waits for the next.
             if !out.is_empty() {
                 return Some(out.into());
+            }
+        }
+    }
+
+    /// One upstream event into the client's bytes; true when the answer has ended.
+    fn take(
+        &mut self,
+        ev: Option<Result<StreamEvent, crate::provider::ProviderError>>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        match ev {
+            Some(Ok(StreamEvent::Delta {
+                text,
+                at,
+                finish_reason,
+            })) => {
+                if self.tr.first.is_none() && !text.is_empty() {
+                    self.tr.first = Some(at);
+                }
+                self.enc.delta(&text, finish_reason.as_deref(), out);
+                false
+            }
+            Some(Ok(StreamEvent::Usage { usage, .. })) => {
+                self.tr.usage = usage;
+                self.enc.usage(usage);
+                false
+            }
+            Some(Err(e)) => {
+                let msg = format!("the answer broke off: {}", e.message);
+                self.enc.error(&msg, "server_error", out);
+                self.tr.finish("error", Some(e.class.as_str()), 200);
+                self.ended = true;
+                true
+            }
+            None => {
+                let first = self.tr.first.unwrap_or_else(Instant::now);
+                let t = Timings {
+                    total: self.tr.arrived.elapsed(),
+                    prompt_eval: first.saturating_duration_since(self.tr.arrived),
+                    eval: first.elapsed(),
+                };
+                self.enc.end(t, out);
+                self.tr.finish("ok", None, 200);
+                self.ended = true;
+                true
             }
         }
     }
