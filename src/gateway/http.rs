@@ -24,11 +24,20 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/models", get(models))
-        .route("/v1/chat/completions", post(openai_chat))
-        .route("/api/chat", post(ollama_chat))
-        .route("/api/generate", post(ollama_generate))
-        .route("/v1/embeddings", post(openai_embed))
-        .route("/api/embed", post(ollama_embed))
+        .route(
+            "/v1/chat/completions",
+            chat(Dialect::OpenAi, Shape::Chat, parse::openai_chat),
+        )
+        .route(
+            "/api/chat",
+            chat(Dialect::Ollama, Shape::Chat, parse::ollama_chat),
+        )
+        .route(
+            "/api/generate",
+            chat(Dialect::Ollama, Shape::Generate, parse::ollama_generate),
+        )
+        .route("/v1/embeddings", embed(Dialect::OpenAi))
+        .route("/api/embed", embed(Dialect::Ollama))
         .route("/api/tags", get(tags))
         .route("/api/version", get(version))
         .route("/api/show", post(show))
@@ -37,6 +46,26 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/anorag/stats", get(stats))
         .fallback(not_found)
         .with_state(shared)
+}
+
+type Parse = fn(&[u8]) -> Result<Parsed, BadField>;
+
+/// A chat-like endpoint of one dialect.
+fn chat(d: Dialect, shape: Shape, parse: Parse) -> axum::routing::MethodRouter<Arc<Shared>> {
+    post(
+        move |State(sh): St, Extension(peer): Extension<SocketAddr>, req: Request| {
+            chat_like(sh, peer, req, d, shape, parse)
+        },
+    )
+}
+
+/// The embeddings endpoint of one dialect.
+fn embed(d: Dialect) -> axum::routing::MethodRouter<Arc<Shared>> {
+    post(
+        move |State(sh): St, Extension(peer): Extension<SocketAddr>, req: Request| {
+            embed_like(sh, peer, req, d)
+        },
+    )
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -189,7 +218,7 @@ async fn chat_like(
     req: Request,
     d: Dialect,
     shape: Shape,
-    parse: fn(&[u8]) -> Result<Parsed, BadField>,
+    parse: Parse,
 ) -> Response {
     let arrived = Instant::now();
     let live = sh.live();
@@ -260,70 +289,6 @@ async fn embed_like(sh: Arc<Shared>, peer: SocketAddr, req: Request, d: Dialect)
     };
     drop(live);
     relay::embed(sh, d, route, e, client, arrived).await
-}
-
-async fn openai_embed(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    req: Request,
-) -> Response {
-    embed_like(sh, peer, req, Dialect::OpenAi).await
-}
-
-async fn ollama_embed(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    req: Request,
-) -> Response {
-    embed_like(sh, peer, req, Dialect::Ollama).await
-}
-
-async fn openai_chat(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    req: Request,
-) -> Response {
-    chat_like(
-        sh,
-        peer,
-        req,
-        Dialect::OpenAi,
-        Shape::Chat,
-        parse::openai_chat,
-    )
-    .await
-}
-
-async fn ollama_chat(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    req: Request,
-) -> Response {
-    chat_like(
-        sh,
-        peer,
-        req,
-        Dialect::Ollama,
-        Shape::Chat,
-        parse::ollama_chat,
-    )
-    .await
-}
-
-async fn ollama_generate(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    req: Request,
-) -> Response {
-    chat_like(
-        sh,
-        peer,
-        req,
-        Dialect::Ollama,
-        Shape::Generate,
-        parse::ollama_generate,
-    )
-    .await
 }
 
 async fn models(

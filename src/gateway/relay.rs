@@ -79,6 +79,67 @@ fn chain(attempts: &[Attempt], end: &str) -> String {
 }
 
 impl Tracker {
+    /// A request's account opens: its id, and the start event on the feed.
+    fn begin(shared: &Arc<Shared>, ask: &Ask, arrived: Instant) -> Self {
+        let id = shared.next_id();
+        shared.feed.publish(Event::Start {
+            id,
+            at_ms: crate::time::unix_now_ms(),
+            client: ask.client.clone(),
+            dialect: ask.dialect.as_str(),
+            model: ask.asked.clone(),
+            route: ask.route.clone(),
+            stream: ask.stream,
+        });
+        Self {
+            shared: shared.clone(),
+            id,
+            dialect: ask.dialect,
+            asked: ask.asked.clone(),
+            route: ask.route.clone(),
+            arrived,
+            stage: Stage::Queued,
+            queue: Duration::ZERO,
+            upstream: Duration::ZERO,
+            first: None,
+            served: None,
+            chain: String::new(),
+            usage: Usage::default(),
+            done: false,
+        }
+    }
+
+    /// A slot, or the 429 the client gets (counted) when none is to be had.
+    async fn admit(&mut self) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+        let shared = self.shared.clone();
+        match shared.admission.enter().await {
+            Ok(p) => {
+                self.queue = self.arrived.elapsed();
+                shared.metrics.queue_wait(self.queue.as_secs_f64());
+                self.stage = Stage::Upstream;
+                Ok(p)
+            }
+            Err(why) => {
+                let reason = match why {
+                    super::admission::Refused::QueueFull => "queue_full",
+                    super::admission::Refused::Timeout => "queue_timeout",
+                };
+                shared.metrics.refused(reason);
+                shared.feed.refused();
+                self.queue = self.arrived.elapsed();
+                self.chain = format!("refused: {reason}");
+                self.finish("error", Some(reason), 429);
+                Err(error_response(
+                    self.dialect,
+                    429,
+                    &why.message(&shared.admission),
+                    Some(reason),
+                    Some(Duration::from_secs(1)),
+                ))
+            }
+        }
+    }
+
     fn ttft_ms(&self) -> Option<f64> {
         self.first
             .map(|f| f.saturating_duration_since(self.arrived).as_secs_f64() * 1000.0)
@@ -325,56 +386,12 @@ fn served_headers(r: &mut Response, id: u64, served: &ServedBy, attempts: &[Atte
 
 /// Answers one request, streamed or whole.
 pub async fn serve(shared: Arc<Shared>, ask: Ask, arrived: Instant) -> Response {
-    let id = shared.next_id();
-    shared.feed.publish(Event::Start {
-        id,
-        at_ms: crate::time::unix_now_ms(),
-        client: ask.client.clone(),
-        dialect: ask.dialect.as_str(),
-        model: ask.asked.clone(),
-        route: ask.route.clone(),
-        stream: ask.stream,
-    });
-    let mut tr = Tracker {
-        shared: shared.clone(),
-        id,
-        dialect: ask.dialect,
-        asked: ask.asked.clone(),
-        route: ask.route.clone(),
-        arrived,
-        stage: Stage::Queued,
-        queue: Duration::ZERO,
-        upstream: Duration::ZERO,
-        first: None,
-        served: None,
-        chain: String::new(),
-        usage: Usage::default(),
-        done: false,
-    };
-    let permit = match shared.admission.enter().await {
+    let mut tr = Tracker::begin(&shared, &ask, arrived);
+    let id = tr.id;
+    let permit = match tr.admit().await {
         Ok(p) => p,
-        Err(why) => {
-            let reason = match why {
-                super::admission::Refused::QueueFull => "queue_full",
-                super::admission::Refused::Timeout => "queue_timeout",
-            };
-            shared.metrics.refused(reason);
-            shared.feed.refused();
-            tr.queue = arrived.elapsed();
-            tr.chain = format!("refused: {reason}");
-            tr.finish("error", Some(reason), 429);
-            return error_response(
-                ask.dialect,
-                429,
-                &why.message(&shared.admission),
-                Some(reason),
-                Some(Duration::from_secs(1)),
-            );
-        }
+        Err(r) => return r,
     };
-    tr.queue = arrived.elapsed();
-    shared.metrics.queue_wait(tr.queue.as_secs_f64());
-    tr.stage = Stage::Upstream;
     let live = shared.live();
     let budget = live.router.policy().max_attempts;
     let t0 = Instant::now();
@@ -473,54 +490,18 @@ pub async fn embed(
         dialect: d,
         shape: Shape::Chat,
         asked: e.model.clone(),
-        route: route.clone(),
+        route,
         req: ChatRequest::default(),
         stream: false,
         include_usage: false,
         client,
     };
-    let id = shared.next_id();
-    shared.feed.publish(Event::Start {
-        id,
-        at_ms: crate::time::unix_now_ms(),
-        client: ask.client.clone(),
-        dialect: d.as_str(),
-        model: ask.asked.clone(),
-        route: route.clone(),
-        stream: false,
-    });
-    let mut tr = Tracker {
-        shared: shared.clone(),
-        id,
-        dialect: d,
-        asked: ask.asked.clone(),
-        route,
-        arrived,
-        stage: Stage::Queued,
-        queue: Duration::ZERO,
-        upstream: Duration::ZERO,
-        first: None,
-        served: None,
-        chain: String::new(),
-        usage: Usage::default(),
-        done: false,
-    };
-    let _permit = match shared.admission.enter().await {
+    let mut tr = Tracker::begin(&shared, &ask, arrived);
+    let id = tr.id;
+    let _permit = match tr.admit().await {
         Ok(p) => p,
-        Err(why) => {
-            shared.metrics.refused("queue_full");
-            tr.finish("error", Some("queue_full"), 429);
-            return error_response(
-                d,
-                429,
-                &why.message(&shared.admission),
-                Some("queue_full"),
-                Some(Duration::from_secs(1)),
-            );
-        }
+        Err(r) => return r,
     };
-    tr.queue = arrived.elapsed();
-    tr.stage = Stage::Upstream;
     let live = shared.live();
     let t0 = Instant::now();
     let got = live.router.embed(Some(&ask.route), &e.inputs).await;
