@@ -572,6 +572,15 @@ async fn metric(g: &Running, line_start: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Waits until a metric reads `want` (a guard against a hang, not a timing assertion).
+async fn until_metric(g: &Running, line_start: &str, want: f64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(g, line_start).await != want {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A client that goes away drops its upstream request in every window, and is counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_cancels_upstream_in_every_window() {
@@ -648,29 +657,15 @@ async fn a_client_that_leaves_cancels_upstream_in_every_window() {
     until("both slots held", || slow_first.stats().active == 2).await;
     let before = slow_first.stats().requests;
     let queued = open(&g, &openai_body("stream", true)).await;
-    let mut q = 0.0;
-    for _ in 0..500 {
-        q = metric(&g, "anorag_gateway_queued ").await;
-        if q == 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(q, 1.0, "the third request waits");
+    until_metric(&g, "anorag_gateway_queued ", 1.0, "the third request waits").await;
     drop(queued);
-    let mut cancelled_queued = 0.0;
-    for _ in 0..500 {
-        cancelled_queued = metric(
-            &g,
-            "anorag_gateway_client_cancellations_total{stage=\"queued\"}",
-        )
-        .await;
-        if cancelled_queued == 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(cancelled_queued, 1.0);
+    until_metric(
+        &g,
+        "anorag_gateway_client_cancellations_total{stage=\"queued\"}",
+        1.0,
+        "the queued client's leaving counted",
+    )
+    .await;
     assert_eq!(slow_first.stats().requests, before);
     assert_eq!(
         slow_stream.stats().requests,

@@ -211,6 +211,21 @@ fn unknown_model(sh: &Shared, live: &Live, d: Dialect, asked: &str) -> Response 
     json_response(StatusCode::NOT_FOUND, body)
 }
 
+/// What every endpoint with a body checks first: the key, then the body under its cap and
+/// deadline. The routes and names in force, the client's name and the body.
+async fn admit(
+    sh: &Shared,
+    peer: SocketAddr,
+    req: Request,
+    d: Dialect,
+) -> Result<(Arc<Live>, String, Bytes), Response> {
+    let live = sh.live();
+    let (parts, body) = req.into_parts();
+    let client = authorize(sh, &live, &parts.headers, d, peer)?;
+    let body = read_body(sh, body, &parts.headers, d).await?;
+    Ok((live, client, body))
+}
+
 /// Every chat-like endpoint: key, body, parse, model, relay.
 async fn chat_like(
     sh: Arc<Shared>,
@@ -221,14 +236,8 @@ async fn chat_like(
     parse: Parse,
 ) -> Response {
     let arrived = Instant::now();
-    let live = sh.live();
-    let (parts, body) = req.into_parts();
-    let client = match authorize(&sh, &live, &parts.headers, d, peer) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let body = match read_body(&sh, body, &parts.headers, d).await {
-        Ok(b) => b,
+    let (live, client, body) = match admit(&sh, peer, req, d).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let p = match parse(&body) {
@@ -270,14 +279,8 @@ fn ollama_load(p: &Parsed) -> Response {
 
 async fn embed_like(sh: Arc<Shared>, peer: SocketAddr, req: Request, d: Dialect) -> Response {
     let arrived = Instant::now();
-    let live = sh.live();
-    let (parts, body) = req.into_parts();
-    let client = match authorize(&sh, &live, &parts.headers, d, peer) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let body = match read_body(&sh, body, &parts.headers, d).await {
-        Ok(b) => b,
+    let (live, client, body) = match admit(&sh, peer, req, d).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let e = match parse::embed(&body) {

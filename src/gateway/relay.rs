@@ -198,8 +198,7 @@ impl Tracker {
         }
     }
 
-    /// The route answered: its failed attempts and any fallback become events.
-    fn committed(&mut self, served: &ServedBy, attempts: &[Attempt], budget: u32) {
+    fn publish_attempts(&self, attempts: &[Attempt]) {
         for a in attempts {
             self.shared.feed.publish(Event::Attempt {
                 id: self.id,
@@ -210,6 +209,11 @@ impl Tracker {
                 message: crate::format::clip(&a.message, 200),
             });
         }
+    }
+
+    /// The route answered: its failed attempts and any fallback become events.
+    fn committed(&mut self, served: &ServedBy, attempts: &[Attempt], budget: u32) {
+        self.publish_attempts(attempts);
         if served.route != self.route {
             let reason = attempts
                 .iter()
@@ -246,16 +250,7 @@ impl Tracker {
     }
 
     fn failed(&mut self, f: &RouteFailure) {
-        for a in &f.attempts {
-            self.shared.feed.publish(Event::Attempt {
-                id: self.id,
-                route: a.route.clone(),
-                target: a.target.clone(),
-                class: a.class.to_string(),
-                status: a.status,
-                message: crate::format::clip(&a.message, 200),
-            });
-        }
+        self.publish_attempts(&f.attempts);
         self.chain = chain(&f.attempts, "failed");
         let line = format!(
             "request {} on route {} failed: {} [{}]",
