@@ -2,9 +2,10 @@
 //! console's feed (`/anorag/events`, `/anorag/stats`). Handlers check the key, read the body
 //! under its cap and deadline, parse it, resolve the model, and hand over to the relay.
 use super::dialect::{self, Dialect, Shape};
+use super::errors::error_response;
 use super::feed::Event;
 use super::parse::{self, BadField, Parsed};
-use super::relay::{self, error_response, Ask};
+use super::relay::{self, Ask};
 use super::{Live, Shared};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};

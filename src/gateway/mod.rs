@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod auth;
 pub mod dialect;
+mod errors;
 pub mod feed;
 mod http;
 pub mod metrics;
@@ -14,6 +15,7 @@ pub mod names;
 pub mod parse;
 mod relay;
 mod server;
+mod tracker;
 
 pub use server::{run, Running};
 

@@ -4,17 +4,29 @@
 //! away (the handler or body dropped) is counted as cancelled in the stage it was in, and
 //! dropping it drops the upstream connection.
 use super::dialect::{self, Dialect, Encoder, Shape, Timings};
-use super::feed::Event;
-use super::metrics::Finished;
+use super::errors::{error_response, failure_status, retry_after};
+use super::tracker::{Stage, Tracker, Who};
 use super::Shared;
 use crate::provider::router::{Attempt, RouteFailure, ServedBy};
-use crate::provider::{ChatRequest, ErrorClass, EventStream, StreamEvent, Usage};
+use crate::provider::{ChatRequest, EventStream, StreamEvent};
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+impl Ask {
+    fn who(&self) -> Who<'_> {
+        Who {
+            dialect: self.dialect,
+            asked: &self.asked,
+            route: &self.route,
+            client: &self.client,
+            stream: self.stream,
+        }
+    }
+}
 
 /// A parsed request, ready to route.
 pub struct Ask {
@@ -28,329 +40,6 @@ pub struct Ask {
     pub include_usage: bool,
     /// The client's key name, or its address.
     pub client: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Queued,
-    Upstream,
-    Streaming,
-}
-
-impl Stage {
-    fn as_str(self) -> &'static str {
-        match self {
-            Stage::Queued => "queued",
-            Stage::Upstream => "waiting_upstream",
-            Stage::Streaming => "streaming",
-        }
-    }
-}
-
-/// One request's account: its times, where it is, and who served it. Dropped before it
-/// was finished means the client went away.
-struct Tracker {
-    shared: Arc<Shared>,
-    id: u64,
-    dialect: Dialect,
-    asked: String,
-    route: String,
-    arrived: Instant,
-    stage: Stage,
-    queue: Duration,
-    upstream: Duration,
-    first: Option<Instant>,
-    served: Option<ServedBy>,
-    chain: String,
-    usage: Usage,
-    done: bool,
-}
-
-fn chain(attempts: &[Attempt], end: &str) -> String {
-    let mut parts: Vec<String> = attempts
-        .iter()
-        .map(|a| match a.status {
-            Some(s) => format!("{} x {} {s}", a.route, a.class),
-            None => format!("{} x {}", a.route, a.class),
-        })
-        .collect();
-    parts.push(end.to_string());
-    parts.join(" -> ")
-}
-
-impl Tracker {
-    /// A request's account opens: its id, and the start event on the feed.
-    fn begin(shared: &Arc<Shared>, ask: &Ask, arrived: Instant) -> Self {
-        let id = shared.next_id();
-        shared.feed.publish(Event::Start {
-            id,
-            at_ms: crate::time::unix_now_ms(),
-            client: ask.client.clone(),
-            dialect: ask.dialect.as_str(),
-            model: ask.asked.clone(),
-            route: ask.route.clone(),
-            stream: ask.stream,
-        });
-        Self {
-            shared: shared.clone(),
-            id,
-            dialect: ask.dialect,
-            asked: ask.asked.clone(),
-            route: ask.route.clone(),
-            arrived,
-            stage: Stage::Queued,
-            queue: Duration::ZERO,
-            upstream: Duration::ZERO,
-            first: None,
-            served: None,
-            chain: String::new(),
-            usage: Usage::default(),
-            done: false,
-        }
-    }
-
-    /// A slot, or the 429 the client gets (counted) when none is to be had.
-    async fn admit(&mut self) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
-        let shared = self.shared.clone();
-        match shared.admission.enter().await {
-            Ok(p) => {
-                self.queue = self.arrived.elapsed();
-                shared.metrics.queue_wait(self.queue.as_secs_f64());
-                self.stage = Stage::Upstream;
-                Ok(p)
-            }
-            Err(why) => {
-                let reason = match why {
-                    super::admission::Refused::QueueFull => "queue_full",
-                    super::admission::Refused::Timeout => "queue_timeout",
-                };
-                shared.metrics.refused(reason);
-                shared.feed.refused();
-                self.queue = self.arrived.elapsed();
-                self.chain = format!("refused: {reason}");
-                self.finish("error", Some(reason), 429);
-                Err(error_response(
-                    self.dialect,
-                    429,
-                    &why.message(&shared.admission),
-                    Some(reason),
-                    Some(Duration::from_secs(1)),
-                ))
-            }
-        }
-    }
-
-    fn ttft_ms(&self) -> Option<f64> {
-        self.first
-            .map(|f| f.saturating_duration_since(self.arrived).as_secs_f64() * 1000.0)
-    }
-
-    /// Counts the request once: metrics, the feed's end event, and a log line for failures.
-    fn finish(&mut self, outcome: &'static str, class: Option<&str>, status: u16) {
-        if self.done {
-            return;
-        }
-        self.done = true;
-        let total = self.arrived.elapsed();
-        let overhead = total.saturating_sub(self.queue + self.upstream);
-        let route = self
-            .served
-            .as_ref()
-            .map_or(self.route.clone(), |s| s.route.clone());
-        let sh = &self.shared;
-        if outcome == "cancelled" {
-            sh.metrics.cancelled(self.stage.as_str());
-        }
-        sh.metrics.finished(&Finished {
-            route: &route,
-            model: &self.asked,
-            dialect: self.dialect.as_str(),
-            status,
-            ttft_s: self.ttft_ms().map(|t| t / 1000.0),
-            upstream_s: (self.stage != Stage::Queued).then_some(self.upstream.as_secs_f64()),
-            overhead_s: (outcome == "ok").then_some(overhead.as_secs_f64()),
-            prompt_tokens: self.usage.prompt_tokens,
-            completion_tokens: self.usage.completion_tokens,
-        });
-        sh.feed.publish(Event::End {
-            id: self.id,
-            outcome,
-            class: class.map(String::from),
-            status,
-            route,
-            server: self.served.as_ref().map(|s| s.base_url.clone()),
-            chain: self.chain.clone(),
-            prompt_tokens: self.usage.prompt_tokens,
-            completion_tokens: self.usage.completion_tokens,
-            ttft_ms: self.ttft_ms(),
-            duration_ms: total.as_secs_f64() * 1000.0,
-            queue_ms: self.queue.as_secs_f64() * 1000.0,
-            upstream_ms: self.upstream.as_secs_f64() * 1000.0,
-            overhead_us: overhead.as_secs_f64() * 1e6,
-            stage: (outcome == "cancelled").then(|| self.stage.as_str()),
-        });
-        if outcome == "cancelled" {
-            tracing::info!(
-                id = self.id,
-                stage = self.stage.as_str(),
-                "client went away; upstream request dropped"
-            );
-        }
-    }
-
-    fn publish_attempts(&self, attempts: &[Attempt]) {
-        for a in attempts {
-            self.shared.feed.publish(Event::Attempt {
-                id: self.id,
-                route: a.route.clone(),
-                target: a.target.clone(),
-                class: a.class.to_string(),
-                status: a.status,
-                message: crate::format::clip(&a.message, 200),
-            });
-        }
-    }
-
-    /// The route answered: its failed attempts and any fallback become events.
-    fn committed(&mut self, served: &ServedBy, attempts: &[Attempt], budget: u32) {
-        self.publish_attempts(attempts);
-        if served.route != self.route {
-            let reason = attempts
-                .iter()
-                .find(|a| a.route == self.route)
-                .or(attempts.first())
-                .map_or("circuit_open".to_string(), |a| a.class.to_string());
-            let tried = attempts
-                .iter()
-                .filter(|a| a.class != ErrorClass::CircuitOpen)
-                .count();
-            self.shared
-                .metrics
-                .fallback(&self.route, &served.route, &reason);
-            self.shared.feed.publish(Event::Fallback {
-                id: self.id,
-                from: self.route.clone(),
-                to: served.route.clone(),
-                reason: reason.clone(),
-                attempt: tried + 1,
-                budget,
-            });
-            let line = format!(
-                "request {}: route {} failed ({reason}); served by {}, attempt {}/{budget}",
-                self.id,
-                self.route,
-                served.route,
-                tried + 1
-            );
-            tracing::warn!("{line}");
-            eprintln!("[gateway] {line}");
-        }
-        self.chain = chain(attempts, &format!("{} ok", served.route));
-        self.served = Some(served.clone());
-    }
-
-    fn failed(&mut self, f: &RouteFailure) {
-        self.publish_attempts(&f.attempts);
-        self.chain = chain(&f.attempts, "failed");
-        let line = format!(
-            "request {} on route {} failed: {} [{}]",
-            self.id, self.route, f.error, self.chain
-        );
-        tracing::warn!("{line}");
-        eprintln!("[gateway] {line}");
-    }
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        if !self.done {
-            self.finish("cancelled", Some("cancelled"), 499);
-        }
-    }
-}
-
-/// The HTTP status a failure is answered with: the upstream's own where it had one (a 429
-/// stays a 429, so the client's SDK backs off), else what the class means for a gateway. A
-/// circuit held open by an upstream's `Retry-After` on a 429 is still a 429.
-pub fn failure_status(shared: &Shared, f: &RouteFailure) -> u16 {
-    use ErrorClass::*;
-    if f.error.class == CircuitOpen {
-        let live = shared.live();
-        let limited = f
-            .attempts
-            .iter()
-            .flat_map(|a| live.router.circuits(&a.route))
-            .any(|(_, c)| c.reopens_in_ms.is_some() && c.last_class == Some(RateLimited));
-        if limited {
-            return 429;
-        }
-    }
-    match (f.error.class, f.error.status) {
-        // Our keys upstream were refused: not the client's key, so not a 401 for it.
-        (Auth, _) => 502,
-        (_, Some(s)) if (400..600).contains(&s) => s,
-        (RateLimited, _) => 429,
-        (Overloaded | CircuitOpen, _) => 503,
-        (ConnectTimeout | HeadersTimeout | FirstTokenTimeout | IdleTimeout | TotalTimeout, _) => {
-            504
-        }
-        (ContextLength | BadRequest, _) => 400,
-        (NotFound, _) => 404,
-        _ => 502,
-    }
-}
-
-fn openai_type(status: u16) -> &'static str {
-    match status {
-        429 => "rate_limit_error",
-        400 | 404 | 413 => "invalid_request_error",
-        401 => "authentication_error",
-        _ => "server_error",
-    }
-}
-
-/// A response with a JSON error body in the dialect's shape.
-pub fn error_response(
-    d: Dialect,
-    status: u16,
-    message: &str,
-    code: Option<&str>,
-    retry_after: Option<Duration>,
-) -> Response {
-    let body = dialect::error_body(d, message, openai_type(status), None, code);
-    let mut r = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
-        body,
-    )
-        .into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    if let Some(ra) = retry_after {
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(dialect::retry_after_secs(ra)),
-        );
-    }
-    r
-}
-
-/// When the client may try again: the upstream's `Retry-After`, or the earliest moment an
-/// open circuit on the way may be probed.
-fn retry_after(shared: &Shared, f: &RouteFailure) -> Option<Duration> {
-    if let Some(d) = f.error.retry_after {
-        return Some(d);
-    }
-    let live = shared.live();
-    let routes: Vec<String> = f.attempts.iter().map(|a| a.route.clone()).collect();
-    routes
-        .iter()
-        .flat_map(|r| live.router.circuits(r))
-        .filter_map(|(_, c)| c.reopens_in_ms)
-        .min()
-        .map(Duration::from_millis)
-        .filter(|_| matches!(failure_status(shared, f), 429 | 503))
 }
 
 fn served_headers(r: &mut Response, id: u64, served: &ServedBy, attempts: &[Attempt]) {
@@ -381,7 +70,7 @@ fn served_headers(r: &mut Response, id: u64, served: &ServedBy, attempts: &[Atte
 
 /// Answers one request, streamed or whole.
 pub async fn serve(shared: Arc<Shared>, ask: Ask, arrived: Instant) -> Response {
-    let mut tr = Tracker::begin(&shared, &ask, arrived);
+    let mut tr = Tracker::begin(&shared, ask.who(), arrived);
     let id = tr.id;
     let permit = match tr.admit().await {
         Ok(p) => p,
@@ -491,7 +180,7 @@ pub async fn embed(
         include_usage: false,
         client,
     };
-    let mut tr = Tracker::begin(&shared, &ask, arrived);
+    let mut tr = Tracker::begin(&shared, ask.who(), arrived);
     let id = tr.id;
     let _permit = match tr.admit().await {
         Ok(p) => p,
