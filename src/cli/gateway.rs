@@ -65,26 +65,11 @@ pub async fn run(explicit: Option<&Path>, a: GatewayArgs) -> ExitCode {
     );
     let shared = running.shared.clone();
     let reload = tokio::spawn(watch_config(source, shared, cfg.gateway.clone()));
-    wait_for_stop().await;
+    super::until_terminated().await;
     reload.abort();
     running.shutdown().await;
     eprintln!("[gateway] stopped");
     ExitCode::SUCCESS
-}
-
-async fn wait_for_stop() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }
 
 /// Reloads on SIGHUP and when the file changes (notifications on its folder, so that an

@@ -39,6 +39,22 @@ pub fn init_logging() {
     }
 }
 
+/// Returns on SIGTERM or Ctrl-C: how a foreground server (`sim`, `gateway`) is told to stop.
+pub async fn until_terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
 /// Finds and loads the configuration; the error text is ready to print.
 pub fn load_config(explicit: Option<&Path>) -> Result<(Config, Source), String> {
     config::find_and_load(explicit)

@@ -74,22 +74,7 @@ pub async fn run(a: SimArgs) -> ExitCode {
         a.itl_ms,
         a.tokens
     );
-    wait_for_shutdown().await;
+    super::until_terminated().await;
     println!("anorag-tui sim: shutting down");
     ExitCode::SUCCESS
-}
-
-async fn wait_for_shutdown() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -77,7 +77,7 @@ pub fn error_response(
 
 /// When the client may try again: the upstream's `Retry-After`, or the earliest moment an
 /// open circuit on the way may be probed.
-pub fn retry_after(shared: &Shared, f: &RouteFailure) -> Option<Duration> {
+pub fn retry_after(shared: &Shared, f: &RouteFailure, status: u16) -> Option<Duration> {
     if let Some(d) = f.error.retry_after {
         return Some(d);
     }
@@ -89,5 +89,5 @@ pub fn retry_after(shared: &Shared, f: &RouteFailure) -> Option<Duration> {
         .filter_map(|(_, c)| c.reopens_in_ms)
         .min()
         .map(Duration::from_millis)
-        .filter(|_| matches!(failure_status(shared, f), 429 | 503))
+        .filter(|_| matches!(status, 429 | 503))
 }

@@ -275,7 +275,7 @@ fn fail(shared: &Shared, tr: &mut Tracker, ask: &Ask, f: &RouteFailure) -> Respo
     tr.failed(f);
     let status = failure_status(shared, f);
     tr.finish("error", Some(f.error.class.as_str()), status);
-    let ra = retry_after(shared, f);
+    let ra = retry_after(shared, f, status);
     let mut msg = format!("route `{}`: {}", f.route, f.error.message);
     if f.attempts.len() > 1 {
         msg.push_str(&format!(

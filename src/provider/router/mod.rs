@@ -55,6 +55,26 @@ fn served_by(route: &RouteEntry, t: &Target) -> ServedBy {
     }
 }
 
+/// One attempt whose answer comes whole (a non-streamed chat, embeddings): the target counts
+/// it in flight, the request's deadline bounds it, and a success closes its circuit.
+async fn whole<T>(
+    target: &Target,
+    deadline: Instant,
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, ProviderError>>,
+) -> Result<T, ProviderError> {
+    let _busy = target.track();
+    let total = deadline.saturating_duration_since(Instant::now());
+    match timeout_at(deadline.into(), call).await {
+        Ok(Ok(r)) => {
+            target.circuit.on_success();
+            Ok(r)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(timed_out(ErrorClass::TotalTimeout, what, total)),
+    }
+}
+
 type AttemptFn<'a, T> =
     dyn Fn(Arc<Target>, Instant) -> BoxFuture<'a, Result<T, ProviderError>> + Send + Sync + 'a;
 
@@ -186,16 +206,8 @@ impl Router {
         let primary = self.resolve(route)?;
         let attempt = move |target: Arc<Target>, deadline: Instant| -> BoxFuture<'_, _> {
             Box::pin(async move {
-                let _busy = target.track();
-                let total = deadline.saturating_duration_since(Instant::now());
-                match timeout_at(deadline.into(), target.provider.chat(req)).await {
-                    Ok(Ok(r)) => {
-                        target.circuit.on_success();
-                        Ok(r)
-                    }
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(timed_out(ErrorClass::TotalTimeout, "answer", total)),
-                }
+                let t = &target;
+                whole(t, deadline, "answer", t.provider.chat(req)).await
             })
         };
         let (response, served_by, attempts) = self.run(primary, started, &attempt).await?;
@@ -217,16 +229,8 @@ impl Router {
         let primary = self.resolve(route)?;
         let attempt = move |target: Arc<Target>, deadline: Instant| -> BoxFuture<'_, _> {
             Box::pin(async move {
-                let _busy = target.track();
-                let total = deadline.saturating_duration_since(Instant::now());
-                match timeout_at(deadline.into(), target.provider.embed(inputs)).await {
-                    Ok(Ok(r)) => {
-                        target.circuit.on_success();
-                        Ok(r)
-                    }
-                    Ok(Err(e)) => Err(e),
-                    Err(_) => Err(timed_out(ErrorClass::TotalTimeout, "embeddings", total)),
-                }
+                let t = &target;
+                whole(t, deadline, "embeddings", t.provider.embed(inputs)).await
             })
         };
         self.run(primary, started, &attempt).await
