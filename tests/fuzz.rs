@@ -356,8 +356,8 @@ fn ray_json_never_panics() {
 /// bytes cut at the same points: the same events (choices or not, content empty or not, the
 /// text, usage) and the same end (done, or the same error class and message).
 fn lean_and_full(chunks: &[Vec<u8>]) -> Result<(), TestCaseError> {
-    use anorag::bench::lean::scan::{End, LeanEvent, Scanner};
     use anorag::provider::body::BodyDecoder;
+    use anorag::provider::lean::scan::{End, LeanEvent, Scanner};
     use anorag::provider::openai::SseChatDecoder;
     use anorag::provider::StreamEvent;
     let at = std::time::Instant::now();
@@ -374,9 +374,14 @@ fn lean_and_full(chunks: &[Vec<u8>]) -> Result<(), TestCaseError> {
     let mut full_end = if full_done { Some(None) } else { None };
     for item in q {
         match item {
-            Ok(StreamEvent::Delta { text, .. }) => full_events.push(LeanEvent::Delta {
+            Ok(StreamEvent::Delta {
+                text,
+                finish_reason,
+                ..
+            }) => full_events.push(LeanEvent::Delta {
                 empty: text.is_empty(),
                 text: Some(text),
+                finish_reason,
             }),
             Ok(StreamEvent::Usage { usage, .. }) => full_events.push(LeanEvent::Usage(usage)),
             Err(e) => full_end = Some(Some((e.class, e.message))),

@@ -1,8 +1,8 @@
 //! The load test's lean HTTP/1.1 client on its own, against a hand-driven server: keep-alive
 //! reuse, a pooled connection the server closed meanwhile, and an answer whose body runs to
 //! the connection's close.
-use anorag::bench::lean::scan::LeanEvent;
-use anorag::bench::lean::LeanClient;
+use anorag::provider::lean::scan::LeanEvent;
+use anorag::provider::lean::LeanClient;
 use anorag::provider::RawSseRequest;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -95,6 +95,7 @@ async fn keeps_connections_alive_and_replaces_one_the_server_closed() {
         LeanEvent::Delta {
             empty: false,
             text: Some("hi".into()),
+            finish_reason: None,
         },
         LeanEvent::Usage(anorag::provider::Usage {
             prompt_tokens: 3,

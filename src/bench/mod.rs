@@ -5,7 +5,6 @@ mod client_health;
 pub mod conversation;
 pub mod exact;
 pub mod find_max;
-pub mod lean;
 pub mod plan;
 pub mod prepare;
 pub mod recorder;

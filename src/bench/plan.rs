@@ -82,7 +82,7 @@ impl HttpClient {
 /// One request's server: its target and, where it applies, the lean client for it.
 pub(super) struct Pick {
     pub target: Arc<Target>,
-    pub lean: Option<Arc<super::lean::LeanClient>>,
+    pub lean: Option<Arc<crate::provider::lean::LeanClient>>,
 }
 
 impl Plan {
@@ -116,7 +116,7 @@ pub struct BenchTarget {
     pub model: String,
     targets: Vec<Arc<Target>>,
     /// The lean client of each target where the lean path applies.
-    lean: Vec<Option<Arc<super::lean::LeanClient>>>,
+    lean: Vec<Option<Arc<crate::provider::lean::LeanClient>>>,
     turn: Arc<AtomicUsize>,
     /// Keeps the router (and the built-in simulator it may hold) alive.
     _router: Arc<Router>,
@@ -136,7 +136,7 @@ impl BenchTarget {
             .clone();
         let first = entry.targets.first().ok_or("the route has no target")?;
         let connect = router.policy().timeouts.connect;
-        let proxied = super::lean::proxy_in_env();
+        let proxied = crate::provider::lean::proxy_in_env();
         let lean = entry
             .targets
             .iter()
@@ -146,7 +146,7 @@ impl BenchTarget {
                     .sse_request(&crate::provider::ChatRequest::default());
                 probe
                     .filter(|_| !proxied)
-                    .map(|r| Arc::new(super::lean::LeanClient::new(r.authority, connect)))
+                    .map(|r| Arc::new(crate::provider::lean::LeanClient::new(r.authority, connect)))
             })
             .collect();
         Ok(Self {

@@ -1,11 +1,11 @@
 //! One request of a load test, timed the way `vllm bench serve` times it, with its failure
 //! class.
-use super::lean::scan::LeanEvent;
-use super::lean::LeanStream;
 use super::plan::{Pick, Plan};
 use super::recorder::Outcome;
 use super::workload::Prompt;
 use crate::provider::error::{ErrorClass, ProviderError};
+use crate::provider::lean::scan::LeanEvent;
+use crate::provider::lean::LeanStream;
 use crate::provider::timing::{AnswerTiming, Seen};
 use crate::provider::{ChatRequest, EventStream, Message, StreamEvent, Usage};
 use futures::StreamExt;
@@ -43,7 +43,7 @@ impl Source {
             }),
             Source::Lean(s) => s.next().await.map(|r| {
                 r.map(|(ev, at)| match ev {
-                    LeanEvent::Delta { empty, text } => Ev::Delta { at, empty, text },
+                    LeanEvent::Delta { empty, text, .. } => Ev::Delta { at, empty, text },
                     LeanEvent::Usage(u) => Ev::Usage(u),
                 })
             }),

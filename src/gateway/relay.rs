@@ -150,6 +150,7 @@ pub async fn serve(shared: Arc<Shared>, ask: Ask, arrived: Instant) -> Response 
                 enc,
                 abort: shared.abort_streams(),
                 ended: false,
+                first_sent: false,
                 _permit: permit,
             };
             *resp.body_mut() =
@@ -295,13 +296,17 @@ struct Relay {
     enc: Encoder,
     abort: tokio::sync::watch::Receiver<bool>,
     ended: bool,
+    /// Whether the first token has been written.
+    first_sent: bool,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Relay {
     /// The next bytes for the client: the next event, and with it every event that is
     /// already there (nothing waits for company: an event alone is sent at once), so that a
-    /// fast upstream costs one write per burst rather than one per chunk.
+    /// fast upstream costs one write per burst rather than one per chunk. The first token
+    /// goes out alone, ahead of the rest of its burst: the client's TTFT does not wait for
+    /// the burst to be read.
     async fn next(&mut self) -> Option<Bytes> {
         use futures::FutureExt;
         if self.ended {
@@ -325,7 +330,7 @@ impl Relay {
             if self.take(ev, &mut out) {
                 return Some(out.into());
             }
-            while out.len() < 32 * 1024 {
+            while out.len() < 32 * 1024 && (self.first_sent || self.tr.first.is_none()) {
                 match self.events.next().now_or_never() {
                     Some(ev) => {
                         if self.take(ev, &mut out) {
@@ -337,6 +342,7 @@ impl Relay {
             }
             // An event that wrote nothing (an empty Ollama delta) waits for the next.
             if !out.is_empty() {
+                self.first_sent |= self.tr.first.is_some();
                 return Some(out.into());
             }
         }

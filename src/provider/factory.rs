@@ -102,7 +102,7 @@ pub async fn build_with(
     let mut shared: HashMap<String, (Arc<Circuit>, Arc<AtomicUsize>)> = HashMap::new();
     let mut routes = Vec::new();
     for spec in &specs {
-        let providers = providers_for(spec, &client, &mut keep).await?;
+        let providers = providers_for(spec, &client, policy.timeouts.connect, &mut keep).await?;
         let targets: Vec<Arc<Target>> = providers
             .into_iter()
             .enumerate()
@@ -140,6 +140,7 @@ pub async fn build_with(
 async fn providers_for(
     spec: &RouteSpec,
     client: &reqwest::Client,
+    connect: Duration,
     keep: &mut Vec<Keepalive>,
 ) -> Result<Vec<Arc<dyn Provider>>, FactoryError> {
     let d = defaults(&spec.params);
@@ -149,14 +150,10 @@ async fn providers_for(
             .urls
             .iter()
             .map(|u| {
-                Arc::new(OpenAiCompat::new(
-                    spec.kind,
-                    u,
-                    &spec.model,
-                    client.clone(),
-                    key.clone(),
-                    d,
-                )) as Arc<dyn Provider>
+                Arc::new(
+                    OpenAiCompat::new(spec.kind, u, &spec.model, client.clone(), key.clone(), d)
+                        .with_lean_streams(connect),
+                ) as Arc<dyn Provider>
             })
             .collect(),
         ProviderKind::Ollama => spec
@@ -194,7 +191,8 @@ async fn providers_for(
                 client.clone(),
                 None,
                 d,
-            );
+            )
+            .with_lean_streams(connect);
             keep.push(Box::new(sim));
             vec![Arc::new(p)]
         }

@@ -5,6 +5,7 @@ pub mod circuit;
 pub mod error;
 pub mod facade;
 pub mod factory;
+pub mod lean;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;

@@ -31,6 +31,8 @@ pub struct OpenAiCompat {
     api_key: Option<Secret>,
     defaults: SamplingDefaults,
     chat_url: reqwest::Url,
+    /// Streams over plain `http://` without a proxy go through the lean client.
+    lean: Option<std::sync::Arc<super::lean::LeanClient>>,
 }
 
 /// The request body, serialized straight from borrowed fields.
@@ -101,7 +103,24 @@ impl OpenAiCompat {
             api_key,
             defaults,
             chat_url,
+            lean: None,
         }
+    }
+
+    /// Streams through the lean HTTP/1.1 client where it applies (plain `http://`, no proxy
+    /// in the environment): a chunk then costs one task and no channel hop (a gateway relays
+    /// thousands a second). TLS and proxies keep reqwest.
+    pub fn with_lean_streams(mut self, connect: std::time::Duration) -> Self {
+        if super::lean::proxy_in_env() {
+            return self;
+        }
+        if let Some(r) = self.sse_request(&ChatRequest::default()) {
+            self.lean = Some(std::sync::Arc::new(super::lean::LeanClient::new(
+                r.authority,
+                connect,
+            )));
+        }
+        self
     }
 
     /// The server root (the base URL without its `/v1`), where vLLM serves `/health`.
@@ -298,6 +317,9 @@ impl Provider for OpenAiCompat {
     }
 
     async fn chat_stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
+        if let (Some(lean), Some(raw)) = (&self.lean, self.sse_request(req)) {
+            return Ok(lean.send(&raw, true).await?.into_events());
+        }
         let resp = self
             .post(&self.body(req, true))
             .header("accept", "text/event-stream")

@@ -12,10 +12,12 @@ use std::borrow::Cow;
 /// What one SSE event means for the figures.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeanEvent {
-    /// A chunk with choices; `text` only when the answer is kept (multi-turn).
+    /// A chunk with choices; `text` and `finish_reason` only when the answer is kept
+    /// (multi-turn, the gateway).
     Delta {
         empty: bool,
         text: Option<String>,
+        finish_reason: Option<String>,
     },
     Usage(Usage),
 }
@@ -148,11 +150,11 @@ impl Fields {
         if let Some(c) = chunk.choices.0 {
             let text = c.delta.or(c.message).and_then(|m| m.content);
             let empty = text.as_deref().is_none_or(str::is_empty);
+            let keep = self.keep_text;
             out.push(LeanEvent::Delta {
                 empty,
-                text: self
-                    .keep_text
-                    .then(|| text.map(Cow::into_owned).unwrap_or_default()),
+                text: keep.then(|| text.map(Cow::into_owned).unwrap_or_default()),
+                finish_reason: c.finish_reason.filter(|_| keep).map(Cow::into_owned),
             });
         }
         if let Some(u) = chunk.usage {
@@ -185,6 +187,8 @@ struct LeanChoice<'a> {
     delta: Option<LeanMessage<'a>>,
     #[serde(default, borrow)]
     message: Option<LeanMessage<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -261,7 +265,8 @@ mod tests {
             out,
             [LeanEvent::Delta {
                 empty: false,
-                text: None
+                text: None,
+                finish_reason: None
             }]
         );
     }

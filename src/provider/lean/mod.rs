@@ -1,6 +1,6 @@
-//! The load test's lean client for OpenAI-style SSE over plain `http://` (how vLLM is served):
-//! one task writes the request, reads the socket, undoes the body's framing, splits the SSE
-//! events and reads only what the figures need. The provider's reqwest client costs about
+//! A lean client for OpenAI-style SSE over plain `http://` (how vLLM is served), used by the
+//! load test and by the gateway's streams: one task writes the request, reads the socket,
+//! undoes the body's framing, splits the SSE events and reads only what its caller needs. The provider's reqwest client costs about
 //! twice the CPU per streamed chunk: its connection task hands every chunk to the request's
 //! task through a channel, and every chunk becomes owned `String`s. TLS, Ollama's NDJSON and
 //! a proxy in the environment keep the reqwest path (`Pick::lean` is `None` there).
@@ -22,6 +22,9 @@ const MAX_HEAD: usize = 64 << 10;
 /// A pooled connection idle this long is not reused: servers close idle ones (uvicorn after
 /// 5 s) and a request sent on a closing connection would be lost.
 const MAX_IDLE: Duration = Duration::from_secs(2);
+/// A body's read buffer starts small (a paced stream reads one chunk at a time, and a
+/// gateway holds thousands of them) and grows once a read fills it (a burst).
+const READ_MIN: usize = 8 << 10;
 const READ_BUF: usize = 16 << 10;
 
 /// One server's connections, kept alive between requests as reqwest's pool keeps them.
@@ -120,7 +123,7 @@ impl LeanClient {
         if s.write_all(wire).await.is_err() {
             return Err(Exchange::Closed);
         }
-        let mut buf = Vec::with_capacity(READ_BUF);
+        let mut buf = Vec::with_capacity(READ_MIN);
         loop {
             let mut chunk = [0u8; 4096];
             let n = match s.read(&mut chunk).await {
@@ -182,7 +185,7 @@ impl LeanClient {
             framing: head.framing,
             keep_alive: head.keep_alive,
             raw: head.rest,
-            out: Vec::with_capacity(READ_BUF),
+            out: Vec::with_capacity(READ_MIN),
         };
         if (200..300).contains(&head.status) {
             return Ok(LeanStream {
@@ -191,6 +194,8 @@ impl LeanClient {
                 events: Vec::new(),
                 queue: VecDeque::new(),
                 end: None,
+                scanned: 0,
+                read_at: Instant::now(),
             });
         }
         // An error answer: its body (bounded, at most 5 s) says why.
@@ -300,10 +305,39 @@ pub struct LeanStream {
     events: Vec<LeanEvent>,
     queue: VecDeque<(LeanEvent, Instant)>,
     end: Option<Result<(), ProviderError>>,
+    /// How much of the body's last read has been scanned, and when it was read.
+    scanned: usize,
+    read_at: Instant,
 }
 
 impl LeanStream {
-    /// The next event; `None` after `[DONE]`; an error once, then `None`.
+    /// The answer as the provider layer's events (text and finish reason kept).
+    pub fn into_events(self) -> crate::provider::EventStream {
+        use crate::provider::StreamEvent;
+        Box::pin(futures::stream::unfold(self, |mut s| async move {
+            let ev = s.next().await?.map(|(ev, at)| match ev {
+                LeanEvent::Delta {
+                    text,
+                    finish_reason,
+                    ..
+                } => StreamEvent::Delta {
+                    text: text.unwrap_or_default(),
+                    at,
+                    finish_reason,
+                },
+                LeanEvent::Usage(usage) => StreamEvent::Usage {
+                    usage,
+                    server: None,
+                    at,
+                },
+            });
+            Some((ev, s))
+        }))
+    }
+
+    /// The next event; `None` after `[DONE]`; an error once, then `None`. Events are read
+    /// out of what the socket gave one at a time, so that the first of a burst is handed on
+    /// (a gateway writes it to its client) before the rest are parsed.
     pub async fn next(&mut self) -> Option<Result<(LeanEvent, Instant), ProviderError>> {
         loop {
             if let Some(ev) = self.queue.pop_front() {
@@ -320,31 +354,44 @@ impl LeanStream {
                 }
                 None => {}
             }
+            if self.scanned < self.body.out.len() {
+                self.scan_one();
+                continue;
+            }
             match self.body.read().await {
-                Ok(true) => {}
-                Ok(false) => {
-                    self.end = Some(Err(self.scan.truncated()));
-                    continue;
+                Ok(true) => {
+                    self.scanned = 0;
+                    self.read_at = Instant::now();
                 }
-                Err(e) => {
-                    self.end = Some(Err(e));
-                    continue;
-                }
+                Ok(false) => self.end = Some(Err(self.scan.truncated())),
+                Err(e) => self.end = Some(Err(e)),
             }
-            let at = Instant::now();
-            let end = self.scan.push(&self.body.out, &mut self.events);
-            self.queue.extend(self.events.drain(..).map(|ev| (ev, at)));
-            match end {
-                Some(End::Done) => {
-                    self.end = Some(Ok(()));
-                    self.body.finish();
-                }
-                Some(End::Error(e)) => {
-                    self.end = Some(Err(e));
-                    self.body.sock = None;
-                }
-                None => {}
+        }
+    }
+
+    /// Scans the unscanned bytes up to the end of the next event (a blank line).
+    fn scan_one(&mut self) {
+        let rest = &self.body.out[self.scanned..];
+        let lf = memchr::memmem::find(rest, b"\n\n").map(|i| i + 2);
+        let crlf = memchr::memmem::find(rest, b"\n\r\n").map(|i| i + 3);
+        let cut = match (lf, crlf) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(rest.len()),
+        };
+        let end = self.scan.push(&rest[..cut], &mut self.events);
+        self.scanned += cut;
+        let at = self.read_at;
+        self.queue.extend(self.events.drain(..).map(|ev| (ev, at)));
+        match end {
+            Some(End::Done) => {
+                self.end = Some(Ok(()));
+                self.body.finish();
             }
+            Some(End::Error(e)) => {
+                self.end = Some(Err(e));
+                self.body.sock = None;
+            }
+            None => {}
         }
     }
 }
@@ -382,8 +429,18 @@ impl Body {
             let Some(sock) = self.sock.as_mut() else {
                 return Ok(false);
             };
-            self.raw.reserve(READ_BUF);
-            match sock.read_buf(&mut self.raw).await {
+            let grow = if self.raw.capacity() >= READ_BUF {
+                READ_BUF
+            } else {
+                READ_MIN
+            };
+            self.raw.reserve(grow);
+            let room = self.raw.capacity() - self.raw.len();
+            let got = sock.read_buf(&mut self.raw).await;
+            if matches!(got, Ok(n) if n == room) {
+                self.raw.reserve(READ_BUF);
+            }
+            match got {
                 Ok(0) => {
                     self.sock = None;
                     if self.framing.ends_at_close() {
