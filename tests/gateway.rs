@@ -367,6 +367,67 @@ async fn failures_before_the_first_token_fall_back_invisibly() {
     }
 }
 
+/// The live feed tells each step of a request as it happens: its start, each attempt and
+/// how it failed, the headers, the fallback, the first token, and its end with the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_tells_each_step_of_a_request() {
+    use futures::StreamExt;
+    let primary = sim_with(&["refuse"]).await;
+    let backup = sim_with(&[]).await;
+    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
+    let g = gateway_with(&routes, None, "", "").await;
+    let got = post(&g, "/v1/chat/completions", &openai_body("primary", true)).await;
+    assert_eq!(got.status, 200);
+    let id: u64 = got.header("x-anorag-request-id").unwrap().parse().unwrap();
+    // A late reader gets the recent events first.
+    let r = reqwest::get(url(&g, "/anorag/events")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let mut buf = Vec::new();
+    let mut mine: Vec<Value> = Vec::new();
+    let read = async {
+        while !mine.iter().any(|e| e["type"] == "end") {
+            buf.extend_from_slice(&body.next().await.unwrap().unwrap());
+            while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=i).collect();
+                let e: Value = serde_json::from_slice(&line).unwrap();
+                if e["id"] == id {
+                    mine.push(e);
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the feed never told the request's end");
+    let types: Vec<&str> = mine.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "start",
+            "trying",
+            "attempt",
+            "trying",
+            "stage",
+            "first_token",
+            "fallback",
+            "end"
+        ],
+        "{mine:#?}"
+    );
+    assert_eq!(mine[1]["route"], "primary");
+    assert_eq!(mine[1]["attempt"], 1);
+    assert_eq!(mine[2]["class"], "connect");
+    assert_eq!(mine[3]["route"], "backup");
+    assert_eq!(mine[3]["attempt"], 2);
+    assert_eq!(mine[4]["stage"], "waiting_first_token");
+    assert_eq!(mine[6]["reason"], "connect");
+    assert_eq!(mine[6]["attempt"], 2);
+    assert_eq!(mine[7]["chain"], "primary x connect -> backup ok");
+    assert_eq!(mine[7]["outcome"], "ok");
+    g.shutdown().await;
+}
+
 /// A slow first token (here 2 s against a 300 ms limit) is a failure before commit too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_first_token_falls_back() {
@@ -674,21 +735,16 @@ async fn a_client_that_leaves_cancels_upstream_in_every_window() {
     );
     drop((a, b));
     until("slots free", || slow_first.stats().active == 0).await;
-    let upstream = metric(
+    let stage = |s: &str| format!("anorag_gateway_client_cancellations_total{{stage=\"{s}\"}}");
+    until_metric(
         &g,
-        "anorag_gateway_client_cancellations_total{stage=\"waiting_upstream\"}",
+        &stage("waiting_first_token"),
+        4.0,
+        "first token (x2) and the two held",
     )
     .await;
-    let streaming = metric(
-        &g,
-        "anorag_gateway_client_cancellations_total{stage=\"streaming\"}",
-    )
-    .await;
-    assert!(
-        upstream >= 3.0,
-        "headers, first token (x2), and the two held: {upstream}"
-    );
-    assert_eq!(streaming, 1.0);
+    assert_eq!(metric(&g, &stage("waiting_headers")).await, 1.0);
+    assert_eq!(metric(&g, &stage("streaming")).await, 1.0);
     g.shutdown().await;
 }
 

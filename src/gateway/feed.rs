@@ -27,6 +27,19 @@ pub enum Event {
         route: String,
         stream: bool,
     },
+    /// An attempt starts: the route and target tried, its number, and the request's budget.
+    Trying {
+        id: u64,
+        route: String,
+        target: String,
+        attempt: u32,
+        budget: u32,
+    },
+    /// The request moved on: `waiting_first_token` once the target sent its headers.
+    Stage {
+        id: u64,
+        stage: &'static str,
+    },
     /// A failed attempt on the way to an answer (or to the final failure).
     Attempt {
         id: u64,

@@ -5,7 +5,7 @@
 //! dropping it drops the upstream connection.
 use super::dialect::{self, Dialect, Encoder, Shape, Timings};
 use super::errors::{error_response, failure_status, retry_after};
-use super::tracker::{Stage, Tracker, Who};
+use super::tracker::{Tracker, Who};
 use super::Shared;
 use crate::provider::router::{Attempt, RouteFailure, ServedBy};
 use crate::provider::{ChatRequest, EventStream, StreamEvent};
@@ -84,7 +84,11 @@ pub async fn serve(shared: Arc<Shared>, ask: Ask, arrived: Instant) -> Response 
         // timeouts then guard a whole answer too (a silent server falls back instead of
         // holding the client until the total timeout), and nothing reaches the client before
         // the answer is complete.
-        let got = match live.router.chat_stream(Some(&ask.route), &ask.req).await {
+        let got = live
+            .router
+            .chat_stream_watched(Some(&ask.route), &ask.req, &tr.watch(budget))
+            .await;
+        let got = match got {
             Ok(rs) => {
                 tr.committed(&rs.served_by, &rs.attempts, budget);
                 collect(&mut tr, rs.stream)
@@ -125,7 +129,11 @@ pub async fn serve(shared: Arc<Shared>, ask: Ask, arrived: Instant) -> Response 
             }
         };
     }
-    match live.router.chat_stream(Some(&ask.route), &ask.req).await {
+    let got = live
+        .router
+        .chat_stream_watched(Some(&ask.route), &ask.req, &tr.watch(budget))
+        .await;
+    match got {
         Err(f) => {
             tr.upstream += t0.elapsed();
             fail(&shared, &mut tr, &ask, &f)
@@ -133,7 +141,6 @@ pub async fn serve(shared: Arc<Shared>, ask: Ask, arrived: Instant) -> Response 
         Ok(rs) => {
             tr.upstream += t0.elapsed();
             tr.committed(&rs.served_by, &rs.attempts, budget);
-            tr.stage = Stage::Streaming;
             let enc = Encoder::new(ask.dialect, ask.shape, &ask.asked, ask.include_usage);
             let mut resp = Response::new(Body::empty());
             let h = resp.headers_mut();
@@ -188,13 +195,17 @@ pub async fn embed(
         Err(r) => return r,
     };
     let live = shared.live();
+    let budget = live.router.policy().max_attempts;
     let t0 = Instant::now();
-    let got = live.router.embed(Some(&ask.route), &e.inputs).await;
+    let got = live
+        .router
+        .embed_watched(Some(&ask.route), &e.inputs, &tr.watch(budget))
+        .await;
     tr.upstream += t0.elapsed();
     match got {
         Err(f) => fail(&shared, &mut tr, &ask, &f),
         Ok((emb, served, attempts)) => {
-            tr.committed(&served, &attempts, live.router.policy().max_attempts);
+            tr.committed(&served, &attempts, budget);
             tr.usage.prompt_tokens = emb.prompt_tokens;
             let body = match d {
                 Dialect::OpenAi => {

@@ -7,9 +7,11 @@ use super::errors::error_response;
 use super::feed::Event;
 use super::metrics::Finished;
 use super::Shared;
+use crate::provider::router::Step;
 use crate::provider::router::{Attempt, RouteFailure, ServedBy};
 use crate::provider::{ErrorClass, Usage};
 use axum::response::Response;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,10 +24,16 @@ pub struct Who<'a> {
     pub stream: bool,
 }
 
+/// Where a request is. A stream is `Streaming` from its first token; a whole answer is
+/// `Streaming` while the gateway collects it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Stage {
     Queued,
-    Upstream,
+    /// Connecting to a target, or waiting for its response head.
+    Headers,
+    /// The target answered with its headers; its first token is awaited.
+    FirstToken,
     Streaming,
 }
 
@@ -33,9 +41,28 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Queued => "queued",
-            Stage::Upstream => "waiting_upstream",
+            Stage::Headers => "waiting_headers",
+            Stage::FirstToken => "waiting_first_token",
             Stage::Streaming => "streaming",
         }
+    }
+}
+
+/// The stage, set by the router's watcher while the request awaits it.
+#[derive(Debug)]
+pub struct StageCell(AtomicU8);
+
+impl StageCell {
+    pub fn get(&self) -> Stage {
+        match self.0.load(Ordering::Relaxed) {
+            0 => Stage::Queued,
+            1 => Stage::Headers,
+            2 => Stage::FirstToken,
+            _ => Stage::Streaming,
+        }
+    }
+    pub fn set(&self, s: Stage) {
+        self.0.store(s as u8, Ordering::Relaxed);
     }
 }
 
@@ -48,7 +75,7 @@ pub struct Tracker {
     pub asked: String,
     pub route: String,
     pub arrived: Instant,
-    pub stage: Stage,
+    pub stage: StageCell,
     pub queue: Duration,
     pub upstream: Duration,
     pub first: Option<Instant>,
@@ -90,7 +117,7 @@ impl Tracker {
             asked: who.asked.to_string(),
             route: who.route.to_string(),
             arrived,
-            stage: Stage::Queued,
+            stage: StageCell(AtomicU8::new(Stage::Queued as u8)),
             queue: Duration::ZERO,
             upstream: Duration::ZERO,
             first: None,
@@ -108,7 +135,7 @@ impl Tracker {
             Ok(p) => {
                 self.queue = self.arrived.elapsed();
                 shared.metrics.queue_wait(self.queue.as_secs_f64());
-                self.stage = Stage::Upstream;
+                self.stage.set(Stage::Headers);
                 Ok(p)
             }
             Err(why) => {
@@ -150,8 +177,9 @@ impl Tracker {
             .as_ref()
             .map_or(self.route.clone(), |s| s.route.clone());
         let sh = &self.shared;
+        let stage = self.stage.get();
         if outcome == "cancelled" {
-            sh.metrics.cancelled(self.stage.as_str());
+            sh.metrics.cancelled(stage.as_str());
         }
         sh.metrics.finished(&Finished {
             route: &route,
@@ -159,7 +187,7 @@ impl Tracker {
             dialect: self.dialect.as_str(),
             status,
             ttft_s: self.ttft_ms().map(|t| t / 1000.0),
-            upstream_s: (self.stage != Stage::Queued).then_some(self.upstream.as_secs_f64()),
+            upstream_s: (stage != Stage::Queued).then_some(self.upstream.as_secs_f64()),
             overhead_s: (outcome == "ok").then_some(overhead.as_secs_f64()),
             prompt_tokens: self.usage.prompt_tokens,
             completion_tokens: self.usage.completion_tokens,
@@ -179,33 +207,58 @@ impl Tracker {
             queue_ms: self.queue.as_secs_f64() * 1000.0,
             upstream_ms: self.upstream.as_secs_f64() * 1000.0,
             overhead_us: overhead.as_secs_f64() * 1e6,
-            stage: (outcome == "cancelled").then(|| self.stage.as_str()),
+            stage: (outcome == "cancelled").then(|| stage.as_str()),
         });
         if outcome == "cancelled" {
             tracing::info!(
                 id = self.id,
-                stage = self.stage.as_str(),
+                stage = stage.as_str(),
                 "client went away; upstream request dropped"
             );
         }
     }
 
-    pub fn publish_attempts(&self, attempts: &[Attempt]) {
-        for a in attempts {
-            self.shared.feed.publish(Event::Attempt {
-                id: self.id,
-                route: a.route.clone(),
-                target: a.target.clone(),
-                class: a.class.to_string(),
-                status: a.status,
-                message: crate::format::clip(&a.message, 200),
-            });
+    /// The router's steps as they happen: the stage, and each attempt on the feed.
+    pub fn watch(&self, budget: u32) -> impl Fn(Step<'_>) + Send + Sync + '_ {
+        move |step| {
+            let feed = &self.shared.feed;
+            match step {
+                Step::Trying { route, target, n } => {
+                    self.stage.set(Stage::Headers);
+                    feed.publish(Event::Trying {
+                        id: self.id,
+                        route: route.to_string(),
+                        target: target.to_string(),
+                        attempt: n,
+                        budget,
+                    });
+                }
+                Step::Headers => {
+                    self.stage.set(Stage::FirstToken);
+                    feed.publish(Event::Stage {
+                        id: self.id,
+                        stage: Stage::FirstToken.as_str(),
+                    });
+                }
+                Step::Failed(a) => feed.publish(Event::Attempt {
+                    id: self.id,
+                    route: a.route.clone(),
+                    target: a.target.clone(),
+                    class: a.class.to_string(),
+                    status: a.status,
+                    message: crate::format::clip(&a.message, 200),
+                }),
+            }
         }
     }
 
-    /// The route answered: its failed attempts and any fallback become events.
+    /// The route answered (its first token is in): that, and any fallback, become events.
     pub fn committed(&mut self, served: &ServedBy, attempts: &[Attempt], budget: u32) {
-        self.publish_attempts(attempts);
+        self.stage.set(Stage::Streaming);
+        self.shared.feed.publish(Event::FirstToken {
+            id: self.id,
+            ttft_ms: self.arrived.elapsed().as_secs_f64() * 1000.0,
+        });
         if served.route != self.route {
             let reason = attempts
                 .iter()
@@ -242,7 +295,6 @@ impl Tracker {
     }
 
     pub fn failed(&mut self, f: &RouteFailure) {
-        self.publish_attempts(&f.attempts);
         self.chain = chain(&f.attempts, "failed");
         let line = format!(
             "request {} on route {} failed: {} [{}]",

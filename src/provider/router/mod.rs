@@ -181,13 +181,23 @@ impl Router {
         route: Option<&str>,
         req: &ChatRequest,
     ) -> Result<RoutedStream, RouteFailure> {
+        self.chat_stream_watched(route, req, &|_| {}).await
+    }
+
+    /// [`Router::chat_stream`], telling `watch` each step as it happens.
+    pub async fn chat_stream_watched(
+        &self,
+        route: Option<&str>,
+        req: &ChatRequest,
+        watch: Watch<'_>,
+    ) -> Result<RoutedStream, RouteFailure> {
         let started = Instant::now();
         let primary = self.resolve(route)?;
         let t = self.policy.timeouts;
         let attempt = move |target: Arc<Target>, deadline: Instant| -> BoxFuture<'_, _> {
-            Box::pin(open_stream(target, req, t, deadline))
+            Box::pin(open_stream(target, req, t, deadline, watch))
         };
-        let (stream, served_by, attempts) = self.run(primary, started, &attempt).await?;
+        let (stream, served_by, attempts) = self.run(primary, started, &attempt, watch).await?;
         Ok(RoutedStream {
             stream,
             served_by,
@@ -210,7 +220,7 @@ impl Router {
                 whole(t, deadline, "answer", t.provider.chat(req)).await
             })
         };
-        let (response, served_by, attempts) = self.run(primary, started, &attempt).await?;
+        let (response, served_by, attempts) = self.run(primary, started, &attempt, &|_| {}).await?;
         Ok(RoutedResponse {
             response,
             served_by,
@@ -225,6 +235,16 @@ impl Router {
         route: Option<&str>,
         inputs: &[String],
     ) -> Result<(crate::provider::Embeddings, ServedBy, Vec<Attempt>), RouteFailure> {
+        self.embed_watched(route, inputs, &|_| {}).await
+    }
+
+    /// [`Router::embed`], telling `watch` each step as it happens.
+    pub async fn embed_watched(
+        &self,
+        route: Option<&str>,
+        inputs: &[String],
+        watch: Watch<'_>,
+    ) -> Result<(crate::provider::Embeddings, ServedBy, Vec<Attempt>), RouteFailure> {
         let started = Instant::now();
         let primary = self.resolve(route)?;
         let attempt = move |target: Arc<Target>, deadline: Instant| -> BoxFuture<'_, _> {
@@ -233,7 +253,7 @@ impl Router {
                 whole(t, deadline, "embeddings", t.provider.embed(inputs)).await
             })
         };
-        self.run(primary, started, &attempt).await
+        self.run(primary, started, &attempt, watch).await
     }
 
     async fn run<'a, T>(
@@ -241,6 +261,7 @@ impl Router {
         primary: Arc<RouteEntry>,
         started: Instant,
         attempt: &AttemptFn<'a, T>,
+        watch: Watch<'_>,
     ) -> Result<(T, ServedBy, Vec<Attempt>), RouteFailure> {
         let total = primary.total_timeout.unwrap_or(self.policy.timeouts.total);
         let deadline = started + total;
@@ -292,6 +313,7 @@ impl Router {
                                     ),
                                 );
                                 attempts.push(Attempt::new(&route.name, &target, &e));
+                                watch(Step::Failed(&attempts[attempts.len() - 1]));
                                 last.get_or_insert(e);
                             }
                             continue;
@@ -319,12 +341,18 @@ impl Router {
                             if let Some(mut e) = err {
                                 e.message = format!("half-open probe failed: {}", e.message);
                                 attempts.push(Attempt::new(&route.name, &target, &e));
+                                watch(Step::Failed(&attempts[attempts.len() - 1]));
                                 last = Some(e);
                                 continue;
                             }
                         }
                     }
                     used += 1;
+                    watch(Step::Trying {
+                        route: &route.name,
+                        target: &target.label(),
+                        n: used,
+                    });
                     match attempt(target.clone(), deadline).await {
                         Ok(v) => return Ok((v, served_by(&route, &target), attempts)),
                         Err(e) => {
@@ -333,6 +361,7 @@ impl Router {
                                 spent.insert(Arc::as_ptr(&target) as usize);
                             }
                             attempts.push(Attempt::new(&route.name, &target, &e));
+                            watch(Step::Failed(&attempts[attempts.len() - 1]));
                             match e.class.disposition() {
                                 Disposition::NextTarget => last = Some(e),
                                 Disposition::ReturnToCaller | Disposition::Stop => {

@@ -1,6 +1,6 @@
 //! One streaming attempt up to its commit point (the first content), and the committed
 //! stream the caller reads afterwards, with idle and total limits.
-use super::Timeouts;
+use super::{Step, Timeouts, Watch};
 use crate::provider::error::{ErrorClass, ProviderError};
 use crate::provider::pool::{InFlightGuard, Target};
 use crate::provider::{ChatRequest, EventStream, StreamEvent};
@@ -36,6 +36,7 @@ pub(super) async fn open_stream(
     req: &ChatRequest,
     t: Timeouts,
     deadline: Instant,
+    watch: Watch<'_>,
 ) -> Result<EventStream, ProviderError> {
     let busy = target.track();
     let (at, class) = limit(
@@ -48,6 +49,7 @@ pub(super) async fn open_stream(
         Ok(r) => r?,
         Err(_) => return Err(timed_out(class, "response headers", t.headers)),
     };
+    watch(Step::Headers);
     let mut buffered = VecDeque::new();
     let (at, class) = limit(
         Instant::now(),

@@ -125,5 +125,24 @@ impl std::fmt::Display for RouteFailure {
     }
 }
 
+/// What the router tells a watcher as one request goes (the gateway's live feed): each
+/// attempt as it starts, its response head, and each failure as it happens.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'a> {
+    /// An attempt starts on a target: its number among the request's attempts.
+    Trying {
+        route: &'a str,
+        target: &'a str,
+        n: u32,
+    },
+    /// The target answered with its headers; the first token is awaited.
+    Headers,
+    /// An attempt failed (or a target was skipped: its circuit is open).
+    Failed(&'a Attempt),
+}
+
+/// A watcher of [`Step`]s; `&|_| {}` watches nothing.
+pub type Watch<'w> = &'w (dyn Fn(Step<'_>) + Send + Sync);
+
 /// Keeps something alive as long as the router (the built-in simulator's server).
 pub type Keepalive = Box<dyn std::any::Any + Send + Sync>;
