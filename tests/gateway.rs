@@ -76,6 +76,8 @@ impl Got {
                     .as_str()
                     .or(v["message"]["content"].as_str())
                     .or(v["choices"][0]["message"]["content"].as_str())
+                    .or(v["choices"][0]["text"].as_str())
+                    .or(v["response"].as_str())
                     .unwrap_or("")
                     .to_string()
             })
@@ -367,6 +369,95 @@ async fn failures_before_the_first_token_fall_back_invisibly() {
     }
 }
 
+/// `/v1/completions` sends its prompt as it is (no chat template): to a vLLM route's
+/// `/v1/completions`, and to an Ollama route as `generate` with `raw`; Ollama's raw
+/// `generate` reaches a vLLM route's `/v1/completions` the same way. Answers in the client's
+/// shape, streamed and whole, with usage when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_are_raw_prompts_in_both_directions() {
+    let vllm = sim_with(&[]).await;
+    let down = sim_with(&["refuse"]).await;
+    let ol = sim::start(SimConfig::new(Flavor::Ollama).timing(5, 2, 6))
+        .await
+        .unwrap();
+    let g = gateway_with(
+        &(route("tiny", &vllm, &[]) + &route("down", &down, &["ollama"])),
+        Some(&ol.root_url()),
+        "",
+        "",
+    )
+    .await;
+    let ask = |model: &str, stream: bool| json!({"model": model, "prompt": "def fib(n):", "max_tokens": 6, "stream": stream, "stop": ["\n\n"]});
+
+    // Streamed, to vLLM's /v1/completions: text chunks, the finish reason, usage when asked.
+    let mut body = ask("tiny", true);
+    body["stream_options"] = json!({"include_usage": true});
+    let got = post(&g, "/v1/completions", &body).await;
+    assert_eq!(got.status, 200, "{:?}", got.events);
+    let sent = vllm.last_request().unwrap();
+    assert_eq!(sent["prompt"], "def fib(n):", "{sent}");
+    assert!(sent.get("messages").is_none(), "no chat template: {sent}");
+    assert_eq!(sent["stop"], json!(["\n\n"]));
+    let chunks: Vec<Value> = got
+        .events
+        .iter()
+        .filter_map(|e| serde_json::from_str(e).ok())
+        .collect();
+    assert!(
+        chunks.iter().all(|c| c["object"] == "text_completion"),
+        "{chunks:?}"
+    );
+    assert_eq!(got.text().split_whitespace().count(), 6, "{:?}", got.events);
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "length"));
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 6);
+    assert_eq!(got.events.last().map(String::as_str), Some("[DONE]"));
+
+    // Whole.
+    let got = post(&g, "/v1/completions", &ask("tiny", false)).await;
+    let v: Value = serde_json::from_str(&got.events[0]).unwrap();
+    assert_eq!(v["object"], "text_completion", "{v}");
+    assert_eq!(
+        v["choices"][0]["text"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .count(),
+        6
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 6);
+
+    // A completion that falls back to Ollama: `generate` with `raw`, answered as a completion.
+    let got = post(&g, "/v1/completions", &ask("down", true)).await;
+    assert_eq!(got.status, 200, "{:?}", got.events);
+    assert_eq!(got.header("x-anorag-route"), Some("ollama"));
+    let sent = ol.last_request().unwrap();
+    assert_eq!(
+        (&sent["prompt"], &sent["raw"]),
+        (&json!("def fib(n):"), &json!(true)),
+        "{sent}"
+    );
+    assert_eq!(got.text().split_whitespace().count(), 6, "{:?}", got.events);
+
+    // Ollama's raw generate, to the vLLM route: its /v1/completions.
+    let got = post(
+        &g,
+        "/api/generate",
+        &json!({"model": "tiny", "prompt": "[INST] hi [/INST]", "raw": true, "stream": false}),
+    )
+    .await;
+    assert_eq!(got.status, 200, "{:?}", got.events);
+    assert_eq!(vllm.last_request().unwrap()["prompt"], "[INST] hi [/INST]");
+    let v: Value = serde_json::from_str(&got.events[0]).unwrap();
+    assert_eq!(v["done"], true);
+    assert_eq!(
+        v["response"].as_str().unwrap().split_whitespace().count(),
+        6
+    );
+    g.shutdown().await;
+}
+
 /// The live feed tells each step of a request as it happens: its start, each attempt and
 /// how it failed, the headers, the fallback, the first token, and its end with the chain.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -375,7 +466,7 @@ async fn the_feed_tells_each_step_of_a_request() {
     let primary = sim_with(&["refuse"]).await;
     let backup = sim_with(&[]).await;
     let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
-    let g = gateway_with(&routes, None, "", "").await;
+    let g = gateway_with(&routes, None, "", "  drain_timeout_s: 600\n").await;
     let got = post(&g, "/v1/chat/completions", &openai_body("primary", true)).await;
     assert_eq!(got.status, 200);
     let id: u64 = got.header("x-anorag-request-id").unwrap().parse().unwrap();
@@ -425,7 +516,22 @@ async fn the_feed_tells_each_step_of_a_request() {
     assert_eq!(mine[6]["attempt"], 2);
     assert_eq!(mine[7]["chain"], "primary x connect -> backup ok");
     assert_eq!(mine[7]["outcome"], "ok");
-    g.shutdown().await;
+    // A reader does not hold a graceful stop up: its feed ends with the drain's notice.
+    let stop = tokio::spawn(g.shutdown());
+    let mut rest = String::new();
+    let drained = async {
+        while let Some(b) = body.next().await {
+            rest.push_str(&String::from_utf8_lossy(&b.unwrap()));
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), drained)
+        .await
+        .expect("the feed outlived the drain's start");
+    assert!(rest.contains("draining: no new connections"), "{rest}");
+    tokio::time::timeout(Duration::from_secs(120), stop)
+        .await
+        .expect("the gateway stopped")
+        .unwrap();
 }
 
 /// A slow first token (here 2 s against a 300 ms limit) is a failure before commit too.
@@ -1336,6 +1442,15 @@ async fn the_official_openai_and_ollama_clients() {
             String::from_utf8_lossy(&out.stderr)
         );
         eprintln!("[gateway] {scenario}:\n{so}");
+        if scenario == "basic" {
+            for check in [
+                "openai.completions\"",
+                "openai.completions.stream",
+                "ollama.generate.raw",
+            ] {
+                assert!(so.contains(check), "{check}: {so}");
+            }
+        }
         if scenario == "rate_limited" {
             assert!(so.contains("\"retry_after\": \"3\""), "{so}");
         }

@@ -21,16 +21,28 @@ struct DirectServer {
 
 impl DirectServer {
     fn start(env: &RealVllmEnv, port: u16, log: std::path::PathBuf) -> Self {
+        Self::start_with(env, port, log, SERVED, &[])
+    }
+
+    /// vLLM serving the tiny model as `served`, with `extra` arguments.
+    fn start_with(
+        env: &RealVllmEnv,
+        port: u16,
+        log: std::path::PathBuf,
+        served: &str,
+        extra: &[&str],
+    ) -> Self {
         let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(&env.bin)
             .args([
                 "serve",
                 &env.model,
                 "--served-model-name",
-                SERVED,
+                served,
                 "--host",
                 "127.0.0.1",
             ])
+            .args(extra)
             .args([
                 "--port",
                 &port.to_string(),
@@ -91,13 +103,8 @@ impl Drop for DirectServer {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provider_layer_against_real_vllm() {
-    let Some(env) = RealVllmEnv::from_env("provider_layer_against_real_vllm") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let mut server = DirectServer::start(&env, free_port(), dir.path().join("vllm.log"));
+/// Waits for a started server, or panics with the end of its log.
+async fn ready(server: &mut DirectServer) {
     let health = format!("http://127.0.0.1:{}/health", server.port);
     let pid = server.child.id();
     let ready = wait_http_ok(&health, Duration::from_secs(300), || {
@@ -117,6 +124,145 @@ async fn provider_layer_against_real_vllm() {
         "[real-vllm] ready after {:.1} s",
         ready.unwrap().as_secs_f64()
     );
+}
+
+/// vLLM's CPU build serves the tiny model as an embedding model (`--runner pooling
+/// --convert embed`): the gateway's embeddings in both dialects (float and base64) are
+/// vLLM's own vectors, and the official clients get them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_through_the_gateway_from_real_vllm() {
+    use anorag::gateway::{self, Live, Settings};
+    use base64::Engine;
+    use serde_json::{json, Value};
+    let Some(env) = RealVllmEnv::from_env("embeddings_through_the_gateway_from_real_vllm") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = DirectServer::start_with(
+        &env,
+        free_port(),
+        dir.path().join("vllm-embed.log"),
+        "emb",
+        &["--runner", "pooling", "--convert", "embed"],
+    );
+    ready(&mut server).await;
+    let yaml = format!(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      emb: {{base_url: {}, model: emb}}\ngateway:\n  listen: 127.0.0.1:0\n",
+        server.base_url()
+    );
+    let cfg = config::load_str(&yaml, "emb.yaml").unwrap();
+    let router = factory::build(&cfg).await.unwrap();
+    let g = gateway::run(
+        Settings::from_config(&cfg, None).unwrap(),
+        Live::new(&cfg, router).unwrap(),
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let post = |url: String, body: Value| {
+        let http = http.clone();
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let inputs = json!(["hello world", "the gateway passes vectors through"]);
+    let direct = post(
+        format!("{}/embeddings", server.base_url()),
+        json!({"model": "emb", "input": inputs}),
+    )
+    .await;
+    let want: Vec<Vec<f64>> = direct["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| serde_json::from_value(d["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(want.len(), 2);
+    let same = |got: &[f64], want: &[f64], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}: dimensions");
+        let worst = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-6, "{what}: off by {worst}");
+    };
+    let gw = format!("http://{}", g.addr);
+    let v = post(
+        format!("{gw}/v1/embeddings"),
+        json!({"model": "emb", "input": inputs, "encoding_format": "float"}),
+    )
+    .await;
+    assert_eq!(
+        v["usage"]["prompt_tokens"],
+        direct["usage"]["prompt_tokens"]
+    );
+    for (i, w) in want.iter().enumerate() {
+        let got: Vec<f64> = serde_json::from_value(v["data"][i]["embedding"].clone()).unwrap();
+        same(&got, w, "openai float");
+    }
+    let v = post(
+        format!("{gw}/v1/embeddings"),
+        json!({"model": "emb", "input": inputs, "encoding_format": "base64"}),
+    )
+    .await;
+    for (i, w) in want.iter().enumerate() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v["data"][i]["embedding"].as_str().unwrap())
+            .unwrap();
+        let got: Vec<f64> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .collect();
+        same(&got, w, "openai base64");
+    }
+    let v = post(
+        format!("{gw}/api/embed"),
+        json!({"model": "emb", "input": inputs}),
+    )
+    .await;
+    for (i, w) in want.iter().enumerate() {
+        let got: Vec<f64> = serde_json::from_value(v["embeddings"][i].clone()).unwrap();
+        same(&got, w, "ollama");
+    }
+    eprintln!(
+        "[real-vllm] embeddings through the gateway: {} dimensions, both dialects equal to vLLM's own",
+        want[0].len()
+    );
+    if let Some(py) = std::env::var_os("ANORAG_GATEWAY_PY") {
+        let script = format!(
+            "{}/tests/clients/gateway_clients.py",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let out = tokio::process::Command::new(&py)
+            .args([&script, "embeddings", &gw, "emb"])
+            .output()
+            .await
+            .unwrap();
+        let so = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{so}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("[real-vllm] the openai and ollama clients' embeddings from vLLM:\n{so}");
+    } else {
+        common::skipped("real_vllm embeddings clients", "ANORAG_GATEWAY_PY is unset");
+    }
+    g.shutdown().await;
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_layer_against_real_vllm() {
+    let Some(env) = RealVllmEnv::from_env("provider_layer_against_real_vllm") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = DirectServer::start(&env, free_port(), dir.path().join("vllm.log"));
+    ready(&mut server).await;
 
     let yaml = format!(
         "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      real: {{base_url: {}, model: {SERVED}}}\n    params: {{temperature: 0.0, max_tokens: 2048, top_p: 1.0, timeout: 60}}\n",

@@ -30,6 +30,10 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
             chat(Dialect::OpenAi, Shape::Chat, parse::openai_chat),
         )
         .route(
+            "/v1/completions",
+            chat(Dialect::OpenAi, Shape::Completion, parse::openai_completion),
+        )
+        .route(
             "/api/chat",
             chat(Dialect::Ollama, Shape::Chat, parse::ollama_chat),
         )
@@ -248,7 +252,7 @@ async fn chat_like(
     let Some(route) = live.names.resolve(&p.model).map(String::from) else {
         return unknown_model(&sh, &live, d, &p.model);
     };
-    if d == Dialect::Ollama && p.req.messages.is_empty() {
+    if d == Dialect::Ollama && p.req.messages.is_empty() && p.req.raw_prompt.is_none() {
         return ollama_load(&p);
     }
     drop(live);
@@ -440,13 +444,21 @@ async fn events(
             .map(Ok::<Bytes, std::io::Error>)
             .collect::<Vec<_>>(),
     );
-    let tail = futures::stream::unfold(rx, move |mut rx| async move {
+    // The feed ends when the gateway drains, after what was published before (the drain's
+    // notice among it): a watching console must not hold a graceful stop up.
+    let draining = sh.drain_begun();
+    let tail = futures::stream::unfold((rx, draining), move |(mut rx, mut draining)| async move {
         loop {
-            match rx.recv().await {
-                Ok(e) if keep(&e) => return Some((Ok(line(&e)), rx)),
+            let got = tokio::select! {
+                biased;
+                got = rx.recv() => got,
+                _ = super::until_true(&mut draining) => return None,
+            };
+            match got {
+                Ok(e) if keep(&e) => return Some((Ok(line(&e)), (rx, draining))),
                 Ok(_) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    return Some((Ok(line(&Event::Lagged { missed: n })), rx))
+                    return Some((Ok(line(&Event::Lagged { missed: n })), (rx, draining)))
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }

@@ -116,6 +116,9 @@ pub struct Shared {
     next_id: AtomicU64,
     /// Set when the drain timeout has passed: streams still running end in-band.
     abort: tokio::sync::watch::Sender<bool>,
+    /// Set when the drain begins: the feed's readers are let go (they are not answers a
+    /// drain should wait for).
+    draining: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -132,6 +135,7 @@ impl Shared {
             feed: feed::Feed::new(),
             next_id: AtomicU64::new(1),
             abort: tokio::sync::watch::channel(false).0,
+            draining: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -150,6 +154,15 @@ impl Shared {
 
     fn abort_streams(&self) -> tokio::sync::watch::Receiver<bool> {
         self.abort.subscribe()
+    }
+
+    pub(crate) fn drain_begun(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// The drain begins: feed readers end (after the events already sent to them).
+    pub fn begin_drain(&self) {
+        self.draining.send_replace(true);
     }
 
     /// Ends every stream still running with an in-band error (the drain timeout passed).

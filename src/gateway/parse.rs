@@ -204,32 +204,20 @@ pub struct Parsed {
     pub include_usage: bool,
 }
 
-/// `POST /v1/chat/completions`.
-pub fn openai_chat(body: &[u8]) -> Result<Parsed, BadField> {
-    let m = object(body)?;
-    let model = model(&m)?;
-    refuse(
-        &m,
-        &[
-            ("tools", "the routes behind it may not call tools alike"),
-            ("functions", "the routes behind it may not call tools alike"),
-            (
-                "response_format",
-                "not every route can constrain its output",
-            ),
-            ("logprobs", "not every route returns log probabilities"),
-            ("audio", "text only"),
-        ],
-    )?;
-    if let Some(n) = m.get("n").filter(|v| !v.is_null()) {
-        if n.as_u64() != Some(1) {
-            return Err(bad(
-                "n",
-                "`n` must be 1 through the gateway (one choice per request)",
-            ));
+/// `stream`, `stream_options.include_usage` and `n` (one choice), alike in OpenAI's chat and
+/// completions.
+fn openai_stream(m: &Map<String, Value>) -> Result<(bool, bool), BadField> {
+    for k in ["n", "best_of"] {
+        if let Some(n) = m.get(k).filter(|v| !v.is_null()) {
+            if n.as_u64() != Some(1) {
+                return Err(bad(
+                    k,
+                    format!("`{k}` must be 1 through the gateway (one choice per request)"),
+                ));
+            }
         }
     }
-    let stream = opt_bool(&m, "stream", false)?;
+    let stream = opt_bool(m, "stream", false)?;
     let include_usage = match m.get("stream_options") {
         None | Some(Value::Null) => false,
         Some(Value::Object(o)) => {
@@ -248,19 +236,94 @@ pub fn openai_chat(body: &[u8]) -> Result<Parsed, BadField> {
         }
         _ => return Err(bad("stream_options", "`stream_options` must be an object")),
     };
+    Ok((stream, include_usage))
+}
+
+/// The sampling fields OpenAI's chat and completions share.
+fn openai_sampling(m: &Map<String, Value>) -> Result<ChatRequest, BadField> {
+    Ok(ChatRequest {
+        max_tokens: match opt_u32(m, "max_completion_tokens", "max_completion_tokens")? {
+            Some(n) => Some(n),
+            None => opt_u32(m, "max_tokens", "max_tokens")?,
+        },
+        temperature: opt_f32(m, "temperature", "temperature", (0.0, 2.0))?,
+        top_p: opt_f32(m, "top_p", "top_p", (0.0, 1.0))?,
+        stop: stop(m, "stop")?,
+        seed: opt_i64(m, "seed", "seed")?,
+        // vLLM's extension (`vllm bench serve` sends it); other routes leave it out.
+        ignore_eos: opt_bool(m, "ignore_eos", false)?,
+        ..ChatRequest::default()
+    })
+}
+
+/// `POST /v1/chat/completions`.
+pub fn openai_chat(body: &[u8]) -> Result<Parsed, BadField> {
+    let m = object(body)?;
+    let model = model(&m)?;
+    refuse(
+        &m,
+        &[
+            ("tools", "the routes behind it may not call tools alike"),
+            ("functions", "the routes behind it may not call tools alike"),
+            (
+                "response_format",
+                "not every route can constrain its output",
+            ),
+            ("logprobs", "not every route returns log probabilities"),
+            ("audio", "text only"),
+        ],
+    )?;
+    let (stream, include_usage) = openai_stream(&m)?;
     let req = ChatRequest {
         messages: messages(&m, false)?,
-        max_tokens: match opt_u32(&m, "max_completion_tokens", "max_completion_tokens")? {
-            Some(n) => Some(n),
-            None => opt_u32(&m, "max_tokens", "max_tokens")?,
-        },
-        temperature: opt_f32(&m, "temperature", "temperature", (0.0, 2.0))?,
-        top_p: opt_f32(&m, "top_p", "top_p", (0.0, 1.0))?,
-        stop: stop(&m, "stop")?,
-        seed: opt_i64(&m, "seed", "seed")?,
-        // vLLM's extension (`vllm bench serve` sends it); other routes leave it out.
-        ignore_eos: opt_bool(&m, "ignore_eos", false)?,
-        ..ChatRequest::default()
+        ..openai_sampling(&m)?
+    };
+    Ok(Parsed {
+        model,
+        req,
+        stream,
+        include_usage,
+    })
+}
+
+/// `POST /v1/completions`: one raw prompt, sent as it is (no chat template) to the route's
+/// `/v1/completions`, or to Ollama's `generate` with `raw`.
+pub fn openai_completion(body: &[u8]) -> Result<Parsed, BadField> {
+    let m = object(body)?;
+    let model = model(&m)?;
+    refuse(
+        &m,
+        &[
+            ("logprobs", "not every route returns log probabilities"),
+            ("echo", "not every route echoes the prompt"),
+            ("suffix", "not every route can fill in the middle"),
+            ("logit_bias", "not every route takes token biases"),
+        ],
+    )?;
+    let prompt = match m.get("prompt") {
+        Some(Value::String(p)) => p.clone(),
+        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
+            a[0].as_str().unwrap_or_default().to_string()
+        }
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            return Err(bad(
+                "prompt",
+                "one prompt per request through the gateway (send the others separately)",
+            ))
+        }
+        Some(Value::Array(_)) => {
+            return Err(bad(
+                "prompt",
+                "token-id prompts are not supported through the gateway (its routes may tokenize differently): send the text",
+            ))
+        }
+        None | Some(Value::Null) => return Err(bad("prompt", "`prompt` is required")),
+        _ => return Err(bad("prompt", "`prompt` must be a string")),
+    };
+    let (stream, include_usage) = openai_stream(&m)?;
+    let req = ChatRequest {
+        raw_prompt: Some(prompt),
+        ..openai_sampling(&m)?
     };
     Ok(Parsed {
         model,
@@ -339,14 +402,12 @@ pub fn ollama_chat(body: &[u8]) -> Result<Parsed, BadField> {
 }
 
 /// `POST /api/generate`: the prompt (and `system`) as a chat, which is what Ollama does with
-/// its template; `raw` prompts bypass a template, which other servers' chat cannot.
+/// its template; a `raw` prompt goes as it is, as a raw completion.
 pub fn ollama_generate(body: &[u8]) -> Result<Parsed, BadField> {
     let m = object(body)?;
     let model = model(&m)?;
     ollama_common(&m)?;
-    if opt_bool(&m, "raw", false)? {
-        return Err(bad("raw", "`raw` prompts are not supported through the gateway (its routes apply their own chat template)"));
-    }
+    let raw = opt_bool(&m, "raw", false)?;
     if m.get("template").is_some_and(|t| !t.is_null()) {
         return Err(bad("template", "`template` is not supported through the gateway (its routes apply their own chat template)"));
     }
@@ -369,8 +430,21 @@ pub fn ollama_generate(body: &[u8]) -> Result<Parsed, BadField> {
     if messages.iter().all(|m| m.role == "system") {
         messages.clear();
     }
+    let raw_prompt = match (raw, messages.pop()) {
+        (true, Some(p)) if p.role == "user" => Some(p.content),
+        (true, _) => return Err(bad("prompt", "a `raw` request needs a `prompt`")),
+        (false, last) => {
+            messages.extend(last);
+            None
+        }
+    };
+    if raw_prompt.is_some() {
+        // Ollama ignores `system` in raw mode: the prompt is all.
+        messages.clear();
+    }
     let mut req = ChatRequest {
         messages,
+        raw_prompt,
         ..ChatRequest::default()
     };
     ollama_options(&m, &mut req)?;
@@ -500,11 +574,15 @@ mod tests {
             g.req.messages,
             [Message::system("be brief"), Message::user("why?")]
         );
+        let raw =
+            ollama_generate(br#"{"model":"m","prompt":"x","system":"s","raw":true}"#).unwrap();
+        assert_eq!(raw.req.raw_prompt.as_deref(), Some("x"));
+        assert!(raw.req.messages.is_empty(), "raw mode has no system");
         assert_eq!(
-            ollama_generate(br#"{"model":"m","prompt":"x","raw":true}"#)
+            ollama_generate(br#"{"model":"m","raw":true}"#)
                 .unwrap_err()
                 .field,
-            "raw"
+            "prompt"
         );
         assert_eq!(
             ollama_chat(br#"{"model":"m","messages":[],"format":"json"}"#)
@@ -520,5 +598,28 @@ mod tests {
             .field,
             "messages[0].images"
         );
+    }
+
+    #[test]
+    fn a_completion_is_one_raw_prompt() {
+        let p = openai_completion(
+            br#"{"model":"m","prompt":["def f("],"max_tokens":8,"stream":true,"stream_options":{"include_usage":true},"stop":"\n"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.req.raw_prompt.as_deref(), Some("def f("));
+        assert!(p.req.messages.is_empty());
+        assert_eq!(p.req.max_tokens, Some(8));
+        assert_eq!(p.req.stop, ["\n"]);
+        assert!(p.stream && p.include_usage);
+        for (body, field) in [
+            (&br#"{"model":"m"}"#[..], "prompt"),
+            (br#"{"model":"m","prompt":["a","b"]}"#, "prompt"),
+            (br#"{"model":"m","prompt":[1,2,3]}"#, "prompt"),
+            (br#"{"model":"m","prompt":"x","echo":true}"#, "echo"),
+            (br#"{"model":"m","prompt":"x","best_of":2}"#, "best_of"),
+            (br#"{"model":"m","prompt":"x","logprobs":1}"#, "logprobs"),
+        ] {
+            assert_eq!(openai_completion(body).unwrap_err().field, field);
+        }
     }
 }

@@ -106,6 +106,7 @@ async fn serve(
         "draining: no new connections; {n} request(s) in flight may finish within {:.0} s",
         drain.as_secs_f64()
     ));
+    shared.begin_drain();
     let closing = graceful.shutdown();
     tokio::pin!(closing);
     if tokio::time::timeout(drain, &mut closing).await.is_err() {

@@ -53,12 +53,25 @@ impl OllamaClient {
         if let Some(s) = req.seed {
             options.insert("seed".into(), json!(s));
         }
-        json!({
-            "model": req.model.as_deref().unwrap_or(&self.model),
-            "messages": req.messages,
-            "stream": stream,
-            "options": options,
-        })
+        let model = req.model.as_deref().unwrap_or(&self.model);
+        match &req.raw_prompt {
+            Some(p) => {
+                json!({"model": model, "prompt": p, "raw": true, "stream": stream, "options": options})
+            }
+            None => {
+                json!({"model": model, "messages": req.messages, "stream": stream, "options": options})
+            }
+        }
+    }
+
+    /// `/api/generate` for a raw completion, `/api/chat` otherwise.
+    fn url_for(&self, req: &ChatRequest) -> String {
+        let path = if req.raw_prompt.is_some() {
+            "/api/generate"
+        } else {
+            "/api/chat"
+        };
+        format!("{}{path}", self.base_url)
     }
 
     async fn get_json(&self, path: &str) -> Result<serde_json::Value, ProviderError> {
@@ -236,7 +249,7 @@ impl Provider for OllamaClient {
     async fn chat_stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
         let resp = self
             .client
-            .post(format!("{}/api/chat", self.base_url))
+            .post(self.url_for(req))
             .json(&self.body(req, true))
             .send()
             .await
@@ -250,7 +263,7 @@ impl Provider for OllamaClient {
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let resp = self
             .client
-            .post(format!("{}/api/chat", self.base_url))
+            .post(self.url_for(req))
             .json(&self.body(req, false))
             .send()
             .await

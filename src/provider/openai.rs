@@ -31,6 +31,7 @@ pub struct OpenAiCompat {
     api_key: Option<Secret>,
     defaults: SamplingDefaults,
     chat_url: reqwest::Url,
+    completions_url: reqwest::Url,
     /// Streams over plain `http://` without a proxy go through the lean client.
     lean: Option<std::sync::Arc<super::lean::LeanClient>>,
 }
@@ -39,7 +40,11 @@ pub struct OpenAiCompat {
 #[derive(serde::Serialize)]
 struct WireRequest<'a> {
     model: &'a str,
-    messages: &'a [super::Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<&'a [super::Message]>,
+    /// A raw completion's prompt (`/v1/completions`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
@@ -90,10 +95,13 @@ impl OpenAiCompat {
         };
         let base_url = base_url.trim_end_matches('/').to_string();
         // The config validated the URL; a bad one (built by a test) fails at request time.
-        let chat_url =
-            reqwest::Url::parse(&format!("{base_url}/chat/completions")).unwrap_or_else(|_| {
+        let url = |path: &str| {
+            reqwest::Url::parse(&format!("{base_url}{path}")).unwrap_or_else(|_| {
                 reqwest::Url::parse("http://invalid.invalid/").expect("static URL")
-            });
+            })
+        };
+        let chat_url = url("/chat/completions");
+        let completions_url = url("/completions");
         Self {
             kind,
             dialect,
@@ -103,6 +111,7 @@ impl OpenAiCompat {
             api_key,
             defaults,
             chat_url,
+            completions_url,
             lean: None,
         }
     }
@@ -130,13 +139,16 @@ impl OpenAiCompat {
 
     fn body<'a>(&'a self, req: &'a ChatRequest, stream: bool) -> WireRequest<'a> {
         let (temperature, top_p, max_tokens) = self.defaults.apply(req);
+        // OpenAI's legacy completions still take `max_tokens`.
+        let raw = req.raw_prompt.as_deref();
         let (max_tokens, max_completion_tokens) = match self.dialect {
-            Dialect::OpenAi => (None, max_tokens),
-            Dialect::Vllm => (max_tokens, None),
+            Dialect::OpenAi if raw.is_none() => (None, max_tokens),
+            _ => (max_tokens, None),
         };
         WireRequest {
             model: req.model.as_deref().unwrap_or(&self.model),
-            messages: &req.messages,
+            messages: raw.is_none().then_some(&req.messages[..]),
+            prompt: raw,
             stream,
             stream_options: stream.then_some(StreamOptions {
                 include_usage: true,
@@ -151,9 +163,21 @@ impl OpenAiCompat {
         }
     }
 
-    fn post(&self, body: &WireRequest<'_>) -> reqwest::RequestBuilder {
+    /// Where a request goes: chat, or a raw completion.
+    fn url_for(&self, req: &ChatRequest) -> &reqwest::Url {
+        if req.raw_prompt.is_some() {
+            &self.completions_url
+        } else {
+            &self.chat_url
+        }
+    }
+
+    fn post(&self, req: &ChatRequest, stream: bool) -> reqwest::RequestBuilder {
         // The URL was parsed once; a clone is a copy, not a parse (this is per request).
-        let rb = self.client.post(self.chat_url.clone()).json(body);
+        let rb = self
+            .client
+            .post(self.url_for(req).clone())
+            .json(&self.body(req, stream));
         self.auth(rb)
     }
 
@@ -187,6 +211,9 @@ struct WireChoice {
     delta: Option<WireMessage>,
     #[serde(default)]
     message: Option<WireMessage>,
+    /// A raw completion's text.
+    #[serde(default)]
+    text: Option<String>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
@@ -259,6 +286,7 @@ impl SseChatDecoder {
                 .delta
                 .or(c.message)
                 .and_then(|m| m.content)
+                .or(c.text)
                 .unwrap_or_default();
             out.push_back(Ok(StreamEvent::Delta {
                 text,
@@ -321,7 +349,7 @@ impl Provider for OpenAiCompat {
             return Ok(lean.send(&raw, true).await?.into_events());
         }
         let resp = self
-            .post(&self.body(req, true))
+            .post(req, true)
             .header("accept", "text/event-stream")
             .send()
             .await
@@ -334,7 +362,7 @@ impl Provider for OpenAiCompat {
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let resp = self
-            .post(&self.body(req, false))
+            .post(req, false)
             .send()
             .await
             .map_err(|e| ProviderError::from_reqwest(&e, false))?;
@@ -353,6 +381,7 @@ impl Provider for OpenAiCompat {
                 c.message
                     .or(c.delta)
                     .and_then(|m| m.content)
+                    .or(c.text)
                     .unwrap_or_default(),
                 c.finish_reason,
             ),
@@ -449,7 +478,7 @@ impl Provider for OpenAiCompat {
     }
 
     fn sse_request(&self, req: &ChatRequest) -> Option<RawSseRequest> {
-        let u = &self.chat_url;
+        let u = self.url_for(req);
         if u.scheme() != "http" {
             return None;
         }

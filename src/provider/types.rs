@@ -40,6 +40,9 @@ pub struct ChatRequest {
     /// Stop sequences (OpenAI's `stop`, Ollama's `options.stop`).
     pub stop: Vec<String>,
     pub seed: Option<i64>,
+    /// A raw completion: this prompt as it is, with no chat template (OpenAI's
+    /// `/v1/completions`, Ollama's `generate` with `raw`). `messages` are then unused.
+    pub raw_prompt: Option<String>,
 }
 
 impl ChatRequest {

@@ -1,4 +1,5 @@
-//! vLLM and OpenAI flavours of `/v1/chat/completions`, `/v1/models`, and vLLM's `/health`,
+//! vLLM and OpenAI flavours of `/v1/chat/completions`, `/v1/completions` (a raw prompt, no
+//! chat template), `/v1/embeddings`, `/v1/models`, and vLLM's `/health`,
 //! `/version`, `/metrics`. Chunk layouts follow the captures in tests/fixtures.
 use super::fault::Plan;
 use super::{text, Flavor, RequestGuard, SimState};
@@ -17,6 +18,7 @@ type St = State<Arc<SimState>>;
 pub(super) fn router(st: Arc<SimState>) -> axum::Router {
     let mut r = axum::Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models));
     if st.cfg.flavor == Flavor::Vllm {
@@ -177,8 +179,10 @@ async fn embeddings(State(st): St, headers: HeaderMap, body: Bytes) -> Response 
     )
 }
 
-/// What one chat request asked for, once validated.
+/// What one chat or completion request asked for, once validated.
 struct Ask {
+    /// A raw completion (`/v1/completions`): `text` choices, no role chunk.
+    text: bool,
     n: u32,
     finish: &'static str,
     prompt_tokens: u64,
@@ -188,14 +192,24 @@ struct Ask {
 
 /// The error is the ready response. It is large, but this is the cold path of a test server.
 #[allow(clippy::result_large_err)]
-fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
+fn validate(st: &SimState, body: &[u8], text_completion: bool) -> Result<Ask, Response> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         let msg = format!("1 validation error:\n  {{'type': 'json_invalid', 'loc': 'body.{}', 'msg': 'JSON decode error', 'input': '<dict of 0 items>', 'ctx': {{'error': '{}'}}}}", e.column(), "Expecting value");
         error(st, 400, &msg, "Bad Request", Some(&format!("body.{}", e.column())), None)
     })?;
     st.remember_request(&v);
-    let Some(messages) = v.get("messages").and_then(Value::as_array) else {
-        return Err(error(st, 400, "1 validation error:\n  {'type': 'missing', 'loc': 'body.messages', 'msg': 'Field required'}", "Bad Request", Some("body.messages"), None));
+    let field = if text_completion {
+        "prompt"
+    } else {
+        "messages"
+    };
+    let prompt_tokens = match (text_completion, v.get(field)) {
+        (false, Some(Value::Array(m))) => text::prompt_tokens(m),
+        (true, Some(Value::String(p))) => text::prompt_tokens_of(p),
+        (true, Some(Value::Array(ps))) if ps.len() == 1 && ps[0].is_string() => {
+            text::prompt_tokens_of(ps[0].as_str().unwrap_or(""))
+        }
+        _ => return Err(error(st, 400, &format!("1 validation error:\n  {{'type': 'missing', 'loc': 'body.{field}', 'msg': 'Field required'}}"), "Bad Request", Some(&format!("body.{field}")), None)),
     };
     if let Some(m) = v.get("model").and_then(Value::as_str) {
         if m != st.cfg.model {
@@ -255,7 +269,6 @@ fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
             return Err(error(st, 400, &format!("max_tokens={mt} cannot be greater than max_model_len={len}. Please request fewer output tokens. (parameter=max_tokens, value={mt})"), "BadRequestError", Some("max_tokens"), None));
         }
     }
-    let prompt_tokens = text::prompt_tokens(messages);
     if prompt_tokens > len {
         return Err(error(st, 400, &format!("This model's maximum context length is {len} tokens. However, your prompt contains at least {prompt_tokens} input tokens, which exceeds this limit even without any output tokens. Please reduce the length of the input prompt. (parameter=input_tokens, value={prompt_tokens})"), "BadRequestError", Some("input_tokens"), None));
     }
@@ -270,6 +283,7 @@ fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
         "stop"
     };
     Ok(Ask {
+        text: text_completion,
         n,
         finish,
         prompt_tokens,
@@ -279,12 +293,20 @@ fn validate(st: &SimState, body: &[u8]) -> Result<Ask, Response> {
 }
 
 async fn chat(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    generate(st, headers, body, false).await
+}
+
+async fn completions(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
+    generate(st, headers, body, true).await
+}
+
+async fn generate(st: Arc<SimState>, headers: HeaderMap, body: Bytes, text: bool) -> Response {
     let t0 = Instant::now();
     st.stats.requests.fetch_add(1, Ordering::Relaxed);
     if let Some(r) = check_auth(&st, &headers) {
         return r;
     }
-    let ask = match validate(&st, &body) {
+    let ask = match validate(&st, &body, text) {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -297,7 +319,8 @@ async fn chat(State(st): St, headers: HeaderMap, body: Bytes) -> Response {
     if let Some((code, ra)) = plan.status {
         return status_fault(&st, code, ra);
     }
-    let id = format!("chatcmpl-{:016x}", rand::random::<u64>());
+    let kind = if ask.text { "cmpl" } else { "chatcmpl" };
+    let id = format!("{kind}-{:016x}", rand::random::<u64>());
     // With a capacity, generation starts when a slot is free; the TTFT counts the wait.
     let slot = st.slot().await;
     let arrived = t0;
@@ -349,6 +372,10 @@ async fn complete(
     }
     guard.finish = Some(ask.finish);
     let usage = json!({"prompt_tokens":ask.prompt_tokens,"total_tokens":ask.prompt_tokens + u64::from(ask.n),"completion_tokens":ask.n});
+    if ask.text {
+        let body = json!({"id":id,"object":"text_completion","created":crate::time::unix_secs_now(),"model":cfg.model,"choices":[{"index":0,"text":text,"logprobs":null,"finish_reason":ask.finish,"stop_reason":null}],"usage":usage});
+        return json_response(StatusCode::OK, body.to_string());
+    }
     let body = match cfg.flavor {
         Flavor::Openai => {
             json!({"id":id,"object":"chat.completion","created":crate::time::unix_secs_now(),"model":cfg.model,"choices":[{"index":0,"message":{"role":"assistant","content":text,"refusal":null,"annotations":[]},"logprobs":null,"finish_reason":ask.finish}],"usage":usage,"service_tier":"default","system_fingerprint":"fp_sim"})
@@ -383,9 +410,23 @@ type Chunk = Result<Bytes, std::io::Error>;
 
 impl StreamGen {
     fn head(&self) -> String {
+        let object = if self.ask.text {
+            "text_completion"
+        } else {
+            "chat.completion.chunk"
+        };
         format!(
-            r#"{{"id":"{}","object":"chat.completion.chunk","created":{},"model":"{}""#,
+            r#"{{"id":"{}","object":"{object}","created":{},"model":"{}""#,
             self.id, self.created, self.st.cfg.model
+        )
+    }
+
+    /// A raw completion's chunk: its text, and the finish reason on the last.
+    fn text_chunk(&self, content: &str, finish: Option<&str>) -> String {
+        let finish = finish.map_or("null".to_string(), |f| format!("\"{f}\""));
+        format!(
+            "data: {},\"choices\":[{{\"index\":0,\"text\":{content},\"logprobs\":null,\"finish_reason\":{finish},\"stop_reason\":null}}]}}\n\n",
+            self.head()
         )
     }
 
@@ -424,7 +465,7 @@ impl StreamGen {
             ""
         };
         let mut out = String::with_capacity(512);
-        if i == 0 {
+        if i == 0 && !self.ask.text {
             let role = if openai {
                 r#"{"role":"assistant","content":"","refusal":null}"#
             } else {
@@ -454,6 +495,8 @@ impl StreamGen {
                 "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}}\n\n",
                 self.head()
             ));
+        } else if self.ask.text {
+            out.push_str(&self.text_chunk(&content, last.then_some(self.ask.finish)));
         } else if openai {
             out.push_str(&format!(
                 "data: {},\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{content}}},\"logprobs\":null,\"finish_reason\":null}}]{usage_null}}}\n\n",
@@ -484,7 +527,9 @@ impl StreamGen {
         } else {
             ""
         };
-        if openai {
+        if self.ask.n == 0 && self.ask.text {
+            out.push_str(&self.text_chunk("\"\"", Some(self.ask.finish)));
+        } else if openai && !self.ask.text {
             out.push_str(&format!(
                 "data: {},\"choices\":[{{\"index\":0,\"delta\":{{}},\"logprobs\":null,\"finish_reason\":\"{}\"}}]{usage_null}}}\n\n",
                 self.head(),

@@ -44,6 +44,19 @@ def basic(base, model):
     expect(not seen_usage, "no usage chunk unless asked for")
     out(check="openai.chat.stream.no_usage", ok=True)
 
+    r = oa.completions.create(model=model, prompt="def fib(n):", max_tokens=8)
+    expect(r.object == "text_completion" and r.choices[0].text and r.usage.completion_tokens > 0, "openai completion")
+    out(check="openai.completions", ok=True, text=r.choices[0].text, usage=r.usage.model_dump())
+
+    text, usage = "", None
+    for c in oa.completions.create(model=model, prompt="def fib(n):", max_tokens=8, stream=True, stream_options={"include_usage": True}):
+        if c.choices:
+            text += c.choices[0].text or ""
+        if c.usage:
+            usage = c.usage
+    expect(text and usage and usage.completion_tokens > 0, "openai completion stream")
+    out(check="openai.completions.stream", ok=True, text=text, usage=usage.model_dump())
+
     ids = [m.id for m in oa.models.list().data]
     expect(model in ids, "openai models.list names the model")
     out(check="openai.models", ok=True, ids=ids)
@@ -69,6 +82,10 @@ def basic(base, model):
     g = ol.generate(model=model, prompt="hi", options={"num_predict": 8})
     expect(g.response and g.done, "ollama generate")
     out(check="ollama.generate", ok=True, text=g.response)
+
+    g = ol.generate(model=model, prompt="def fib(n):", raw=True, options={"num_predict": 8})
+    expect(g.response and g.done, "ollama raw generate")
+    out(check="ollama.generate.raw", ok=True, text=g.response)
 
     names = [m.model for m in ol.list().models]
     expect(model in names, "ollama list names the model")

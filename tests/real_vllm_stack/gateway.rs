@@ -125,80 +125,88 @@ impl GatewayOnReal {
             .parse()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut runs = Vec::new();
-        for (name, url) in [
-            ("gateway", self.base.clone()),
-            ("direct", format!("http://127.0.0.1:{port}")),
+        // Chat, and raw completions (`vllm bench serve`'s default backend).
+        for (backend, endpoint) in [
+            ("openai-chat", "/v1/chat/completions"),
+            ("vllm", "/v1/completions"),
         ] {
-            let before = scrape(port).await;
-            let out = tokio::process::Command::new(&env.bin)
-                .args([
-                    "bench",
-                    "serve",
-                    "--backend",
-                    "openai-chat",
-                    "--base-url",
-                    &url,
-                    "--endpoint",
-                    "/v1/chat/completions",
-                    "--model",
-                    SERVED,
-                    "--tokenizer",
-                    &env.model,
-                    "--dataset-name",
-                    "random",
-                    "--random-input-len",
-                    "32",
-                    "--random-output-len",
-                    "8",
-                    "--random-range-ratio",
-                    "0",
-                    "--num-prompts",
-                    "10",
-                    "--max-concurrency",
-                    "2",
-                    "--ignore-eos",
-                    "--seed",
-                    "3",
-                    "--save-result",
-                    "--result-dir",
-                    dir.path().to_str().unwrap(),
-                    "--result-filename",
-                    &format!("{name}.json"),
-                ])
-                .env("VLLM_LOGGING_LEVEL", "WARNING")
-                .output()
-                .await
+            let mut runs = Vec::new();
+            for (name, url) in [
+                ("gateway", self.base.clone()),
+                ("direct", format!("http://127.0.0.1:{port}")),
+            ] {
+                let before = scrape(port).await;
+                let out = tokio::process::Command::new(&env.bin)
+                    .args([
+                        "bench",
+                        "serve",
+                        "--backend",
+                        backend,
+                        "--base-url",
+                        &url,
+                        "--endpoint",
+                        endpoint,
+                        "--model",
+                        SERVED,
+                        "--tokenizer",
+                        &env.model,
+                        "--dataset-name",
+                        "random",
+                        "--random-input-len",
+                        "32",
+                        "--random-output-len",
+                        "8",
+                        "--random-range-ratio",
+                        "0",
+                        "--num-prompts",
+                        "10",
+                        "--max-concurrency",
+                        "2",
+                        "--ignore-eos",
+                        "--seed",
+                        "3",
+                        "--save-result",
+                        "--result-dir",
+                        dir.path().to_str().unwrap(),
+                        "--result-filename",
+                        &format!("{name}-{backend}.json"),
+                    ])
+                    .env("VLLM_LOGGING_LEVEL", "WARNING")
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let after = scrape(port).await;
+                let r: Value = serde_json::from_str(
+                    &std::fs::read_to_string(dir.path().join(format!("{name}-{backend}.json")))
+                        .unwrap(),
+                )
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{name}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let after = scrape(port).await;
-            let r: Value = serde_json::from_str(
-                &std::fs::read_to_string(dir.path().join(format!("{name}.json"))).unwrap(),
-            )
-            .unwrap();
-            let prompt = after.prompt_tokens_total.unwrap() - before.prompt_tokens_total.unwrap();
-            let generated =
-                after.generation_tokens_total.unwrap() - before.generation_tokens_total.unwrap();
-            eprintln!(
-                "[real-vllm] vllm bench serve {name}: completed {}, input {}, output {}; vLLM counted prompt +{prompt}, generation +{generated}",
+                let prompt =
+                    after.prompt_tokens_total.unwrap() - before.prompt_tokens_total.unwrap();
+                let generated = after.generation_tokens_total.unwrap()
+                    - before.generation_tokens_total.unwrap();
+                eprintln!(
+                "[real-vllm] vllm bench serve {name} {endpoint}: completed {}, input {}, output {}; vLLM counted prompt +{prompt}, generation +{generated}",
                 r["completed"], r["total_input_tokens"], r["total_output_tokens"]
             );
-            runs.push((
-                r["completed"].clone(),
-                r["total_output_tokens"].clone(),
-                prompt,
-                generated,
-            ));
-        }
-        assert_eq!(
+                runs.push((
+                    r["completed"].clone(),
+                    r["total_output_tokens"].clone(),
+                    prompt,
+                    generated,
+                ));
+            }
+            assert_eq!(
             runs[0], runs[1],
-            "through the gateway as direct: (completed, output, vLLM prompt, vLLM generation)"
+            "{endpoint} through the gateway as direct: (completed, output, vLLM prompt, vLLM generation)"
         );
-        assert_eq!(runs[0].0, json!(10));
+            assert_eq!(runs[0].0, json!(10));
+        }
     }
 
     /// A client killed mid-stream: vLLM's own running count goes back to 0.

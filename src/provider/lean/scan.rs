@@ -148,7 +148,7 @@ impl Fields {
             )));
         }
         if let Some(c) = chunk.choices.0 {
-            let text = c.delta.or(c.message).and_then(|m| m.content);
+            let text = c.delta.or(c.message).and_then(|m| m.content).or(c.text);
             let empty = text.as_deref().is_none_or(str::is_empty);
             let keep = self.keep_text;
             out.push(LeanEvent::Delta {
@@ -189,6 +189,9 @@ struct LeanChoice<'a> {
     message: Option<LeanMessage<'a>>,
     #[serde(default, borrow)]
     finish_reason: Option<Cow<'a, str>>,
+    /// A raw completion's text.
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]

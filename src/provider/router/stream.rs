@@ -121,20 +121,32 @@ fn committed(
             return Some((Ok(ev), st));
         }
         let inner = st.inner.as_mut()?;
-        let (at, class) = limit(
-            Instant::now(),
-            st.t.idle,
-            ErrorClass::IdleTimeout,
-            st.deadline,
-        );
-        let failure = match timeout_at(at.into(), inner.next()).await {
+        // An event already there (a burst) needs no timer: one is set only to wait.
+        let ready = {
+            use futures::FutureExt;
+            inner.next().now_or_never()
+        };
+        let next = match ready {
+            Some(_) if Instant::now() >= st.deadline => Err(ErrorClass::TotalTimeout),
+            Some(ev) => Ok(ev),
+            None => {
+                let (at, class) = limit(
+                    Instant::now(),
+                    st.t.idle,
+                    ErrorClass::IdleTimeout,
+                    st.deadline,
+                );
+                timeout_at(at.into(), inner.next()).await.map_err(|_| class)
+            }
+        };
+        let failure = match next {
             Ok(Some(Ok(ev))) => {
                 st.delivered += 1;
                 return Some((Ok(ev), st));
             }
             Ok(None) => return None,
             Ok(Some(Err(e))) => e,
-            Err(_) => {
+            Err(class) => {
                 let what = if class == ErrorClass::IdleTimeout {
                     "next chunk"
                 } else {
