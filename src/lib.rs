@@ -16,4 +16,5 @@ pub mod sim;
 pub mod supervisor;
 pub mod telemetry;
 pub mod time;
+pub mod traffic;
 pub mod tui;

@@ -45,6 +45,8 @@ enum Cmd {
     /// The gateway: one local OpenAI- and Ollama-compatible endpoint over this config's
     /// routes, with their fallback, in the foreground.
     Gateway(cli::gateway::GatewayArgs),
+    /// What the gateways carry: load, errors, fallbacks, routes, recent requests, events.
+    Traffic(cli::traffic::TrafficArgs),
     /// Start, stop, restart and watch vLLM (and other) servers from launch profiles.
     Server {
         #[command(subcommand)]
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
             Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
             Some(Cmd::Gateway(a)) => cli::gateway::run(config, a).await,
+            Some(Cmd::Traffic(a)) => cli::traffic::run(config, a).await,
             Some(Cmd::Server { cmd }) => cli::server::run(config, cmd).await,
             Some(Cmd::Monitor(_)) => ExitCode::FAILURE,
             Some(Cmd::Completions { shell }) => {

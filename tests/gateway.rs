@@ -1464,3 +1464,146 @@ async fn the_official_openai_and_ollama_clients() {
     }
     g.shutdown().await;
 }
+
+/// `traffic` reads what the gateway carried: the live reader's totals and the list's rows
+/// agree with what was sent and with the simulator's own count, fallbacks included, and
+/// `traffic --json` says the same; a gateway that goes away is said to be down, keeps its
+/// last figures, and is picked up again when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_reads_what_the_gateway_carried() {
+    use anorag::traffic::{self, GatewayView, Update};
+    use std::sync::{Arc, Mutex};
+    let primary = sim_with(&["refuse"]).await;
+    let backup = sim_with(&[]).await;
+    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
+    let g = gateway_with(&routes, None, "", "").await;
+    let addr = g.addr.to_string();
+    let view = Arc::new(Mutex::new(GatewayView::new(&addr)));
+    let follower = {
+        let (addr, view) = (addr.clone(), view.clone());
+        tokio::spawn(async move {
+            traffic::follow(&addr, None, false, move |u| {
+                let mut v = view.lock().unwrap();
+                match u {
+                    Update::Up => v.connected(),
+                    Update::Down(why) => v.disconnected(&why),
+                    Update::Event(e) => v.apply(e),
+                }
+                true
+            })
+            .await
+        })
+    };
+    until("the reader is connected", || view.lock().unwrap().up).await;
+    // 240 requests, 16 at a time; every third asks for the primary and falls back.
+    let n = 240u64;
+    let http = reqwest::Client::new();
+    let sent = futures::stream::iter(0..n)
+        .map(|i| {
+            let http = http.clone();
+            let url = url(&g, "/v1/chat/completions");
+            let model = if i % 3 == 0 { "primary" } else { "backup" };
+            async move {
+                let r = http
+                    .post(url)
+                    .json(&openai_body(model, i % 2 == 0))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            }
+        })
+        .buffer_unordered(16);
+    use futures::StreamExt;
+    sent.collect::<Vec<_>>().await;
+    let fallbacks = n.div_ceil(3);
+    // The totals come from the per-second aggregates: they are in once their second closed.
+    until("every request counted", || {
+        let v = view.lock().unwrap();
+        v.totals.ok == n && v.totals.fallbacks == fallbacks
+    })
+    .await;
+    {
+        let v = view.lock().unwrap();
+        assert_eq!(v.totals.started, n);
+        assert!(v.totals.errors.is_empty(), "{:?}", v.totals.errors);
+        assert_eq!(backup.stats().completed, n, "the simulator's own count");
+        let rows: Vec<_> = v.rows().collect();
+        assert_eq!(rows.len() as u64, n);
+        assert!(
+            rows.iter().all(|r| r.stage == "done"),
+            "every request ended"
+        );
+        let fell: Vec<_> = rows.iter().filter(|r| r.route == "primary").collect();
+        assert_eq!(fell.len() as u64, fallbacks);
+        assert!(
+            fell.iter().all(|r| r.served_by.as_deref() == Some("backup")
+                && r.chain.starts_with("primary x ")
+                && r.chain.ends_with("backup ok")),
+            "{:?}",
+            fell[0]
+        );
+        assert!(v
+            .lines
+            .iter()
+            .any(|l| l.contains("route primary failed") && l.contains("served by backup")));
+    }
+    // The one-shot command says the same.
+    let out = tokio::process::Command::new(EXE)
+        .args(["traffic", "--json", "--gateway", &addr, "--requests", "5"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gw = &j["gateways"][0];
+    assert_eq!(gw["up"], true);
+    assert_eq!(gw["last_minute"]["ok"], n, "{gw}");
+    assert_eq!(gw["last_minute"]["fallbacks"], fallbacks);
+    assert_eq!(gw["requests"].as_array().unwrap().len(), 5);
+    let text = tokio::process::Command::new(EXE)
+        .args(["traffic", "--gateway", &addr])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains(&format!("gateway {addr}  up")) && text.contains("primary x "),
+        "{text}"
+    );
+
+    // Down: said so, the figures stay. Back on the same address: picked up again.
+    let settings_port = g.addr;
+    g.shutdown().await;
+    until("the reader saw the gateway go", || !view.lock().unwrap().up).await;
+    assert_eq!(view.lock().unwrap().totals.ok, n, "the last figures stay");
+    let yaml = format!(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n{}\ngateway:\n  listen: {settings_port}\n",
+        route("backup", &backup, &[])
+    );
+    let cfg = config::load_str(&yaml, "gw.yaml").unwrap();
+    let router = factory::build(&cfg).await.unwrap();
+    let again = gateway::run(
+        Settings::from_config(&cfg, None).unwrap(),
+        Live::new(&cfg, router).unwrap(),
+    )
+    .await
+    .unwrap();
+    until("the reader picked the gateway up again", || {
+        view.lock().unwrap().up
+    })
+    .await;
+    assert!(view
+        .lock()
+        .unwrap()
+        .lines
+        .iter()
+        .any(|l| l.ends_with("is down: the gateway closed its feed") || l.contains("is down")));
+    follower.abort();
+    again.shutdown().await;
+}

@@ -23,6 +23,7 @@ pub mod routes;
 pub mod server;
 pub mod sim;
 pub mod status;
+pub mod traffic;
 
 use crate::config::{self, Config, Source};
 use crate::provider::{factory, Router};

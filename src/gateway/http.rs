@@ -406,6 +406,9 @@ struct FeedQuery {
     /// Leave out the recent events a new reader gets first.
     #[serde(default)]
     live_only: bool,
+    /// Only the recent events, then the end (a one-shot reader).
+    #[serde(default)]
+    snapshot: bool,
 }
 
 /// The live feed as NDJSON: the recent events, then each as it happens.
@@ -465,7 +468,12 @@ async fn events(
         }
     });
     use futures::StreamExt;
-    let mut r = Response::new(Body::from_stream(head.chain(tail)));
+    let body = if q.snapshot {
+        Body::from_stream(head)
+    } else {
+        Body::from_stream(head.chain(tail))
+    };
+    let mut r = Response::new(body);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),

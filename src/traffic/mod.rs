@@ -1,0 +1,10 @@
+//! Watching gateways' traffic: their live feed read (`/anorag/events`), request by request,
+//! into a bounded model the console's Traffic pane and `anorag-tui traffic` show. Headless:
+//! the reader is reqwest, the model pure.
+pub mod model;
+pub mod reader;
+pub mod wire;
+
+pub use model::{GatewayView, Row};
+pub use reader::{follow, snapshot, Update};
+pub use wire::FeedEvent;

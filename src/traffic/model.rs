@@ -1,0 +1,381 @@
+//! One gateway's traffic as the feed tells it: the requests (newest first, bounded), each
+//! with its stage and attempt chain; the per-second figures; the totals since the reader
+//! joined; and the events an operator should see as lines. Pure: `apply` takes one event.
+use super::wire::{End, FeedEvent, Second};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Requests kept in the list.
+pub const ROWS: usize = 500;
+/// Seconds of aggregates kept (sparklines, rates per minute).
+pub const SECONDS: usize = 300;
+/// Event lines kept.
+pub const LINES: usize = 200;
+
+/// One request as the list shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Row {
+    pub id: u64,
+    /// Unix time of its arrival, ms.
+    pub at_ms: u64,
+    pub client: String,
+    pub dialect: String,
+    /// The model the client asked for.
+    pub model: String,
+    /// The route it resolved to, then the one that served it.
+    pub route: String,
+    pub served_by: Option<String>,
+    pub server: Option<String>,
+    /// `tiny_qwen x connect -> ollama ok`, built as the attempts happen.
+    pub chain: String,
+    /// Each failed attempt: route, class (and status), message.
+    pub failures: Vec<String>,
+    /// The attempt now running, `n/budget`.
+    pub attempt: Option<(u32, u32)>,
+    /// queued, waiting_headers, waiting_first_token, streaming, done, error, cancelled.
+    pub stage: String,
+    pub ttft_ms: Option<f64>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub duration_ms: Option<f64>,
+    pub queue_ms: Option<f64>,
+    pub upstream_ms: Option<f64>,
+    pub overhead_us: Option<f64>,
+    pub class: Option<String>,
+    pub status: Option<u16>,
+}
+
+impl Row {
+    pub fn finished(&self) -> bool {
+        matches!(self.stage.as_str(), "done" | "error" | "cancelled")
+    }
+}
+
+/// Totals since the reader joined, from the per-second aggregates (nothing is counted twice
+/// however many events arrive, or are lost to a lagging reader).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub started: u64,
+    pub ok: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub cancelled: u64,
+    pub fallbacks: u64,
+    pub refused: u64,
+    pub completion_tokens: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GatewayView {
+    pub addr: String,
+    pub up: bool,
+    /// Why it is down (the reader's last error).
+    pub down_reason: Option<String>,
+    #[serde(skip)]
+    rows: HashMap<u64, Row>,
+    /// Ids, newest first.
+    #[serde(skip)]
+    order: VecDeque<u64>,
+    pub seconds: VecDeque<Second>,
+    pub totals: Totals,
+    pub lines: VecDeque<String>,
+    /// Events this reader missed (it lagged behind the feed).
+    pub missed: u64,
+}
+
+impl GatewayView {
+    pub fn new(addr: &str) -> Self {
+        Self {
+            addr: addr.to_string(),
+            ..Self::default()
+        }
+    }
+
+    /// The requests, newest first.
+    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.order.iter().filter_map(|id| self.rows.get(id))
+    }
+
+    pub fn row(&self, id: u64) -> Option<&Row> {
+        self.rows.get(&id)
+    }
+
+    /// The last complete second.
+    pub fn last_second(&self) -> Option<&Second> {
+        self.seconds.back()
+    }
+
+    /// Fallbacks over the last 60 seconds.
+    pub fn fallbacks_per_minute(&self) -> u64 {
+        self.seconds
+            .iter()
+            .rev()
+            .take(60)
+            .map(|s| s.fallbacks)
+            .sum()
+    }
+
+    fn line(&mut self, s: String) {
+        if self.lines.len() == LINES {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(s);
+    }
+
+    fn open(&mut self, row: Row) {
+        let id = row.id;
+        if self.rows.insert(id, row).is_none() {
+            self.order.push_front(id);
+        }
+        while self.order.len() > ROWS {
+            if let Some(old) = self.order.pop_back() {
+                self.rows.remove(&old);
+            }
+        }
+    }
+
+    /// The reader connected (or came back).
+    pub fn connected(&mut self) {
+        if !self.up {
+            self.line(format!("gateway {} is up", self.addr));
+        }
+        self.up = true;
+        self.down_reason = None;
+    }
+
+    /// The reader lost the gateway; the last figures stay.
+    pub fn disconnected(&mut self, why: &str) {
+        if self.up {
+            self.line(format!("gateway {} is down: {why}", self.addr));
+        }
+        self.up = false;
+        self.down_reason = Some(why.to_string());
+    }
+
+    pub fn apply(&mut self, ev: FeedEvent) {
+        match ev {
+            FeedEvent::Start {
+                id,
+                at_ms,
+                client,
+                dialect,
+                model,
+                route,
+                ..
+            } => self.open(Row {
+                id,
+                at_ms,
+                client,
+                dialect,
+                model,
+                route,
+                stage: "queued".into(),
+                ..Row::default()
+            }),
+            FeedEvent::Trying {
+                id, attempt, budget, ..
+            } => {
+                if let Some(r) = self.rows.get_mut(&id) {
+                    r.attempt = Some((attempt, budget));
+                    r.stage = "waiting_headers".into();
+                }
+            }
+            FeedEvent::Stage { id, stage } => {
+                if let Some(r) = self.rows.get_mut(&id) {
+                    r.stage = stage;
+                }
+            }
+            FeedEvent::Attempt {
+                id,
+                route,
+                class,
+                status,
+                message,
+                ..
+            } => {
+                if let Some(r) = self.rows.get_mut(&id) {
+                    let what = match status {
+                        Some(s) => format!("{class} {s}"),
+                        None => class,
+                    };
+                    r.chain.push_str(&format!("{route} x {what} -> "));
+                    r.failures.push(format!("{route}: {what}: {message}"));
+                }
+            }
+            FeedEvent::Fallback {
+                id,
+                from,
+                to,
+                reason,
+                attempt,
+                budget,
+            } => self.line(format!(
+                "request {id}: route {from} failed ({reason}); served by {to}, attempt {attempt}/{budget}"
+            )),
+            FeedEvent::FirstToken { id, ttft_ms } => {
+                if let Some(r) = self.rows.get_mut(&id) {
+                    r.stage = "streaming".into();
+                    r.ttft_ms = Some(ttft_ms);
+                }
+            }
+            FeedEvent::End(e) => self.end(*e),
+            FeedEvent::Notice { message, .. } => self.line(message),
+            FeedEvent::Second(s) => self.second(*s),
+            FeedEvent::Lagged { missed } => self.missed += missed,
+            FeedEvent::Unknown => {}
+        }
+    }
+
+    fn end(&mut self, e: End) {
+        let Some(r) = self.rows.get_mut(&e.id) else {
+            return;
+        };
+        r.stage = match e.outcome.as_str() {
+            "ok" => "done",
+            "cancelled" => "cancelled",
+            _ => "error",
+        }
+        .into();
+        r.served_by = Some(e.route.clone());
+        r.server = e.server;
+        if !e.chain.is_empty() {
+            r.chain = e.chain;
+        }
+        r.attempt = None;
+        r.ttft_ms = e.ttft_ms.or(r.ttft_ms);
+        r.prompt_tokens = e.prompt_tokens;
+        r.completion_tokens = e.completion_tokens;
+        r.duration_ms = Some(e.duration_ms);
+        r.queue_ms = Some(e.queue_ms);
+        r.upstream_ms = Some(e.upstream_ms);
+        r.overhead_us = Some(e.overhead_us);
+        r.status = Some(e.status);
+        r.class = e.class.clone();
+        let line = match (e.outcome.as_str(), &e.class) {
+            ("cancelled", _) => Some(format!(
+                "request {}: the client left while {}",
+                e.id,
+                e.stage.as_deref().unwrap_or("in flight")
+            )),
+            ("error", Some(c)) if e.status == 200 => Some(format!(
+                "request {}: stream broken after its first token ({c}) on route {}",
+                e.id, e.route
+            )),
+            ("error", Some(c)) if e.status == 429 && c.starts_with("queue") => Some(format!(
+                "request {}: refused, the gateway's queue is full ({c})",
+                e.id
+            )),
+            _ => None,
+        };
+        if let Some(l) = line {
+            self.line(l);
+        }
+    }
+
+    fn second(&mut self, s: Second) {
+        let t = &mut self.totals;
+        t.started += s.started;
+        t.ok += s.ok;
+        for (k, n) in &s.errors {
+            *t.errors.entry(k.clone()).or_default() += n;
+        }
+        t.cancelled += s.cancelled;
+        t.fallbacks += s.fallbacks;
+        t.refused += s.refused;
+        t.completion_tokens += s.completion_tokens;
+        if self.seconds.len() == SECONDS {
+            self.seconds.pop_front();
+        }
+        self.seconds.push_back(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traffic::wire::parse_line;
+
+    fn feed(v: &mut GatewayView, lines: &[&str]) {
+        for l in lines {
+            v.apply(parse_line(l.as_bytes()).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_fallback_builds_its_row_stage_by_stage() {
+        let mut v = GatewayView::new("127.0.0.1:8090");
+        feed(
+            &mut v,
+            &[
+                r#"{"type":"start","id":7,"at_ms":1,"client":"app","dialect":"openai","model":"gpt-4o-mini","route":"tiny","stream":true}"#,
+                r#"{"type":"trying","id":7,"route":"tiny","target":"t","attempt":1,"budget":3}"#,
+            ],
+        );
+        assert_eq!(v.row(7).unwrap().stage, "waiting_headers");
+        feed(
+            &mut v,
+            &[
+                r#"{"type":"attempt","id":7,"route":"tiny","target":"t","class":"connect","status":null,"message":"refused"}"#,
+                r#"{"type":"trying","id":7,"route":"ollama","target":"o","attempt":2,"budget":3}"#,
+                r#"{"type":"stage","id":7,"stage":"waiting_first_token"}"#,
+            ],
+        );
+        let r = v.row(7).unwrap();
+        assert_eq!(
+            (r.stage.as_str(), r.attempt),
+            ("waiting_first_token", Some((2, 3)))
+        );
+        assert_eq!(r.chain, "tiny x connect -> ");
+        feed(
+            &mut v,
+            &[
+                r#"{"type":"first_token","id":7,"ttft_ms":12.5}"#,
+                r#"{"type":"fallback","id":7,"from":"tiny","to":"ollama","reason":"connect","attempt":2,"budget":3}"#,
+                r#"{"type":"end","id":7,"outcome":"ok","class":null,"status":200,"route":"ollama","server":"http://o","chain":"tiny x connect -> ollama ok","prompt_tokens":3,"completion_tokens":6,"ttft_ms":12.5,"duration_ms":40.0,"queue_ms":0.1,"upstream_ms":39.0,"overhead_us":50.0,"stage":null}"#,
+            ],
+        );
+        let r = v.row(7).unwrap();
+        assert_eq!(r.stage, "done");
+        assert_eq!(r.chain, "tiny x connect -> ollama ok");
+        assert_eq!(r.served_by.as_deref(), Some("ollama"));
+        assert_eq!(r.completion_tokens, 6);
+        assert_eq!(
+            v.lines.back().unwrap(),
+            "request 7: route tiny failed (connect); served by ollama, attempt 2/3"
+        );
+    }
+
+    #[test]
+    fn the_list_is_bounded_newest_first_and_totals_come_from_seconds() {
+        let mut v = GatewayView::new("g");
+        for id in 1..=(ROWS as u64 + 10) {
+            v.apply(FeedEvent::Start {
+                id,
+                at_ms: id,
+                client: "c".into(),
+                dialect: "openai".into(),
+                model: "m".into(),
+                route: "r".into(),
+                stream: true,
+            });
+        }
+        assert_eq!(v.rows().count(), ROWS);
+        assert_eq!(v.rows().next().unwrap().id, ROWS as u64 + 10);
+        assert!(v.row(1).is_none());
+        feed(
+            &mut v,
+            &[
+                r#"{"type":"second","t":1,"started":5,"ok":4,"errors":{"connect":1},"fallbacks":2}"#,
+                r#"{"type":"second","t":2,"started":3,"ok":3,"fallbacks":1}"#,
+            ],
+        );
+        assert_eq!(
+            (v.totals.started, v.totals.ok, v.totals.errors["connect"]),
+            (8, 7, 1)
+        );
+        assert_eq!(v.fallbacks_per_minute(), 3);
+        v.disconnected("connection refused");
+        assert!(!v.up && v.seconds.len() == 2, "the last figures stay");
+        v.connected();
+        assert!(v.up);
+    }
+}

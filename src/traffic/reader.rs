@@ -1,0 +1,180 @@
+//! Reading a gateway's feed: `follow` keeps one connection to `/anorag/events` open, says
+//! when the gateway goes and comes back, and hands each event on; `snapshot` reads the
+//! recent events and `/anorag/stats` once (for a one-shot `traffic`).
+use super::wire::{parse_line, FeedEvent};
+use crate::secret::Secret;
+use futures::StreamExt;
+use std::time::Duration;
+
+/// A feed line longer than this is not an event: the connection is dropped and made again.
+const MAX_LINE: usize = 1 << 20;
+/// How long a reader waits before trying a gateway that went away again.
+const RETRY: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update {
+    Up,
+    Down(String),
+    Event(FeedEvent),
+}
+
+fn base(addr: &str) -> String {
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+fn get(http: &reqwest::Client, url: String, key: Option<&Secret>) -> reqwest::RequestBuilder {
+    let rb = http.get(url);
+    match key {
+        Some(k) => rb.bearer_auth(k.expose()),
+        None => rb,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
+/// Follows `addr`'s feed until `on` returns false. `seconds_only` asks for the per-second
+/// aggregates and notices alone (what a busy gateway's console needs).
+pub async fn follow(
+    addr: &str,
+    key: Option<Secret>,
+    seconds_only: bool,
+    mut on: impl FnMut(Update) -> bool,
+) {
+    let http = client();
+    let url = format!(
+        "{}/anorag/events?seconds_only={seconds_only}&live_only=false",
+        base(addr)
+    );
+    let mut was_up: Option<bool> = None;
+    loop {
+        let why = match get(&http, url.clone(), key.as_ref()).send().await {
+            Err(e) => format!(
+                "cannot reach the gateway: {}",
+                crate::provider::ProviderError::from_reqwest(&e, false).message
+            ),
+            Ok(r) if !r.status().is_success() => {
+                format!("the feed answered HTTP {}", r.status().as_u16())
+            }
+            Ok(r) => {
+                if was_up != Some(true) && !on(Update::Up) {
+                    return;
+                }
+                was_up = Some(true);
+                match read(r, &mut on).await {
+                    Ok(()) => return,
+                    Err(why) => why,
+                }
+            }
+        };
+        if was_up != Some(false) && !on(Update::Down(why)) {
+            return;
+        }
+        was_up = Some(false);
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Reads one connection's lines; `Ok` when `on` asked to stop, `Err` with why it ended.
+async fn read(r: reqwest::Response, on: &mut impl FnMut(Update) -> bool) -> Result<(), String> {
+    let mut body = r.bytes_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            format!(
+                "the feed broke: {}",
+                crate::provider::ProviderError::from_reqwest(&e, false).message
+            )
+        })?;
+        buf.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(i) = memchr::memchr(b'\n', &buf[start..]) {
+            let line = &buf[start..start + i];
+            start += i + 1;
+            if line.is_empty() {
+                continue;
+            }
+            // A line that is not an event is skipped, not fatal: the feed goes on.
+            if let Ok(ev) = parse_line(line) {
+                if !on(Update::Event(ev)) {
+                    return Ok(());
+                }
+            }
+        }
+        buf.drain(..start);
+        if buf.len() > MAX_LINE {
+            return Err(format!("a feed line over {MAX_LINE} bytes"));
+        }
+    }
+    Err("the gateway closed its feed".into())
+}
+
+/// The gateway's recent events and its `/anorag/stats`, read once.
+pub async fn snapshot(
+    addr: &str,
+    key: Option<&Secret>,
+) -> Result<(Vec<FeedEvent>, serde_json::Value), String> {
+    let http = client();
+    let b = base(addr);
+    let stats = async {
+        let r = get(&http, format!("{b}/anorag/stats"), key)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "{addr}: {}",
+                    crate::provider::ProviderError::from_reqwest(&e, false).message
+                )
+            })?;
+        if !r.status().is_success() {
+            return Err(format!(
+                "{addr}: /anorag/stats answered HTTP {}",
+                r.status().as_u16()
+            ));
+        }
+        r.json::<serde_json::Value>()
+            .await
+            .map_err(|e| format!("{addr}: unreadable /anorag/stats ({e})"))
+    };
+    let events = async {
+        let r = get(&http, format!("{b}/anorag/events?snapshot=true"), key)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "{addr}: {}",
+                    crate::provider::ProviderError::from_reqwest(&e, false).message
+                )
+            })?;
+        if !r.status().is_success() {
+            return Err(format!(
+                "{addr}: /anorag/events answered HTTP {}",
+                r.status().as_u16()
+            ));
+        }
+        let text = r.bytes().await.map_err(|e| {
+            format!(
+                "{addr}: {}",
+                crate::provider::ProviderError::from_reqwest(&e, false).message
+            )
+        })?;
+        Ok(text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| parse_line(l).ok())
+            .collect::<Vec<_>>())
+    };
+    let (stats, events) = tokio::join!(stats, events);
+    Ok((events?, stats?))
+}
