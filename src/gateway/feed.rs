@@ -95,7 +95,9 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+/// Read back by the console's reader (`crate::traffic`), tolerant of fields it lacks.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[serde(default)]
 pub struct SecondStats {
     /// Unix time of the second's start, s.
     pub t: u64,
@@ -116,7 +118,8 @@ pub struct SecondStats {
     pub routes: BTreeMap<String, RouteSecond>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[serde(default)]
 pub struct RouteSecond {
     pub requests: u64,
     pub errors: u64,

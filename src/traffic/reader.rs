@@ -118,62 +118,57 @@ async fn read(r: reqwest::Response, on: &mut impl FnMut(Update) -> bool) -> Resu
     Err("the gateway closed its feed".into())
 }
 
+/// One GET of a gateway's path, answered with success, or why not.
+async fn fetch(
+    http: &reqwest::Client,
+    addr: &str,
+    path: &str,
+    key: Option<&Secret>,
+) -> Result<reqwest::Response, String> {
+    let r = get(http, format!("{}{path}", base(addr)), key)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "{addr}: {}",
+                crate::provider::ProviderError::from_reqwest(&e, false).message
+            )
+        })?;
+    if !r.status().is_success() {
+        return Err(format!(
+            "{addr}: {path} answered HTTP {}",
+            r.status().as_u16()
+        ));
+    }
+    Ok(r)
+}
+
 /// The gateway's recent events and its `/anorag/stats`, read once.
 pub async fn snapshot(
     addr: &str,
     key: Option<&Secret>,
 ) -> Result<(Vec<FeedEvent>, serde_json::Value), String> {
     let http = client();
-    let b = base(addr);
     let stats = async {
-        let r = get(&http, format!("{b}/anorag/stats"), key)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "{addr}: {}",
-                    crate::provider::ProviderError::from_reqwest(&e, false).message
-                )
-            })?;
-        if !r.status().is_success() {
-            return Err(format!(
-                "{addr}: /anorag/stats answered HTTP {}",
-                r.status().as_u16()
-            ));
-        }
-        r.json::<serde_json::Value>()
+        fetch(&http, addr, "/anorag/stats", key)
+            .await?
+            .json::<serde_json::Value>()
             .await
             .map_err(|e| format!("{addr}: unreadable /anorag/stats ({e})"))
     };
     let events = async {
-        let r = get(&http, format!("{b}/anorag/events?snapshot=true"), key)
-            .timeout(Duration::from_secs(5))
-            .send()
+        let text = fetch(&http, addr, "/anorag/events?snapshot=true", key)
+            .await?
+            .bytes()
             .await
-            .map_err(|e| {
-                format!(
-                    "{addr}: {}",
-                    crate::provider::ProviderError::from_reqwest(&e, false).message
-                )
-            })?;
-        if !r.status().is_success() {
-            return Err(format!(
-                "{addr}: /anorag/events answered HTTP {}",
-                r.status().as_u16()
-            ));
-        }
-        let text = r.bytes().await.map_err(|e| {
-            format!(
-                "{addr}: {}",
-                crate::provider::ProviderError::from_reqwest(&e, false).message
-            )
-        })?;
-        Ok(text
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .filter_map(|l| parse_line(l).ok())
-            .collect::<Vec<_>>())
+            .map_err(|e| format!("{addr}: the feed broke ({e})"))?;
+        Ok::<_, String>(
+            text.split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .filter_map(|l| parse_line(l).ok())
+                .collect::<Vec<_>>(),
+        )
     };
     let (stats, events) = tokio::join!(stats, events);
     Ok((events?, stats?))

@@ -1,7 +1,7 @@
 //! The gateway feed's events as a reader takes them: owned, and tolerant of what it does not
-//! know (a gateway of another version may send more), apart from the gateway's own types.
+//! know (a gateway of another version may send more events or fields); the gateway's own
+//! `Event` borrows static names and is written, never read.
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -86,38 +86,8 @@ pub struct End {
     pub stage: Option<String>,
 }
 
-/// One second's aggregate of a gateway.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize)]
-#[serde(default)]
-pub struct Second {
-    pub t: u64,
-    pub started: u64,
-    pub ok: u64,
-    pub errors: BTreeMap<String, u64>,
-    pub cancelled: u64,
-    pub fallbacks: u64,
-    pub refused: u64,
-    pub in_flight: usize,
-    pub queued: usize,
-    pub completion_tokens: u64,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-    pub overhead_p50_us: Option<f64>,
-    pub overhead_p99_us: Option<f64>,
-    pub routes: BTreeMap<String, RouteSecond>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize)]
-#[serde(default)]
-pub struct RouteSecond {
-    pub requests: u64,
-    pub errors: u64,
-    pub fallbacks_in: u64,
-    pub fallbacks_out: u64,
-    pub completion_tokens: u64,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-}
+/// One second's aggregate of a gateway: the gateway's own type, read back.
+pub use crate::gateway::feed::{RouteSecond, SecondStats as Second};
 
 /// One NDJSON line of the feed; `None` for a line that is not an event (said by the caller).
 pub fn parse_line(line: &[u8]) -> Result<FeedEvent, String> {
