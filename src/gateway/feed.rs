@@ -95,7 +95,7 @@ pub enum Event {
     },
 }
 
-/// Read back by the console's reader (`crate::traffic`), tolerant of fields it lacks.
+/// Read back by the console's traffic reader, tolerant of fields it lacks.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 #[serde(default)]
 pub struct SecondStats {
