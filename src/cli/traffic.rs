@@ -274,7 +274,7 @@ async fn watch(addrs: Vec<String>, key: Option<Secret>, a: &TrafficArgs) -> Exit
         // Circuits and the route list come from a snapshot of each gateway's stats.
         let mut out = String::new();
         for (addr, v) in addrs.iter().zip(&views) {
-            let stats = stats_of(addr, key.as_ref()).await;
+            let stats = traffic::stats(addr, key.as_ref()).await.unwrap_or_default();
             let v = v.lock().unwrap_or_else(|p| p.into_inner());
             if a.json {
                 out.push_str(&json_of(&v, &stats, a.requests).to_string());
@@ -288,23 +288,5 @@ async fn watch(addrs: Vec<String>, key: Option<Secret>, a: &TrafficArgs) -> Exit
         } else {
             print!("{out}");
         }
-    }
-}
-
-async fn stats_of(addr: &str, key: Option<&Secret>) -> serde_json::Value {
-    let url = if addr.starts_with("http") {
-        format!("{addr}/anorag/stats")
-    } else {
-        format!("http://{addr}/anorag/stats")
-    };
-    let mut rb = reqwest::Client::new()
-        .get(url)
-        .timeout(Duration::from_millis(800));
-    if let Some(k) = key {
-        rb = rb.bearer_auth(k.expose());
-    }
-    match rb.send().await {
-        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
-        _ => serde_json::Value::Null,
     }
 }

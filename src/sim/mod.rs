@@ -6,6 +6,7 @@ mod listener;
 pub mod metrics;
 mod ollama;
 mod openai;
+mod openai_stream;
 mod text;
 
 pub use fault::{Fault, FaultKind};

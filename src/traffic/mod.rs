@@ -6,5 +6,5 @@ pub mod reader;
 pub mod wire;
 
 pub use model::{GatewayView, Row};
-pub use reader::{follow, snapshot, Update};
+pub use reader::{follow, snapshot, stats, Update};
 pub use wire::FeedEvent;

@@ -144,19 +144,31 @@ async fn fetch(
     Ok(r)
 }
 
+/// The gateway's `/anorag/stats`: its settings, load, routes with their circuits, and the
+/// last minute's per-second aggregates.
+pub async fn stats(addr: &str, key: Option<&Secret>) -> Result<serde_json::Value, String> {
+    stats_with(&client(), addr, key).await
+}
+
+async fn stats_with(
+    http: &reqwest::Client,
+    addr: &str,
+    key: Option<&Secret>,
+) -> Result<serde_json::Value, String> {
+    fetch(http, addr, "/anorag/stats", key)
+        .await?
+        .json::<serde_json::Value>()
+        .await
+        .map_err(|e| format!("{addr}: unreadable /anorag/stats ({e})"))
+}
+
 /// The gateway's recent events and its `/anorag/stats`, read once.
 pub async fn snapshot(
     addr: &str,
     key: Option<&Secret>,
 ) -> Result<(Vec<FeedEvent>, serde_json::Value), String> {
     let http = client();
-    let stats = async {
-        fetch(&http, addr, "/anorag/stats", key)
-            .await?
-            .json::<serde_json::Value>()
-            .await
-            .map_err(|e| format!("{addr}: unreadable /anorag/stats ({e})"))
-    };
+    let stats = stats_with(&http, addr, key);
     let events = async {
         let text = fetch(&http, addr, "/anorag/events?snapshot=true", key)
             .await?
