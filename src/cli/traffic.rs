@@ -1,12 +1,10 @@
 //! `anorag-tui traffic`: what the gateways carry, headless: per gateway its load, errors,
 //! fallbacks and overhead; per route its rate, TTFT and circuits; the recent requests with
 //! their attempt chains; the events. `--watch` follows the live feeds; `--json` for scripts.
-use crate::config::{Config, ServerKind};
 use crate::secret::Secret;
-use crate::traffic::{self, FeedEvent, GatewayView, Update};
+use crate::traffic::{self, FeedEvent, GatewayView};
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
@@ -28,32 +26,9 @@ pub struct TrafficArgs {
     pub requests: usize,
 }
 
-/// The gateways a config names: its own gateway's address and its gateway profiles'.
-pub fn gateways_of(cfg: &Config) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(s) = crate::gateway::Settings::from_config(cfg, None) {
-        out.push(s.listen.to_string());
-    }
-    for p in cfg.servers.values() {
-        if p.kind == ServerKind::Gateway {
-            let host = p.host.as_deref().unwrap_or("127.0.0.1");
-            let host = if host == "0.0.0.0" { "127.0.0.1" } else { host };
-            let a = if host.contains(':') {
-                format!("[{host}]:{}", p.port)
-            } else {
-                format!("{host}:{}", p.port)
-            };
-            if !out.contains(&a) {
-                out.push(a);
-            }
-        }
-    }
-    out
-}
-
 pub async fn run(explicit: Option<&Path>, a: TrafficArgs) -> ExitCode {
     let addrs = if a.gateways.is_empty() {
-        gateways_of(&or_exit!(super::config_or_exit(explicit)))
+        traffic::gateways_of(&or_exit!(super::config_or_exit(explicit)))
     } else {
         a.gateways.clone()
     };
@@ -65,7 +40,6 @@ pub async fn run(explicit: Option<&Path>, a: TrafficArgs) -> ExitCode {
     let mut reachable = 0;
     for addr in &addrs {
         let mut v = GatewayView::new(addr);
-        let mut stats = serde_json::Value::Null;
         match traffic::snapshot(addr, key.as_ref()).await {
             Ok((events, s)) => {
                 reachable += 1;
@@ -78,25 +52,21 @@ pub async fn run(explicit: Option<&Path>, a: TrafficArgs) -> ExitCode {
                         v.apply(FeedEvent::Second(Box::new(sec)));
                     }
                 }
-                stats = s;
             }
             Err(e) => v.disconnected(&e),
         }
-        views.push((v, stats));
+        views.push(v);
     }
     if a.json {
-        let out: Vec<_> = views
-            .iter()
-            .map(|(v, s)| json_of(v, s, a.requests))
-            .collect();
+        let out: Vec<_> = views.iter().map(|v| json_of(v, a.requests)).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "gateways": out }))
                 .unwrap_or_default()
         );
     } else {
-        for (v, s) in &views {
-            print!("{}", render(v, s, a.requests));
+        for v in &views {
+            print!("{}", render(v, a.requests));
         }
     }
     if reachable == 0 {
@@ -106,7 +76,7 @@ pub async fn run(explicit: Option<&Path>, a: TrafficArgs) -> ExitCode {
     }
 }
 
-fn json_of(v: &GatewayView, stats: &serde_json::Value, n: usize) -> serde_json::Value {
+fn json_of(v: &GatewayView, n: usize) -> serde_json::Value {
     let rows: Vec<_> = v.rows().take(n).collect();
     serde_json::json!({
         "addr": v.addr,
@@ -115,7 +85,7 @@ fn json_of(v: &GatewayView, stats: &serde_json::Value, n: usize) -> serde_json::
         "last_second": v.last_second(),
         "last_minute": minute(v),
         "totals": v.totals,
-        "routes": stats["routes"],
+        "routes": v.routes(),
         "requests": rows,
         "events": v.lines,
     })
@@ -148,7 +118,7 @@ fn ms(v: Option<f64>) -> String {
 }
 
 /// One gateway as text: its line, its routes, its recent requests, its events.
-pub fn render(v: &GatewayView, stats: &serde_json::Value, n: usize) -> String {
+pub fn render(v: &GatewayView, n: usize) -> String {
     use std::fmt::Write;
     let mut o = String::new();
     if !v.up {
@@ -186,16 +156,15 @@ pub fn render(v: &GatewayView, stats: &serde_json::Value, n: usize) -> String {
         "  {:<14} {:>7} {:>7} {:>9} {:>17} {:>7}  CIRCUITS",
         "ROUTE", "REQ/S", "ERRORS", "FB IN/OUT", "TTFT P50/P99 MS", "TOK/S"
     );
-    for r in stats["routes"].as_array().into_iter().flatten() {
-        let name = r["route"].as_str().unwrap_or("?");
-        let rs = last.routes.get(name).cloned().unwrap_or_default();
-        let circuits: Vec<String> = r["circuits"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| match c["reopens_in_ms"].as_u64() {
-                Some(ms) if c["state"] == "open" => format!("open {:.1} s", ms as f64 / 1000.0),
-                _ => c["state"].as_str().unwrap_or("?").to_string(),
+    for r in v.routes() {
+        let name = r.route.as_str();
+        let rs = &r.last;
+        let circuits: Vec<String> = r
+            .circuits
+            .iter()
+            .map(|c| match c.reopens_in_ms {
+                Some(ms) if c.state == "open" => format!("open {:.1} s", ms as f64 / 1000.0),
+                _ => c.state.clone(),
             })
             .collect();
         let _ = writeln!(
@@ -239,31 +208,18 @@ pub fn render(v: &GatewayView, stats: &serde_json::Value, n: usize) -> String {
         );
     }
     for l in v.lines.iter().rev().take(8).rev() {
-        let _ = writeln!(o, "  ! {l}");
+        let _ = writeln!(o, "  ! {}", l.text);
     }
     o
 }
 
 async fn watch(addrs: Vec<String>, key: Option<Secret>, a: &TrafficArgs) -> ExitCode {
-    let views: Vec<Arc<Mutex<GatewayView>>> = addrs
-        .iter()
-        .map(|x| Arc::new(Mutex::new(GatewayView::new(x))))
-        .collect();
-    for (addr, v) in addrs.iter().zip(&views) {
-        let (addr, v, key) = (addr.clone(), v.clone(), key.clone());
-        tokio::spawn(async move {
-            traffic::follow(&addr, key, false, |u| {
-                let mut v = v.lock().unwrap_or_else(|p| p.into_inner());
-                match u {
-                    Update::Up => v.connected(),
-                    Update::Down(why) => v.disconnected(&why),
-                    Update::Event(e) => v.apply(e),
-                }
-                true
-            })
-            .await
-        });
-    }
+    let w = traffic::watcher::spawn(
+        addrs,
+        key,
+        traffic::Want::default(),
+        Duration::from_millis(250),
+    );
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -271,16 +227,14 @@ async fn watch(addrs: Vec<String>, key: Option<Secret>, a: &TrafficArgs) -> Exit
             _ = tick.tick() => {}
             _ = tokio::signal::ctrl_c() => return ExitCode::SUCCESS,
         }
-        // Circuits and the route list come from a snapshot of each gateway's stats.
+        let views = w.rx.borrow().clone();
         let mut out = String::new();
-        for (addr, v) in addrs.iter().zip(&views) {
-            let stats = traffic::stats(addr, key.as_ref()).await.unwrap_or_default();
-            let v = v.lock().unwrap_or_else(|p| p.into_inner());
+        for v in views.iter() {
             if a.json {
-                out.push_str(&json_of(&v, &stats, a.requests).to_string());
+                out.push_str(&json_of(v, a.requests).to_string());
                 out.push('\n');
             } else {
-                out.push_str(&render(&v, &stats, a.requests));
+                out.push_str(&render(v, a.requests));
             }
         }
         if tty && !a.json {

@@ -45,6 +45,8 @@ pub enum Cmd {
     Left,
     Right,
     Edit,
+    Open,
+    Pause,
 }
 
 /// Where a binding applies.
@@ -58,6 +60,7 @@ pub enum Ctx {
     Bench,
     Logs,
     Cluster,
+    Traffic,
 }
 
 #[derive(Debug, Clone)]
@@ -108,7 +111,7 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
     &[
         (Global, "q", Quit, "quit", "quit (asks first when servers this console started are running)", true, true),
         (Global, "?", Help, "help", "help for this pane", true, true),
-        (Global, ":", CommandLine, "command", "command line: :servers :gpu :routes :chat :bench :logs NAME :cluster :q", true, true),
+        (Global, ":", CommandLine, "command", "command line: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :q", true, true),
         (Global, "/", Filter, "filter", "filter this list (highlights in logs)", true, false),
         (Global, "tab", NextPane, "next_pane", "next pane", true, false),
         (Global, "backtab", PrevPane, "prev_pane", "previous pane", true, false),
@@ -128,6 +131,7 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
         (Global, "5", GoPane(4), "pane_bench", "Bench", true, false),
         (Global, "6", GoPane(5), "pane_logs", "Logs", true, false),
         (Global, "7", GoPane(6), "pane_cluster", "Cluster", true, false),
+        (Global, "8", GoPane(7), "pane_traffic", "Traffic", true, false),
         (Servers, "s", Start, "start", "start the selected server", true, true),
         (Servers, "x", Stop, "stop", "stop the selected server (asks first)", true, true),
         (Servers, "r", Restart, "restart", "restart the selected server", true, true),
@@ -159,6 +163,12 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
         (Bench, "right", Right, "right", "next choice", false, false),
         (Bench, "w", Save, "save", "save the result as JSON", true, true),
         (Bench, "b", Baseline, "baseline", "keep the result as the baseline to compare with", true, true),
+        (Traffic, "enter", Open, "open", "open the selected request: its attempts and where its time went", true, true),
+        (Traffic, "p", Pause, "pause", "pause the list (the counters go on); again to go live", true, true),
+        (Traffic, "c", ChatRoute, "chat_route", "chat with the selected request's route", true, true),
+        (Traffic, "b", BenchRoute, "bench_route", "load-test the selected request's route", true, true),
+        (Traffic, "]", NextServer, "next_server", "next gateway", true, true),
+        (Traffic, "[", PrevServer, "prev_server", "previous gateway", true, false),
         (Logs, "f", Follow, "follow", "follow the log", true, true),
         (Logs, "w", Wrap, "wrap", "wrap long lines", true, true),
         (Logs, "]", NextServer, "next_server", "next server", true, true),
@@ -318,8 +328,8 @@ impl KeyMap {
                 if let Cmd::GoPane(i) = b.cmd {
                     if i == 0 {
                         out.push((
-                            "1-7".into(),
-                            "panes: Servers GPU Routes Chat Bench Logs Cluster",
+                            "1-8".into(),
+                            "panes: Servers GPU Routes Chat Bench Logs Cluster Traffic",
                         ));
                     }
                     continue;
@@ -364,6 +374,7 @@ impl KeyMap {
                     Cmd::NewChat => "new",
                     Cmd::ChatRoute => "chat",
                     Cmd::BenchRoute => "bench",
+                    Cmd::NextServer if ctx == Ctx::Traffic => "gateway",
                     Cmd::NextServer => "server",
                     _ => word,
                 };

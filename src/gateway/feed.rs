@@ -5,7 +5,7 @@
 //! ring of recent events for a reader that joins late, and per-second histograms.
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use tokio::sync::broadcast;
 
@@ -80,6 +80,9 @@ pub enum Event {
         queue_ms: f64,
         upstream_ms: f64,
         overhead_us: f64,
+        /// Since arrival: the answering (last) attempt began, and its response head came.
+        answer_ms: Option<f64>,
+        headers_ms: Option<f64>,
         /// Where a cancelled request was: queued, connecting, streaming, ...
         stage: Option<&'static str>,
     },
@@ -116,12 +119,34 @@ pub struct SecondStats {
     pub overhead_p99_us: Option<f64>,
     /// Per route that served: requests, errors, TTFT p50/p99, tokens.
     pub routes: BTreeMap<String, RouteSecond>,
+    /// Every target's circuit at the second's end, route by route in the config's order.
+    pub circuits: Vec<CircuitSecond>,
+}
+
+/// One target's circuit as the second ended.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CircuitSecond {
+    pub route: String,
+    pub target: String,
+    /// closed, open, half_open.
+    pub state: String,
+    pub reopens_in_ms: Option<u64>,
+    pub consecutive_failures: u32,
+    /// Times it has opened since the gateway started.
+    pub trips: u32,
+    pub last_error: Option<String>,
+    /// The last failure's class (`rate_limited`: held open by the upstream's `Retry-After`).
+    pub last_class: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 #[serde(default)]
 pub struct RouteSecond {
+    /// Requests ended on this route in the second.
     pub requests: u64,
+    /// Attempts on this route still running as the second ended.
+    pub in_flight: usize,
     pub errors: u64,
     pub fallbacks_in: u64,
     pub fallbacks_out: u64,
@@ -169,10 +194,43 @@ fn q(h: &Histogram<u64>, q: f64, per_unit: f64) -> Option<f64> {
     (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / per_unit)
 }
 
+/// The running attempts, by request and by route (per-route in flight).
+#[derive(Default)]
+struct Attempts {
+    by_id: HashMap<u64, String>,
+    by_route: HashMap<String, usize>,
+}
+
+impl Attempts {
+    fn start(&mut self, id: u64, route: &str) {
+        if let Some(old) = self.by_id.insert(id, route.to_string()) {
+            self.done_on(&old);
+        }
+        *self.by_route.entry(route.to_string()).or_default() += 1;
+    }
+    fn end(&mut self, id: u64) {
+        if let Some(r) = self.by_id.remove(&id) {
+            self.done_on(&r);
+        }
+    }
+    fn done_on(&mut self, route: &str) {
+        if let Some(n) = self.by_route.get_mut(route) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+struct Counting {
+    window: Window,
+    attempts: Attempts,
+    /// The circuits as the last second ended (a change is told as a notice).
+    circuits: Vec<CircuitSecond>,
+}
+
 pub struct Feed {
     tx: broadcast::Sender<Event>,
     recent: Mutex<VecDeque<Event>>,
-    window: Mutex<Window>,
+    counting: Mutex<Counting>,
     seconds: Mutex<VecDeque<SecondStats>>,
 }
 
@@ -188,13 +246,17 @@ impl Feed {
         Self {
             tx,
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
-            window: Mutex::new(Window::new()),
+            counting: Mutex::new(Counting {
+                window: Window::new(),
+                attempts: Attempts::default(),
+                circuits: Vec::new(),
+            }),
             seconds: Mutex::new(VecDeque::with_capacity(SECONDS)),
         }
     }
 
-    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
-        self.window.lock().unwrap_or_else(|p| p.into_inner())
+    fn counting(&self) -> std::sync::MutexGuard<'_, Counting> {
+        self.counting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Publishes one request event (and counts it in the second's aggregate).
@@ -212,15 +274,23 @@ impl Feed {
     }
 
     fn count(&self, ev: &Event) {
-        let mut w = self.window();
+        let mut c = self.counting();
+        let Counting {
+            window: w,
+            attempts,
+            ..
+        } = &mut *c;
         match ev {
             Event::Start { .. } => w.stats.started += 1,
+            Event::Trying { id, route, .. } => attempts.start(*id, route),
+            Event::Attempt { id, .. } => attempts.end(*id),
             Event::Fallback { from, to, .. } => {
                 w.stats.fallbacks += 1;
                 w.route(from).stats.fallbacks_out += 1;
                 w.route(to).stats.fallbacks_in += 1;
             }
             Event::End {
+                id,
                 outcome,
                 class,
                 route,
@@ -229,6 +299,7 @@ impl Feed {
                 overhead_us,
                 ..
             } => {
+                attempts.end(*id);
                 match *outcome {
                     "ok" => w.stats.ok += 1,
                     "cancelled" => w.stats.cancelled += 1,
@@ -258,13 +329,40 @@ impl Feed {
     }
 
     pub fn refused(&self) {
-        self.window().stats.refused += 1;
+        self.counting().window.stats.refused += 1;
     }
 
-    /// Closes the current second: publishes its aggregate and starts the next.
-    pub fn tick(&self, t: u64, in_flight: usize, queued: usize) -> SecondStats {
-        let w = std::mem::replace(&mut *self.window(), Window::new());
+    /// Closes the current second: publishes its aggregate (with the circuits as they are
+    /// now, a change among them told first as a notice) and starts the next.
+    pub fn tick(
+        &self,
+        t: u64,
+        in_flight: usize,
+        queued: usize,
+        circuits: Vec<CircuitSecond>,
+    ) -> SecondStats {
+        let (w, per_route, before) = {
+            let mut c = self.counting();
+            let w = std::mem::replace(&mut c.window, Window::new());
+            let per_route: Vec<(String, usize)> = c
+                .attempts
+                .by_route
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(r, n)| (r.clone(), *n))
+                .collect();
+            c.attempts.by_route.retain(|_, n| *n > 0);
+            let before = std::mem::replace(&mut c.circuits, circuits.clone());
+            (w, per_route, before)
+        };
+        for message in circuit_changes(&before, &circuits) {
+            self.publish(Event::Notice {
+                at_ms: t * 1000 + 999,
+                message,
+            });
+        }
         let mut s = w.stats;
+        s.circuits = circuits;
         s.t = t;
         s.in_flight = in_flight;
         s.queued = queued;
@@ -277,6 +375,9 @@ impl Feed {
             rs.ttft_p50_ms = q(&r.ttft_us, 0.5, 1000.0);
             rs.ttft_p99_ms = q(&r.ttft_us, 0.99, 1000.0);
             s.routes.insert(name, rs);
+        }
+        for (name, n) in per_route {
+            s.routes.entry(name).or_default().in_flight = n;
         }
         {
             let mut secs = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
@@ -313,6 +414,51 @@ impl Feed {
     }
 }
 
+fn secs(ms: Option<u64>) -> String {
+    ms.map_or("now".into(), |m| format!("in {:.1} s", m as f64 / 1000.0))
+}
+
+/// What changed among the circuits since the last second, as lines an operator reads. A
+/// circuit that opened and closed again within the second shows by its trip count.
+pub fn circuit_changes(before: &[CircuitSecond], now: &[CircuitSecond]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in now {
+        let prev = before
+            .iter()
+            .find(|p| p.route == c.route && p.target == c.target);
+        let (was, trips) = prev.map_or(("closed", 0), |p| (p.state.as_str(), p.trips));
+        let who = format!("route {} target {}", c.route, c.target);
+        let opened = c.trips > trips;
+        if opened && c.state != "closed" {
+            let why = c.last_error.as_deref().unwrap_or("failures");
+            out.push(if c.last_class.as_deref() == Some("rate_limited") {
+                format!(
+                    "circuit open: {who} honours the upstream's Retry-After ({why}); tried again {}",
+                    secs(c.reopens_in_ms)
+                )
+            } else {
+                format!(
+                    "circuit open: {who} after {} failure{} ({why}); tried again {}",
+                    c.consecutive_failures,
+                    if c.consecutive_failures == 1 { "" } else { "s" },
+                    secs(c.reopens_in_ms)
+                )
+            });
+        } else if opened {
+            out.push(format!(
+                "circuit opened and closed again within a second: {who}"
+            ));
+        } else if c.state != was {
+            out.push(match c.state.as_str() {
+                "closed" => format!("circuit closed: {who} answers again"),
+                "half_open" => format!("circuit half-open: {who} is being probed"),
+                s => format!("circuit {s}: {who}"),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +479,8 @@ mod tests {
             queue_ms: 0.0,
             upstream_ms: 49.0,
             overhead_us: 40.0,
+            answer_ms: None,
+            headers_ms: None,
             stage: None,
         }
     }
@@ -352,7 +500,7 @@ mod tests {
             attempt: 2,
             budget: 4,
         });
-        let s = f.tick(1, 2, 0);
+        let s = f.tick(1, 2, 0, vec![]);
         assert_eq!(s.ok, 600);
         assert_eq!(s.errors["server"], 1);
         assert_eq!(s.fallbacks, 1);
@@ -363,7 +511,7 @@ mod tests {
         assert!((14.0..=15.1).contains(&p50), "{p50}");
         let (recent, _) = f.subscribe();
         assert_eq!(recent.len(), RECENT);
-        let next = f.tick(2, 0, 0);
+        let next = f.tick(2, 0, 0, vec![]);
         assert_eq!(next.ok, 0, "a new second starts empty");
         assert_eq!(f.seconds().len(), 2);
     }

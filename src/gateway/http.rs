@@ -398,7 +398,7 @@ async fn metrics(
     r
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone, Copy)]
 struct FeedQuery {
     /// Only the per-second aggregates (and notices): what a console needs at high rates.
     #[serde(default)]
@@ -409,6 +409,69 @@ struct FeedQuery {
     /// Only the recent events, then the end (a one-shot reader).
     #[serde(default)]
     snapshot: bool,
+    /// Follow at most this many new requests a second, step by step; of the others only
+    /// fallbacks and failures (a console's list stays live and cheap at any rate).
+    #[serde(default)]
+    rows_per_s: Option<u32>,
+}
+
+/// Which events one reader gets.
+struct FeedFilter {
+    q: FeedQuery,
+    followed: std::collections::HashSet<u64>,
+    second: u64,
+    taken: u32,
+}
+
+impl FeedFilter {
+    fn new(q: FeedQuery) -> Self {
+        Self {
+            q,
+            followed: Default::default(),
+            second: 0,
+            taken: 0,
+        }
+    }
+
+    fn keep(&mut self, e: &Event) -> bool {
+        if matches!(
+            e,
+            Event::Second(_) | Event::Notice { .. } | Event::Lagged { .. }
+        ) {
+            return true;
+        }
+        if self.q.seconds_only {
+            return false;
+        }
+        let Some(n) = self.q.rows_per_s else {
+            return true;
+        };
+        match e {
+            Event::Start { id, at_ms, .. } => {
+                let sec = at_ms / 1000;
+                if sec != self.second {
+                    (self.second, self.taken) = (sec, 0);
+                }
+                // A reader whose requests never end (it lagged past their ends) starts over.
+                if self.followed.len() >= 65_536 {
+                    self.followed.clear();
+                }
+                let take = self.taken < n;
+                if take {
+                    self.taken += 1;
+                    self.followed.insert(*id);
+                }
+                take
+            }
+            Event::Trying { id, .. }
+            | Event::Stage { id, .. }
+            | Event::Attempt { id, .. }
+            | Event::FirstToken { id, .. } => self.followed.contains(id),
+            Event::Fallback { .. } => true,
+            Event::End { id, outcome, .. } => self.followed.remove(id) || *outcome != "ok",
+            _ => true,
+        }
+    }
 }
 
 /// The live feed as NDJSON: the recent events, then each as it happens.
@@ -422,18 +485,12 @@ async fn events(
     if let Err(r) = authorize(&sh, &live, &headers, Dialect::OpenAi, peer) {
         return r;
     }
-    let keep = move |e: &Event| {
-        !q.seconds_only
-            || matches!(
-                e,
-                Event::Second(_) | Event::Notice { .. } | Event::Lagged { .. }
-            )
-    };
+    let mut filter = FeedFilter::new(q);
     let (recent, rx) = sh.feed.subscribe();
     let recent: Vec<Event> = if q.live_only {
         vec![]
     } else {
-        recent.into_iter().filter(|e| keep(e)).collect()
+        recent.into_iter().filter(|e| filter.keep(e)).collect()
     };
     let line = |e: &Event| {
         let mut v = serde_json::to_vec(e).unwrap_or_default();
@@ -450,23 +507,31 @@ async fn events(
     // The feed ends when the gateway drains, after what was published before (the drain's
     // notice among it): a watching console must not hold a graceful stop up.
     let draining = sh.drain_begun();
-    let tail = futures::stream::unfold((rx, draining), move |(mut rx, mut draining)| async move {
-        loop {
-            let got = tokio::select! {
-                biased;
-                got = rx.recv() => got,
-                _ = super::until_true(&mut draining) => return None,
-            };
-            match got {
-                Ok(e) if keep(&e) => return Some((Ok(line(&e)), (rx, draining))),
-                Ok(_) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    return Some((Ok(line(&Event::Lagged { missed: n })), (rx, draining)))
+    let tail = futures::stream::unfold(
+        (rx, draining, filter),
+        move |(mut rx, mut draining, mut filter)| async move {
+            loop {
+                let got = tokio::select! {
+                    biased;
+                    got = rx.recv() => got,
+                    _ = super::until_true(&mut draining) => return None,
+                };
+                match got {
+                    Ok(e) if filter.keep(&e) => {
+                        return Some((Ok(line(&e)), (rx, draining, filter)))
+                    }
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        return Some((
+                            Ok(line(&Event::Lagged { missed: n })),
+                            (rx, draining, filter),
+                        ))
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
-        }
-    });
+        },
+    );
     use futures::StreamExt;
     let body = if q.snapshot {
         Body::from_stream(head)

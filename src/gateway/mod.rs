@@ -199,6 +199,32 @@ impl Shared {
         }
     }
 
+    /// Every target's circuit, route by route, as the feed's seconds carry them.
+    pub fn circuit_seconds(&self) -> Vec<feed::CircuitSecond> {
+        let live = self.live();
+        let mut out = Vec::new();
+        for r in live.router.routes() {
+            for (target, c) in live.router.circuits(&r.name) {
+                out.push(feed::CircuitSecond {
+                    route: r.name.clone(),
+                    target,
+                    state: match c.state {
+                        CircuitState::Closed => "closed",
+                        CircuitState::HalfOpen => "half_open",
+                        CircuitState::Open => "open",
+                    }
+                    .into(),
+                    reopens_in_ms: c.reopens_in_ms,
+                    consecutive_failures: c.consecutive_failures,
+                    trips: c.trips,
+                    last_error: c.last_error,
+                    last_class: c.last_class.map(|k| k.as_str().to_string()),
+                });
+            }
+        }
+        out
+    }
+
     /// A notice on the feed and in the log.
     pub fn notice(&self, message: String) {
         tracing::info!("{message}");

@@ -58,6 +58,7 @@ async fn tick(shared: std::sync::Weak<Shared>) {
             now.as_secs(),
             sh.admission.in_flight(),
             sh.admission.queued(),
+            sh.circuit_seconds(),
         );
     }
 }

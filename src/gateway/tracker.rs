@@ -11,7 +11,7 @@ use crate::provider::router::Step;
 use crate::provider::router::{Attempt, RouteFailure, ServedBy};
 use crate::provider::{ErrorClass, Usage};
 use axum::response::Response;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,9 @@ pub struct Tracker {
     pub route: String,
     pub arrived: Instant,
     pub stage: StageCell,
+    /// Since arrival, µs + 1 (0: not yet): the last attempt's start, and its response head.
+    last_try_us: AtomicU64,
+    headers_us: AtomicU64,
     pub queue: Duration,
     pub upstream: Duration,
     pub first: Option<Instant>,
@@ -118,6 +121,8 @@ impl Tracker {
             route: who.route.to_string(),
             arrived,
             stage: StageCell(AtomicU8::new(Stage::Queued as u8)),
+            last_try_us: AtomicU64::new(0),
+            headers_us: AtomicU64::new(0),
             queue: Duration::ZERO,
             upstream: Duration::ZERO,
             first: None,
@@ -164,6 +169,20 @@ impl Tracker {
             .map(|f| f.saturating_duration_since(self.arrived).as_secs_f64() * 1000.0)
     }
 
+    fn mark(&self, at: &AtomicU64) {
+        at.store(
+            self.arrived.elapsed().as_micros() as u64 + 1,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn since_arrival_ms(at: &AtomicU64) -> Option<f64> {
+        match at.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some((us - 1) as f64 / 1000.0),
+        }
+    }
+
     /// Counts the request once: metrics, the feed's end event, and a log line for failures.
     pub fn finish(&mut self, outcome: &'static str, class: Option<&str>, status: u16) {
         if self.done {
@@ -207,6 +226,8 @@ impl Tracker {
             queue_ms: self.queue.as_secs_f64() * 1000.0,
             upstream_ms: self.upstream.as_secs_f64() * 1000.0,
             overhead_us: overhead.as_secs_f64() * 1e6,
+            answer_ms: Self::since_arrival_ms(&self.last_try_us),
+            headers_ms: Self::since_arrival_ms(&self.headers_us),
             stage: (outcome == "cancelled").then(|| stage.as_str()),
         });
         if outcome == "cancelled" {
@@ -225,6 +246,8 @@ impl Tracker {
             match step {
                 Step::Trying { route, target, n } => {
                     self.stage.set(Stage::Headers);
+                    self.mark(&self.last_try_us);
+                    self.headers_us.store(0, Ordering::Relaxed);
                     feed.publish(Event::Trying {
                         id: self.id,
                         route: route.to_string(),
@@ -235,6 +258,7 @@ impl Tracker {
                 }
                 Step::Headers => {
                     self.stage.set(Stage::FirstToken);
+                    self.mark(&self.headers_us);
                     feed.publish(Event::Stage {
                         id: self.id,
                         stage: Stage::FirstToken.as_str(),

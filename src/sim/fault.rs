@@ -1,7 +1,7 @@
 //! Fault specs for the simulator: `status=503,rate=0.2,retry_after=2`, `reset,after=3`,
 //! `truncate,after=3`,
 //! `stall,after=2[,ms=5000]`, `malformed,after=1`, `oversize,after=1`, `slow_headers,ms=1500`,
-//! `refuse[,for_ms=3000]`. Every fault takes `rate=` (default 1) and `count=` (at most N times).
+//! `refuse[,for_ms=3000]`, `linger` (keeps generating after its client left). Every fault takes `rate=` (default 1) and `count=` (at most N times).
 use std::str::FromStr;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +23,9 @@ pub enum FaultKind {
     SlowHeaders { ms: u64 },
     /// Close the listening socket so connections are refused (for `for_ms` after start).
     Refuse { for_ms: Option<u64> },
+    /// A stream whose client leaves keeps generating to its end (counted as running, as a
+    /// server that missed the disconnect would): the orphan a gateway must not leave.
+    Linger,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +81,7 @@ impl FromStr for Fault {
                     code = Some(c);
                 }
                 "reset" | "truncate" | "stall" | "malformed" | "oversize" | "slow_headers"
-                | "refuse"
+                | "refuse" | "linger"
                     if v.is_none() =>
                 {
                     kind = Some(k)
@@ -122,9 +125,10 @@ impl FromStr for Fault {
                 ms: ms.ok_or("slow_headers needs ms=N")?,
             },
             Some("refuse") => FaultKind::Refuse { for_ms },
+            Some("linger") => FaultKind::Linger,
             _ => {
                 return Err(format!(
-                    "`{s}`: say which fault: status=CODE, reset, truncate, stall, malformed, oversize, slow_headers or refuse"
+                    "`{s}`: say which fault: status=CODE, reset, truncate, stall, malformed, oversize, slow_headers, refuse or linger"
                 ))
             }
         };
@@ -172,6 +176,7 @@ pub struct Plan {
     pub malformed_at: Option<u32>,
     pub oversize_at: Option<u32>,
     pub slow_headers_ms: Option<u64>,
+    pub linger: bool,
 }
 
 /// What an `oversize` fault sends: more than any client should hold for one event.

@@ -181,6 +181,7 @@ impl SimState {
                 FaultKind::Oversize { after } => plan.oversize_at = Some(after),
                 FaultKind::SlowHeaders { ms } => plan.slow_headers_ms = Some(ms),
                 FaultKind::Refuse { .. } => {}
+                FaultKind::Linger => plan.linger = true,
             }
         }
         plan
@@ -244,6 +245,13 @@ impl RequestGuard {
             kv_tokens,
             finish: None,
         }
+    }
+}
+
+impl RequestGuard {
+    /// The answer ended with `reason` (counted as completed as the guard goes).
+    pub(crate) fn complete(mut self, reason: &'static str) {
+        self.finish = Some(reason);
     }
 }
 

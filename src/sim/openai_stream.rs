@@ -28,6 +28,30 @@ pub(super) struct StreamGen {
 
 type Chunk = Result<Bytes, std::io::Error>;
 
+impl Drop for StreamGen {
+    /// Its client left mid-answer: a `linger` plan goes on generating (running, holding
+    /// its slot) until the answer would have ended.
+    fn drop(&mut self) {
+        if !self.plan.linger {
+            return;
+        }
+        let Some(guard) = self.guard.take() else {
+            return;
+        };
+        let cfg = &self.st.cfg;
+        let end = self.t0 + cfg.ttft + cfg.itl * self.ask.n;
+        let slot = self._slot.take();
+        let finish = self.ask.finish;
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep_until(end.into()).await;
+                guard.complete(finish);
+                drop(slot);
+            });
+        }
+    }
+}
+
 impl StreamGen {
     fn head(&self) -> String {
         let object = if self.ask.text {

@@ -3,8 +3,10 @@
 //! the reader is reqwest, the model pure.
 pub mod model;
 pub mod reader;
+pub mod watcher;
 pub mod wire;
 
-pub use model::{GatewayView, Row};
-pub use reader::{follow, snapshot, stats, Update};
+pub use model::{EventLine, GatewayView, Row};
+pub use reader::{follow, snapshot, stats, Update, Want};
+pub use watcher::{gateways_of, Watcher};
 pub use wire::FeedEvent;

@@ -41,6 +41,9 @@ pub struct Row {
     pub queue_ms: Option<f64>,
     pub upstream_ms: Option<f64>,
     pub overhead_us: Option<f64>,
+    /// Since arrival: the answering attempt began, and its response head came.
+    pub answer_ms: Option<f64>,
+    pub headers_ms: Option<f64>,
     pub class: Option<String>,
     pub status: Option<u16>,
 }
@@ -48,6 +51,22 @@ pub struct Row {
 impl Row {
     pub fn finished(&self) -> bool {
         matches!(self.stage.as_str(), "done" | "error" | "cancelled")
+    }
+
+    /// Where its time went, in ms, as far as it is known: queue, earlier (failed) attempts,
+    /// connect and response head, first token, decode; and our own overhead in µs.
+    pub fn split(&self) -> Vec<(&'static str, Option<f64>)> {
+        let q = self.queue_ms;
+        let answer = self.answer_ms;
+        let head = self.headers_ms;
+        let d = |a: Option<f64>, b: Option<f64>| Some((a? - b?).max(0.0));
+        vec![
+            ("queue", q),
+            ("earlier attempts", d(answer, q)),
+            ("connect + headers", d(head, answer)),
+            ("first token", d(self.ttft_ms, head)),
+            ("decode", d(self.duration_ms, self.ttft_ms)),
+        ]
     }
 }
 
@@ -77,9 +96,32 @@ pub struct GatewayView {
     order: VecDeque<u64>,
     pub seconds: VecDeque<Second>,
     pub totals: Totals,
-    pub lines: VecDeque<String>,
+    pub lines: VecDeque<EventLine>,
+    /// Lines ever added (a reader of `lines` knows which are new).
+    pub lines_total: u64,
     /// Events this reader missed (it lagged behind the feed).
     pub missed: u64,
+    /// The latest time the feed told (a start, a notice, a second's end), Unix ms: when an
+    /// event line happened, to within the feed's second.
+    pub clock_ms: u64,
+}
+
+/// An event as a line an operator reads, with when it happened (Unix ms; 0 when the feed
+/// had told no time yet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EventLine {
+    pub at_ms: u64,
+    pub text: String,
+}
+
+/// One route of a gateway as the pane shows it: the last second's figures, requests a second
+/// over the kept seconds, and its targets' circuits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RouteView {
+    pub route: String,
+    pub last: super::wire::RouteSecond,
+    pub history: Vec<u64>,
+    pub circuits: Vec<super::wire::CircuitSecond>,
 }
 
 impl GatewayView {
@@ -114,11 +156,110 @@ impl GatewayView {
             .sum()
     }
 
+    /// The routes: those the gateway has (its circuits, in its config's order), then any
+    /// other that served in the kept seconds.
+    pub fn routes(&self) -> Vec<RouteView> {
+        let mut names: Vec<&str> = Vec::new();
+        if let Some(s) = self.seconds.back() {
+            for c in &s.circuits {
+                if !names.contains(&c.route.as_str()) {
+                    names.push(&c.route);
+                }
+            }
+        }
+        for s in &self.seconds {
+            for r in s.routes.keys() {
+                if !names.contains(&r.as_str()) {
+                    names.push(r);
+                }
+            }
+        }
+        let last = self.seconds.back();
+        names
+            .into_iter()
+            .map(|n| RouteView {
+                route: n.to_string(),
+                last: last
+                    .and_then(|s| s.routes.get(n).cloned())
+                    .unwrap_or_default(),
+                history: self
+                    .seconds
+                    .iter()
+                    .map(|s| s.routes.get(n).map_or(0, |r| r.requests))
+                    .collect(),
+                circuits: last
+                    .map(|s| {
+                        s.circuits
+                            .iter()
+                            .filter(|c| c.route == n)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// A route's real traffic over the last 10 seconds: requests a second, the share that
+    /// failed, and the highest per-second p99 TTFT; `None` when it carried nothing.
+    pub fn route_traffic(&self, route: &str) -> Option<(f64, f64, Option<f64>)> {
+        let secs: Vec<_> = self
+            .seconds
+            .iter()
+            .rev()
+            .take(10)
+            .filter_map(|s| s.routes.get(route))
+            .collect();
+        let n: u64 = secs.iter().map(|r| r.requests).sum();
+        if n == 0 {
+            return None;
+        }
+        let errors: u64 = secs.iter().map(|r| r.errors).sum();
+        let p99 = secs
+            .iter()
+            .filter_map(|r| r.ttft_p99_ms)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let span = self.seconds.len().clamp(1, 10) as f64;
+        Some((n as f64 / span, errors as f64 / n as f64, p99))
+    }
+
+    /// Requests a server runs beyond what this gateway has in flight on its route: ones
+    /// whose client left but whose generation goes on (a cancel that did not reach the
+    /// server), or that reach the server some other way. `running` is the server's own
+    /// count; the gateway's is taken at its highest over the last 3 seconds, since the two
+    /// are read at different moments.
+    pub fn orphans(&self, route: &str, running: f64) -> u64 {
+        let ours = self
+            .seconds
+            .iter()
+            .rev()
+            .take(3)
+            .map(|s| s.routes.get(route).map_or(0, |r| r.in_flight))
+            .max()
+            .unwrap_or(0);
+        (running.round() as u64).saturating_sub(ours as u64)
+    }
+
+    /// Each client seen among the kept requests, with its count, most requests first.
+    pub fn clients(&self) -> Vec<(String, usize)> {
+        let mut m: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in self.rows.values() {
+            *m.entry(r.client.as_str()).or_default() += 1;
+        }
+        let mut v: Vec<(String, usize)> = m.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
     fn line(&mut self, s: String) {
+        self.lines_total += 1;
         if self.lines.len() == LINES {
             self.lines.pop_front();
         }
-        self.lines.push_back(s);
+        self.lines.push_back(EventLine {
+            at_ms: self.clock_ms,
+            text: s,
+        });
     }
 
     fn open(&mut self, row: Row) {
@@ -152,6 +293,12 @@ impl GatewayView {
     }
 
     pub fn apply(&mut self, ev: FeedEvent) {
+        let told = match &ev {
+            FeedEvent::Start { at_ms, .. } | FeedEvent::Notice { at_ms, .. } => *at_ms,
+            FeedEvent::Second(s) => (s.t + 1) * 1000,
+            _ => 0,
+        };
+        self.clock_ms = self.clock_ms.max(told);
         match ev {
             FeedEvent::Start {
                 id,
@@ -226,30 +373,10 @@ impl GatewayView {
     }
 
     fn end(&mut self, e: End) {
-        let Some(r) = self.rows.get_mut(&e.id) else {
-            return;
-        };
-        r.stage = match e.outcome.as_str() {
-            "ok" => "done",
-            "cancelled" => "cancelled",
-            _ => "error",
+        if let Some(r) = self.rows.get_mut(&e.id) {
+            Self::close(r, &e);
         }
-        .into();
-        r.served_by = Some(e.route.clone());
-        r.server = e.server;
-        if !e.chain.is_empty() {
-            r.chain = e.chain;
-        }
-        r.attempt = None;
-        r.ttft_ms = e.ttft_ms.or(r.ttft_ms);
-        r.prompt_tokens = e.prompt_tokens;
-        r.completion_tokens = e.completion_tokens;
-        r.duration_ms = Some(e.duration_ms);
-        r.queue_ms = Some(e.queue_ms);
-        r.upstream_ms = Some(e.upstream_ms);
-        r.overhead_us = Some(e.overhead_us);
-        r.status = Some(e.status);
-        r.class = e.class.clone();
+        // Told whether or not the request is in the list (a sampled list has few of them).
         let line = match (e.outcome.as_str(), &e.class) {
             ("cancelled", _) => Some(format!(
                 "request {}: the client left while {}",
@@ -269,6 +396,32 @@ impl GatewayView {
         if let Some(l) = line {
             self.line(l);
         }
+    }
+
+    fn close(r: &mut Row, e: &End) {
+        r.stage = match e.outcome.as_str() {
+            "ok" => "done",
+            "cancelled" => "cancelled",
+            _ => "error",
+        }
+        .into();
+        r.served_by = Some(e.route.clone());
+        r.server = e.server.clone();
+        if !e.chain.is_empty() {
+            r.chain = e.chain.clone();
+        }
+        r.attempt = None;
+        r.ttft_ms = e.ttft_ms.or(r.ttft_ms);
+        r.prompt_tokens = e.prompt_tokens;
+        r.completion_tokens = e.completion_tokens;
+        r.duration_ms = Some(e.duration_ms);
+        r.queue_ms = Some(e.queue_ms);
+        r.upstream_ms = Some(e.upstream_ms);
+        r.overhead_us = Some(e.overhead_us);
+        r.status = Some(e.status);
+        r.class = e.class.clone();
+        r.answer_ms = e.answer_ms;
+        r.headers_ms = e.headers_ms;
     }
 
     fn second(&mut self, s: Second) {
@@ -339,7 +492,7 @@ mod tests {
         assert_eq!(r.served_by.as_deref(), Some("ollama"));
         assert_eq!(r.completion_tokens, 6);
         assert_eq!(
-            v.lines.back().unwrap(),
+            v.lines.back().unwrap().text,
             "request 7: route tiny failed (connect); served by ollama, attempt 2/3"
         );
     }

@@ -10,6 +10,18 @@ use std::time::Duration;
 const MAX_LINE: usize = 1 << 20;
 /// How long a reader waits before trying a gateway that went away again.
 const RETRY: Duration = Duration::from_millis(500);
+/// A gateway sends an aggregate every second: a feed silent this long is taken as lost
+/// (a gateway stopped, not closed, or a network gone quiet).
+const SILENT: Duration = Duration::from_secs(3);
+
+/// What a reader asks of the feed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Want {
+    /// The per-second aggregates and notices alone.
+    pub seconds_only: bool,
+    /// Follow at most this many new requests a second (fallbacks and failures always).
+    pub rows_per_s: Option<u32>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Update {
@@ -42,19 +54,22 @@ fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Follows `addr`'s feed until `on` returns false. `seconds_only` asks for the per-second
-/// aggregates and notices alone (what a busy gateway's console needs).
+/// Follows `addr`'s feed until `on` returns false.
 pub async fn follow(
     addr: &str,
     key: Option<Secret>,
-    seconds_only: bool,
+    want: Want,
     mut on: impl FnMut(Update) -> bool,
 ) {
     let http = client();
-    let url = format!(
-        "{}/anorag/events?seconds_only={seconds_only}&live_only=false",
-        base(addr)
+    let mut url = format!(
+        "{}/anorag/events?seconds_only={}&live_only=false",
+        base(addr),
+        want.seconds_only
     );
+    if let Some(n) = want.rows_per_s {
+        url.push_str(&format!("&rows_per_s={n}"));
+    }
     let mut was_up: Option<bool> = None;
     loop {
         let why = match get(&http, url.clone(), key.as_ref()).send().await {
@@ -88,7 +103,17 @@ pub async fn follow(
 async fn read(r: reqwest::Response, on: &mut impl FnMut(Update) -> bool) -> Result<(), String> {
     let mut body = r.bytes_stream();
     let mut buf: Vec<u8> = Vec::new();
-    while let Some(chunk) = body.next().await {
+    loop {
+        let chunk = match tokio::time::timeout(SILENT, body.next()).await {
+            Err(_) => {
+                return Err(format!(
+                    "the feed went silent ({} s without a second's figures)",
+                    SILENT.as_secs()
+                ))
+            }
+            Ok(None) => break,
+            Ok(Some(c)) => c,
+        };
         let chunk = chunk.map_err(|e| {
             format!(
                 "the feed broke: {}",

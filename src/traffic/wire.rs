@@ -83,11 +83,15 @@ pub struct End {
     pub upstream_ms: f64,
     #[serde(default)]
     pub overhead_us: f64,
+    #[serde(default)]
+    pub answer_ms: Option<f64>,
+    #[serde(default)]
+    pub headers_ms: Option<f64>,
     pub stage: Option<String>,
 }
 
 /// One second's aggregate of a gateway: the gateway's own type, read back.
-pub use crate::gateway::feed::{RouteSecond, SecondStats as Second};
+pub use crate::gateway::feed::{CircuitSecond, RouteSecond, SecondStats as Second};
 
 /// One NDJSON line of the feed; `None` for a line that is not an event (said by the caller).
 pub fn parse_line(line: &[u8]) -> Result<FeedEvent, String> {

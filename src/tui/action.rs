@@ -25,6 +25,8 @@ pub enum Action {
     /// A file was written (or not).
     Saved(Result<String, String>),
     BaselineLoaded(Result<Box<BenchResult>, String>),
+    /// The gateways' traffic as last published.
+    Traffic(std::sync::Arc<Vec<crate::traffic::GatewayView>>),
     /// A background task panicked (message, place, thread); the console goes on.
     EnginePanic(String),
 }
@@ -50,6 +52,8 @@ pub enum Effect {
         contents: String,
     },
     LoadBaseline(PathBuf),
+    /// Lines for the console's own log (the traffic's events).
+    Log(Vec<String>),
     /// End the console; stop these servers first.
     Quit {
         stop: Vec<String>,

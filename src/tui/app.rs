@@ -20,9 +20,10 @@ pub enum Pane {
     Bench,
     Logs,
     Cluster,
+    Traffic,
 }
 
-pub const PANES: [Pane; 7] = [
+pub const PANES: [Pane; 8] = [
     Pane::Servers,
     Pane::Gpu,
     Pane::Routes,
@@ -30,6 +31,7 @@ pub const PANES: [Pane; 7] = [
     Pane::Bench,
     Pane::Logs,
     Pane::Cluster,
+    Pane::Traffic,
 ];
 
 impl Pane {
@@ -42,6 +44,7 @@ impl Pane {
             Pane::Bench => "Bench",
             Pane::Logs => "Logs",
             Pane::Cluster => "Cluster",
+            Pane::Traffic => "Traffic",
         }
     }
 
@@ -54,6 +57,7 @@ impl Pane {
             Pane::Bench => Ctx::Bench,
             Pane::Logs => Ctx::Logs,
             Pane::Cluster => Ctx::Cluster,
+            Pane::Traffic => Ctx::Traffic,
         }
     }
 
@@ -128,6 +132,82 @@ pub struct JobRow<'a> {
     /// Our profile, when the row is one (the keys act on it).
     pub profile: Option<&'a ServerStatus>,
     pub job: Option<&'a crate::cluster::ClusterJob>,
+}
+
+/// The Traffic pane: the gateways' views as last published, the gateway shown, the selected
+/// request, a paused copy of the list, and the request opened.
+#[derive(Debug, Clone, Default)]
+pub struct TrafficPane {
+    pub views: std::sync::Arc<Vec<crate::traffic::GatewayView>>,
+    pub gateway: usize,
+    pub selected: usize,
+    /// The list as it was when paused (the counters above it go on).
+    pub paused: Option<Vec<crate::traffic::Row>>,
+    /// The request opened with Enter, by id.
+    pub open: Option<u64>,
+    /// Per gateway, the event lines already passed on to the console's log.
+    pub lines_seen: Vec<u64>,
+}
+
+impl TrafficPane {
+    pub fn view(&self) -> Option<&crate::traffic::GatewayView> {
+        self.views.get(self.gateway)
+    }
+
+    /// A route's real traffic over the gateways that carry it (up ones): requests a
+    /// second, the share that failed, the highest p99 TTFT.
+    pub fn route_traffic(&self, route: &str) -> Option<(f64, f64, Option<f64>)> {
+        let each: Vec<_> = self
+            .views
+            .iter()
+            .filter(|v| v.up)
+            .filter_map(|v| v.route_traffic(route))
+            .collect();
+        if each.is_empty() {
+            return None;
+        }
+        let rate: f64 = each.iter().map(|e| e.0).sum();
+        let err = each.iter().map(|e| e.0 * e.1).sum::<f64>() / rate.max(f64::MIN_POSITIVE);
+        let p99 = each.iter().filter_map(|e| e.2).reduce(f64::max);
+        Some((rate, err, p99))
+    }
+
+    /// The gateway a server profile runs, by its port.
+    pub fn of_server(&self, port: u16) -> Option<&crate::traffic::GatewayView> {
+        let suffix = format!(":{port}");
+        self.views.iter().find(|v| v.addr.ends_with(&suffix))
+    }
+}
+
+/// Whether a request matches the Traffic filter: each word must match; `route:`, `model:`,
+/// `key:` (or `client:`), `status:` and `stage:` look at that field only, a bare word at any.
+pub fn traffic_matches(r: &crate::traffic::Row, filter: &str) -> bool {
+    let status = r.status.map(|s| s.to_string()).unwrap_or_default();
+    let class = r.class.clone().unwrap_or_default();
+    let served = r.served_by.clone().unwrap_or_default();
+    filter.split_whitespace().all(|w| {
+        let w = w.to_lowercase();
+        let has = |field: &str, v: &str| field.to_lowercase().contains(v);
+        match w.split_once(':') {
+            Some(("route", v)) => has(&r.route, v) || has(&served, v),
+            Some(("model", v)) => has(&r.model, v),
+            Some(("key" | "client", v)) => has(&r.client, v),
+            Some(("status", v)) => has(&status, v) || has(&class, v),
+            Some(("stage", v)) => has(&r.stage, v),
+            _ => [
+                r.route.as_str(),
+                &served,
+                &r.model,
+                &r.client,
+                &status,
+                &class,
+                &r.stage,
+                &r.chain,
+            ]
+            .iter()
+            .any(|f| has(f, &w)),
+        }
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -286,6 +366,7 @@ pub struct App {
     pub chat: ChatView,
     pub bench: BenchView,
     pub cluster: ClusterPane,
+    pub traffic: TrafficPane,
     pub notice: Option<Notice>,
     /// Panics of background tasks since the console started (shown in the help screen).
     pub engine_errors: Vec<String>,
@@ -372,6 +453,7 @@ impl App {
                 find_max: None,
             },
             cluster: ClusterPane::default(),
+            traffic: TrafficPane::default(),
             notice: None,
             engine_errors: Vec::new(),
             quit: false,
@@ -494,6 +576,18 @@ impl App {
                 })
             })
             .collect()
+    }
+
+    /// The Traffic list as shown: the selected gateway's requests (or the paused copy),
+    /// newest first, after the filter.
+    pub fn traffic_rows(&self) -> Vec<&crate::traffic::Row> {
+        let f = self.filters.get(&Pane::Traffic).map(String::as_str);
+        let keep = |r: &&crate::traffic::Row| f.is_none_or(|f| traffic_matches(r, f));
+        match (&self.traffic.paused, self.traffic.view()) {
+            (Some(rows), _) => rows.iter().filter(keep).collect(),
+            (None, Some(v)) => v.rows().filter(keep).collect(),
+            (None, None) => Vec::new(),
+        }
     }
 
     /// The server whose log the Logs pane shows.

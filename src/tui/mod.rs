@@ -22,6 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The variable holding a client key for gateways with `keys_env` (as `traffic --key-env`).
+pub const TRAFFIC_KEY_ENV: &str = "ANORAG_GATEWAY_KEY";
+/// New requests a second the Traffic list follows step by step, per gateway.
+pub const TRAFFIC_ROWS_PER_S: u32 = 50;
+
 /// Our own diagnostics go to a file: the screen belongs to the console.
 fn log_to_file(dir: &Path) -> Option<std::path::PathBuf> {
     crate::supervisor::statedir::ensure_private_dir(dir).ok()?;
@@ -60,6 +65,18 @@ pub async fn start(
     let (sample_every, probe_cfg) = sampler::intervals(&cfg, None);
     let live = sampler::spawn_live(&cfg, &router, servers, sample_every, probe_cfg);
     let names = router.route_names();
+    // The gateways this config names, followed for the Traffic pane: every request's steps,
+    // up to a few dozen new ones a second (fallbacks and failures always), and each second's
+    // figures.
+    let traffic = crate::traffic::watcher::spawn(
+        crate::traffic::gateways_of(&cfg),
+        crate::secret::Secret::from_env(TRAFFIC_KEY_ENV),
+        crate::traffic::Want {
+            seconds_only: false,
+            rows_per_s: Some(TRAFFIC_ROWS_PER_S),
+        },
+        Duration::from_millis(250),
+    );
     let mut app = app::App::new(
         keys,
         names,
@@ -78,6 +95,7 @@ pub async fn start(
             host_rx: live.host_rx,
             routes_rx: live.routes_rx,
             probe_tx: live.probe_tx,
+            traffic,
             panic_tx,
             panic_rx,
         },

@@ -37,6 +37,8 @@ pub struct Engines {
     pub host_rx: watch::Receiver<HostView>,
     pub routes_rx: watch::Receiver<RouteTable>,
     pub probe_tx: mpsc::Sender<ProbeCmd>,
+    /// The gateways' traffic, published a few times a second while it changes.
+    pub traffic: crate::traffic::Watcher,
     /// Panics of background tasks (the hook in `panics` sends them).
     pub panic_tx: mpsc::UnboundedSender<String>,
     pub panic_rx: mpsc::UnboundedReceiver<String>,
@@ -189,6 +191,7 @@ where
             Ok(()) = eng.gpu_rx.changed() => Some(Action::Gpu(Box::new(eng.gpu_rx.borrow_and_update().clone()))),
             Ok(()) = eng.host_rx.changed() => Some(Action::Host(Box::new(eng.host_rx.borrow_and_update().clone()))),
             Ok(()) = eng.routes_rx.changed() => Some(Action::Routes(Box::new(eng.routes_rx.borrow_and_update().clone()))),
+            Ok(()) = eng.traffic.rx.changed() => Some(Action::Traffic(eng.traffic.rx.borrow_and_update().clone())),
             Some(ev) = chat_rx.recv() => {
                 if let ChatEvent::Finished { id, .. } = &ev {
                     chats.remove(id);
@@ -221,10 +224,13 @@ where
         let Some(action) = action else { continue };
         // Every action sees the time it happened (a notice set now lasts its full time).
         app.now = crate::time::unix_now();
+        // Traffic moves the Traffic pane at once; elsewhere it is telemetry (the Routes and
+        // Servers panes show some of it).
         let lazy = matches!(
             action,
             Action::Host(_) | Action::Gpu(_) | Action::Routes(_) | Action::Tick(_)
-        );
+        ) || (matches!(action, Action::Traffic(_)) && app.pane != Pane::Traffic);
+        let traffic_seen = matches!(app.pane, Pane::Traffic | Pane::Routes | Pane::Servers);
         let visible = match &action {
             Action::Host(_) => {
                 let before = host_sig(app);
@@ -249,6 +255,12 @@ where
             Action::Tick(_) => {
                 update(app, action);
                 true
+            }
+            Action::Traffic(_) => {
+                for e in update(app, action) {
+                    apply(e, &mut eng, &act_tx, &chat_tx, &mut chats, &mut bench);
+                }
+                traffic_seen
             }
             _ => {
                 let fx = update(app, action);
@@ -346,6 +358,11 @@ fn apply(
                     .map(Box::new);
                 let _ = tx.send(Action::BaselineLoaded(r));
             });
+        }
+        Effect::Log(lines) => {
+            for l in lines {
+                tracing::info!(target: "traffic", "{l}");
+            }
         }
         Effect::Quit { .. } => {}
     }

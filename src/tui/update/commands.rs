@@ -58,6 +58,9 @@ pub(super) fn selected_server(app: &App) -> Option<String> {
 }
 
 pub(super) fn selected_route(app: &App) -> Option<String> {
+    if app.pane == Pane::Traffic {
+        return traffic_route(app);
+    }
     app.visible_routes()
         .get(app.routes.selected)
         .map(|r| r.route.clone())
@@ -175,6 +178,11 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
             }
         }
         Cmd::Wrap => app.logs.wrap = !app.logs.wrap,
+        Cmd::Open => open_request(app),
+        Cmd::Pause => toggle_pause(app),
+        Cmd::NextServer | Cmd::PrevServer if app.pane == Pane::Traffic => {
+            cycle_gateway(app, cmd == Cmd::NextServer)
+        }
         Cmd::NextServer | Cmd::PrevServer => {
             let names: Vec<String> = app.servers.list.iter().map(|s| s.name.clone()).collect();
             if names.is_empty() {
@@ -228,6 +236,9 @@ pub(super) fn back(app: &mut App, fx: &mut Vec<Effect>) {
             "stopping the load test; requests in flight count as cancelled",
             false,
         );
+        return;
+    }
+    if app.pane == Pane::Traffic && app.traffic.open.take().is_some() {
         return;
     }
     if app.filters.remove(&app.pane).is_some() {
@@ -296,6 +307,10 @@ pub(super) fn mv(app: &mut App, cmd: Cmd) {
         Pane::Cluster => {
             let n = app.cluster_rows().len();
             step(&mut app.cluster.selected, n);
+        }
+        Pane::Traffic => {
+            let n = app.traffic_rows().len();
+            step(&mut app.traffic.selected, n);
         }
         Pane::Gpu => {}
     }

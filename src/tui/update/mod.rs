@@ -5,6 +5,7 @@ mod chat;
 mod command_line;
 mod commands;
 mod servers;
+mod traffic;
 
 use super::action::{Action, Effect};
 use super::app::*;
@@ -19,6 +20,7 @@ use command_line::*;
 use commands::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use servers::*;
+use traffic::*;
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     let mut fx = Vec::new();
     match action {
@@ -43,6 +45,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             follow_up_route(app);
         }
         Action::Chat(ev) => chat_event(app, ev),
+        Action::Traffic(v) => traffic_views(app, v, &mut fx),
         Action::BenchProgress(id, p) => {
             if let Some(r) = app.bench.running.as_mut().filter(|r| r.id == id) {
                 r.progress = *p;
@@ -142,6 +145,7 @@ pub(super) fn key(app: &mut App, k: KeyEvent, fx: &mut Vec<Effect>) {
                     app.typing = Typing::Filter(buf);
                     app.servers.selected = 0;
                     app.routes.selected = 0;
+                    app.traffic.selected = 0;
                 }
             }
             return;

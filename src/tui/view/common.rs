@@ -64,6 +64,22 @@ pub fn spark(r: &Ring, width: usize, max: Option<f64>) -> String {
         .collect()
 }
 
+/// Values as a one-line sparkline, the last `width` of them, scaled to their maximum.
+pub fn spark_values(values: &[f64], width: usize) -> String {
+    let max = values.iter().copied().fold(0.0f64, f64::max);
+    let skip = values.len().saturating_sub(width);
+    values[skip..]
+        .iter()
+        .map(|x| {
+            if max > 0.0 {
+                BARS[((x / max).clamp(0.0, 1.0) * 7.0).round() as usize]
+            } else {
+                BARS[0]
+            }
+        })
+        .collect()
+}
+
 /// Word-wraps text to `width` columns (hard-cutting words longer than a line).
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
@@ -143,14 +159,23 @@ pub fn highlight<'a>(text: &'a str, needle: &str) -> Line<'a> {
 
 /// Local wall-clock time `HH:MM`.
 pub fn clock(unix: f64) -> String {
+    clock_with(unix, false)
+}
+
+/// Local wall-clock time `HH:MM:SS`.
+pub fn clock_s(unix: f64) -> String {
+    clock_with(unix, true)
+}
+
+fn clock_with(unix: f64, seconds: bool) -> String {
     let t = unix as libc::time_t;
     // SAFETY: localtime_r fills the struct we own.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
-    if ok {
-        format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
-    } else {
-        String::from("--:--")
+    match (ok, seconds) {
+        (true, false) => format!("{:02}:{:02}", tm.tm_hour, tm.tm_min),
+        (true, true) => format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec),
+        (false, _) => String::from("--:--"),
     }
 }
 

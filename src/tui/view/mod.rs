@@ -10,6 +10,7 @@ mod gpu;
 mod logs;
 mod routes;
 mod servers;
+mod traffic;
 
 use super::app::{App, Overlay, Pane, Typing, PANES};
 use common::*;
@@ -50,6 +51,7 @@ pub fn render(f: &mut Frame, app: &App) {
         Pane::Bench => bench::render(f, app, body),
         Pane::Logs => logs::render(f, app, body),
         Pane::Cluster => cluster::render(f, app, body),
+        Pane::Traffic => traffic::render(f, app, body),
     }
     f.render_widget(bottom_line(app), bottom);
     match &app.overlay {
@@ -297,7 +299,7 @@ fn help(f: &mut Frame, app: &App, area: Rect) {
         .collect();
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "Commands: :servers :gpu :routes :chat :bench :logs NAME :start NAME :stop NAME :route NAME :save [FILE] :baseline FILE :probe [ROUTE] :q",
+        "Commands: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :start NAME :stop NAME :route NAME :save [FILE] :baseline FILE :probe [ROUTE] :q",
         dim(),
     )));
     lines.push(Line::from(Span::styled(

@@ -37,6 +37,8 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
     let wide = area.width >= 150;
     let spark_w = if wide { 16 } else { 8 };
+    // Real traffic columns when a gateway carries these routes.
+    let carried = app.traffic.views.iter().any(|v| v.up);
     let rows = routes.iter().enumerate().map(|(i, r)| {
         let t = r.targets.first();
         let m = t.and_then(|t| t.metrics.as_ref());
@@ -79,6 +81,18 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
             cells.push(Cell::from(server));
             cells.push(Cell::from(t.map(|t| t.url.clone()).unwrap_or_default()));
         }
+        if carried {
+            cells.push(Cell::from(format::opt(
+                app.traffic.route_traffic(&r.route),
+                |(rate, err, p99)| {
+                    format!(
+                        "{rate:.1}/s {:.0}% {}",
+                        err * 100.0,
+                        format::opt(p99, format::ms)
+                    )
+                },
+            )));
+        }
         cells.push(Cell::from(Span::styled(
             t.and_then(|t| t.last_error.clone()).unwrap_or_default(),
             error_style(),
@@ -111,6 +125,10 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
             Constraint::Length(9),
             Constraint::Length(28),
         ]);
+    }
+    if carried {
+        header.push("GATEWAY REQ/S ERR P99");
+        widths.push(Constraint::Length(21));
     }
     header.push("ERROR");
     widths.push(Constraint::Min(10));

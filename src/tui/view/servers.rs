@@ -9,6 +9,21 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
+/// A gateway's address and the clients among its recent requests, busiest first.
+fn gateway_clients(v: &crate::traffic::GatewayView) -> String {
+    let clients: Vec<String> = v
+        .clients()
+        .iter()
+        .take(4)
+        .map(|(c, n)| format!("{c} ({n})"))
+        .collect();
+    if clients.is_empty() {
+        format!("{} · no clients yet", v.addr)
+    } else {
+        format!("{} · clients {}", v.addr, clients.join(", "))
+    }
+}
+
 pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let list = app.visible_servers();
     // The table as tall as its rows; the selected server's details (and log tail) get the rest.
@@ -75,14 +90,26 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
             }),
             Cell::from(s.port.to_string()),
             Cell::from(uptime),
-            Cell::from(s.route.clone().unwrap_or_else(|| "-".into())),
+            Cell::from(s.route.clone().unwrap_or_else(|| {
+                if s.kind == "gateway" {
+                    "all routes"
+                } else {
+                    "-"
+                }
+                .into()
+            })),
         ];
         let gpu = format::opt(app.server_gpu_bytes(&s.name), format::bytes);
         if wide {
-            cells.push(Cell::from(format::clip(
-                s.model.as_deref().unwrap_or("-"),
-                64,
-            )));
+            let what = match app
+                .traffic
+                .of_server(s.port)
+                .filter(|_| s.kind == "gateway")
+            {
+                Some(v) => gateway_clients(v),
+                None => s.model.clone().unwrap_or_else(|| "-".into()),
+            };
+            cells.push(Cell::from(format::clip(&what, 64)));
             cells.push(Cell::from(gpu));
             cells.push(Cell::from(format::opt(
                 usage.filter(|_| s.is_running()),
