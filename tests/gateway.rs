@@ -1606,3 +1606,314 @@ async fn traffic_reads_what_the_gateway_carried() {
     follower.abort();
     again.shutdown().await;
 }
+
+/// The console's traffic engine (the watcher the Traffic pane reads) as a test drives it:
+/// its latest views go through the console's own `update`.
+fn pump(app: &mut anorag::tui::app::App, w: &mut anorag::traffic::Watcher) {
+    if w.rx.has_changed().unwrap_or(false) {
+        let v = w.rx.borrow_and_update().clone();
+        anorag::tui::update::update(app, anorag::tui::action::Action::Traffic(v));
+    }
+}
+
+async fn pump_until(
+    what: &str,
+    app: &mut anorag::tui::app::App,
+    w: &mut anorag::traffic::Watcher,
+    f: impl Fn(&anorag::tui::app::App) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        pump(app, w);
+        if f(app) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pane_text(app: &anorag::tui::app::App, w: u16, h: u16) -> String {
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).unwrap();
+    t.draw(|f| anorag::tui::view::render(f, app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+                + "\n"
+        })
+        .collect()
+}
+
+fn console_app(routes: &[&str]) -> anorag::tui::app::App {
+    let mut a = anorag::tui::app::App::new(
+        anorag::tui::keymap::KeyMap::defaults(),
+        routes.iter().map(|r| r.to_string()).collect(),
+        routes[0],
+        false,
+        100,
+    );
+    a.pane = anorag::tui::app::Pane::Traffic;
+    a
+}
+
+fn console_watcher(addr: &str) -> anorag::traffic::Watcher {
+    anorag::traffic::watcher::spawn(
+        vec![addr.to_string()],
+        None,
+        anorag::traffic::Want {
+            seconds_only: false,
+            rows_per_s: Some(anorag::tui::TRAFFIC_ROWS_PER_S),
+        },
+        Duration::from_millis(250),
+    )
+}
+
+/// The console watching a gateway that our load generator drives at 1,000 requests/s
+/// (open loop): the pane's completed, failed and fallback counts equal the generator's and
+/// the simulators' own, and `traffic --json` says the same. Then the gateway goes: the pane
+/// says so and keeps its figures, and picks the gateway up when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_counts_what_a_load_generator_sent_through_the_gateway() {
+    use anorag::bench::{self, BenchTarget, Load, Plan, Progress, Stop, Workload};
+    let primary = sim_with(&["status=503,rate=0.1"]).await;
+    let backup = sim_with(&["status=500,rate=0.2"]).await;
+    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
+    let g = gateway_with(&routes, None, "max_attempts: 2", "").await;
+    let addr = g.addr.to_string();
+    let mut app = console_app(&["primary", "backup"]);
+    let mut w = console_watcher(&addr);
+    pump_until("the console sees the gateway", &mut app, &mut w, |a| {
+        a.traffic.views.first().is_some_and(|v| v.up)
+    })
+    .await;
+
+    let gen_cfg = config::load_str(
+        &format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      gw: {{base_url: 'http://{addr}/v1', model: primary}}\n"),
+        "gen.yaml",
+    )
+    .unwrap();
+    let target = BenchTarget::from_router(
+        std::sync::Arc::new(factory::build(&gen_cfg).await.unwrap()),
+        Some("gw"),
+    )
+    .unwrap();
+    let n = 3000;
+    let plan = Plan::new(
+        Load::Open {
+            rate: 1000.0,
+            burstiness: 1.0,
+            max_concurrency: None,
+        },
+        Stop::Requests(n),
+        Workload::random(16, 6),
+    );
+    let (_ctl, rx) = tokio::sync::mpsc::channel(4);
+    let (ptx, _prx) = tokio::sync::watch::channel(Progress::default());
+    let r = bench::runner::run(&target, &plan, rx, ptx).await.unwrap();
+    assert_eq!(r.completed + r.failed, n, "{:?}", r.errors);
+    assert!(r.completed > 0 && r.failed > 0, "{:?}", r.errors);
+
+    pump_until("every request counted in the pane", &mut app, &mut w, |a| {
+        let t = &a.traffic.views[0].totals;
+        t.ok + t.errors.values().sum::<u64>() == n
+    })
+    .await;
+    let t = app.traffic.views[0].totals.clone();
+    assert_eq!(t.started, n);
+    assert_eq!(
+        t.ok, r.completed,
+        "completed, as the load generator counted"
+    );
+    assert_eq!(t.errors.values().sum::<u64>(), r.failed);
+    let (p, b) = (primary.stats().completed, backup.stats().completed);
+    assert_eq!(p + b, r.completed, "the simulators' own counts");
+    assert_eq!(t.fallbacks, b, "every answer from the backup is a fallback");
+    assert!(t.fallbacks > 0);
+    let screen = pane_text(&app, 200, 60);
+    let said = format!(
+        "since watched: {} ok, {} errors, {} fallbacks",
+        r.completed, r.failed, b
+    );
+    assert!(screen.contains(&said), "{said}\n{screen}");
+
+    let out = tokio::process::Command::new(EXE)
+        .args(["traffic", "--json", "--gateway", &addr])
+        .output()
+        .await
+        .unwrap();
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &j["gateways"][0]["last_minute"];
+    assert_eq!(m["ok"], r.completed, "{m}");
+    assert_eq!(m["fallbacks"], b);
+    let errors: u64 = m["errors"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(errors, r.failed);
+
+    // The gateway goes: said in the pane, the figures kept; back: picked up again.
+    let port = g.addr;
+    g.shutdown().await;
+    pump_until("the pane says the gateway is down", &mut app, &mut w, |a| {
+        !a.traffic.views[0].up
+    })
+    .await;
+    let screen = pane_text(&app, 200, 60);
+    assert!(screen.contains("DOWN "), "{screen}");
+    assert!(screen.contains(&said), "the last figures stay:\n{screen}");
+    let yaml = format!(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n{}\ngateway:\n  listen: {port}\n",
+        route("backup", &backup, &[])
+    );
+    let cfg = config::load_str(&yaml, "gw.yaml").unwrap();
+    let again = gateway::run(
+        Settings::from_config(&cfg, None).unwrap(),
+        Live::new(&cfg, factory::build(&cfg).await.unwrap()).unwrap(),
+    )
+    .await
+    .unwrap();
+    pump_until(
+        "the pane picks the gateway up again",
+        &mut app,
+        &mut w,
+        |a| a.traffic.views[0].up,
+    )
+    .await;
+    assert!(pane_text(&app, 200, 60).contains(&said));
+    again.shutdown().await;
+}
+
+/// What the pane shows of a fallback, a circuit opening and closing, a client that left
+/// mid-stream, and a server that kept generating after it (an orphan, set against the
+/// server's own running count).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pane_shows_fallbacks_circuits_cancels_and_orphans() {
+    let primary = sim_with(&[]).await;
+    primary.set_refusing(true);
+    let backup = sim_with(&[]).await;
+    let slow = |faults: &'static [&'static str]| async move {
+        let mut c = SimConfig::new(Flavor::Vllm).timing(5, 20, 400);
+        for f in faults {
+            c = c.fault(f.parse::<Fault>().unwrap());
+        }
+        sim::start(c).await.unwrap()
+    };
+    let lingering = slow(&["linger"]).await;
+    let stopping = slow(&[]).await;
+    let routes = route("primary", &primary, &["backup"])
+        + &route("backup", &backup, &[])
+        + &route("lingering", &lingering, &[])
+        + &route("stopping", &stopping, &[]);
+    let g = gateway_with(
+        &routes,
+        None,
+        "circuit: {failures: 1, cooldown_ms: 300, max_cooldown_ms: 300}",
+        "",
+    )
+    .await;
+    let addr = g.addr.to_string();
+    let mut app = console_app(&["primary", "backup", "lingering", "stopping"]);
+    let mut w = console_watcher(&addr);
+    pump_until("the console sees the gateway", &mut app, &mut w, |a| {
+        a.traffic.views.first().is_some_and(|v| v.up)
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let ask = |model: &'static str| {
+        http.post(url(&g, "/v1/chat/completions"))
+            .json(&openai_body(model, true))
+            .send()
+    };
+
+    // A fallback: the chain on its row, the event among the lines; the circuit opens.
+    ask("primary").await.unwrap().bytes().await.unwrap();
+    pump_until("the fallback and the open circuit", &mut app, &mut w, |a| {
+        let v = &a.traffic.views[0];
+        v.rows()
+            .any(|r| r.chain == "primary x connect -> backup ok")
+            && v.lines.iter().any(|l| {
+                l.text
+                    .contains("route primary failed (connect); served by backup, attempt 2/")
+            })
+            && v.lines
+                .iter()
+                .any(|l| l.text.starts_with("circuit open: route primary"))
+    })
+    .await;
+    let open_at = app.traffic.views[0]
+        .lines
+        .iter()
+        .find(|l| l.text.starts_with("circuit open: route primary"))
+        .unwrap()
+        .at_ms;
+    assert!(open_at > 0, "the event has its time");
+    assert!(pane_text(&app, 200, 60).contains("open"));
+    // The server is back: the circuit closes once a request gets through, and says when.
+    primary.set_refusing(false);
+    let closed = |a: &anorag::tui::app::App| {
+        a.traffic.views[0]
+            .lines
+            .iter()
+            .any(|l| l.text.starts_with("circuit closed: route primary"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !closed(&app) {
+        assert!(Instant::now() < deadline, "never: the circuit closes");
+        ask("primary").await.unwrap().bytes().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        pump(&mut app, &mut w);
+    }
+    let closed_at = app.traffic.views[0]
+        .lines
+        .iter()
+        .find(|l| l.text.starts_with("circuit closed: route primary"))
+        .map(|l| l.at_ms);
+    assert!(
+        closed_at.is_some_and(|c| c > open_at),
+        "{closed_at:?} {open_at}"
+    );
+
+    // Clients that leave mid-stream: cancelled while streaming, on both slow routes.
+    for model in ["lingering", "stopping"] {
+        let mut body = openai_body(model, true);
+        body["max_tokens"] = json!(400);
+        let mut r = http
+            .post(url(&g, "/v1/chat/completions"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        r.chunk().await.unwrap();
+        drop(r);
+    }
+    pump_until("both cancels shown", &mut app, &mut w, |a| {
+        a.traffic.views[0]
+            .rows()
+            .filter(|r| r.stage == "cancelled" && r.route.ends_with("ing"))
+            .count()
+            == 2
+    })
+    .await;
+    assert!(app.traffic.views[0]
+        .lines
+        .iter()
+        .any(|l| l.text.ends_with("the client left while streaming")));
+    // The lingering server still runs its request; the gateway has none in flight there.
+    let running = |s: &SimHandle| {
+        anorag::telemetry::vllm_metrics::Scrape::parse(&s.metrics_text(), None, Instant::now())
+            .running
+            .unwrap_or(-1.0)
+    };
+    pump_until("the orphan is counted", &mut app, &mut w, |a| {
+        a.traffic.views[0].orphans("lingering", running(&lingering)) == 1
+    })
+    .await;
+    assert_eq!(running(&stopping), 0.0, "the other server stopped");
+    assert_eq!(app.traffic.views[0].orphans("stopping", 0.0), 0);
+    g.shutdown().await;
+}

@@ -1615,3 +1615,278 @@ async fn a_cluster_server_that_moved_off_its_routes_address_is_said_once() {
     status(&mut a, on("10.0.0.3", "node3"));
     assert!(a.notice.is_none(), "said once: {:?}", a.notice);
 }
+
+/// A gateway's feed as the Traffic pane gets it: a fallback (tiny_qwen refused, served by
+/// builtin), one streaming, one failed on every route, one whose client left mid-stream, one
+/// queued, five done; the seconds with per-route figures and the circuits (tiny_qwen's open);
+/// a notice.
+fn traffic_view(addr: &str) -> anorag::traffic::GatewayView {
+    use anorag::traffic::wire::parse_line;
+    let t0: u64 = 1_795_600_000_000;
+    let mut lines: Vec<String> = Vec::new();
+    let start = |id: u64, dt: u64, client: &str, model: &str, route: &str| {
+        format!(
+            r#"{{"type":"start","id":{id},"at_ms":{},"client":"{client}","dialect":"openai","model":"{model}","route":"{route}","stream":true}}"#,
+            t0 + dt
+        )
+    };
+    let end = |id: u64,
+               outcome: &str,
+               class: &str,
+               status: u16,
+               route: &str,
+               chain: &str,
+               tok: u64,
+               ttft: &str| {
+        format!(
+            r#"{{"type":"end","id":{id},"outcome":"{outcome}","class":{class},"status":{status},"route":"{route}","server":"http://127.0.0.1:8010/v1","chain":"{chain}","prompt_tokens":12,"completion_tokens":{tok},"ttft_ms":{ttft},"duration_ms":840.5,"queue_ms":0.2,"upstream_ms":838.0,"overhead_us":61.0,"answer_ms":3.1,"headers_ms":9.4,"stage":{}}}"#,
+            if outcome == "cancelled" {
+                "\"streaming\""
+            } else {
+                "null"
+            }
+        )
+    };
+    lines.push(
+        r#"{"type":"notice","at_ms":1795599999000,"message":"config reloaded: 3 routes"}"#.into(),
+    );
+    for i in 0..5u64 {
+        lines.push(start(10 + i, 100 + i, "app-web", "demo", "demo"));
+        lines.push(end(
+            10 + i,
+            "ok",
+            "null",
+            200,
+            "demo",
+            "demo ok",
+            64,
+            "61.5",
+        ));
+    }
+    lines.push(start(1, 200, "app-web", "gpt-4o-mini", "tiny_qwen"));
+    lines.push(r#"{"type":"trying","id":1,"route":"tiny_qwen","target":"vllm http://127.0.0.1:8001/v1","attempt":1,"budget":3}"#.into());
+    lines.push(r#"{"type":"attempt","id":1,"route":"tiny_qwen","target":"vllm http://127.0.0.1:8001/v1","class":"connect","status":null,"message":"cannot connect to 127.0.0.1:8001: Connection refused"}"#.into());
+    lines.push(
+        r#"{"type":"trying","id":1,"route":"builtin","target":"builtin","attempt":2,"budget":3}"#
+            .into(),
+    );
+    lines.push(r#"{"type":"stage","id":1,"stage":"waiting_first_token"}"#.into());
+    lines.push(r#"{"type":"first_token","id":1,"ttft_ms":42.0}"#.into());
+    lines.push(r#"{"type":"fallback","id":1,"from":"tiny_qwen","to":"builtin","reason":"connect","attempt":2,"budget":3}"#.into());
+    lines.push(end(
+        1,
+        "ok",
+        "null",
+        200,
+        "builtin",
+        "tiny_qwen x connect -> builtin ok",
+        48,
+        "42.0",
+    ));
+    lines.push(start(2, 300, "batch-job", "demo", "demo"));
+    lines.push(r#"{"type":"trying","id":2,"route":"demo","target":"vllm http://127.0.0.1:8010/v1","attempt":1,"budget":3}"#.into());
+    lines.push(r#"{"type":"first_token","id":2,"ttft_ms":60.0}"#.into());
+    lines.push(start(3, 400, "app-web", "tiny_qwen", "tiny_qwen"));
+    lines.push(r#"{"type":"attempt","id":3,"route":"tiny_qwen","target":"vllm http://127.0.0.1:8001/v1","class":"server","status":502,"message":"bad gateway"}"#.into());
+    lines.push(r#"{"type":"attempt","id":3,"route":"builtin","target":"builtin","class":"overloaded","status":503,"message":"busy"}"#.into());
+    lines.push(end(
+        3,
+        "error",
+        "\"overloaded\"",
+        503,
+        "tiny_qwen",
+        "tiny_qwen x server 502 -> builtin x overloaded 503 -> failed",
+        0,
+        "null",
+    ));
+    lines.push(start(4, 500, "127.0.0.1", "demo", "demo"));
+    lines.push(r#"{"type":"first_token","id":4,"ttft_ms":58.0}"#.into());
+    lines.push(end(
+        4,
+        "cancelled",
+        "\"cancelled\"",
+        499,
+        "demo",
+        "demo ok",
+        7,
+        "58.0",
+    ));
+    lines.push(start(5, 600, "app-web", "demo", "demo"));
+    for s in 0..30u64 {
+        lines.push(format!(
+            r#"{{"type":"second","t":{},"started":{},"ok":{},"errors":{{"overloaded":{}}},"cancelled":{},"fallbacks":{},"in_flight":2,"queued":1,"completion_tokens":300,"ttft_p50_ms":60.1,"ttft_p99_ms":75.0,"overhead_p50_us":58.0,"overhead_p99_us":140.0,"routes":{{"demo":{{"requests":{},"in_flight":2,"completion_tokens":300,"ttft_p50_ms":60.1,"ttft_p99_ms":75.0}},"builtin":{{"requests":1,"fallbacks_in":1,"completion_tokens":48,"ttft_p50_ms":42.0,"ttft_p99_ms":42.0}},"tiny_qwen":{{"errors":1,"fallbacks_out":1}}}},"circuits":[{{"route":"tiny_qwen","target":"vllm http://127.0.0.1:8001/v1","state":"open","reopens_in_ms":4200,"consecutive_failures":3,"trips":1,"last_error":"connect"}},{{"route":"demo","target":"vllm http://127.0.0.1:8010/v1","state":"closed"}},{{"route":"builtin","target":"builtin","state":"closed"}}]}}"#,
+            t0 / 1000 - 30 + s,
+            5 + s % 4,
+            4 + s % 4,
+            u64::from(s == 29),
+            u64::from(s == 29),
+            u64::from(s == 29),
+            4 + s % 4,
+        ));
+    }
+    lines.push(r#"{"type":"notice","at_ms":1795600000700,"message":"circuit open: route tiny_qwen target vllm http://127.0.0.1:8001/v1 after 3 failures (connect); tried again in 4.2 s"}"#.into());
+    let mut v = anorag::traffic::GatewayView::new(addr);
+    v.connected();
+    for l in &lines {
+        v.apply(parse_line(l.as_bytes()).unwrap_or_else(|e| panic!("{e}: {l}")));
+    }
+    v
+}
+
+/// The screen with wall-clock times (local, so they differ by machine) masked.
+fn traffic_screen(a: &App, w: u16, h: u16) -> String {
+    let s: Vec<char> = screen(a, w, h).chars().collect();
+    let digit = |i: usize| s.get(i).is_some_and(char::is_ascii_digit);
+    let mut out = String::new();
+    let mut i = 0;
+    while i < s.len() {
+        let time = [0, 1, 3, 4, 6, 7].iter().all(|d| digit(i + d))
+            && s.get(i + 2) == Some(&':')
+            && s.get(i + 5) == Some(&':');
+        if time {
+            out.push_str("hh:mm:ss");
+            i += 8;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn traffic_app(views: Vec<anorag::traffic::GatewayView>) -> (App, Vec<Effect>) {
+    let mut a = app();
+    let fx = update(&mut a, Action::Traffic(std::sync::Arc::new(views)));
+    ch(&mut a, '8');
+    (a, fx)
+}
+
+#[test]
+fn snapshot_traffic_busy_opened_empty_and_unreachable() {
+    let (mut a, fx) = traffic_app(vec![traffic_view("127.0.0.1:8090")]);
+    assert_eq!(a.pane, Pane::Traffic);
+    // The events went to the console's log too.
+    let Some(Effect::Log(logged)) = fx.first() else {
+        panic!("{fx:?}")
+    };
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("route tiny_qwen failed (connect); served by builtin")),
+        "{logged:?}"
+    );
+    insta::assert_snapshot!("traffic_busy", traffic_screen(&a, 200, 60));
+    insta::assert_snapshot!("traffic_busy_80x24", traffic_screen(&a, 80, 24));
+    // The fallback (third row, newest first: 5 queued, 4 cancelled, 3 failed, 2, 1).
+    for _ in 0..4 {
+        ch(&mut a, 'j');
+    }
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.traffic.open, Some(1));
+    let s = traffic_screen(&a, 200, 60);
+    for want in [
+        "request 1",
+        "tiny_qwen x connect -> builtin ok",
+        "x tiny_qwen: connect: cannot connect to 127.0.0.1:8001",
+        "connect + headers",
+        "our overhead (µs)",
+    ] {
+        assert!(s.contains(want), "{want}:\n{s}");
+    }
+    insta::assert_snapshot!("traffic_opened", s);
+    insta::assert_snapshot!("traffic_opened_80x24", traffic_screen(&a, 80, 24));
+    key(&mut a, KeyCode::Esc);
+    assert_eq!(a.traffic.open, None, "esc closes the request first");
+    assert_eq!(a.pane, Pane::Traffic);
+
+    let mut empty = anorag::traffic::GatewayView::new("127.0.0.1:8090");
+    empty.connected();
+    let (a, _) = traffic_app(vec![empty]);
+    insta::assert_snapshot!("traffic_empty", traffic_screen(&a, 200, 60));
+    insta::assert_snapshot!("traffic_empty_80x24", traffic_screen(&a, 80, 24));
+
+    // Down: said so, with why, and the last figures kept.
+    let mut down = traffic_view("127.0.0.1:8090");
+    down.disconnected("cannot reach the gateway: connection refused");
+    let (a, _) = traffic_app(vec![down, {
+        let mut v = anorag::traffic::GatewayView::new("127.0.0.1:8091");
+        v.disconnected("cannot reach the gateway: connection refused");
+        v
+    }]);
+    let s = traffic_screen(&a, 200, 60);
+    assert!(s.contains("DOWN cannot reach the gateway"), "{s}");
+    assert!(s.contains("since watched: "), "{s}");
+    insta::assert_snapshot!("traffic_unreachable", s);
+    insta::assert_snapshot!("traffic_unreachable_80x24", traffic_screen(&a, 80, 24));
+}
+
+#[test]
+fn traffic_pauses_filters_and_hands_its_route_to_chat_and_bench() {
+    let (mut a, _) = traffic_app(vec![traffic_view("127.0.0.1:8090")]);
+    let first: Vec<u64> = a.traffic_rows().iter().map(|r| r.id).collect();
+    assert_eq!(&first[..5], &[5, 4, 3, 2, 1], "newest first");
+    // Paused: the list stays as it was while new requests arrive and the counters move.
+    ch(&mut a, 'p');
+    let mut more = traffic_view("127.0.0.1:8090");
+    more.apply(anorag::traffic::FeedEvent::Start {
+        id: 99,
+        at_ms: 1_795_600_001_000,
+        client: "late".into(),
+        dialect: "openai".into(),
+        model: "demo".into(),
+        route: "demo".into(),
+        stream: true,
+    });
+    update(
+        &mut a,
+        Action::Traffic(std::sync::Arc::new(vec![more.clone()])),
+    );
+    let paused: Vec<u64> = a.traffic_rows().iter().map(|r| r.id).collect();
+    assert_eq!(paused, first, "paused");
+    assert_eq!(a.traffic.views[0].row(99).map(|r| r.id), Some(99));
+    ch(&mut a, 'p');
+    assert_eq!(a.traffic_rows()[0].id, 99, "live again");
+    // Filters: by stage, by key, by route (asked or served), by status.
+    for (f, want) in [
+        ("stage:error", vec![3]),
+        ("key:batch", vec![2]),
+        ("route:builtin", vec![1]),
+        ("status:499", vec![4]),
+        ("stage:cancelled demo", vec![4]),
+    ] {
+        ch(&mut a, '/');
+        typed(&mut a, f);
+        key(&mut a, KeyCode::Enter);
+        let got: Vec<u64> = a.traffic_rows().iter().map(|r| r.id).collect();
+        assert_eq!(got, want, "{f}");
+        key(&mut a, KeyCode::Esc);
+        assert!(a.filter().is_none());
+    }
+    // The selected request's route (the one that served it) goes to chat and to bench.
+    let at = a.traffic_rows().iter().position(|r| r.id == 1).unwrap();
+    for _ in 0..at {
+        ch(&mut a, 'j');
+    }
+    ch(&mut a, 'c');
+    assert_eq!(a.pane, Pane::Chat);
+    assert_eq!(a.chat_route(), Some("builtin"));
+    ch(&mut a, '8');
+    ch(&mut a, 'b');
+    assert_eq!(a.pane, Pane::Bench);
+    assert_eq!(a.chat.routes[a.bench.form.route], "builtin");
+    // A selection stays on its request as newer ones arrive above it.
+    ch(&mut a, '8');
+    let before = a.traffic_rows()[a.traffic.selected].id;
+    let mut newer = more;
+    newer.apply(anorag::traffic::FeedEvent::Start {
+        id: 100,
+        at_ms: 1_795_600_002_000,
+        client: "late".into(),
+        dialect: "openai".into(),
+        model: "demo".into(),
+        route: "demo".into(),
+        stream: true,
+    });
+    update(&mut a, Action::Traffic(std::sync::Arc::new(vec![newer])));
+    assert_eq!(a.traffic_rows()[a.traffic.selected].id, before);
+}

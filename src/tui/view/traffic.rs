@@ -71,16 +71,17 @@ fn gateways_table(f: &mut Frame, app: &App, area: Rect, wide: bool) {
     let t = &app.traffic;
     let rows = t.views.iter().enumerate().map(|(i, v)| {
         let last = v.last_second().cloned().unwrap_or_default();
-        let state = if v.up {
-            Span::styled("up", Style::new().fg(Color::Green))
-        } else {
-            Span::styled(
+        let state = match (v.up, wide) {
+            (true, _) => Span::styled("up", Style::new().fg(Color::Green)),
+            // Narrow: why is in the events below.
+            (false, false) => Span::styled("DOWN", error_style()),
+            (false, true) => Span::styled(
                 format!(
                     "DOWN {}",
                     v.down_reason.as_deref().unwrap_or("not reached yet")
                 ),
                 error_style(),
-            )
+            ),
         };
         let mut cells = vec![
             Cell::from(v.addr.clone()),
@@ -145,10 +146,17 @@ fn gateways_table(f: &mut Frame, app: &App, area: Rect, wide: bool) {
     if let Some(v) = t.view() {
         let tot = &v.totals;
         let errors: u64 = tot.errors.values().sum();
-        title.push_str(&format!(
-            " · since watched: {} ok, {errors} errors, {} fallbacks, {} cancelled, {} refused ",
-            tot.ok, tot.fallbacks, tot.cancelled, tot.refused
-        ));
+        title.push_str(&if wide {
+            format!(
+                " · since watched: {} ok, {errors} errors, {} fallbacks, {} cancelled, {} refused ",
+                tot.ok, tot.fallbacks, tot.cancelled, tot.refused
+            )
+        } else {
+            format!(
+                " · {} ok · {errors} err · {} fb · {} canc · {} refused ",
+                tot.ok, tot.fallbacks, tot.cancelled, tot.refused
+            )
+        });
     }
     f.render_widget(
         Table::new(rows, widths)
@@ -251,12 +259,12 @@ fn routes_table(f: &mut Frame, app: &App, v: &GatewayView, routes: &[RouteView],
         "ORPH",
     ];
     let mut widths = vec![
-        Constraint::Length(12),
+        Constraint::Length(if wide { 14 } else { 11 }),
         Constraint::Length(5),
         Constraint::Length(4),
-        Constraint::Length(10),
-        Constraint::Length(6),
-        Constraint::Length(4),
+        Constraint::Length(9),
+        Constraint::Length(5),
+        Constraint::Length(3),
         Constraint::Length(6),
         Constraint::Length(11),
         Constraint::Length(4),
@@ -300,7 +308,14 @@ fn requests_table(f: &mut Frame, app: &App, rows: &[&Req], area: Rect) {
             }
             cells.extend([
                 Cell::from(route),
-                Cell::from(Span::styled(stage_text(r), stage_style(&r.stage))),
+                Cell::from(Span::styled(
+                    if wide || r.stage != "error" {
+                        stage_text(r)
+                    } else {
+                        format!("error {}", format::opt(r.status, |s| s.to_string()))
+                    },
+                    stage_style(&r.stage),
+                )),
                 Cell::from(ms1(r.ttft_ms)),
                 Cell::from(r.completion_tokens.to_string()),
                 Cell::from(ms1(r.duration_ms)),
@@ -324,11 +339,11 @@ fn requests_table(f: &mut Frame, app: &App, rows: &[&Req], area: Rect) {
     }
     header.extend(["ROUTE", "STAGE", "TTFT", "TOK", "MS"]);
     widths.extend([
-        Constraint::Length(if wide { 22 } else { 14 }),
-        Constraint::Length(if wide { 20 } else { 13 }),
-        Constraint::Length(6),
-        Constraint::Length(5),
-        Constraint::Length(7),
+        Constraint::Length(if wide { 22 } else { 17 }),
+        Constraint::Length(if wide { 20 } else { 12 }),
+        Constraint::Length(if wide { 6 } else { 5 }),
+        Constraint::Length(if wide { 5 } else { 4 }),
+        Constraint::Length(if wide { 7 } else { 5 }),
     ]);
     if wide {
         header.push("SERVER");
@@ -496,11 +511,11 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let gw_h = (t.views.len() as u16 + 3).min(6);
     let events_h = match area.height {
         h if h >= 40 => 8,
-        h if h >= 20 => 4,
+        h if h >= 20 => 3,
         _ => 0,
     };
     let room = area.height.saturating_sub(gw_h + events_h);
-    let routes_h = (routes.len() as u16 + 3).min((room / 3).max(4));
+    let routes_h = (routes.len() as u16 + 3).min((room / 2).max(4));
     let [g, r, list, ev] = Layout::vertical([
         Constraint::Length(gw_h),
         Constraint::Length(routes_h),
