@@ -6,7 +6,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// Events kept for a reader that joins late.
@@ -228,8 +228,9 @@ struct Counting {
 }
 
 pub struct Feed {
-    tx: broadcast::Sender<Event>,
-    recent: Mutex<VecDeque<Event>>,
+    /// Shared, not copied: every reader and the ring hold the same event.
+    tx: broadcast::Sender<Arc<Event>>,
+    recent: Mutex<VecDeque<Arc<Event>>>,
     counting: Mutex<Counting>,
     seconds: Mutex<VecDeque<SecondStats>>,
 }
@@ -262,6 +263,7 @@ impl Feed {
     /// Publishes one request event (and counts it in the second's aggregate).
     pub fn publish(&self, ev: Event) {
         self.count(&ev);
+        let ev = Arc::new(ev);
         {
             let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             if r.len() == RECENT {
@@ -386,12 +388,12 @@ impl Feed {
             }
             secs.push_back(s.clone());
         }
-        let _ = self.tx.send(Event::Second(Box::new(s.clone())));
+        let _ = self.tx.send(Arc::new(Event::Second(Box::new(s.clone()))));
         s
     }
 
     /// A reader: the recent events first (oldest first), then live ones.
-    pub fn subscribe(&self) -> (Vec<Event>, broadcast::Receiver<Event>) {
+    pub fn subscribe(&self) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
         let rx = self.tx.subscribe();
         let recent = self
             .recent

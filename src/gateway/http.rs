@@ -17,6 +17,7 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 type St = State<Arc<Shared>>;
 
@@ -474,6 +475,16 @@ impl FeedFilter {
     }
 }
 
+/// A reader is written to at most once in this time, with everything since its last write:
+/// a busy gateway's feed costs it a few writes a second per reader, not one per event.
+const FEED_BATCH: std::time::Duration = std::time::Duration::from_millis(20);
+
+fn write_line(out: &mut Vec<u8>, e: &Event) {
+    if serde_json::to_writer(&mut *out, e).is_ok() {
+        out.push(b'\n');
+    }
+}
+
 /// The live feed as NDJSON: the recent events, then each as it happens.
 async fn events(
     State(sh): St,
@@ -487,47 +498,57 @@ async fn events(
     }
     let mut filter = FeedFilter::new(q);
     let (recent, rx) = sh.feed.subscribe();
-    let recent: Vec<Event> = if q.live_only {
-        vec![]
-    } else {
-        recent.into_iter().filter(|e| filter.keep(e)).collect()
-    };
-    let line = |e: &Event| {
-        let mut v = serde_json::to_vec(e).unwrap_or_default();
-        v.push(b'\n');
-        Bytes::from(v)
-    };
+    let mut head = Vec::new();
+    if !q.live_only {
+        for e in recent.iter().filter(|e| filter.keep(e)) {
+            write_line(&mut head, e);
+        }
+    }
     let head = futures::stream::iter(
-        recent
-            .iter()
-            .map(line)
-            .map(Ok::<Bytes, std::io::Error>)
-            .collect::<Vec<_>>(),
+        (!head.is_empty()).then(|| Ok::<Bytes, std::io::Error>(Bytes::from(head))),
     );
     // The feed ends when the gateway drains, after what was published before (the drain's
     // notice among it): a watching console must not hold a graceful stop up.
     let draining = sh.drain_begun();
     let tail = futures::stream::unfold(
-        (rx, draining, filter),
-        move |(mut rx, mut draining, mut filter)| async move {
+        (rx, draining, filter, None::<tokio::time::Instant>),
+        move |(mut rx, mut draining, mut filter, last)| async move {
+            if let Some(t) = last {
+                tokio::time::sleep_until(t + FEED_BATCH).await;
+            }
             loop {
-                let got = tokio::select! {
+                let first = tokio::select! {
                     biased;
                     got = rx.recv() => got,
                     _ = super::until_true(&mut draining) => return None,
                 };
-                match got {
-                    Ok(e) if filter.keep(&e) => {
-                        return Some((Ok(line(&e)), (rx, draining, filter)))
+                let mut out = Vec::new();
+                let mut got = Some(first.map_err(|e| match e {
+                    RecvError::Lagged(n) => TryRecvError::Lagged(n),
+                    RecvError::Closed => TryRecvError::Closed,
+                }));
+                let mut closed = false;
+                // What else is there goes in the same write.
+                while let Some(g) = got.take() {
+                    match g {
+                        Ok(e) if filter.keep(&e) => write_line(&mut out, &e),
+                        Ok(_) => {}
+                        Err(TryRecvError::Lagged(n)) => {
+                            write_line(&mut out, &Event::Lagged { missed: n })
+                        }
+                        Err(TryRecvError::Closed) => closed = true,
+                        Err(TryRecvError::Empty) => break,
                     }
-                    Ok(_) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        return Some((
-                            Ok(line(&Event::Lagged { missed: n })),
-                            (rx, draining, filter),
-                        ))
+                    if !closed {
+                        got = Some(rx.try_recv());
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+                if !out.is_empty() {
+                    let next = (rx, draining, filter, Some(tokio::time::Instant::now()));
+                    return Some((Ok(Bytes::from(out)), next));
+                }
+                if closed {
+                    return None;
                 }
             }
         },
