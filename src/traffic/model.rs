@@ -264,9 +264,12 @@ impl GatewayView {
 
     fn open(&mut self, row: Row) {
         let id = row.id;
-        if self.rows.insert(id, row).is_none() {
-            self.order.push_front(id);
+        // Told twice (a reader that joined again): the row as it is stays.
+        if self.rows.contains_key(&id) {
+            return;
         }
+        self.rows.insert(id, row);
+        self.order.push_front(id);
         while self.order.len() > ROWS {
             if let Some(old) = self.order.pop_back() {
                 self.rows.remove(&old);
@@ -425,6 +428,10 @@ impl GatewayView {
     }
 
     fn second(&mut self, s: Second) {
+        // A second is counted once, however often it is told.
+        if self.seconds.back().is_some_and(|last| s.t <= last.t) {
+            return;
+        }
         let t = &mut self.totals;
         t.started += s.started;
         t.ok += s.ok;
@@ -526,6 +533,30 @@ mod tests {
             (8, 7, 1)
         );
         assert_eq!(v.fallbacks_per_minute(), 3);
+        // Told again (a reader that joined again): counted once; a row keeps its progress.
+        feed(
+            &mut v,
+            &[r#"{"type":"second","t":2,"started":3,"ok":3,"fallbacks":1}"#],
+        );
+        assert_eq!((v.totals.started, v.totals.ok), (8, 7));
+        let newest = ROWS as u64 + 10;
+        feed(
+            &mut v,
+            &[&format!(
+                r#"{{"type":"first_token","id":{newest},"ttft_ms":3.0}}"#
+            )],
+        );
+        v.apply(FeedEvent::Start {
+            id: newest,
+            at_ms: 1,
+            client: "c".into(),
+            dialect: "openai".into(),
+            model: "m".into(),
+            route: "r".into(),
+            stream: true,
+        });
+        assert_eq!(v.row(newest).unwrap().stage, "streaming");
+        assert_eq!(v.rows().count(), ROWS);
         v.disconnected("connection refused");
         assert!(!v.up && v.seconds.len() == 2, "the last figures stay");
         v.connected();

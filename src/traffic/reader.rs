@@ -12,7 +12,7 @@ const MAX_LINE: usize = 1 << 20;
 const RETRY: Duration = Duration::from_millis(500);
 /// A gateway sends an aggregate every second: a feed silent this long is taken as lost
 /// (a gateway stopped, not closed, or a network gone quiet).
-const SILENT: Duration = Duration::from_secs(3);
+const SILENT: Duration = Duration::from_millis(1750);
 
 /// What a reader asks of the feed.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -63,7 +63,7 @@ pub async fn follow(
 ) {
     let http = client();
     let mut url = format!(
-        "{}/anorag/events?seconds_only={}&live_only=false",
+        "{}/anorag/events?seconds_only={}",
         base(addr),
         want.seconds_only
     );
@@ -72,7 +72,11 @@ pub async fn follow(
     }
     let mut was_up: Option<bool> = None;
     loop {
-        let why = match get(&http, url.clone(), key.as_ref()).send().await {
+        // The recent events once: a reader that comes back has them already (a gateway
+        // that restarted has new ones, but counting a second twice would be worse).
+        let live_only = was_up.is_some();
+        let url = format!("{url}&live_only={live_only}");
+        let why = match get(&http, url, key.as_ref()).send().await {
             Err(e) => format!(
                 "cannot reach the gateway: {}",
                 crate::provider::ProviderError::from_reqwest(&e, false).message
@@ -107,8 +111,8 @@ async fn read(r: reqwest::Response, on: &mut impl FnMut(Update) -> bool) -> Resu
         let chunk = match tokio::time::timeout(SILENT, body.next()).await {
             Err(_) => {
                 return Err(format!(
-                    "the feed went silent ({} s without a second's figures)",
-                    SILENT.as_secs()
+                    "the feed went silent ({:.2} s without a second's figures)",
+                    SILENT.as_secs_f64()
                 ))
             }
             Ok(None) => break,

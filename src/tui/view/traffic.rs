@@ -195,6 +195,8 @@ fn circuits_text(r: &RouteView, wide: bool) -> Span<'static> {
 fn routes_table(f: &mut Frame, app: &App, v: &GatewayView, routes: &[RouteView], area: Rect) {
     let wide = area.width >= 150;
     let rows = routes.iter().map(|r| {
+        // The server's own figures while it answers its probes (a stopped server's last
+        // reading says nothing about now).
         let m = app
             .routes
             .table
@@ -202,6 +204,7 @@ fn routes_table(f: &mut Frame, app: &App, v: &GatewayView, routes: &[RouteView],
             .iter()
             .find(|x| x.route == r.route)
             .and_then(|x| x.targets.first())
+            .filter(|t| t.state == crate::telemetry::routes::Health::Up)
             .and_then(|t| t.metrics.as_ref());
         let running = m.and_then(|m| m.num_requests_running);
         let orphans = running.map(|run| v.orphans(&r.route, run));
@@ -304,6 +307,7 @@ fn requests_table(f: &mut Frame, app: &App, rows: &[&Req], area: Rect) {
             let mut cells = vec![Cell::from(clock_s(r.at_ms as f64 / 1000.0))];
             if wide {
                 cells.push(Cell::from(r.client.clone()));
+                cells.push(Cell::from(r.dialect.clone()));
                 cells.push(Cell::from(r.model.clone()));
             }
             cells.extend([
@@ -334,8 +338,12 @@ fn requests_table(f: &mut Frame, app: &App, rows: &[&Req], area: Rect) {
     let mut header = vec!["TIME"];
     let mut widths = vec![Constraint::Length(8)];
     if wide {
-        header.extend(["CLIENT", "MODEL"]);
-        widths.extend([Constraint::Length(14), Constraint::Length(16)]);
+        header.extend(["CLIENT", "API", "MODEL"]);
+        widths.extend([
+            Constraint::Length(14),
+            Constraint::Length(6),
+            Constraint::Length(16),
+        ]);
     }
     header.extend(["ROUTE", "STAGE", "TTFT", "TOK", "MS"]);
     widths.extend([
