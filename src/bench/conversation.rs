@@ -7,28 +7,15 @@ use super::client_health::cpu_seconds;
 use super::plan::{BenchTarget, Control, Load, Phase, Plan, Progress, Stop};
 use super::recorder::{Dist, Outcome, Recorder};
 use super::request::one;
+pub use super::result::TurnStats;
 use super::result::{BenchResult, ClientHealth};
 use super::workload::PromptSource;
 use crate::provider::{ChatRequest, Message};
-use serde::Serialize;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
-
-/// The figures of one turn position over all conversations.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TurnStats {
-    pub turn: u32,
-    pub completed: u64,
-    pub failed: u64,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-    pub e2el_p50_ms: Option<f64>,
-    /// The server's mean prompt tokens at this turn (the history grows).
-    pub mean_prompt_tokens: Option<f64>,
-}
 
 enum Msg {
     Sent(f64),

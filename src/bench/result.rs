@@ -2,11 +2,25 @@
 //! it) and adds ours: error classes, dispatch lag, client CPU, the client-bound verdict and
 //! the per-second series.
 use super::recorder::{Recorder, Slo, Stats};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
 /// The four latencies, in vLLM's order and naming.
 pub const METRICS: [&str; 4] = ["ttft", "tpot", "itl", "e2el"];
+
+/// The figures of one turn position over all conversations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TurnStats {
+    pub turn: u32,
+    pub completed: u64,
+    pub failed: u64,
+    pub ttft_p50_ms: Option<f64>,
+    pub ttft_p99_ms: Option<f64>,
+    pub e2el_p50_ms: Option<f64>,
+    /// The server's mean prompt tokens at this turn (the history grows).
+    pub mean_prompt_tokens: Option<f64>,
+}
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Series {
@@ -100,7 +114,7 @@ pub struct BenchResult {
     /// The server's view of the run (vLLM's `/metrics`), when it has one.
     pub server_metrics: Option<crate::bench::server_metrics::ServerMetrics>,
     /// A multi-turn run's figures per turn position.
-    pub per_turn: Vec<crate::bench::conversation::TurnStats>,
+    pub per_turn: Vec<TurnStats>,
     /// How the prompts' lengths were made, asked vs sent.
     pub prompt_tokens: Option<crate::bench::exact::PromptTokens>,
     pub series: Series,

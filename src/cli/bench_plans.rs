@@ -1,6 +1,6 @@
 //! `bench`'s flags turned into plans: the workload, the stop, goodput limits, ramp-up, and one
 //! load per sweep step; every bad combination refused naming the flag.
-use super::bench::BenchArgs;
+use super::bench_args::BenchArgs;
 use crate::bench::arrivals::{Ramp, RampStrategy};
 use crate::bench::{Load, Plan, Slo, Stop, Workload};
 use crate::input;

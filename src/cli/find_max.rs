@@ -1,6 +1,7 @@
 //! `bench --find-max rate|concurrency --slo ...`: the SLO search driven from the command line,
 //! one full measured run per probe (the search itself is `bench::find_max`).
-use super::bench::{run_all, usage, BenchArgs};
+use super::bench_args::BenchArgs;
+use super::bench_run::{run_all, usage};
 use crate::bench::{self, BenchTarget, Plan};
 use std::process::ExitCode;
 

@@ -11,7 +11,9 @@ macro_rules! or_exit {
 }
 pub mod adhoc;
 pub mod bench;
+pub mod bench_args;
 pub mod bench_plans;
+pub mod bench_run;
 pub mod chat;
 pub mod cluster;
 pub mod config_check;

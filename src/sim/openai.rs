@@ -2,7 +2,7 @@
 //! chat template), `/v1/embeddings`, `/v1/models`, and vLLM's `/health`,
 //! `/version`, `/metrics`. Chunk layouts follow the captures in tests/fixtures; the streamed
 //! body is written by `openai_stream`.
-use super::openai_stream::StreamGen;
+use super::openai_stream::{Ask, StreamGen};
 use super::{text, Flavor, RequestGuard, SimState};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -178,17 +178,6 @@ async fn embeddings(State(st): St, headers: HeaderMap, body: Bytes) -> Response 
         StatusCode::OK,
         json!({"object": "list", "data": data, "model": st.cfg.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}).to_string(),
     )
-}
-
-/// What one chat or completion request asked for, once validated.
-pub(super) struct Ask {
-    /// A raw completion (`/v1/completions`): `text` choices, no role chunk.
-    pub(super) text: bool,
-    pub(super) n: u32,
-    pub(super) finish: &'static str,
-    pub(super) prompt_tokens: u64,
-    pub(super) stream: bool,
-    pub(super) include_usage: bool,
 }
 
 /// The error is the ready response. It is large, but this is the cold path of a test server.

@@ -1,11 +1,21 @@
 //! The simulator's streamed OpenAI-style body (chat chunks, or a raw completion's text
 //! chunks), one write at a time on an absolute schedule, with the faults of its plan.
 use super::fault::Plan;
-use super::openai::Ask;
 use super::{text, Flavor, RequestGuard, SimState};
 use axum::body::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// What one chat or completion request asked for, once validated.
+pub(super) struct Ask {
+    /// A raw completion (`/v1/completions`): `text` choices, no role chunk.
+    pub(super) text: bool,
+    pub(super) n: u32,
+    pub(super) finish: &'static str,
+    pub(super) prompt_tokens: u64,
+    pub(super) stream: bool,
+    pub(super) include_usage: bool,
+}
 
 /// Generates the SSE body one write at a time, on an absolute schedule.
 pub(super) struct StreamGen {

@@ -5,8 +5,8 @@
 use super::cluster_spec::{
     connect_host, current, health_path, job_spec, jobs_of, launch_on, status_of, with_host,
 };
-use super::control::{ControlError, Started, WaitOutcome};
 use super::launch::{self, LaunchSpec};
+use super::outcome::{ControlError, Started, WaitOutcome};
 use super::record::State;
 use super::status::ServerStatus;
 use crate::cluster::{ClusterView, JobStatus, RayClient};

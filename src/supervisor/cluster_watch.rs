@@ -3,7 +3,7 @@
 //! logs of their jobs through the Jobs API into the same events as local logs.
 use super::cluster_spec::{current, RESTART_MARK};
 use super::control::Supervisor;
-use super::engine::{differs, SupEvent, QUEUED_LOG_BYTES};
+use super::events::{differs, SupEvent, QUEUED_LOG_BYTES};
 use super::status::ServerStatus;
 use crate::cluster::ClusterView;
 use std::collections::{BTreeMap, HashMap, HashSet};

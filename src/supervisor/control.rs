@@ -4,7 +4,8 @@
 use super::cluster_jobs::ClusterJobs;
 use super::launch::{self, LaunchSpec};
 use super::logs;
-use super::preflight::{self, PreflightError};
+pub use super::outcome::{ControlError, Started, WaitOutcome};
+use super::preflight;
 use super::record::{Record, State};
 use super::statedir::{Lock, StateDir, StopRequest};
 use super::status::{from_record, ServerStatus};
@@ -20,33 +21,6 @@ use std::time::{Duration, Instant};
 const MONITOR_START: Duration = Duration::from_secs(10);
 /// Extra time, beyond the grace period, that a stop may take to be confirmed.
 const STOP_MARGIN: Duration = Duration::from_secs(15);
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ControlError {
-    #[error("no server profile `{name}` (profiles: {known})")]
-    UnknownServer { name: String, known: String },
-    #[error(transparent)]
-    Preflight(#[from] PreflightError),
-    #[error("server `{}` is already running ({})", .0.name, .0.state)]
-    AlreadyRunning(Box<ServerStatus>),
-    #[error("server `{name}`: {message}")]
-    Failed { name: String, message: String },
-}
-
-/// What was started: the run, and where it stood when its monitor first reported.
-#[derive(Debug, Clone)]
-pub struct Started {
-    pub run_id: String,
-    pub status: ServerStatus,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum WaitOutcome {
-    Ready(ServerStatus),
-    /// It ended (or was stopped) before it was ready.
-    Ended(ServerStatus),
-    TimedOut(ServerStatus),
-}
 
 /// The control surface over one config and one state directory.
 #[derive(Debug, Clone)]

@@ -1,8 +1,10 @@
 //! The supervisor as an engine for the console: commands in (start, stop, restart), events
 //! out (status changes, log lines, results), never blocking the caller. Servers started from
 //! another shell are seen because the state directory is the source of truth.
-use super::control::{ControlError, Supervisor};
+use super::control::Supervisor;
+pub use super::events::{differs, Op, SupEvent, QUEUED_LOG_BYTES};
 use super::logs::LogFollower;
+use super::outcome::ControlError;
 use super::status::ServerStatus;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,48 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Start,
-    Stop,
-    Restart,
-}
-
-impl Op {
-    pub fn verb(self) -> &'static str {
-        match self {
-            Op::Start => "start",
-            Op::Stop => "stop",
-            Op::Restart => "restart",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum SupCommand {
     Run(Op, String),
     /// Look again now (after a key press, say) instead of at the next tick.
     Refresh,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum SupEvent {
-    /// A server's status changed (or is reported for the first time).
-    Status(Box<ServerStatus>),
-    /// New lines of a server's log. `lost` counts lines that did not fit in the channel.
-    Logs {
-        name: String,
-        lines: Vec<String>,
-        lost: u64,
-    },
-    /// A new reading of a cluster (nodes and jobs, or why it could not be read).
-    Cluster(Box<crate::cluster::ClusterView>),
-    /// An operation finished: `Ok(summary)` or `Err(reason)`.
-    Done {
-        name: String,
-        op: Op,
-        result: Result<String, String>,
-    },
 }
 
 #[derive(Clone)]
@@ -74,10 +39,6 @@ impl SupervisorHandle {
         }
     }
 }
-
-/// Most bytes of log lines waiting in the channel: a stalled consumer costs at most this
-/// much memory; lines past it are counted as lost.
-pub const QUEUED_LOG_BYTES: usize = 16 << 20;
 
 fn log_bytes(lines: &[String]) -> usize {
     lines.iter().map(|l| l.len() + 1).sum()
@@ -412,29 +373,4 @@ fn started(st: &ServerStatus) -> String {
         Some(p) => format!("started (pid {p})"),
         None => "started".into(),
     }
-}
-
-/// A change worth telling the UI (uptime ticking is not: the UI computes it).
-pub(super) fn differs(a: &ServerStatus, b: &ServerStatus) -> bool {
-    (
-        a.state,
-        a.pid,
-        a.exit_code,
-        a.signal,
-        a.restarts,
-        &a.message,
-        a.ready_after_s,
-        &a.run_id,
-        &a.node,
-    ) != (
-        b.state,
-        b.pid,
-        b.exit_code,
-        b.signal,
-        b.restarts,
-        &b.message,
-        b.ready_after_s,
-        &b.run_id,
-        &b.node,
-    )
 }

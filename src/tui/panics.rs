@@ -9,10 +9,13 @@ use tokio::sync::mpsc;
 static UI_THREAD: OnceLock<ThreadId> = OnceLock::new();
 static SINK: Mutex<Option<mpsc::UnboundedSender<String>>> = Mutex::new(None);
 static HOOK: Once = Once::new();
+static RESTORE: OnceLock<fn()> = OnceLock::new();
 
-/// Installs the hook; the calling thread is the UI's. Reports from other threads go to `tx`.
-pub fn install(tx: mpsc::UnboundedSender<String>) {
+/// Installs the hook; the calling thread is the UI's. Reports from other threads go to `tx`;
+/// a panic on the UI thread calls `restore` (the terminal's) before the message.
+pub fn install(tx: mpsc::UnboundedSender<String>, restore: fn()) {
     let _ = UI_THREAD.set(std::thread::current().id());
+    let _ = RESTORE.set(restore);
     if let Ok(mut s) = SINK.lock() {
         *s = Some(tx);
     }
@@ -23,7 +26,9 @@ pub fn install(tx: mpsc::UnboundedSender<String>) {
             if !on_ui && report(&describe(info)) {
                 return;
             }
-            super::terminal::restore();
+            if let Some(restore) = RESTORE.get() {
+                restore();
+            }
             previous(info);
         }));
     });
@@ -61,12 +66,19 @@ fn report(msg: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static RESTORES: AtomicUsize = AtomicUsize::new(0);
+
+    fn counted() {
+        RESTORES.fetch_add(1, Ordering::Relaxed);
+    }
 
     #[test]
     fn a_background_panic_is_reported_and_leaves_the_terminal_alone() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        install(tx);
-        let restores = super::super::terminal::restores();
+        install(tx, counted);
+        let restores = RESTORES.load(Ordering::Relaxed);
         let t = std::thread::Builder::new()
             .name("engine".into())
             .spawn(|| panic!("boom"))
@@ -78,7 +90,7 @@ mod tests {
             "{msg}"
         );
         assert_eq!(
-            super::super::terminal::restores(),
+            RESTORES.load(Ordering::Relaxed),
             restores,
             "terminal untouched"
         );

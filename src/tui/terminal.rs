@@ -9,21 +9,12 @@ use crossterm::{cursor, execute};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io::{stdout, Stdout};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
 pub type Term = Terminal<CrosstermBackend<Stdout>>;
 
-static RESTORES: AtomicUsize = AtomicUsize::new(0);
-
-/// How often the terminal was put back (tests check that a background panic does not).
-pub fn restores() -> usize {
-    RESTORES.load(Ordering::Relaxed)
-}
-
 /// Puts the terminal back as it was. Safe to call more than once.
 pub fn restore() {
-    RESTORES.fetch_add(1, Ordering::Relaxed);
     let _ = disable_raw_mode();
     let _ = execute!(
         stdout(),
@@ -38,7 +29,7 @@ pub struct Guard;
 impl Guard {
     /// Takes the terminal. `panics` receives panics of background tasks (see `panics`).
     pub fn enter(panics: mpsc::UnboundedSender<String>) -> std::io::Result<(Guard, Term)> {
-        super::panics::install(panics);
+        super::panics::install(panics, restore);
         enable_raw_mode()?;
         let guard = Guard;
         execute!(
