@@ -6,6 +6,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -227,9 +228,54 @@ struct Counting {
     circuits: Vec<CircuitSecond>,
 }
 
+/// What the live readers ask for: how many want every request step by step, and the most
+/// new requests a second that a sampling reader follows. A request no reader follows is
+/// counted and kept in the ring, but not sent down the channel: a console sampling 50
+/// requests a second costs the gateway 50 requests' events, not all of them.
+#[derive(Default)]
+struct Readers {
+    full: std::sync::atomic::AtomicUsize,
+    budget: std::sync::atomic::AtomicU32,
+    sampled: Mutex<BTreeMap<u64, u32>>,
+    next: std::sync::atomic::AtomicU64,
+    /// (second, requests followed in it)
+    taken: Mutex<(u64, u32)>,
+}
+
+impl Readers {
+    fn rebudget(&self, sampled: &BTreeMap<u64, u32>) {
+        let max = sampled.values().copied().max().unwrap_or(0);
+        self.budget.store(max, Ordering::Relaxed);
+    }
+}
+
+/// A live reader's place among the readers; it goes when the reader does.
+pub struct ReaderGuard {
+    readers: Arc<Readers>,
+    id: u64,
+    full: bool,
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        if self.full {
+            self.readers.full.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            let mut m = self
+                .readers
+                .sampled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            m.remove(&self.id);
+            self.readers.rebudget(&m);
+        }
+    }
+}
+
 pub struct Feed {
     /// Shared, not copied: every reader and the ring hold the same event.
     tx: broadcast::Sender<Arc<Event>>,
+    readers: Arc<Readers>,
     recent: Mutex<VecDeque<Arc<Event>>>,
     counting: Mutex<Counting>,
     seconds: Mutex<VecDeque<SecondStats>>,
@@ -246,6 +292,7 @@ impl Feed {
         let (tx, _) = broadcast::channel(4096);
         Self {
             tx,
+            readers: Arc::default(),
             recent: Mutex::new(VecDeque::with_capacity(RECENT)),
             counting: Mutex::new(Counting {
                 window: Window::new(),
@@ -260,8 +307,53 @@ impl Feed {
         self.counting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Publishes one request event (and counts it in the second's aggregate).
+    /// Publishes an event for every reader (and counts it in the second's aggregate).
     pub fn publish(&self, ev: Event) {
+        self.send(ev, true);
+    }
+
+    /// A request begins: its start is published, and whether live readers follow its steps
+    /// is decided (every request while a reader wants them all; else up to the sampling
+    /// readers' budget a second). The answer goes with each of its later events.
+    pub fn begin(&self, ev: Event, at_ms: u64) -> bool {
+        let followed = self.follows(at_ms);
+        self.send(ev, followed);
+        followed
+    }
+
+    /// A step of a request: to the readers when they follow it, and always when it is a
+    /// fallback or a failure (a sampling console still tells every one of those).
+    pub fn step(&self, ev: Event, followed: bool) {
+        let always = match &ev {
+            Event::Fallback { .. } => true,
+            Event::End { outcome, .. } => *outcome != "ok",
+            _ => false,
+        };
+        self.send(ev, followed || always);
+    }
+
+    fn follows(&self, at_ms: u64) -> bool {
+        let r = &self.readers;
+        if r.full.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        let budget = r.budget.load(Ordering::Relaxed);
+        if budget == 0 {
+            return false;
+        }
+        let mut t = r.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let sec = at_ms / 1000;
+        if t.0 != sec {
+            *t = (sec, 0);
+        }
+        let take = t.1 < budget;
+        if take {
+            t.1 += 1;
+        }
+        take
+    }
+
+    fn send(&self, ev: Event, to_readers: bool) {
         self.count(&ev);
         let ev = Arc::new(ev);
         {
@@ -272,7 +364,9 @@ impl Feed {
             r.push_back(ev.clone());
         }
         // No reader is fine: the event is in the ring.
-        let _ = self.tx.send(ev);
+        if to_readers {
+            let _ = self.tx.send(ev);
+        }
     }
 
     fn count(&self, ev: &Event) {
@@ -392,8 +486,34 @@ impl Feed {
         s
     }
 
-    /// A reader: the recent events first (oldest first), then live ones.
-    pub fn subscribe(&self) -> (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>) {
+    /// A reader: the recent events first (oldest first), then live ones. `rows_per_s`:
+    /// `None` follows every request, `Some(n)` up to n new ones a second (0: none, the
+    /// seconds and notices alone).
+    pub fn subscribe(
+        &self,
+        rows_per_s: Option<u32>,
+    ) -> (
+        Vec<Arc<Event>>,
+        broadcast::Receiver<Arc<Event>>,
+        ReaderGuard,
+    ) {
+        let r = &self.readers;
+        let id = r.next.fetch_add(1, Ordering::Relaxed);
+        match rows_per_s {
+            None => {
+                r.full.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(n) => {
+                let mut m = r.sampled.lock().unwrap_or_else(|p| p.into_inner());
+                m.insert(id, n);
+                r.rebudget(&m);
+            }
+        }
+        let guard = ReaderGuard {
+            readers: r.clone(),
+            id,
+            full: rows_per_s.is_none(),
+        };
         let rx = self.tx.subscribe();
         let recent = self
             .recent
@@ -402,7 +522,7 @@ impl Feed {
             .iter()
             .cloned()
             .collect();
-        (recent, rx)
+        (recent, rx, guard)
     }
 
     /// The last seconds' aggregates, oldest first.
@@ -511,7 +631,7 @@ mod tests {
         assert_eq!(s.routes["b"].errors, 1);
         let p50 = s.ttft_p50_ms.unwrap();
         assert!((14.0..=15.1).contains(&p50), "{p50}");
-        let (recent, _) = f.subscribe();
+        let (recent, _, _) = f.subscribe(None);
         assert_eq!(recent.len(), RECENT);
         let next = f.tick(2, 0, 0, vec![]);
         assert_eq!(next.ok, 0, "a new second starts empty");

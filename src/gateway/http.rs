@@ -497,7 +497,12 @@ async fn events(
         return r;
     }
     let mut filter = FeedFilter::new(q);
-    let (recent, rx) = sh.feed.subscribe();
+    let wants = if q.seconds_only {
+        Some(0)
+    } else {
+        q.rows_per_s
+    };
+    let (recent, rx, reader) = sh.feed.subscribe(wants);
     let mut head = Vec::new();
     if !q.live_only {
         for e in recent.iter().filter(|e| filter.keep(e)) {
@@ -511,8 +516,8 @@ async fn events(
     // notice among it): a watching console must not hold a graceful stop up.
     let draining = sh.drain_begun();
     let tail = futures::stream::unfold(
-        (rx, draining, filter, None::<tokio::time::Instant>),
-        move |(mut rx, mut draining, mut filter, last)| async move {
+        (rx, draining, filter, None::<tokio::time::Instant>, reader),
+        move |(mut rx, mut draining, mut filter, last, reader)| async move {
             if let Some(t) = last {
                 tokio::time::sleep_until(t + FEED_BATCH).await;
             }
@@ -544,7 +549,13 @@ async fn events(
                     }
                 }
                 if !out.is_empty() {
-                    let next = (rx, draining, filter, Some(tokio::time::Instant::now()));
+                    let next = (
+                        rx,
+                        draining,
+                        filter,
+                        Some(tokio::time::Instant::now()),
+                        reader,
+                    );
                     return Some((Ok(Bytes::from(out)), next));
                 }
                 if closed {

@@ -76,6 +76,8 @@ pub struct Tracker {
     pub route: String,
     pub arrived: Instant,
     pub stage: StageCell,
+    /// Live readers follow this request's steps (see the feed's `begin`).
+    followed: bool,
     /// Since arrival, µs + 1 (0: not yet): the last attempt's start, and its response head.
     last_try_us: AtomicU64,
     headers_us: AtomicU64,
@@ -104,16 +106,21 @@ impl Tracker {
     /// A request's account opens: its id, and the start event on the feed.
     pub fn begin(shared: &Arc<Shared>, who: Who<'_>, arrived: Instant) -> Self {
         let id = shared.next_id();
-        shared.feed.publish(Event::Start {
-            id,
-            at_ms: crate::time::unix_now_ms(),
-            client: who.client.to_string(),
-            dialect: who.dialect.as_str(),
-            model: who.asked.to_string(),
-            route: who.route.to_string(),
-            stream: who.stream,
-        });
+        let at_ms = crate::time::unix_now_ms();
+        let followed = shared.feed.begin(
+            Event::Start {
+                id,
+                at_ms,
+                client: who.client.to_string(),
+                dialect: who.dialect.as_str(),
+                model: who.asked.to_string(),
+                route: who.route.to_string(),
+                stream: who.stream,
+            },
+            at_ms,
+        );
         Self {
+            followed,
             shared: shared.clone(),
             id,
             dialect: who.dialect,
@@ -211,25 +218,28 @@ impl Tracker {
             prompt_tokens: self.usage.prompt_tokens,
             completion_tokens: self.usage.completion_tokens,
         });
-        sh.feed.publish(Event::End {
-            id: self.id,
-            outcome,
-            class: class.map(String::from),
-            status,
-            route,
-            server: self.served.as_ref().map(|s| s.base_url.clone()),
-            chain: self.chain.clone(),
-            prompt_tokens: self.usage.prompt_tokens,
-            completion_tokens: self.usage.completion_tokens,
-            ttft_ms: self.ttft_ms(),
-            duration_ms: total.as_secs_f64() * 1000.0,
-            queue_ms: self.queue.as_secs_f64() * 1000.0,
-            upstream_ms: self.upstream.as_secs_f64() * 1000.0,
-            overhead_us: overhead.as_secs_f64() * 1e6,
-            answer_ms: Self::since_arrival_ms(&self.last_try_us),
-            headers_ms: Self::since_arrival_ms(&self.headers_us),
-            stage: (outcome == "cancelled").then(|| stage.as_str()),
-        });
+        sh.feed.step(
+            Event::End {
+                id: self.id,
+                outcome,
+                class: class.map(String::from),
+                status,
+                route,
+                server: self.served.as_ref().map(|s| s.base_url.clone()),
+                chain: self.chain.clone(),
+                prompt_tokens: self.usage.prompt_tokens,
+                completion_tokens: self.usage.completion_tokens,
+                ttft_ms: self.ttft_ms(),
+                duration_ms: total.as_secs_f64() * 1000.0,
+                queue_ms: self.queue.as_secs_f64() * 1000.0,
+                upstream_ms: self.upstream.as_secs_f64() * 1000.0,
+                overhead_us: overhead.as_secs_f64() * 1e6,
+                answer_ms: Self::since_arrival_ms(&self.last_try_us),
+                headers_ms: Self::since_arrival_ms(&self.headers_us),
+                stage: (outcome == "cancelled").then(|| stage.as_str()),
+            },
+            self.followed,
+        );
         if outcome == "cancelled" {
             tracing::info!(
                 id = self.id,
@@ -248,30 +258,39 @@ impl Tracker {
                     self.stage.set(Stage::Headers);
                     self.mark(&self.last_try_us);
                     self.headers_us.store(0, Ordering::Relaxed);
-                    feed.publish(Event::Trying {
-                        id: self.id,
-                        route: route.to_string(),
-                        target: target.to_string(),
-                        attempt: n,
-                        budget,
-                    });
+                    feed.step(
+                        Event::Trying {
+                            id: self.id,
+                            route: route.to_string(),
+                            target: target.to_string(),
+                            attempt: n,
+                            budget,
+                        },
+                        self.followed,
+                    );
                 }
                 Step::Headers => {
                     self.stage.set(Stage::FirstToken);
                     self.mark(&self.headers_us);
-                    feed.publish(Event::Stage {
-                        id: self.id,
-                        stage: Stage::FirstToken.as_str(),
-                    });
+                    feed.step(
+                        Event::Stage {
+                            id: self.id,
+                            stage: Stage::FirstToken.as_str(),
+                        },
+                        self.followed,
+                    );
                 }
-                Step::Failed(a) => feed.publish(Event::Attempt {
-                    id: self.id,
-                    route: a.route.clone(),
-                    target: a.target.clone(),
-                    class: a.class.to_string(),
-                    status: a.status,
-                    message: crate::format::clip(&a.message, 200),
-                }),
+                Step::Failed(a) => feed.step(
+                    Event::Attempt {
+                        id: self.id,
+                        route: a.route.clone(),
+                        target: a.target.clone(),
+                        class: a.class.to_string(),
+                        status: a.status,
+                        message: crate::format::clip(&a.message, 200),
+                    },
+                    self.followed,
+                ),
             }
         }
     }
@@ -279,10 +298,13 @@ impl Tracker {
     /// The route answered (its first token is in): that, and any fallback, become events.
     pub fn committed(&mut self, served: &ServedBy, attempts: &[Attempt], budget: u32) {
         self.stage.set(Stage::Streaming);
-        self.shared.feed.publish(Event::FirstToken {
-            id: self.id,
-            ttft_ms: self.arrived.elapsed().as_secs_f64() * 1000.0,
-        });
+        self.shared.feed.step(
+            Event::FirstToken {
+                id: self.id,
+                ttft_ms: self.arrived.elapsed().as_secs_f64() * 1000.0,
+            },
+            self.followed,
+        );
         if served.route != self.route {
             let reason = attempts
                 .iter()
@@ -296,14 +318,17 @@ impl Tracker {
             self.shared
                 .metrics
                 .fallback(&self.route, &served.route, &reason);
-            self.shared.feed.publish(Event::Fallback {
-                id: self.id,
-                from: self.route.clone(),
-                to: served.route.clone(),
-                reason: reason.clone(),
-                attempt: tried + 1,
-                budget,
-            });
+            self.shared.feed.step(
+                Event::Fallback {
+                    id: self.id,
+                    from: self.route.clone(),
+                    to: served.route.clone(),
+                    reason: reason.clone(),
+                    attempt: tried + 1,
+                    budget,
+                },
+                self.followed,
+            );
             let line = format!(
                 "request {}: route {} failed ({reason}); served by {}, attempt {}/{budget}",
                 self.id,
