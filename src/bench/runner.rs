@@ -47,47 +47,17 @@ pub async fn run(
     }
     let timeout = crate::input::duration(plan.timeout_s.max(0.001));
     let idle = crate::input::duration(plan.idle_timeout_s.max(0.001));
-    let mut cancelled = false;
 
-    // Warm-up: sent and awaited, then forgotten.
-    if plan.warmup > 0 {
-        progress.send_modify(|p| p.phase = Phase::Warmup);
-        let conc = match plan.load {
-            Load::Closed { concurrency } => concurrency,
-            Load::Open {
-                max_concurrency, ..
-            } => max_concurrency.unwrap_or(usize::MAX),
-        }
-        .clamp(1, plan.warmup as usize);
-        let mut next = 0usize;
-        let mut inflight = FuturesUnordered::new();
-        let start = Instant::now();
-        while next < plan.warmup as usize || !inflight.is_empty() {
-            while next < plan.warmup as usize && inflight.len() < conc {
-                let p = &prompts.get(next);
-                inflight.push(tokio::spawn(one(
-                    target.pick(plan.http),
-                    request_for(p, plan),
-                    start,
-                    timeout,
-                    idle,
-                    p.input_len_estimate,
-                    false,
-                )));
-                next += 1;
-            }
-            tokio::select! {
-                _ = inflight.next() => {}
-                c = control.recv() => if matches!(c, Some(Control::Cancel) | None) {
-                    cancelled = true;
-                    break;
-                },
-            }
-        }
-        for h in inflight {
-            h.abort();
-        }
-    }
+    let mut cancelled = warm_up(
+        target,
+        plan,
+        &prompts,
+        &mut control,
+        &progress,
+        timeout,
+        idle,
+    )
+    .await;
 
     let mut rec = Recorder::new(plan.slo, plan.detailed);
     let mut lag = Dist::default();
@@ -307,6 +277,74 @@ pub async fn run(
         }
     }
 
+    let ran = Ran {
+        rec,
+        lag,
+        queue,
+        sent,
+        peak_in_flight,
+        last_dispatch_s,
+        cpu0,
+        cancelled,
+        changes,
+        load,
+        run_start,
+    };
+    let stops = (planned_requests, stop_at_s);
+    Ok(finish(
+        target,
+        plan,
+        ran,
+        server,
+        server_error,
+        prompt_tokens,
+        stops,
+        &progress,
+    )
+    .await)
+}
+
+/// What the dispatch loop leaves for the result.
+struct Ran {
+    rec: Recorder,
+    lag: Dist,
+    queue: Dist,
+    sent: usize,
+    peak_in_flight: usize,
+    last_dispatch_s: f64,
+    cpu0: f64,
+    cancelled: bool,
+    changes: Vec<serde_json::Value>,
+    load: Load,
+    run_start: Instant,
+}
+
+/// The result: vLLM's figures from the recorder, the server's series, the client's own
+/// health, the prompts' token counts, the run's settings; and the last progress.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    target: &BenchTarget,
+    plan: &Plan,
+    ran: Ran,
+    server: Option<super::server_metrics::ServerWatch>,
+    server_error: Option<String>,
+    mut prompt_tokens: super::exact::PromptTokens,
+    (planned_requests, stop_at_s): (Option<u64>, Option<f64>),
+    progress: &watch::Sender<Progress>,
+) -> BenchResult {
+    let Ran {
+        rec,
+        lag,
+        queue,
+        sent,
+        peak_in_flight,
+        last_dispatch_s,
+        cpu0,
+        cancelled,
+        changes,
+        load,
+        run_start,
+    } = ran;
     let duration = rec.last_end_s.max(last_dispatch_s).max(1e-9);
     let cpu = cpu_seconds() - cpu0;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -391,7 +429,7 @@ pub async fn run(
         "every request ends in one bucket"
     );
     publish(
-        &progress,
+        progress,
         &rec,
         run_start,
         0,
@@ -407,7 +445,61 @@ pub async fn run(
                 .map(|m| ServerSeries::from_samples(&m.samples, off))
         },
     );
-    Ok(result)
+    result
+}
+
+/// Warm-up: `plan.warmup` requests sent and awaited, then forgotten. True when the run was
+/// cancelled meanwhile.
+async fn warm_up(
+    target: &BenchTarget,
+    plan: &Plan,
+    prompts: &super::workload::PromptSource,
+    control: &mut mpsc::Receiver<Control>,
+    progress: &watch::Sender<Progress>,
+    timeout: Duration,
+    idle: Duration,
+) -> bool {
+    if plan.warmup == 0 {
+        return false;
+    }
+    let mut cancelled = false;
+    progress.send_modify(|p| p.phase = Phase::Warmup);
+    let conc = match plan.load {
+        Load::Closed { concurrency } => concurrency,
+        Load::Open {
+            max_concurrency, ..
+        } => max_concurrency.unwrap_or(usize::MAX),
+    }
+    .clamp(1, plan.warmup as usize);
+    let mut next = 0usize;
+    let mut inflight = FuturesUnordered::new();
+    let start = Instant::now();
+    while next < plan.warmup as usize || !inflight.is_empty() {
+        while next < plan.warmup as usize && inflight.len() < conc {
+            let p = &prompts.get(next);
+            inflight.push(tokio::spawn(one(
+                target.pick(plan.http),
+                request_for(p, plan),
+                start,
+                timeout,
+                idle,
+                p.input_len_estimate,
+                false,
+            )));
+            next += 1;
+        }
+        tokio::select! {
+            _ = inflight.next() => {}
+            c = control.recv() => if matches!(c, Some(Control::Cancel) | None) {
+                cancelled = true;
+                break;
+            },
+        }
+    }
+    for h in inflight {
+        h.abort();
+    }
+    cancelled
 }
 
 #[allow(clippy::too_many_arguments)]
