@@ -413,6 +413,11 @@ impl GatewayView {
         if !e.chain.is_empty() {
             r.chain = e.chain.clone();
         }
+        // Broken after its first token: the chain ends in the break, not in `ok`.
+        if e.outcome == "error" && e.status == 200 {
+            let why = e.class.as_deref().unwrap_or("error");
+            r.chain = format!("{} -> broken: {why}", r.chain);
+        }
         r.attempt = None;
         r.ttft_ms = e.ttft_ms.or(r.ttft_ms);
         r.prompt_tokens = e.prompt_tokens;
@@ -502,6 +507,30 @@ mod tests {
             v.lines.back().unwrap().text,
             "request 7: route tiny failed (connect); served by ollama, attempt 2/3"
         );
+    }
+
+    #[test]
+    fn a_stream_broken_after_its_first_token_ends_its_chain_in_the_break() {
+        let mut v = GatewayView::new("g");
+        feed(
+            &mut v,
+            &[
+                r#"{"type":"start","id":1,"at_ms":1000,"client":"c","dialect":"openai","model":"m","route":"r","stream":true}"#,
+                r#"{"type":"first_token","id":1,"ttft_ms":16.0}"#,
+                r#"{"type":"end","id":1,"outcome":"error","class":"total_timeout","status":200,"route":"r","server":null,"chain":"r ok","ttft_ms":16.0,"duration_ms":30001.0,"stage":null}"#,
+            ],
+        );
+        let r = v.row(1).unwrap();
+        assert_eq!(
+            (r.stage.as_str(), r.chain.as_str()),
+            ("error", "r ok -> broken: total_timeout")
+        );
+        assert!(v
+            .lines
+            .back()
+            .unwrap()
+            .text
+            .contains("stream broken after its first token (total_timeout)"));
     }
 
     #[test]

@@ -25,8 +25,15 @@ pub(super) fn limit(
     }
 }
 
+/// The request's deadline may come before a stage's own limit: then the deadline is named
+/// (its length is the route's `timeout`, not the stage's).
 pub(super) fn timed_out(class: ErrorClass, what: &str, after: Duration) -> ProviderError {
-    ProviderError::new(class, format!("no {what} within {} ms", after.as_millis()))
+    let message = if class == ErrorClass::TotalTimeout {
+        format!("no {what} before the request's deadline (its total timeout)")
+    } else {
+        format!("no {what} within {} ms", after.as_millis())
+    };
+    ProviderError::new(class, message)
 }
 
 /// One streaming attempt: headers, then buffered events until the first content (the commit
