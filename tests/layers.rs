@@ -58,40 +58,43 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     g
 }
 
-#[test]
-fn no_module_imports_one_that_imports_it_back() {
-    let g = graph();
-    assert!(g.contains_key("config") && g.contains_key("tui"), "{g:?}");
-    // Depth-first search for a cycle, reporting its path.
-    fn visit(
-        n: &str,
-        g: &BTreeMap<String, BTreeSet<String>>,
-        stack: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) -> Option<Vec<String>> {
+/// A cycle of the graph, as its path (first node again at the end), by depth-first search.
+fn find_cycle<T: Ord + Clone>(g: &BTreeMap<T, BTreeSet<T>>) -> Option<Vec<T>> {
+    fn visit<T: Ord + Clone>(
+        n: &T,
+        g: &BTreeMap<T, BTreeSet<T>>,
+        stack: &mut Vec<T>,
+        done: &mut BTreeSet<T>,
+    ) -> Option<Vec<T>> {
         if let Some(i) = stack.iter().position(|s| s == n) {
             let mut c = stack[i..].to_vec();
-            c.push(n.to_string());
+            c.push(n.clone());
             return Some(c);
         }
         if done.contains(n) {
             return None;
         }
-        stack.push(n.to_string());
+        stack.push(n.clone());
         for d in g.get(n).into_iter().flatten() {
             if let Some(c) = visit(d, g, stack, done) {
                 return Some(c);
             }
         }
         stack.pop();
-        done.insert(n.to_string());
+        done.insert(n.clone());
         None
     }
     let mut done = BTreeSet::new();
-    for n in g.keys() {
-        if let Some(c) = visit(n, &g, &mut Vec::new(), &mut done) {
-            panic!("import cycle: {}", c.join(" -> "));
-        }
+    g.keys()
+        .find_map(|n| visit(n, g, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let g = graph();
+    assert!(g.contains_key("config") && g.contains_key("tui"), "{g:?}");
+    if let Some(c) = find_cycle(&g) {
+        panic!("import cycle: {}", c.join(" -> "));
     }
 }
 
@@ -278,35 +281,8 @@ fn no_file_imports_one_that_imports_it_back() {
             .contains(&vec!["tui".to_string(), "app".to_string()]),
         "the graph sees `use super::super::app::*`"
     );
-    fn visit(
-        n: &Vec<String>,
-        g: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
-        stack: &mut Vec<Vec<String>>,
-        done: &mut BTreeSet<Vec<String>>,
-    ) -> Option<Vec<Vec<String>>> {
-        if let Some(i) = stack.iter().position(|s| s == n) {
-            let mut c = stack[i..].to_vec();
-            c.push(n.clone());
-            return Some(c);
-        }
-        if done.contains(n) {
-            return None;
-        }
-        stack.push(n.clone());
-        for d in g.get(n).into_iter().flatten() {
-            if let Some(c) = visit(d, g, stack, done) {
-                return Some(c);
-            }
-        }
-        stack.pop();
-        done.insert(n.clone());
-        None
-    }
-    let mut done = BTreeSet::new();
-    for n in g.keys() {
-        if let Some(c) = visit(n, &g, &mut Vec::new(), &mut done) {
-            let names: Vec<String> = c.iter().map(|m| m.join("/")).collect();
-            panic!("files in a circle: {}", names.join(" -> "));
-        }
+    if let Some(c) = find_cycle(&g) {
+        let names: Vec<String> = c.iter().map(|m| m.join("/")).collect();
+        panic!("files in a circle: {}", names.join(" -> "));
     }
 }

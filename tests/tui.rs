@@ -1820,6 +1820,18 @@ fn snapshot_traffic_busy_opened_empty_and_unreachable() {
     insta::assert_snapshot!("traffic_unreachable_80x24", traffic_screen(&a, 80, 24));
 }
 
+fn late_start(id: u64, at_ms: u64) -> anorag::traffic::FeedEvent {
+    anorag::traffic::FeedEvent::Start {
+        id,
+        at_ms,
+        client: "late".into(),
+        dialect: "openai".into(),
+        model: "demo".into(),
+        route: "demo".into(),
+        stream: true,
+    }
+}
+
 #[test]
 fn traffic_pauses_filters_and_hands_its_route_to_chat_and_bench() {
     let (mut a, _) = traffic_app(vec![traffic_view("127.0.0.1:8090")]);
@@ -1828,15 +1840,7 @@ fn traffic_pauses_filters_and_hands_its_route_to_chat_and_bench() {
     // Paused: the list stays as it was while new requests arrive and the counters move.
     ch(&mut a, 'p');
     let mut more = traffic_view("127.0.0.1:8090");
-    more.apply(anorag::traffic::FeedEvent::Start {
-        id: 99,
-        at_ms: 1_795_600_001_000,
-        client: "late".into(),
-        dialect: "openai".into(),
-        model: "demo".into(),
-        route: "demo".into(),
-        stream: true,
-    });
+    more.apply(late_start(99, 1_795_600_001_000));
     update(
         &mut a,
         Action::Traffic(std::sync::Arc::new(vec![more.clone()])),
@@ -1878,15 +1882,7 @@ fn traffic_pauses_filters_and_hands_its_route_to_chat_and_bench() {
     ch(&mut a, '8');
     let before = a.traffic_rows()[a.traffic.selected].id;
     let mut newer = more;
-    newer.apply(anorag::traffic::FeedEvent::Start {
-        id: 100,
-        at_ms: 1_795_600_002_000,
-        client: "late".into(),
-        dialect: "openai".into(),
-        model: "demo".into(),
-        route: "demo".into(),
-        stream: true,
-    });
+    newer.apply(late_start(100, 1_795_600_002_000));
     update(&mut a, Action::Traffic(std::sync::Arc::new(vec![newer])));
     assert_eq!(a.traffic_rows()[a.traffic.selected].id, before);
 }

@@ -182,16 +182,15 @@ pub async fn run(
             if let Some(w) = waited {
                 queue.add_us(w.as_secs_f64() * 1e6);
             }
-            let p = &prompts.get(plan.warmup as usize + sent);
-            inflight.push(tokio::spawn(one(
-                target.pick(plan.http),
-                request_for(p, plan),
+            let i = plan.warmup as usize + sent;
+            inflight.push(spawn_one(
+                target,
+                plan,
+                &prompts,
+                i,
                 run_start,
-                timeout,
-                idle,
-                p.input_len_estimate,
-                false,
-            )));
+                (timeout, idle),
+            ));
             sent += 1;
             rec.note_sent(now.saturating_duration_since(run_start).as_secs_f64());
             last_dispatch_s = now.saturating_duration_since(run_start).as_secs_f64();
@@ -332,24 +331,11 @@ async fn finish(
     (planned_requests, stop_at_s): (Option<u64>, Option<f64>),
     progress: &watch::Sender<Progress>,
 ) -> BenchResult {
-    let Ran {
-        rec,
-        lag,
-        queue,
-        sent,
-        peak_in_flight,
-        last_dispatch_s,
-        cpu0,
-        cancelled,
-        changes,
-        load,
-        run_start,
-    } = ran;
-    let duration = rec.last_end_s.max(last_dispatch_s).max(1e-9);
-    let cpu = cpu_seconds() - cpu0;
+    let duration = ran.rec.last_end_s.max(ran.last_dispatch_s).max(1e-9);
+    let cpu = cpu_seconds() - ran.cpu0;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut result = BenchResult {
-        num_prompts: sent as u64,
+        num_prompts: ran.sent as u64,
         request_rate: match plan.load {
             Load::Open { rate, .. } => Some(rate),
             Load::Closed { .. } => None,
@@ -364,10 +350,10 @@ async fn finish(
                 max_concurrency, ..
             } => max_concurrency.map(|c| c as u64),
         },
-        max_concurrent_requests: peak_in_flight as u64,
+        max_concurrent_requests: ran.peak_in_flight as u64,
         ..target.result()
     };
-    result.fill_from(&rec, duration);
+    result.fill_from(&ran.rec, duration);
     result.server_metrics = match server {
         Some(w) => Some(w.finish().await),
         None => server_error.map(|e| ServerMetrics {
@@ -376,17 +362,17 @@ async fn finish(
         }),
     };
     result.achieved_request_rate = match (plan.load, plan.stop) {
-        (Load::Open { .. }, Stop::Requests(_)) if last_dispatch_s > 0.0 => {
-            Some(sent as f64 / last_dispatch_s)
+        (Load::Open { .. }, Stop::Requests(_)) if ran.last_dispatch_s > 0.0 => {
+            Some(ran.sent as f64 / ran.last_dispatch_s)
         }
-        (Load::Open { .. }, Stop::DurationS(d)) => Some(sent as f64 / d),
+        (Load::Open { .. }, Stop::DurationS(d)) => Some(ran.sent as f64 / d),
         _ => None,
     };
     let mut client = ClientHealth {
-        time_to_headers: rec.headers.stats(),
-        headers_to_first_token: rec.after_headers.stats(),
-        dispatch_lag: lag.stats(),
-        queue_time: queue.stats(),
+        time_to_headers: ran.rec.headers.stats(),
+        headers_to_first_token: ran.rec.after_headers.stats(),
+        dispatch_lag: ran.lag.stats(),
+        queue_time: ran.queue.stats(),
         cpu_s: cpu,
         cpu_pct: 100.0 * cpu / duration,
         cores,
@@ -396,9 +382,9 @@ async fn finish(
     client.warnings = client_verdict(&client, plan, result.achieved_request_rate);
     client.bound = !client.warnings.is_empty();
     result.client = client;
-    prompt_tokens.asked_total = rec.asked_input_tokens;
-    prompt_tokens.sent_total = rec.input_tokens;
-    let used = sent as u64 + plan.warmup;
+    prompt_tokens.asked_total = ran.rec.asked_input_tokens;
+    prompt_tokens.sent_total = ran.rec.input_tokens;
+    let used = ran.sent as u64 + plan.warmup;
     if prompt_tokens.distinct_prompts > 0
         && used > prompt_tokens.distinct_prompts
         && prompt_tokens.warning.is_none()
@@ -420,20 +406,20 @@ async fn finish(
         "seed": plan.seed,
         "timeout_s": plan.timeout_s,
         "idle_timeout_s": plan.idle_timeout_s,
-        "cancelled": cancelled,
-        "changes": changes,
+        "cancelled": ran.cancelled,
+        "changes": ran.changes,
     });
     debug_assert_eq!(
-        rec.completed + rec.failed,
-        rec.sent,
+        ran.rec.completed + ran.rec.failed,
+        ran.rec.sent,
         "every request ends in one bucket"
     );
     publish(
         progress,
-        &rec,
-        run_start,
+        &ran.rec,
+        ran.run_start,
         0,
-        load,
+        ran.load,
         planned_requests,
         stop_at_s,
         Phase::Done,
@@ -446,6 +432,27 @@ async fn finish(
         },
     );
     result
+}
+
+/// Sends prompt `i` as one request of the plan, timed from `start`.
+fn spawn_one(
+    target: &BenchTarget,
+    plan: &Plan,
+    prompts: &super::workload::PromptSource,
+    i: usize,
+    start: Instant,
+    (timeout, idle): (Duration, Duration),
+) -> tokio::task::JoinHandle<(Outcome, Instant)> {
+    let p = &prompts.get(i);
+    tokio::spawn(one(
+        target.pick(plan.http),
+        request_for(p, plan),
+        start,
+        timeout,
+        idle,
+        p.input_len_estimate,
+        false,
+    ))
 }
 
 /// Warm-up: `plan.warmup` requests sent and awaited, then forgotten. True when the run was
@@ -476,16 +483,14 @@ async fn warm_up(
     let start = Instant::now();
     while next < plan.warmup as usize || !inflight.is_empty() {
         while next < plan.warmup as usize && inflight.len() < conc {
-            let p = &prompts.get(next);
-            inflight.push(tokio::spawn(one(
-                target.pick(plan.http),
-                request_for(p, plan),
+            inflight.push(spawn_one(
+                target,
+                plan,
+                prompts,
+                next,
                 start,
-                timeout,
-                idle,
-                p.input_len_estimate,
-                false,
-            )));
+                (timeout, idle),
+            ));
             next += 1;
         }
         tokio::select! {
