@@ -3,6 +3,7 @@
 use super::common::*;
 use crate::format;
 use crate::provider::circuit::CircuitState;
+use crate::telemetry::routes::RouteHealth;
 use crate::tui::app::App;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -35,7 +36,17 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     };
     let [top, bottom] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
-    let wide = area.width >= 150;
+    table(f, app, &routes, top);
+    if detail_h > 0 {
+        if let Some(r) = routes.get(app.routes.selected) {
+            detail(f, r, bottom);
+        }
+    }
+}
+
+/// Every route: health, latency and its history, circuit, vLLM's gauges, real traffic.
+fn table(f: &mut Frame, app: &App, routes: &[&RouteHealth], top: Rect) {
+    let wide = top.width >= 150;
     let spark_w = if wide { 16 } else { 8 };
     // Real traffic columns when a gateway carries these routes.
     let carried = app.traffic.views.iter().any(|v| v.up);
@@ -149,12 +160,10 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
             .block(Block::bordered().title(Span::styled(title, title_style()))),
         top,
     );
-    if detail_h == 0 {
-        return;
-    }
-    let Some(r) = routes.get(app.routes.selected) else {
-        return;
-    };
+}
+
+/// The selected route: its fallback chain and, per target, latency, running, KV cache.
+fn detail(f: &mut Frame, r: &RouteHealth, bottom: Rect) {
     let mut lines = Vec::new();
     if !r.fallback.is_empty() {
         lines.push(Line::from(vec![

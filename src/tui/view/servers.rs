@@ -66,62 +66,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         .unwrap_or(0)
         .clamp(14, 34);
     let rows = list.iter().zip(states).enumerate().map(|(i, (s, state))| {
-        let uptime = match (s.is_running(), s.started_unix) {
-            (true, Some(t)) => format::duration_s(app.now - t),
-            _ => "-".into(),
-        };
-        let usage = app.host.sample.servers.iter().find(|u| u.name == s.name);
-        let mut cells = vec![
-            Cell::from(format!(
-                "{}{}",
-                s.name,
-                if app.servers.started_here.contains(&s.name) && s.is_running() {
-                    "*"
-                } else {
-                    ""
-                }
-            )),
-            Cell::from(s.kind.clone()),
-            Cell::from(Span::styled(state, state_style(s.state))),
-            Cell::from(match (&s.cluster, &s.node) {
-                (Some(_), Some(n)) => n.clone(),
-                (Some(c), None) => c.clone(),
-                _ => format::opt(s.pid, |p| p.to_string()),
-            }),
-            Cell::from(s.port.to_string()),
-            Cell::from(uptime),
-            Cell::from(s.route.clone().unwrap_or_else(|| {
-                if s.kind == "gateway" {
-                    "all routes"
-                } else {
-                    "-"
-                }
-                .into()
-            })),
-        ];
-        let gpu = format::opt(app.server_gpu_bytes(&s.name), format::bytes);
-        if wide {
-            let what = match app
-                .traffic
-                .of_server(s.port)
-                .filter(|_| s.kind == "gateway")
-            {
-                Some(v) => gateway_clients(v),
-                None => s.model.clone().unwrap_or_else(|| "-".into()),
-            };
-            cells.push(Cell::from(format::clip(&what, 64)));
-            cells.push(Cell::from(gpu));
-            cells.push(Cell::from(format::opt(
-                usage.filter(|_| s.is_running()),
-                |u| format!("{:.0}%", u.cpu_pct),
-            )));
-            cells.push(Cell::from(format::opt(
-                usage.filter(|_| s.is_running()),
-                |u| format::bytes(u.rss_bytes),
-            )));
-        } else {
-            cells.push(Cell::from(gpu));
-        }
+        let cells = row_cells(app, s, state, wide);
         let row = Row::new(cells);
         if i == app.servers.selected {
             row.style(selected())
@@ -129,7 +74,90 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
             row
         }
     });
-    let widths: Vec<Constraint> = if wide {
+    let widths = widths(wide, state_w);
+    let running = app.servers.list.iter().filter(|s| s.is_running()).count();
+    let autostarted = if app.autostarted.is_empty() {
+        String::new()
+    } else {
+        format!("· autostarted {} ", app.autostarted.join(", "))
+    };
+    let title = format!(
+        " Servers · {} profiles · {running} running {autostarted}",
+        app.servers.list.len()
+    );
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(title_style()))
+        .block(Block::bordered().title(Span::styled(title, title_style())));
+    f.render_widget(table, top);
+    if detail_h > 0 {
+        details(f, app, bottom);
+    }
+}
+
+/// One server's cells: name (`*` when started here), kind, state, pid or node, port, uptime,
+/// route (a gateway's: all), and model (a gateway's address and clients), GPU memory, CPU, RSS.
+fn row_cells<'a>(app: &'a App, s: &'a ServerStatus, state: String, wide: bool) -> Vec<Cell<'a>> {
+    let uptime = match (s.is_running(), s.started_unix) {
+        (true, Some(t)) => format::duration_s(app.now - t),
+        _ => "-".into(),
+    };
+    let usage = app.host.sample.servers.iter().find(|u| u.name == s.name);
+    let mut cells = vec![
+        Cell::from(format!(
+            "{}{}",
+            s.name,
+            if app.servers.started_here.contains(&s.name) && s.is_running() {
+                "*"
+            } else {
+                ""
+            }
+        )),
+        Cell::from(s.kind.clone()),
+        Cell::from(Span::styled(state, state_style(s.state))),
+        Cell::from(match (&s.cluster, &s.node) {
+            (Some(_), Some(n)) => n.clone(),
+            (Some(c), None) => c.clone(),
+            _ => format::opt(s.pid, |p| p.to_string()),
+        }),
+        Cell::from(s.port.to_string()),
+        Cell::from(uptime),
+        Cell::from(s.route.clone().unwrap_or_else(|| {
+            if s.kind == "gateway" {
+                "all routes"
+            } else {
+                "-"
+            }
+            .into()
+        })),
+    ];
+    let gpu = format::opt(app.server_gpu_bytes(&s.name), format::bytes);
+    if wide {
+        let what = match app
+            .traffic
+            .of_server(s.port)
+            .filter(|_| s.kind == "gateway")
+        {
+            Some(v) => gateway_clients(v),
+            None => s.model.clone().unwrap_or_else(|| "-".into()),
+        };
+        cells.push(Cell::from(format::clip(&what, 64)));
+        cells.push(Cell::from(gpu));
+        cells.push(Cell::from(format::opt(
+            usage.filter(|_| s.is_running()),
+            |u| format!("{:.0}%", u.cpu_pct),
+        )));
+        cells.push(Cell::from(format::opt(
+            usage.filter(|_| s.is_running()),
+            |u| format::bytes(u.rss_bytes),
+        )));
+    } else {
+        cells.push(Cell::from(gpu));
+    }
+    cells
+}
+
+fn widths(wide: bool, state_w: u16) -> Vec<Constraint> {
+    if wide {
         vec![
             Constraint::Length(12),
             Constraint::Length(8),
@@ -154,23 +182,6 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
             Constraint::Length(11),
             Constraint::Length(8),
         ]
-    };
-    let running = app.servers.list.iter().filter(|s| s.is_running()).count();
-    let autostarted = if app.autostarted.is_empty() {
-        String::new()
-    } else {
-        format!("· autostarted {} ", app.autostarted.join(", "))
-    };
-    let title = format!(
-        " Servers · {} profiles · {running} running {autostarted}",
-        app.servers.list.len()
-    );
-    let table = Table::new(rows, widths)
-        .header(Row::new(header).style(title_style()))
-        .block(Block::bordered().title(Span::styled(title, title_style())));
-    f.render_widget(table, top);
-    if detail_h > 0 {
-        details(f, app, bottom);
     }
 }
 
