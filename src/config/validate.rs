@@ -21,6 +21,20 @@ fn idx(base: &Path, i: usize) -> Path {
 
 pub fn validate(cfg: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
+    llm(cfg, &mut out);
+    super::servers::validate(cfg, &mut out);
+    sources(cfg, &mut out);
+    tui_and_telemetry(cfg, &mut out);
+    let route_names: Vec<String> = cfg.routes().iter().map(|r| r.name.clone()).collect();
+    let known = |n: &str| route_names.iter().any(|x| x == n);
+    check_gateway(&cfg.gateway, &known, &route_names, &mut out);
+    router(cfg, &mut out);
+    out
+}
+
+/// The provider blocks and their routes: each present, each route's model and URLs, and
+/// fallback chains that name known routes.
+fn llm(cfg: &Config, out: &mut Vec<Problem>) {
     let l = &cfg.llm;
     let llm: Path = vec![Seg::Key("llm".into())];
     let present = match l.provider {
@@ -66,9 +80,9 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                 ));
             }
         }
-        check_params(&v.params, &p(&base, &["params"]), &mut out);
+        check_params(&v.params, &p(&base, &["params"]), out);
         if let Some(e) = &v.api_key_env {
-            check_key_env(e, &p(&base, &["api_key_env"]), &mut out);
+            check_key_env(e, &p(&base, &["api_key_env"]), out);
         }
         for (name, r) in &v.routes {
             let rp = p(&base, &["routes", name]);
@@ -88,15 +102,15 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                 }
             }
             if let Some(pr) = &r.params {
-                check_params(pr, &p(&rp, &["params"]), &mut out);
+                check_params(pr, &p(&rp, &["params"]), out);
             }
             if let Some(e) = &r.api_key_env {
-                check_key_env(e, &p(&rp, &["api_key_env"]), &mut out);
+                check_key_env(e, &p(&rp, &["api_key_env"]), out);
             }
         }
     }
     if let Some(o) = &l.ollama {
-        check_params(&o.params, &p(&llm, &["ollama", "params"]), &mut out);
+        check_params(&o.params, &p(&llm, &["ollama", "params"]), out);
     }
     if let Some(m) = &l.multi_ollama {
         let base = p(&llm, &["multi_ollama"]);
@@ -117,12 +131,12 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                 ));
             }
         }
-        check_params(&m.params, &p(&base, &["params"]), &mut out);
+        check_params(&m.params, &p(&base, &["params"]), out);
     }
     if let Some(o) = &l.openai {
         let base = p(&llm, &["openai"]);
-        check_key_env(&o.api_key_env, &p(&base, &["api_key_env"]), &mut out);
-        check_params(&o.params, &p(&base, &["params"]), &mut out);
+        check_key_env(&o.api_key_env, &p(&base, &["api_key_env"]), out);
+        check_params(&o.params, &p(&base, &["params"]), out);
     }
     if let Some(b) = &l.builtin {
         let base = p(&llm, &["builtin"]);
@@ -138,7 +152,7 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
                 ));
             }
         }
-        check_params(&b.params, &p(&base, &["params"]), &mut out);
+        check_params(&b.params, &p(&base, &["params"]), out);
     }
 
     for r in &routes {
@@ -183,9 +197,10 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             }
         }
     }
+}
 
-    super::servers::validate(cfg, &mut out);
-
+/// GPU sources and clusters: unique names, addresses, token variables.
+fn sources(cfg: &Config, out: &mut Vec<Problem>) {
     let mut names = HashSet::new();
     for (i, g) in cfg.gpu_sources.iter().enumerate() {
         let at = idx(&vec![Seg::Key("gpu_sources".into())], i);
@@ -228,9 +243,13 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             )),
         }
         if let Some(v) = &c.token_env {
-            check_key_env(v, &p(&at, &["token_env"]), &mut out);
+            check_key_env(v, &p(&at, &["token_env"]), out);
         }
     }
+}
+
+/// The console's keys and lines, the telemetry intervals.
+fn tui_and_telemetry(cfg: &Config, out: &mut Vec<Problem>) {
     let tui = vec![Seg::Key("tui".into())];
     for e in super::keymap::KeyMap::problems(&cfg.tui.keys) {
         out.push((p(&tui, &["keys", &e.name]), e.on_key, e.message));
@@ -252,9 +271,12 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             ));
         }
     }
+}
 
-    check_gateway(&cfg.gateway, &known, &route_names, &mut out);
-
+/// The router: attempts, timeouts, the circuit.
+fn router(cfg: &Config, out: &mut Vec<Problem>) {
+    let l = &cfg.llm;
+    let llm: Path = vec![Seg::Key("llm".into())];
     let rb = &l.router;
     let rp = p(&llm, &["router"]);
     if rb.max_attempts == Some(0) {
@@ -304,7 +326,6 @@ pub fn validate(cfg: &Config) -> Vec<Problem> {
             ));
         }
     }
-    out
 }
 
 /// The gateway's address: `HOST:PORT`, and whether it is loopback only.
