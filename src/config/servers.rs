@@ -154,6 +154,14 @@ fn check_secret_flags(name: &str, p: &ServerProfile, out: &mut Vec<Problem>) {
 
 fn check_profile(name: &str, p: &ServerProfile, routes: &[String], out: &mut Vec<Problem>) {
     let mut err = |field: &str, on_key: bool, msg: String| out.push((at(name, field), on_key, msg));
+    identity(name, p, &mut err);
+    kind_fields(p, &mut err);
+    vllm_fields(p, &mut err);
+    running(p, routes, &mut err);
+}
+
+/// The profile's name (a directory in the state directory) and its port.
+fn identity(name: &str, p: &ServerProfile, err: &mut dyn FnMut(&str, bool, String)) {
     // The name becomes a directory in the state directory.
     if name.is_empty()
         || !name
@@ -173,6 +181,10 @@ fn check_profile(name: &str, p: &ServerProfile, routes: &[String], out: &mut Vec
             "must be a port number from 1 to 65535".into(),
         );
     }
+}
+
+/// What its kind needs, and the fields only vLLM takes.
+fn kind_fields(p: &ServerProfile, err: &mut dyn FnMut(&str, bool, String)) {
     match p.kind {
         ServerKind::Vllm => {
             if p.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
@@ -243,6 +255,10 @@ fn check_profile(name: &str, p: &ServerProfile, routes: &[String], out: &mut Vec
             }
         }
     }
+}
+
+/// vLLM's own settings: names, host, dtype, lengths, memory, parallelism, GPUs.
+fn vllm_fields(p: &ServerProfile, err: &mut dyn FnMut(&str, bool, String)) {
     if let Some(s) = &p.served_model_name {
         if s.trim().is_empty() {
             err("served_model_name", false, "must not be empty".into());
@@ -335,6 +351,10 @@ fn check_profile(name: &str, p: &ServerProfile, routes: &[String], out: &mut Vec
             );
         }
     }
+}
+
+/// How it runs: its key and environment, route, stop and restart policy, health path.
+fn running(p: &ServerProfile, routes: &[String], err: &mut dyn FnMut(&str, bool, String)) {
     if let Some(e) = &p.api_key_env {
         if !valid_env_name(e) {
             err("api_key_env", false, "must name an environment variable (e.g. VLLM_API_KEY); the key itself never goes in the file".into());
