@@ -31,91 +31,94 @@ fn metric_title(m: &str) -> &'static str {
 /// The block `vllm bench serve` prints, with every percentile and our client section.
 pub fn summary(r: &BenchResult) -> String {
     let mut o = String::new();
+    totals(&mut o, r);
+    latencies(&mut o, r);
+    client_section(&mut o, r);
+    prompts_section(&mut o, r);
+    server_and_errors(&mut o, r);
+    let _ = writeln!(o, "{}", "=".repeat(W));
+    o
+}
+
+/// The run's counts, rates, duration and token totals.
+fn totals(o: &mut String, r: &BenchResult) {
     let _ = writeln!(o, "{:=^W$}", " Serving Benchmark Result ");
     line(
-        &mut o,
+        o,
         "Route:",
         format!("{} ({}, {})", r.label, r.backend, r.base_url),
     );
-    line(&mut o, "Successful requests:", r.completed.to_string());
-    line(&mut o, "Failed requests:", r.failed.to_string());
+    line(o, "Successful requests:", r.completed.to_string());
+    line(o, "Failed requests:", r.failed.to_string());
     if let Some(c) = r.max_concurrency {
-        line(&mut o, "Maximum request concurrency:", c.to_string());
+        line(o, "Maximum request concurrency:", c.to_string());
     }
     line(
-        &mut o,
+        o,
         "Request rate configured (RPS):",
         r.request_rate.map_or("inf".into(), |x| format!("{x:.2}")),
     );
     if let Some(a) = r.achieved_request_rate {
-        line(&mut o, "Request rate achieved (RPS):", format!("{a:.2}"));
+        line(o, "Request rate achieved (RPS):", format!("{a:.2}"));
     }
+    line(o, "Benchmark duration (s):", format!("{:.2}", r.duration));
+    line(o, "Total input tokens:", r.total_input_tokens.to_string());
     line(
-        &mut o,
-        "Benchmark duration (s):",
-        format!("{:.2}", r.duration),
-    );
-    line(
-        &mut o,
-        "Total input tokens:",
-        r.total_input_tokens.to_string(),
-    );
-    line(
-        &mut o,
+        o,
         "Total generated tokens:",
         r.total_output_tokens.to_string(),
     );
     line(
-        &mut o,
+        o,
         "Request throughput (req/s):",
         format!("{:.2}", r.request_throughput),
     );
     if let Some(g) = r.request_goodput {
-        line(&mut o, "Request goodput (req/s):", format!("{g:.2}"));
+        line(o, "Request goodput (req/s):", format!("{g:.2}"));
     }
     line(
-        &mut o,
+        o,
         "Output token throughput (tok/s):",
         format!("{:.2}", r.output_throughput),
     );
     line(
-        &mut o,
+        o,
         "Peak output token throughput (tok/s):",
         format!("{:.2}", r.max_output_tokens_per_s),
     );
     line(
-        &mut o,
+        o,
         "Peak concurrent requests:",
         r.max_concurrent_requests.to_string(),
     );
     line(
-        &mut o,
+        o,
         "Total token throughput (tok/s):",
         format!("{:.2}", r.total_token_throughput),
     );
+}
+
+/// TTFT, TPOT, ITL and E2EL: mean, median and every percentile.
+fn latencies(o: &mut String, r: &BenchResult) {
     for m in METRICS {
-        title(&mut o, metric_title(m));
+        title(o, metric_title(m));
         let s = r.stats(m);
         let up = m.to_uppercase();
-        line(
-            &mut o,
-            &format!("Mean {up} (ms):"),
-            format!("{:.2}", s.mean),
-        );
-        line(
-            &mut o,
-            &format!("Median {up} (ms):"),
-            format!("{:.2}", s.median),
-        );
-        line(&mut o, &format!("P90 {up} (ms):"), format!("{:.2}", s.p90));
-        line(&mut o, &format!("P95 {up} (ms):"), format!("{:.2}", s.p95));
-        line(&mut o, &format!("P99 {up} (ms):"), format!("{:.2}", s.p99));
-        line(&mut o, &format!("Max {up} (ms):"), format!("{:.2}", s.max));
+        line(o, &format!("Mean {up} (ms):"), format!("{:.2}", s.mean));
+        line(o, &format!("Median {up} (ms):"), format!("{:.2}", s.median));
+        line(o, &format!("P90 {up} (ms):"), format!("{:.2}", s.p90));
+        line(o, &format!("P95 {up} (ms):"), format!("{:.2}", s.p95));
+        line(o, &format!("P99 {up} (ms):"), format!("{:.2}", s.p99));
+        line(o, &format!("Max {up} (ms):"), format!("{:.2}", s.max));
     }
-    title(&mut o, "Client");
+    title(o, "Client");
+}
+
+/// The client's own health: time to headers, dispatch lag, queueing, CPU.
+fn client_section(o: &mut String, r: &BenchResult) {
     let c = &r.client;
     line(
-        &mut o,
+        o,
         "Dispatch lag p50 / p99 / max (ms):",
         format!(
             "{:.2} / {:.2} / {:.2}",
@@ -124,16 +127,20 @@ pub fn summary(r: &BenchResult) -> String {
     );
     if c.queue_time.count > 0 {
         line(
-            &mut o,
+            o,
             "Queued for a slot p50 / p99 (ms):",
             format!("{:.2} / {:.2}", c.queue_time.median, c.queue_time.p99),
         );
     }
     line(
-        &mut o,
+        o,
         "Client CPU (% of one core):",
         format!("{:.1} ({} cores)", c.cpu_pct, c.cores),
     );
+}
+
+/// How the prompts' token counts were made, and what was asked and sent.
+fn prompts_section(o: &mut String, r: &BenchResult) {
     if let Some(p) = &r.prompt_tokens {
         let per = |t: u64| {
             if r.completed > 0 {
@@ -148,7 +155,7 @@ pub fn summary(r: &BenchResult) -> String {
             _ => "estimated",
         };
         line(
-            &mut o,
+            o,
             "Prompt tokens asked / sent:",
             format!(
                 "{} / {} per request ({how}, {}{})",
@@ -162,18 +169,23 @@ pub fn summary(r: &BenchResult) -> String {
         );
     }
     line(
-        &mut o,
+        o,
         "Token counts from:",
         format!(
             "output: {}, input: {}",
             r.output_tokens_source, r.input_tokens_source
         ),
     );
+}
+
+/// The server's own figures, per turn, errors, and a client-bound warning.
+fn server_and_errors(o: &mut String, r: &BenchResult) {
+    let c = &r.client;
     if let Some(m) = &r.server_metrics {
-        server_section(&mut o, r, m);
+        server_section(o, r, m);
     }
     if !r.per_turn.is_empty() {
-        title(&mut o, "Per turn");
+        title(o, "Per turn");
         let _ = writeln!(
             o,
             "{:>5} {:>9} {:>7} {:>14} {:>14} {:>14}",
@@ -195,7 +207,7 @@ pub fn summary(r: &BenchResult) -> String {
     }
     if !r.errors.is_empty() {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-        line(&mut o, "Errors by class:", e.join(", "));
+        line(o, "Errors by class:", e.join(", "));
         for s in r.error_samples.iter().take(5) {
             let _ = writeln!(o, "  {}", crate::format::clip(s, 120));
         }
@@ -209,8 +221,6 @@ pub fn summary(r: &BenchResult) -> String {
             let _ = writeln!(o, "  - {w}");
         }
     }
-    let _ = writeln!(o, "{}", "=".repeat(W));
-    o
 }
 
 /// One line per step for a sweep: the curve at a glance.
