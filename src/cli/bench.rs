@@ -26,6 +26,67 @@ async fn target(cfg: &Config, route: Option<&str>) -> Result<BenchTarget, String
     BenchTarget::from_router(router, route)
 }
 
+/// `--baseline FILE`: a saved result (a compare file's first run).
+fn load_baseline(a: &BenchArgs) -> Result<Option<BenchResult>, String> {
+    let Some(p) = &a.baseline else {
+        return Ok(None);
+    };
+    std::fs::read_to_string(p)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
+        .and_then(|v| BenchResult::from_json(&v))
+        .map(Some)
+        .map_err(|e| format!("--baseline {}: {e}", p.display()))
+}
+
+/// The results as text: each run's block, a sweep's table, the comparison with a second
+/// route or a baseline.
+fn print_text(
+    a: &BenchArgs,
+    first: &BenchTarget,
+    a_results: &[BenchResult],
+    b: Option<(&[BenchResult], &BenchTarget)>,
+    baseline: Option<&BenchResult>,
+) {
+    for r in a_results.iter().chain(b.into_iter().flat_map(|(b, _)| b)) {
+        if first.kind == crate::provider::ProviderKind::Builtin {
+            eprintln!("note: the built-in route is served inside this process; client CPU includes the simulator");
+        }
+        println!("{}", report::summary(r));
+    }
+    if a_results.len() > 1 {
+        println!(
+            "Sweep on route {}:\n{}",
+            first.route,
+            report::sweep_table(a_results)
+        );
+        if let Some((b, t)) = b {
+            println!("Sweep on route {}:\n{}", t.route, report::sweep_table(b));
+        }
+    }
+    if let Some((b, t)) = b {
+        for (x, y) in a_results.iter().zip(b) {
+            println!("{}", report::compare(x, y, &first.route, &t.route));
+        }
+    }
+    if let Some(base) = baseline {
+        let name = a
+            .baseline
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        println!(
+            "{}",
+            report::compare(
+                base,
+                &a_results[0],
+                &format!("baseline {name}"),
+                &first.route
+            )
+        );
+    }
+}
+
 pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
     let cfg = match super::chat::adhoc_config(&a.adhoc).await {
         Ok(Some(c)) => c,
@@ -41,16 +102,9 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
     } else {
         a.route.as_deref()
     };
-    let baseline = match &a.baseline {
-        Some(p) => match std::fs::read_to_string(p)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
-            .and_then(|v| BenchResult::from_json(&v))
-        {
-            Ok(b) => Some(b),
-            Err(e) => return usage(format!("--baseline {}: {e}", p.display())),
-        },
-        None => None,
+    let baseline = match load_baseline(&a) {
+        Ok(b) => b,
+        Err(e) => return usage(e),
     };
     let first = match target(&cfg, route).await {
         Ok(t) => t,
@@ -113,43 +167,8 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
     if a.json {
         println!("{doc}");
     } else {
-        for r in a_results.iter().chain(b_results.iter().flatten()) {
-            if first.kind == crate::provider::ProviderKind::Builtin {
-                eprintln!("note: the built-in route is served inside this process; client CPU includes the simulator");
-            }
-            println!("{}", report::summary(r));
-        }
-        if a_results.len() > 1 {
-            println!(
-                "Sweep on route {}:\n{}",
-                first.route,
-                report::sweep_table(&a_results)
-            );
-            if let (Some(b), Some(t)) = (&b_results, &second) {
-                println!("Sweep on route {}:\n{}", t.route, report::sweep_table(b));
-            }
-        }
-        if let (Some(b), Some(t)) = (&b_results, &second) {
-            for (x, y) in a_results.iter().zip(b) {
-                println!("{}", report::compare(x, y, &first.route, &t.route));
-            }
-        }
-        if let Some(base) = &baseline {
-            let name = a
-                .baseline
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            println!(
-                "{}",
-                report::compare(
-                    base,
-                    &a_results[0],
-                    &format!("baseline {name}"),
-                    &first.route
-                )
-            );
-        }
+        let b = b_results.as_deref().zip(second.as_ref());
+        print_text(&a, &first, &a_results, b, baseline.as_ref());
     }
     if let Some(p) = &a.save_result {
         if let Err(e) = std::fs::write(p, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
