@@ -7,7 +7,66 @@ use crate::input;
 
 /// The plans to run: one, or one per sweep step.
 pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
-    let workload = match a.dataset_name.as_str() {
+    let workload = workload(a)?;
+    if !(0.0..1.0).contains(&a.range_ratio) {
+        return Err(format!("--range-ratio {} must be in [0, 1)", a.range_ratio));
+    }
+    if a.burstiness.is_nan() || a.burstiness <= 0.0 {
+        return Err("--burstiness must be positive (1 = Poisson, inf = evenly spaced)".into());
+    }
+    let stop = match (a.requests, a.duration) {
+        (Some(_), Some(_)) => return Err("give --requests or --duration, not both".into()),
+        (Some(0), _) => return Err("--requests must be at least 1".into()),
+        (Some(n), None) => Stop::Requests(n),
+        (None, Some(d)) if d > 0.0 => Stop::DurationS(d),
+        (None, Some(_)) => return Err("--duration must be positive".into()),
+        (None, None) => Stop::Requests(100),
+    };
+    let slo = match &a.goodput {
+        Some(g) => Slo::parse(g).map_err(|e| format!("--goodput: {e}"))?,
+        None => Slo::default(),
+    };
+    if a.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        return Err("--rate must be positive".into());
+    }
+    if a.concurrency == Some(0) || a.max_concurrency == Some(0) {
+        return Err("a concurrency must be at least 1".into());
+    }
+    let load_for = |conc: Option<usize>, rate: Option<f64>| match rate {
+        Some(r) => Load::Open {
+            rate: r,
+            burstiness: a.burstiness,
+            max_concurrency: a.max_concurrency.or(conc),
+        },
+        None => Load::Closed {
+            concurrency: conc.unwrap_or(1),
+        },
+    };
+    let ramp = ramp(a, stop)?;
+    let loads = loads(a, ramp, &load_for)?;
+    let http = crate::bench::HttpClient::parse(&a.http_client)?;
+    Ok(loads
+        .into_iter()
+        .map(|load| Plan {
+            warmup: a.warmup,
+            seed: a.seed,
+            slo,
+            timeout_s: a.timeout,
+            idle_timeout_s: a.idle_timeout,
+            temperature: a.temperature,
+            detailed: a.save_detailed,
+            tokenizer: a.tokenizer.clone(),
+            server_metrics_interval_s: a.server_metrics_interval,
+            http,
+            ramp,
+            ..Plan::new(load, stop, workload.clone())
+        })
+        .collect())
+}
+
+/// `--dataset-name` and its lengths or file.
+fn workload(a: &BenchArgs) -> Result<Workload, String> {
+    Ok(match a.dataset_name.as_str() {
         "random" => Workload::Random {
             input_len: a.input_len.max(1),
             output_len: a.output_len.unwrap_or(128).max(1),
@@ -49,42 +108,12 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
                 "--dataset-name `{other}`: use random, prefix, multi-turn, jsonl or sharegpt"
             ))
         }
-    };
-    if !(0.0..1.0).contains(&a.range_ratio) {
-        return Err(format!("--range-ratio {} must be in [0, 1)", a.range_ratio));
-    }
-    if a.burstiness.is_nan() || a.burstiness <= 0.0 {
-        return Err("--burstiness must be positive (1 = Poisson, inf = evenly spaced)".into());
-    }
-    let stop = match (a.requests, a.duration) {
-        (Some(_), Some(_)) => return Err("give --requests or --duration, not both".into()),
-        (Some(0), _) => return Err("--requests must be at least 1".into()),
-        (Some(n), None) => Stop::Requests(n),
-        (None, Some(d)) if d > 0.0 => Stop::DurationS(d),
-        (None, Some(_)) => return Err("--duration must be positive".into()),
-        (None, None) => Stop::Requests(100),
-    };
-    let slo = match &a.goodput {
-        Some(g) => Slo::parse(g).map_err(|e| format!("--goodput: {e}"))?,
-        None => Slo::default(),
-    };
-    if a.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
-        return Err("--rate must be positive".into());
-    }
-    if a.concurrency == Some(0) || a.max_concurrency == Some(0) {
-        return Err("a concurrency must be at least 1".into());
-    }
-    let load_for = |conc: Option<usize>, rate: Option<f64>| match rate {
-        Some(r) => Load::Open {
-            rate: r,
-            burstiness: a.burstiness,
-            max_concurrency: a.max_concurrency.or(conc),
-        },
-        None => Load::Closed {
-            concurrency: conc.unwrap_or(1),
-        },
-    };
-    let ramp = match &a.ramp_up_strategy {
+    })
+}
+
+/// `--ramp-up-strategy` with its start and end rates (over a counted run only).
+fn ramp(a: &BenchArgs, stop: Stop) -> Result<Option<Ramp>, String> {
+    Ok(match &a.ramp_up_strategy {
         None => None,
         Some(st) => {
             let strategy = match st.as_str() {
@@ -105,8 +134,16 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
                 end_rps: a.ramp_up_end_rps.unwrap_or(1.0),
             })
         }
-    };
-    let loads: Vec<Load> = match &a.sweep {
+    })
+}
+
+/// The loads to run: the one the flags give, or one per `--sweep` step.
+fn loads(
+    a: &BenchArgs,
+    ramp: Option<Ramp>,
+    load_for: &dyn Fn(Option<usize>, Option<f64>) -> Load,
+) -> Result<Vec<Load>, String> {
+    Ok(match &a.sweep {
         None => vec![load_for(a.concurrency, ramp.map(|r| r.end_rps).or(a.rate))],
         Some(spec) => {
             let (what, list) = match spec.split_once('=') {
@@ -154,23 +191,5 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
                 }
             }
         }
-    };
-    let http = crate::bench::HttpClient::parse(&a.http_client)?;
-    Ok(loads
-        .into_iter()
-        .map(|load| Plan {
-            warmup: a.warmup,
-            seed: a.seed,
-            slo,
-            timeout_s: a.timeout,
-            idle_timeout_s: a.idle_timeout,
-            temperature: a.temperature,
-            detailed: a.save_detailed,
-            tokenizer: a.tokenizer.clone(),
-            server_metrics_interval_s: a.server_metrics_interval,
-            http,
-            ramp,
-            ..Plan::new(load, stop, workload.clone())
-        })
-        .collect())
+    })
 }

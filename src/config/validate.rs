@@ -55,10 +55,6 @@ fn llm(cfg: &Config, out: &mut Vec<Problem>) {
         ));
     }
 
-    let routes = cfg.routes();
-    let route_names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
-    let known = |n: &str| route_names.iter().any(|x| x == n);
-
     if let Some(v) = &l.vllm_openai {
         let base = p(&llm, &["vllm_openai"]);
         if v.routes.is_empty() {
@@ -155,6 +151,14 @@ fn llm(cfg: &Config, out: &mut Vec<Problem>) {
         check_params(&b.params, &p(&base, &["params"]), out);
     }
 
+    each_route(cfg, out);
+}
+
+/// Each route: its model, its URLs, and a fallback chain of known routes.
+fn each_route(cfg: &Config, out: &mut Vec<Problem>) {
+    let routes = cfg.routes();
+    let route_names: Vec<String> = routes.iter().map(|r| r.name.clone()).collect();
+    let known = |n: &str| route_names.iter().any(|x| x == n);
     for r in &routes {
         if r.model.trim().is_empty() {
             out.push((p(&r.path, &["model"]), false, "must not be empty".into()));
