@@ -1,5 +1,11 @@
 //! Client keys: `name=key` pairs from the variable `gateway.keys_env` names, compared in
 //! constant time. Only a key's name is ever shown (logs, metrics, the console).
+use super::dialect::Dialect;
+use super::errors::error_response;
+use super::{Live, Shared};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 #[derive(Clone, Default)]
@@ -74,6 +80,29 @@ pub fn presented(headers: &axum::http::HeaderMap) -> Option<&str> {
         );
     }
     headers.get("x-api-key").and_then(|v| v.to_str().ok())
+}
+
+/// The client's name (its key's name), or a 401 in its dialect. Without keys (loopback only)
+/// the client is known by its address.
+#[allow(clippy::result_large_err)]
+pub(super) fn authorize(
+    sh: &Shared,
+    live: &Live,
+    headers: &HeaderMap,
+    d: Dialect,
+    peer: SocketAddr,
+) -> Result<String, Response> {
+    if live.keys.is_empty() {
+        return Ok(peer.ip().to_string());
+    }
+    match super::auth::presented(headers).and_then(|k| live.keys.check(k)) {
+        Some(name) => Ok(name.to_string()),
+        None => {
+            sh.metrics.refused("unauthorized");
+            sh.feed.refused();
+            Err(error_response(d, 401, "missing or unknown API key: send `Authorization: Bearer KEY` with a key from the gateway's client keys", Some("invalid_api_key"), None))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! so that a console watching thousands of requests a second can take the seconds alone.
 //! Bounded everywhere: a broadcast channel that drops for a lagging reader (and says so), a
 //! ring of recent events for a reader that joins late, and per-second histograms.
+pub use super::feed_readers::ReaderGuard;
+use super::feed_readers::Readers;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -226,50 +228,6 @@ struct Counting {
     attempts: Attempts,
     /// The circuits as the last second ended (a change is told as a notice).
     circuits: Vec<CircuitSecond>,
-}
-
-/// What the live readers ask for: how many want every request step by step, and the most
-/// new requests a second that a sampling reader follows. A request no reader follows is
-/// counted and kept in the ring, but not sent down the channel: a console sampling 50
-/// requests a second costs the gateway 50 requests' events, not all of them.
-#[derive(Default)]
-struct Readers {
-    full: std::sync::atomic::AtomicUsize,
-    budget: std::sync::atomic::AtomicU32,
-    sampled: Mutex<BTreeMap<u64, u32>>,
-    next: std::sync::atomic::AtomicU64,
-    /// (second, requests followed in it)
-    taken: Mutex<(u64, u32)>,
-}
-
-impl Readers {
-    fn rebudget(&self, sampled: &BTreeMap<u64, u32>) {
-        let max = sampled.values().copied().max().unwrap_or(0);
-        self.budget.store(max, Ordering::Relaxed);
-    }
-}
-
-/// A live reader's place among the readers; it goes when the reader does.
-pub struct ReaderGuard {
-    readers: Arc<Readers>,
-    id: u64,
-    full: bool,
-}
-
-impl Drop for ReaderGuard {
-    fn drop(&mut self) {
-        if self.full {
-            self.readers.full.fetch_sub(1, Ordering::Relaxed);
-        } else {
-            let mut m = self
-                .readers
-                .sampled
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            m.remove(&self.id);
-            self.readers.rebudget(&m);
-        }
-    }
 }
 
 pub struct Feed {

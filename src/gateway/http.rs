@@ -1,14 +1,14 @@
 //! The gateway's HTTP surface: each dialect's endpoints, `/health`, `/metrics`, and the
 //! console's feed (`/anorag/events`, `/anorag/stats`). Handlers check the key, read the body
 //! under its cap and deadline, parse it, resolve the model, and hand over to the relay.
+use super::auth::authorize;
 use super::dialect::{self, Dialect, Shape};
 use super::errors::error_response;
-use super::feed::Event;
 use super::parse::{self, BadField, Parsed};
 use super::relay::{self, Ask};
 use super::{Live, Shared};
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,9 +17,8 @@ use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-type St = State<Arc<Shared>>;
+use super::St;
 
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
@@ -48,7 +47,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/api/version", get(version))
         .route("/api/show", post(show))
         .route("/", get(root).head(root))
-        .route("/anorag/events", get(events))
+        .route("/anorag/events", get(super::feed_http::events))
         .route("/anorag/stats", get(stats))
         .fallback(not_found)
         .with_state(shared)
@@ -104,29 +103,6 @@ async fn not_found(req: Request) -> Response {
         Some("not_found"),
         None,
     )
-}
-
-/// The client's name (its key's name), or a 401 in its dialect. Without keys (loopback only)
-/// the client is known by its address.
-#[allow(clippy::result_large_err)]
-fn authorize(
-    sh: &Shared,
-    live: &Live,
-    headers: &HeaderMap,
-    d: Dialect,
-    peer: SocketAddr,
-) -> Result<String, Response> {
-    if live.keys.is_empty() {
-        return Ok(peer.ip().to_string());
-    }
-    match super::auth::presented(headers).and_then(|k| live.keys.check(k)) {
-        Some(name) => Ok(name.to_string()),
-        None => {
-            sh.metrics.refused("unauthorized");
-            sh.feed.refused();
-            Err(error_response(d, 401, "missing or unknown API key: send `Authorization: Bearer KEY` with a key from the gateway's client keys", Some("invalid_api_key"), None))
-        }
-    }
 }
 
 /// The body, whole, within the size cap and the client deadline.
@@ -396,187 +372,6 @@ async fn metrics(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    r
-}
-
-#[derive(serde::Deserialize, Default, Clone, Copy)]
-struct FeedQuery {
-    /// Only the per-second aggregates (and notices): what a console needs at high rates.
-    #[serde(default)]
-    seconds_only: bool,
-    /// Leave out the recent events a new reader gets first.
-    #[serde(default)]
-    live_only: bool,
-    /// Only the recent events, then the end (a one-shot reader).
-    #[serde(default)]
-    snapshot: bool,
-    /// Follow at most this many new requests a second, step by step; of the others only
-    /// fallbacks and failures (a console's list stays live and cheap at any rate).
-    #[serde(default)]
-    rows_per_s: Option<u32>,
-}
-
-/// Which events one reader gets.
-struct FeedFilter {
-    q: FeedQuery,
-    followed: std::collections::HashSet<u64>,
-    second: u64,
-    taken: u32,
-}
-
-impl FeedFilter {
-    fn new(q: FeedQuery) -> Self {
-        Self {
-            q,
-            followed: Default::default(),
-            second: 0,
-            taken: 0,
-        }
-    }
-
-    fn keep(&mut self, e: &Event) -> bool {
-        if matches!(
-            e,
-            Event::Second(_) | Event::Notice { .. } | Event::Lagged { .. }
-        ) {
-            return true;
-        }
-        if self.q.seconds_only {
-            return false;
-        }
-        let Some(n) = self.q.rows_per_s else {
-            return true;
-        };
-        match e {
-            Event::Start { id, at_ms, .. } => {
-                let sec = at_ms / 1000;
-                if sec != self.second {
-                    (self.second, self.taken) = (sec, 0);
-                }
-                // A reader whose requests never end (it lagged past their ends) starts over.
-                if self.followed.len() >= 65_536 {
-                    self.followed.clear();
-                }
-                let take = self.taken < n;
-                if take {
-                    self.taken += 1;
-                    self.followed.insert(*id);
-                }
-                take
-            }
-            Event::Trying { id, .. }
-            | Event::Stage { id, .. }
-            | Event::Attempt { id, .. }
-            | Event::FirstToken { id, .. } => self.followed.contains(id),
-            Event::Fallback { .. } => true,
-            Event::End { id, outcome, .. } => self.followed.remove(id) || *outcome != "ok",
-            _ => true,
-        }
-    }
-}
-
-/// A reader is written to at most once in this time, with everything since its last write:
-/// a busy gateway's feed costs it a few writes a second per reader, not one per event.
-const FEED_BATCH: std::time::Duration = std::time::Duration::from_millis(20);
-
-fn write_line(out: &mut Vec<u8>, e: &Event) {
-    if serde_json::to_writer(&mut *out, e).is_ok() {
-        out.push(b'\n');
-    }
-}
-
-/// The live feed as NDJSON: the recent events, then each as it happens.
-async fn events(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Query<FeedQuery>,
-) -> Response {
-    let live = sh.live();
-    if let Err(r) = authorize(&sh, &live, &headers, Dialect::OpenAi, peer) {
-        return r;
-    }
-    let mut filter = FeedFilter::new(q);
-    let wants = if q.seconds_only {
-        Some(0)
-    } else {
-        q.rows_per_s
-    };
-    let (recent, rx, reader) = sh.feed.subscribe(wants);
-    let mut head = Vec::new();
-    if !q.live_only {
-        for e in recent.iter().filter(|e| filter.keep(e)) {
-            write_line(&mut head, e);
-        }
-    }
-    let head = futures::stream::iter(
-        (!head.is_empty()).then(|| Ok::<Bytes, std::io::Error>(Bytes::from(head))),
-    );
-    // The feed ends when the gateway drains, after what was published before (the drain's
-    // notice among it): a watching console must not hold a graceful stop up.
-    let draining = sh.drain_begun();
-    let tail = futures::stream::unfold(
-        (rx, draining, filter, None::<tokio::time::Instant>, reader),
-        move |(mut rx, mut draining, mut filter, last, reader)| async move {
-            if let Some(t) = last {
-                tokio::time::sleep_until(t + FEED_BATCH).await;
-            }
-            loop {
-                let first = tokio::select! {
-                    biased;
-                    got = rx.recv() => got,
-                    _ = super::until_true(&mut draining) => return None,
-                };
-                let mut out = Vec::new();
-                let mut got = Some(first.map_err(|e| match e {
-                    RecvError::Lagged(n) => TryRecvError::Lagged(n),
-                    RecvError::Closed => TryRecvError::Closed,
-                }));
-                let mut closed = false;
-                // What else is there goes in the same write.
-                while let Some(g) = got.take() {
-                    match g {
-                        Ok(e) if filter.keep(&e) => write_line(&mut out, &e),
-                        Ok(_) => {}
-                        Err(TryRecvError::Lagged(n)) => {
-                            write_line(&mut out, &Event::Lagged { missed: n })
-                        }
-                        Err(TryRecvError::Closed) => closed = true,
-                        Err(TryRecvError::Empty) => break,
-                    }
-                    if !closed {
-                        got = Some(rx.try_recv());
-                    }
-                }
-                if !out.is_empty() {
-                    let next = (
-                        rx,
-                        draining,
-                        filter,
-                        Some(tokio::time::Instant::now()),
-                        reader,
-                    );
-                    return Some((Ok(Bytes::from(out)), next));
-                }
-                if closed {
-                    return None;
-                }
-            }
-        },
-    );
-    use futures::StreamExt;
-    let body = if q.snapshot {
-        Body::from_stream(head)
-    } else {
-        Body::from_stream(head.chain(tail))
-    };
-    let mut r = Response::new(body);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 

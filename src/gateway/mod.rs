@@ -9,6 +9,8 @@ pub mod auth;
 pub mod dialect;
 mod errors;
 pub mod feed;
+mod feed_http;
+mod feed_readers;
 mod http;
 pub mod metrics;
 pub mod names;
@@ -26,6 +28,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+/// The handlers' shared state.
+type St = axum::extract::State<Arc<Shared>>;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
