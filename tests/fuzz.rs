@@ -427,6 +427,9 @@ fn the_lean_stream_reader_agrees_on_vllms_stream_and_edge_cases() {
         b"data: {\"error\":{\"message\":\"boom\",\"type\":\"InternalServerError\",\"code\":500}}\n\n",
         b"data: {\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}\n\n",
         b"event: x\ndata: not json\n\n",
+        // Chunks alike but for their text, whose text is not a plain string: another key
+        // spliced in, a raw control character, an escape; then the finish.
+        b"data: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"ab\"},\"finish_reason\":null}]}\n\ndata: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"cd\"},\"finish_reason\":null}]}\n\ndata: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"x\",\"role\":\"y\"},\"finish_reason\":null}]}\n\ndata: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"q\\n\\\"\"},\"finish_reason\":null}]}\n\ndata: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"\"},\"finish_reason\":\"stop\"}]}\n\ndata: {\"id\":\"a\",\"choices\":[{\"delta\":{\"content\":\"e\x01f\"},\"finish_reason\":null}]}\n\n",
         // Unicode white space around the JSON (U+00A0, U+2003), trimmed by both.
         "data: \u{a0}{\"choices\":[{\"delta\":{\"content\":\"t\"}}]}\u{2003}\n\n".as_bytes(),
     ];

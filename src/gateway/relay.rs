@@ -14,6 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 impl Ask {
@@ -151,19 +152,24 @@ pub async fn serve(shared: Arc<Shared>, ask: Ask, arrived: Instant) -> Response 
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             served_headers(&mut resp, id, &rs.served_by, &rs.attempts);
-            let relay = Relay {
+            let mut abort = shared.abort_streams();
+            let mut relay = Relay {
                 tr,
                 events: rs.stream,
                 enc,
-                abort: shared.abort_streams(),
+                abort: Box::pin(async move { super::until_true(&mut abort).await }),
                 ended: false,
                 first_sent: false,
+                flush_first: false,
+                waiting_since: None,
                 _permit: permit,
             };
-            *resp.body_mut() =
-                Body::from_stream(futures::stream::unfold(relay, |mut r| async move {
-                    r.next().await.map(|b| (Ok::<Bytes, std::io::Error>(b), r))
-                }));
+            // Polled in place: nothing of the relay's state moves per write.
+            *resp.body_mut() = Body::from_stream(futures::stream::poll_fn(move |cx| {
+                relay
+                    .poll_next(cx)
+                    .map(|b| b.map(Ok::<Bytes, std::io::Error>))
+            }));
             resp
         }
     }
@@ -305,10 +311,18 @@ struct Relay {
     tr: Tracker,
     events: EventStream,
     enc: Encoder,
-    abort: tokio::sync::watch::Receiver<bool>,
+    /// Ready once the drain timeout has passed.
+    abort: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
     ended: bool,
     /// Whether the first token has been written.
     first_sent: bool,
+    /// The first token was just handed over: the next poll yields once, so that the server
+    /// flushes it (with the response head) before the rest of its burst is read. Otherwise
+    /// the server buffers every frame that is ready and the client's first token waits for
+    /// the whole burst.
+    flush_first: bool,
+    /// Since when the relay has waited on upstream (counted into `tr.upstream`).
+    waiting_since: Option<Instant>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
@@ -318,43 +332,54 @@ impl Relay {
     /// fast upstream costs one write per burst rather than one per chunk. The first token
     /// goes out alone, ahead of the rest of its burst: the client's TTFT does not wait for
     /// the burst to be read.
-    async fn next(&mut self) -> Option<Bytes> {
-        use futures::FutureExt;
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         if self.ended {
-            return None;
+            return Poll::Ready(None);
         }
-        let mut out = Vec::with_capacity(512);
+        if std::mem::take(&mut self.flush_first) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let mut out = Vec::new();
         loop {
-            let waited = Instant::now();
-            let ev = tokio::select! {
-                biased;
-                ev = self.events.next() => ev,
-                _ = super::until_true(&mut self.abort) => {
-                    self.tr.upstream += waited.elapsed();
+            let ev = match self.events.poll_next_unpin(cx) {
+                Poll::Ready(ev) => ev,
+                Poll::Pending => {
+                    let since = *self.waiting_since.get_or_insert_with(Instant::now);
+                    if self.abort.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.tr.upstream += since.elapsed();
                     self.enc.error("the gateway is shutting down: the answer was cut short after its drain timeout", "server_error", &mut out);
                     self.tr.finish("error", Some("shutdown"), 200);
                     self.ended = true;
-                    return Some(out.into());
+                    return Poll::Ready(Some(out.into()));
                 }
             };
-            self.tr.upstream += waited.elapsed();
+            if let Some(since) = self.waiting_since.take() {
+                self.tr.upstream += since.elapsed();
+            }
+            out.reserve(512);
             if self.take(ev, &mut out) {
-                return Some(out.into());
+                return Poll::Ready(Some(out.into()));
             }
             while out.len() < 32 * 1024 && (self.first_sent || self.tr.first.is_none()) {
-                match self.events.next().now_or_never() {
-                    Some(ev) => {
+                match self.events.poll_next_unpin(cx) {
+                    Poll::Ready(ev) => {
                         if self.take(ev, &mut out) {
-                            return Some(out.into());
+                            return Poll::Ready(Some(out.into()));
                         }
                     }
-                    None => break,
+                    Poll::Pending => break,
                 }
             }
             // An event that wrote nothing (an empty Ollama delta) waits for the next.
             if !out.is_empty() {
-                self.first_sent |= self.tr.first.is_some();
-                return Some(out.into());
+                if !self.first_sent && self.tr.first.is_some() {
+                    self.first_sent = true;
+                    self.flush_first = true;
+                }
+                return Poll::Ready(Some(out.into()));
             }
         }
     }

@@ -56,6 +56,11 @@ impl Lines {
         false
     }
 
+    /// Nothing unfinished: the next bytes start a line.
+    pub fn is_clean(&self) -> bool {
+        self.line.is_empty() && !self.after_cr
+    }
+
     /// Bytes of an unfinished line.
     pub fn pending(&self) -> usize {
         self.line.len()

@@ -6,6 +6,7 @@
 //! a proxy in the environment keep the reqwest path (`Pick::lean` is `None` there).
 pub mod framing;
 pub mod scan;
+mod template;
 
 use crate::provider::error::{classify_http, ErrorClass, ProviderError};
 use crate::provider::RawSseRequest;
@@ -13,6 +14,7 @@ use framing::Framing;
 use scan::{End, LeanEvent, Scanner};
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -31,7 +33,23 @@ const READ_BUF: usize = 16 << 10;
 pub struct LeanClient {
     authority: String,
     connect_timeout: Duration,
-    idle: Mutex<Vec<(TcpStream, Instant)>>,
+    /// Idle connections by pool (see [`use_own_pool`]), the freshest last.
+    idle: Mutex<Vec<(u64, Idle)>>,
+}
+
+/// One pool's idle connections, each with when it went idle.
+type Idle = Vec<(TcpStream, Instant)>;
+
+thread_local! {
+    static POOL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes this thread take and return upstream connections in a pool of its own. For a
+/// thread that runs a runtime of its own (a gateway worker): its connections are registered
+/// with its own reactor, and one used by another thread would cost a hand-over between
+/// threads on every read. Threads of a shared runtime keep the shared pool (0).
+pub fn use_own_pool(key: u64) {
+    POOL.with(|p| p.set(key));
 }
 
 /// Whether an environment variable routes plain HTTP through a proxy (reqwest honours these).
@@ -51,8 +69,10 @@ impl LeanClient {
     }
 
     fn pooled(&self) -> Option<TcpStream> {
+        let key = POOL.with(std::cell::Cell::get);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((s, since)) = idle.pop() {
+        let (_, mine) = idle.iter_mut().find(|(k, _)| *k == key)?;
+        while let Some((s, since)) = mine.pop() {
             if since.elapsed() < MAX_IDLE {
                 return Some(s);
             }
@@ -61,10 +81,16 @@ impl LeanClient {
     }
 
     fn give_back(&self, s: TcpStream) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((s, Instant::now()));
+        let key = POOL.with(std::cell::Cell::get);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match idle.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                idle.push((key, Vec::new()));
+                idle.len() - 1
+            }
+        };
+        idle[at].1.push((s, Instant::now()));
     }
 
     async fn connect(&self) -> Result<TcpStream, ProviderError> {
@@ -311,46 +337,57 @@ pub struct LeanStream {
 }
 
 impl LeanStream {
-    /// The answer as the provider layer's events (text and finish reason kept).
-    pub fn into_events(self) -> crate::provider::EventStream {
+    /// The answer as the provider layer's events (text and finish reason kept). Polled in
+    /// place: nothing of the stream's state moves per event.
+    pub fn into_events(mut self) -> crate::provider::EventStream {
         use crate::provider::StreamEvent;
-        Box::pin(futures::stream::unfold(self, |mut s| async move {
-            let ev = s.next().await?.map(|(ev, at)| match ev {
-                LeanEvent::Delta {
-                    text,
-                    finish_reason,
-                    ..
-                } => StreamEvent::Delta {
-                    text: text.unwrap_or_default(),
-                    at,
-                    finish_reason,
-                },
-                LeanEvent::Usage(usage) => StreamEvent::Usage {
-                    usage,
-                    server: None,
-                    at,
-                },
-            });
-            Some((ev, s))
+        Box::pin(futures::stream::poll_fn(move |cx| {
+            self.poll_next(cx).map(|got| {
+                got.map(|r| {
+                    r.map(|(ev, at)| match ev {
+                        LeanEvent::Delta {
+                            text,
+                            finish_reason,
+                            ..
+                        } => StreamEvent::Delta {
+                            text: text.unwrap_or_default(),
+                            at,
+                            finish_reason,
+                        },
+                        LeanEvent::Usage(usage) => StreamEvent::Usage {
+                            usage,
+                            server: None,
+                            at,
+                        },
+                    })
+                })
+            })
         }))
     }
 
-    /// The next event; `None` after `[DONE]`; an error once, then `None`. Events are read
-    /// out of what the socket gave one at a time, so that the first of a burst is handed on
-    /// (a gateway writes it to its client) before the rest are parsed.
+    /// The next event; `None` after `[DONE]`; an error once, then `None`.
     pub async fn next(&mut self) -> Option<Result<(LeanEvent, Instant), ProviderError>> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// Events are read out of what the socket gave one at a time, so that the first of a
+    /// burst is handed on (a gateway writes it to its client) before the rest are parsed.
+    pub fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(LeanEvent, Instant), ProviderError>>> {
         loop {
             if let Some(ev) = self.queue.pop_front() {
-                return Some(Ok(ev));
+                return Poll::Ready(Some(Ok(ev)));
             }
             match self.end.take() {
                 Some(Ok(())) => {
                     self.end = Some(Ok(()));
-                    return None;
+                    return Poll::Ready(None);
                 }
                 Some(Err(e)) => {
                     self.end = Some(Ok(()));
-                    return Some(Err(e));
+                    return Poll::Ready(Some(Err(e)));
                 }
                 None => {}
             }
@@ -358,7 +395,7 @@ impl LeanStream {
                 self.scan_one();
                 continue;
             }
-            match self.body.read().await {
+            match ready!(self.body.poll_read(cx)) {
                 Ok(true) => {
                     self.scanned = 0;
                     self.read_at = Instant::now();
@@ -372,12 +409,7 @@ impl LeanStream {
     /// Scans the unscanned bytes up to the end of the next event (a blank line).
     fn scan_one(&mut self) {
         let rest = &self.body.out[self.scanned..];
-        let lf = memchr::memmem::find(rest, b"\n\n").map(|i| i + 2);
-        let crlf = memchr::memmem::find(rest, b"\n\r\n").map(|i| i + 3);
-        let cut = match (lf, crlf) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => a.or(b).unwrap_or(rest.len()),
-        };
+        let cut = event_end(rest).unwrap_or(rest.len());
         let end = self.scan.push(&rest[..cut], &mut self.events);
         self.scanned += cut;
         let at = self.read_at;
@@ -392,6 +424,33 @@ impl LeanStream {
                 self.body.sock = None;
             }
             None => {}
+        }
+    }
+}
+
+/// Where the first event in `bytes` ends: just past its blank line (`\n\n` or `\n\r\n`).
+/// Looks no further than that line, so that reading a burst of events costs its length
+/// once, not once per event.
+fn event_end(bytes: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'\n', bytes).find_map(|i| match bytes.get(i + 1..) {
+        Some([b'\n', ..]) => Some(i + 2),
+        Some([b'\r', b'\n', ..]) => Some(i + 3),
+        _ => None,
+    })
+}
+
+/// Appends what the socket has to `buf` (its spare room), or waits until it has something.
+fn poll_read_buf(
+    sock: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    loop {
+        match sock.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                ready!(sock.poll_read_ready(cx))?;
+            }
+            got => return Poll::Ready(got),
         }
     }
 }
@@ -411,23 +470,28 @@ struct Body {
 impl Body {
     /// Reads the next body bytes into `out`; false at the body's end.
     async fn read(&mut self) -> Result<bool, ProviderError> {
+        std::future::poll_fn(|cx| self.poll_read(cx)).await
+    }
+
+    /// [`Body::read`], polled: `out` is empty whenever this is pending.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, ProviderError>> {
         self.out.clear();
         loop {
             if !self.raw.is_empty() {
-                let used = self
-                    .framing
-                    .decode(&self.raw, &mut self.out)
-                    .map_err(|e| self.client.broken(&e))?;
+                let used = match self.framing.decode(&self.raw, &mut self.out) {
+                    Ok(used) => used,
+                    Err(e) => return Poll::Ready(Err(self.client.broken(&e))),
+                };
                 self.raw.drain(..used);
                 if !self.out.is_empty() {
-                    return Ok(true);
+                    return Poll::Ready(Ok(true));
                 }
             }
             if self.framing.done() {
-                return Ok(false);
+                return Poll::Ready(Ok(false));
             }
             let Some(sock) = self.sock.as_mut() else {
-                return Ok(false);
+                return Poll::Ready(Ok(false));
             };
             let grow = if self.raw.capacity() >= READ_BUF {
                 READ_BUF
@@ -436,7 +500,7 @@ impl Body {
             };
             self.raw.reserve(grow);
             let room = self.raw.capacity() - self.raw.len();
-            let got = sock.read_buf(&mut self.raw).await;
+            let got = ready!(poll_read_buf(sock, &mut self.raw, cx));
             if matches!(got, Ok(n) if n == room) {
                 self.raw.reserve(READ_BUF);
             }
@@ -444,23 +508,23 @@ impl Body {
                 Ok(0) => {
                     self.sock = None;
                     if self.framing.ends_at_close() {
-                        return Ok(false);
+                        return Poll::Ready(Ok(false));
                     }
-                    return Err(ProviderError::new(
+                    return Poll::Ready(Err(ProviderError::new(
                         ErrorClass::StreamBroken,
                         format!(
                             "{} closed the connection before the body's end",
                             self.client.authority
                         ),
-                    ));
+                    )));
                 }
                 Ok(_) => {}
                 Err(e) => {
                     self.sock = None;
-                    return Err(ProviderError::new(
+                    return Poll::Ready(Err(ProviderError::new(
                         ErrorClass::StreamBroken,
                         format!("reading the stream of {}: {e}", self.client.authority),
-                    ));
+                    )));
                 }
             }
         }
@@ -510,5 +574,20 @@ impl Body {
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_end;
+
+    #[test]
+    fn an_event_ends_at_its_blank_line_whatever_its_line_ends() {
+        assert_eq!(event_end(b"data: a\n\ndata: b\n\n"), Some(9));
+        assert_eq!(event_end(b"data: a\r\n\r\ndata: b"), Some(11));
+        assert_eq!(event_end(b"data: a\ndata: b\n\n"), Some(17));
+        assert_eq!(event_end(b"data: a\n"), None);
+        assert_eq!(event_end(b"data: a\n\r"), None);
+        assert_eq!(event_end(b""), None);
     }
 }

@@ -3,6 +3,7 @@
 //! and `[DONE]`. Everything else in a chunk is validated and skipped, without a `String` per
 //! event. The rules are those of `provider::sse` and `provider::openai::SseChatDecoder`;
 //! tests/fuzz.rs checks both on the same bytes, vLLM's own among them.
+use super::template::Template;
 use crate::provider::error::{classify_in_band, ErrorClass, ProviderError};
 use crate::provider::Usage;
 use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
@@ -42,7 +43,15 @@ struct Fields {
     data: Vec<u8>,
     has_data: bool,
     seen_any: bool,
+    /// The layout of this stream's chunks, once learnt (see `template`).
+    template: Option<Template>,
+    /// Chunks the template did not fit: a stream whose chunks vary in more than their
+    /// text stops learning.
+    misses: u8,
 }
+
+/// After this many chunks that did not fit, a stream's template is no longer learnt.
+const MAX_MISSES: u8 = 8;
 
 impl Scanner {
     pub fn new(keep_text: bool) -> Self {
@@ -58,6 +67,14 @@ impl Scanner {
     /// Feeds body bytes; events go to `out`; `Some` once the stream is over.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
         let cap = crate::provider::body::MAX_EVENT_BYTES;
+        if let Some(data) = self.single_data_event(bytes) {
+            // The common event, read in place rather than copied line by line.
+            if data.len() > cap {
+                return Some(End::Error(over_cap()));
+            }
+            let fields = &mut self.fields;
+            return fields.on_data(data, out);
+        }
         let fields = &mut self.fields;
         let mut end = None;
         self.lines.feed(bytes, |line| {
@@ -71,6 +88,20 @@ impl Scanner {
             end = Some(End::Error(over_cap()));
         }
         end
+    }
+
+    /// `bytes` as one whole event of one `data:` line (`data: X\n\n`, nothing pending from
+    /// earlier reads): its data. What the line-by-line path would make of it, without the
+    /// copies.
+    fn single_data_event<'b>(&self, bytes: &'b [u8]) -> Option<&'b [u8]> {
+        if !self.lines.is_clean() || self.fields.has_data {
+            return None;
+        }
+        let line = bytes.strip_suffix(b"\n\n")?;
+        if !line.starts_with(b"data:") || memchr::memchr2(b'\n', b'\r', line).is_some() {
+            return None;
+        }
+        Some(crate::provider::sse::split_field(line).1)
     }
 
     /// Why the body ended too soon (the words of the reqwest path's decoder).
@@ -117,17 +148,33 @@ impl Fields {
         None
     }
 
-    fn on_data(&mut self, data: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
+    fn on_data(&mut self, raw: &[u8], out: &mut Vec<LeanEvent>) -> Option<End> {
+        if let Some(t) = &self.template {
+            if let Some(text) = t.text_of(raw) {
+                self.seen_any = true;
+                let keep = self.keep_text;
+                out.push(LeanEvent::Delta {
+                    empty: text.is_empty(),
+                    text: keep.then(|| text.to_string()),
+                    finish_reason: t.finish_reason.clone().filter(|_| keep),
+                });
+                if let Some(u) = t.usage {
+                    out.push(LeanEvent::Usage(u));
+                }
+                return None;
+            }
+            self.misses = self.misses.saturating_add(1);
+        }
         // Invalid UTF-8 is repaired, and the data trimmed, as the reqwest path's decoder does.
         let repaired;
-        let data = match std::str::from_utf8(data) {
-            Ok(s) => s,
+        let (data, valid) = match std::str::from_utf8(raw) {
+            Ok(s) => (s, true),
             Err(_) => {
-                repaired = String::from_utf8_lossy(data).into_owned();
-                &repaired
+                repaired = String::from_utf8_lossy(raw).into_owned();
+                (repaired.as_str(), false)
             }
-        }
-        .trim();
+        };
+        let data = data.trim();
         if data.starts_with("[DONE]") {
             return Some(End::Done);
         }
@@ -147,7 +194,20 @@ impl Fields {
                 &serde_json::json!({ "error": err }),
             )));
         }
+        let usage = chunk.usage.map(|u| Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        });
         if let Some(c) = chunk.choices.0 {
+            if self.misses < MAX_MISSES && c.message.is_none() && c.text.is_none() {
+                let text = c.delta.as_ref().and_then(|d| d.content.as_deref());
+                if let (Some(text), true) = (text, valid) {
+                    let finish = c.finish_reason.as_deref();
+                    if let Some(t) = Template::learn(raw, text, finish, usage) {
+                        self.template = Some(t);
+                    }
+                }
+            }
             let text = c.delta.or(c.message).and_then(|m| m.content).or(c.text);
             let empty = text.as_deref().is_none_or(str::is_empty);
             let keep = self.keep_text;
@@ -157,11 +217,8 @@ impl Fields {
                 finish_reason: c.finish_reason.filter(|_| keep).map(Cow::into_owned),
             });
         }
-        if let Some(u) = chunk.usage {
-            out.push(LeanEvent::Usage(Usage {
-                prompt_tokens: u.prompt_tokens,
-                completion_tokens: u.completion_tokens,
-            }));
+        if let Some(u) = usage {
+            out.push(LeanEvent::Usage(u));
         }
         None
     }

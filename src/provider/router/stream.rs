@@ -6,7 +6,10 @@ use crate::provider::pool::{InFlightGuard, Target};
 use crate::provider::{ChatRequest, EventStream, StreamEvent};
 use futures::StreamExt;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::time::timeout_at;
 
@@ -101,10 +104,17 @@ struct Committed {
     t: Timeouts,
     deadline: Instant,
     delivered: usize,
+    /// The idle limit, armed while waiting for the next event (an event already there, in
+    /// a burst, needs no timer); kept between waits so that each wait only moves it.
+    idle: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// What the armed timer means (the idle limit, or the deadline when it comes first).
+    idle_class: ErrorClass,
+    waiting: bool,
 }
 
 /// The stream the caller reads after commit: idle and total limits, and errors that say
-/// content was already delivered, so nobody retries them.
+/// content was already delivered, so nobody retries them. Polled in place: nothing of its
+/// state moves per event.
 fn committed(
     buffered: VecDeque<StreamEvent>,
     inner: Option<EventStream>,
@@ -113,7 +123,7 @@ fn committed(
     t: Timeouts,
     deadline: Instant,
 ) -> EventStream {
-    let st = Committed {
+    Box::pin(Committed {
         buffered,
         inner,
         busy: Some(busy),
@@ -121,48 +131,66 @@ fn committed(
         t,
         deadline,
         delivered: 0,
-    };
-    Box::pin(futures::stream::unfold(st, |mut st| async move {
+        idle: None,
+        idle_class: ErrorClass::IdleTimeout,
+        waiting: false,
+    })
+}
+
+impl futures::Stream for Committed {
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let st = self.get_mut();
         if let Some(ev) = st.buffered.pop_front() {
             st.delivered += 1;
-            return Some((Ok(ev), st));
+            return Poll::Ready(Some(Ok(ev)));
         }
-        let inner = st.inner.as_mut()?;
-        // An event already there (a burst) needs no timer: one is set only to wait.
-        let ready = {
-            use futures::FutureExt;
-            inner.next().now_or_never()
+        let Some(inner) = st.inner.as_mut() else {
+            return Poll::Ready(None);
         };
-        let next = match ready {
-            Some(_) if Instant::now() >= st.deadline => Err(ErrorClass::TotalTimeout),
-            Some(ev) => Ok(ev),
-            None => {
-                let (at, class) = limit(
-                    Instant::now(),
-                    st.t.idle,
-                    ErrorClass::IdleTimeout,
-                    st.deadline,
-                );
-                timeout_at(at.into(), inner.next()).await.map_err(|_| class)
+        let failure = match inner.poll_next_unpin(cx) {
+            Poll::Ready(got) => {
+                let waited = std::mem::take(&mut st.waiting);
+                match got {
+                    // Past the deadline with events still coming: the total limit holds
+                    // for a stream that never goes idle too.
+                    Some(_) if !waited && Instant::now() >= st.deadline => {
+                        timed_out(ErrorClass::TotalTimeout, "end of the answer", st.t.total)
+                    }
+                    Some(Ok(ev)) => {
+                        st.delivered += 1;
+                        return Poll::Ready(Some(Ok(ev)));
+                    }
+                    None => return Poll::Ready(None),
+                    Some(Err(e)) => e,
+                }
             }
-        };
-        let failure = match next {
-            Ok(Some(Ok(ev))) => {
-                st.delivered += 1;
-                return Some((Ok(ev), st));
-            }
-            Ok(None) => return None,
-            Ok(Some(Err(e))) => e,
-            Err(class) => {
-                let what = if class == ErrorClass::IdleTimeout {
-                    "next chunk"
-                } else {
-                    "end of the answer"
+            Poll::Pending => {
+                if !st.waiting {
+                    st.waiting = true;
+                    let (at, class) = limit(
+                        Instant::now(),
+                        st.t.idle,
+                        ErrorClass::IdleTimeout,
+                        st.deadline,
+                    );
+                    st.idle_class = class;
+                    match st.idle.as_mut() {
+                        Some(sleep) => sleep.as_mut().reset(at.into()),
+                        None => st.idle = Some(Box::pin(tokio::time::sleep_until(at.into()))),
+                    }
+                }
+                let Some(sleep) = st.idle.as_mut() else {
+                    return Poll::Pending;
                 };
-                let after = if class == ErrorClass::IdleTimeout {
-                    st.t.idle
+                ready!(sleep.as_mut().poll(cx));
+                st.waiting = false;
+                let class = st.idle_class;
+                let (what, after) = if class == ErrorClass::IdleTimeout {
+                    ("next chunk", st.t.idle)
                 } else {
-                    st.t.total
+                    ("end of the answer", st.t.total)
                 };
                 timed_out(class, what, after)
             }
@@ -179,6 +207,6 @@ fn committed(
             st.delivered,
             e.message
         );
-        Some((Err(e), st))
-    }))
+        Poll::Ready(Some(Err(e)))
+    }
 }
