@@ -26,7 +26,7 @@ const MAX_HEAD: usize = 64 << 10;
 const MAX_IDLE: Duration = Duration::from_secs(2);
 /// A body's read buffer starts small (a paced stream reads one chunk at a time, and a
 /// gateway holds thousands of them) and grows once a read fills it (a burst).
-const READ_MIN: usize = 8 << 10;
+const READ_MIN: usize = 2 << 10;
 const READ_BUF: usize = 16 << 10;
 
 /// One server's connections, kept alive between requests as reqwest's pool keeps them.
@@ -211,7 +211,7 @@ impl LeanClient {
             framing: head.framing,
             keep_alive: head.keep_alive,
             raw: head.rest,
-            out: Vec::with_capacity(READ_MIN),
+            out: Vec::new(),
         };
         if (200..300).contains(&head.status) {
             return Ok(LeanStream {
