@@ -100,14 +100,13 @@ impl Live {
     }
 }
 
-/// Returns once the flag is (or becomes) true; never, if its sender is gone while false.
+/// Returns once the flag is (or becomes) true, or once its sender is gone: the gateway is
+/// gone then (dropped without a shutdown), and nothing is left to wait for. The relays and
+/// feed readers that also wait here hold the gateway, so for them it is the flag alone.
 async fn until_true(rx: &mut tokio::sync::watch::Receiver<bool>) {
     loop {
-        if *rx.borrow_and_update() {
+        if *rx.borrow_and_update() || rx.changed().await.is_err() {
             return;
-        }
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
         }
     }
 }

@@ -26,7 +26,7 @@ pub struct Running {
 /// machine each hand-over is a wake-up of another thread that costs more than the relay's
 /// own work. The listening socket is shared; an idle worker tends to take the next
 /// connection.
-fn workers() -> usize {
+fn worker_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(16))
 }
 
@@ -40,7 +40,7 @@ pub async fn run(settings: Settings, live: Live) -> Result<Running, String> {
     let shared = Shared::new(settings, live);
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
-    for i in 0..self::workers() {
+    for i in 0..worker_count() {
         let l = listener
             .try_clone()
             .map_err(|e| format!("cannot share the socket on {addr}: {e}"))?;
@@ -159,7 +159,7 @@ async fn serve(
                 }
             },
             // Stopped, or the gateway dropped without a shutdown.
-            _ = stopped(&mut stop) => break,
+            _ = super::until_true(&mut stop) => break,
         };
         let _ = sock.set_nodelay(true);
         let app = app.clone();
@@ -182,13 +182,4 @@ async fn serve(
     // worker from outliving a connection that ignores even that.
     let most = shared.settings.drain_timeout + CUT_GRACE + Duration::from_secs(1);
     let _ = tokio::time::timeout(most, graceful.shutdown()).await;
-}
-
-/// Returns once the flag is true or its sender is gone.
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() || rx.changed().await.is_err() {
-            return;
-        }
-    }
 }

@@ -152,15 +152,8 @@ impl Fields {
         if let Some(t) = &self.template {
             if let Some(text) = t.text_of(raw) {
                 self.seen_any = true;
-                let keep = self.keep_text;
-                out.push(LeanEvent::Delta {
-                    empty: text.is_empty(),
-                    text: keep.then(|| text.to_string()),
-                    finish_reason: t.finish_reason.clone().filter(|_| keep),
-                });
-                if let Some(u) = t.usage {
-                    out.push(LeanEvent::Usage(u));
-                }
+                let (finish, usage) = (t.finish_reason.as_deref(), t.usage);
+                push_events(out, self.keep_text, Some(Some(text)), finish, usage);
                 return None;
             }
             self.misses = self.misses.saturating_add(1);
@@ -209,18 +202,33 @@ impl Fields {
                 }
             }
             let text = c.delta.or(c.message).and_then(|m| m.content).or(c.text);
-            let empty = text.as_deref().is_none_or(str::is_empty);
-            let keep = self.keep_text;
-            out.push(LeanEvent::Delta {
-                empty,
-                text: keep.then(|| text.map(Cow::into_owned).unwrap_or_default()),
-                finish_reason: c.finish_reason.filter(|_| keep).map(Cow::into_owned),
-            });
-        }
-        if let Some(u) = usage {
-            out.push(LeanEvent::Usage(u));
+            let finish = c.finish_reason.as_deref();
+            push_events(out, self.keep_text, Some(text.as_deref()), finish, usage);
+        } else {
+            push_events(out, self.keep_text, None, None, usage);
         }
         None
+    }
+}
+
+/// A chunk's events: a delta when it has a choice (`choice` is `Some`, with its text if
+/// any; text and finish reason kept only when asked), then its usage.
+fn push_events(
+    out: &mut Vec<LeanEvent>,
+    keep: bool,
+    choice: Option<Option<&str>>,
+    finish_reason: Option<&str>,
+    usage: Option<Usage>,
+) {
+    if let Some(text) = choice {
+        out.push(LeanEvent::Delta {
+            empty: text.is_none_or(str::is_empty),
+            text: keep.then(|| text.unwrap_or_default().to_string()),
+            finish_reason: finish_reason.filter(|_| keep).map(String::from),
+        });
+    }
+    if let Some(u) = usage {
+        out.push(LeanEvent::Usage(u));
     }
 }
 
