@@ -1,6 +1,6 @@
 """The official `openai` and `ollama` Python clients against the anorag-tui gateway.
 
-Run by tests/gateway.rs (and the real-vLLM tier) as
+Run by tests/it/gateway.rs (and the real-vLLM tier) as
     python gateway_clients.py SCENARIO BASE_URL MODEL
 Prints one JSON object per check on stdout; exits 1 on the first failed expectation.
 """

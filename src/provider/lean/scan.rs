@@ -2,7 +2,7 @@
 //! chunk has choices (a token event), whether its content is empty, the usage, an in-band error
 //! and `[DONE]`. Everything else in a chunk is validated and skipped, without a `String` per
 //! event. The rules are those of `provider::sse` and `provider::openai::SseChatDecoder`;
-//! tests/fuzz.rs checks both on the same bytes, vLLM's own among them.
+//! tests/it/fuzz.rs checks both on the same bytes, vLLM's own among them.
 use super::template::Template;
 use crate::provider::error::{classify_in_band, ErrorClass, ProviderError};
 use crate::provider::Usage;
@@ -302,7 +302,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
 #[cfg(test)]
 mod tests {
     //! The lean reader against the full decoder on vLLM's captured stream and on generated
-    //! ones is in tests/fuzz.rs.
+    //! ones is in tests/it/fuzz.rs.
     use super::*;
 
     #[test]

@@ -5,7 +5,7 @@
 //! backslash, no control character. Such a chunk is then read by two comparisons instead of
 //! a parse, which is most of a forwarded token's cost. Any other chunk (an escape in its
 //! text, the last one with its finish reason, another server's layout) goes to serde as
-//! before; tests/fuzz.rs holds the two readers to the same events.
+//! before; tests/it/fuzz.rs holds the two readers to the same events.
 use crate::provider::Usage;
 
 /// The key before a delta's text, once in the chunk.
