@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod cluster_jobs;
 mod config;
+mod docs;
 mod exact_prompts;
 mod examples;
 mod fuzz;
