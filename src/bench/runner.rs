@@ -1,11 +1,10 @@
 //! The load generator: closed loop (a target concurrency) or open loop (arrivals at absolute
 //! times, optionally capped), warm-up, a stop on requests or duration, live changes of
 //! concurrency or rate, and cancellation. Every request sent ends in exactly one bucket.
-use super::arrivals::{self, GapSampler};
 use super::client_health::{client_verdict, cpu_seconds};
+use super::dispatch::{spawn_one, Dispatch, Ran};
 pub use super::plan::*;
-use super::recorder::{Dist, Outcome, Recorder};
-use super::request::{one, request_for};
+use super::recorder::{Dist, Recorder};
 use super::result::{BenchResult, ClientHealth, Series};
 use super::server_metrics::{Armed as ServerArmed, ServerMetrics, ServerSeries};
 use super::workload::Workload;
@@ -48,7 +47,7 @@ pub async fn run(
     let timeout = crate::input::duration(plan.timeout_s.max(0.001));
     let idle = crate::input::duration(plan.idle_timeout_s.max(0.001));
 
-    let mut cancelled = warm_up(
+    let cancelled = warm_up(
         target,
         plan,
         &prompts,
@@ -59,37 +58,6 @@ pub async fn run(
     )
     .await;
 
-    let mut rec = Recorder::new(plan.slo, plan.detailed);
-    let mut lag = Dist::default();
-    let mut queue = Dist::default();
-    let mut load = plan.load;
-    let planned_requests = match plan.stop {
-        Stop::Requests(n) => Some(n),
-        Stop::DurationS(_) => None,
-    };
-    let stop_at_s = match plan.stop {
-        Stop::DurationS(d) => Some(d),
-        Stop::Requests(_) => None,
-    };
-    // Open loop with a request count: the whole schedule up front, rescaled to n/rate.
-    let mut schedule: Option<Vec<Duration>> = match (plan.load, plan.stop) {
-        (
-            Load::Open {
-                rate, burstiness, ..
-            },
-            Stop::Requests(n),
-        ) => Some(match plan.ramp {
-            Some(r) => arrivals::ramp_schedule(n as usize, r, burstiness, plan.seed),
-            None => arrivals::schedule(n as usize, rate, burstiness, plan.seed),
-        }),
-        _ => None,
-    };
-    let mut sampler = match plan.load {
-        Load::Open {
-            rate, burstiness, ..
-        } => Some(GapSampler::new(rate, burstiness, plan.seed ^ 0x5eed)),
-        Load::Closed { .. } => None,
-    };
     // The server's baseline reading comes before the run's first request.
     let armed = if plan.server_metrics_interval_s > 0.0 && target.kind == ProviderKind::VllmOpenai {
         Some(ServerArmed::new(&target.base_url, &target.model).await)
@@ -97,199 +65,54 @@ pub async fn run(
         None
     };
     let cpu0 = cpu_seconds();
-    let run_start = Instant::now();
+    let mut d = Dispatch::new(target, plan, &prompts, (timeout, idle), cancelled);
     let (server, server_error) = match armed {
         Some(Ok(a)) => (
             Some(a.begin(
                 crate::input::duration(plan.server_metrics_interval_s.max(0.05)),
-                run_start,
+                d.run_start,
             )),
             None,
         ),
         Some(Err(e)) => (None, Some(e)),
         None => (None, None),
     };
-    // A counted run lands its last arrival at n/rate (vLLM); a timed one starts at once, so
-    // rate × duration requests fall inside [0, duration).
-    let mut next_due: Option<Instant> = sampler.as_ref().map(|_| match &schedule {
-        Some(sch) => run_start + sch[0],
-        None => run_start,
-    });
-    let mut blocked_since: Option<Instant> = None;
-    let mut last_dispatch_s = 0.0f64;
-    let mut peak_in_flight = 0usize;
-    let mut sent = 0usize;
-    let mut inflight: FuturesUnordered<tokio::task::JoinHandle<(Outcome, Instant)>> =
-        FuturesUnordered::new();
-    let mut freed_at = run_start;
-    let mut sending = !cancelled;
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let stop_deadline = stop_at_s.map(|d| run_start + crate::input::duration(d));
-    let mut changes: Vec<serde_json::Value> = Vec::new();
     progress.send_modify(|p| {
         *p = Progress {
             phase: Phase::Running,
-            planned_requests,
-            planned_duration_s: stop_at_s,
+            planned_requests: d.planned_requests,
+            planned_duration_s: d.stop_at_s,
             ..Progress::default()
         }
     });
 
     loop {
-        let now = Instant::now();
-        if sending {
-            if let Some(d) = stop_deadline {
-                if now >= d {
-                    sending = false;
-                }
-            }
-            if planned_requests.is_some_and(|n| sent as u64 >= n) {
-                sending = false;
-            }
-        }
-        // Send what may be sent now.
-        while sending && planned_requests.is_none_or(|n| (sent as u64) < n) {
-            let now = Instant::now();
-            let cap = match load {
-                Load::Closed { concurrency } => Some(concurrency),
-                Load::Open {
-                    max_concurrency, ..
-                } => max_concurrency,
-            };
-            let (lag_from, waited) = match (load, next_due) {
-                (Load::Open { .. }, Some(due)) => {
-                    if now < due {
-                        break;
-                    }
-                    if cap.is_some_and(|c| inflight.len() >= c) {
-                        blocked_since.get_or_insert(due);
-                        break;
-                    }
-                    match blocked_since.take() {
-                        Some(d) => (freed_at.max(d), Some(freed_at.saturating_duration_since(d))),
-                        None => (due, None),
-                    }
-                }
-                _ => {
-                    if cap.is_some_and(|c| inflight.len() >= c) {
-                        break;
-                    }
-                    (freed_at.max(run_start), None)
-                }
-            };
-            lag.add_us(now.saturating_duration_since(lag_from).as_secs_f64() * 1e6);
-            if let Some(w) = waited {
-                queue.add_us(w.as_secs_f64() * 1e6);
-            }
-            let i = plan.warmup as usize + sent;
-            inflight.push(spawn_one(
-                target,
-                plan,
-                &prompts,
-                i,
-                run_start,
-                (timeout, idle),
-            ));
-            sent += 1;
-            rec.note_sent(now.saturating_duration_since(run_start).as_secs_f64());
-            last_dispatch_s = now.saturating_duration_since(run_start).as_secs_f64();
-            peak_in_flight = peak_in_flight.max(inflight.len());
-            // The next arrival of an open loop.
-            if let (Some(due), Some(s)) = (next_due, sampler.as_mut()) {
-                next_due = Some(match &schedule {
-                    Some(sch) if sent < sch.len() => run_start + sch[sent],
-                    Some(_) => due,
-                    None => due + crate::input::duration(s.next_gap()),
-                });
-            }
-            if matches!(load, Load::Closed { .. }) {
-                freed_at = now;
-            }
-        }
-        if (!sending || planned_requests.is_some_and(|n| sent as u64 >= n)) && inflight.is_empty() {
+        d.check_stop(Instant::now());
+        d.send_due();
+        if d.finished() {
             break;
         }
-        let open_wait = match (sending, load, next_due) {
-            (
-                true,
-                Load::Open {
-                    max_concurrency, ..
-                },
-                Some(due),
-            ) if max_concurrency.is_none_or(|c| inflight.len() < c) => Some(due),
-            _ => None,
-        };
+        let open_wait = d.open_wait();
+        let never = d.run_start;
         tokio::select! {
             biased;
-            c = control.recv() => match c {
-                Some(Control::Cancel) | None => {
-                    cancelled = true;
-                    sending = false;
-                    // Whatever is still in flight ends as `cancelled`: counted, not lost.
-                    let now_s = run_start.elapsed().as_secs_f64();
-                    for h in std::mem::take(&mut inflight) {
-                        h.abort();
-                        rec.add(Outcome {
-                            start_s: now_s,
-                            end_s: now_s,
-                            error: Some(("cancelled".into(), "the run was stopped".into())),
-                            ..Outcome::default()
-                        });
-                    }
-                }
-                Some(Control::SetConcurrency(c)) => {
-                    let c = c.max(1);
-                    load = match load {
-                        Load::Closed { .. } => Load::Closed { concurrency: c },
-                        Load::Open { rate, burstiness, .. } => Load::Open { rate, burstiness, max_concurrency: Some(c) },
-                    };
-                    changes.push(json!({"at_s": run_start.elapsed().as_secs_f64(), "concurrency": c}));
-                }
-                Some(Control::SetRate(r)) => {
-                    if let (Load::Open { burstiness, max_concurrency, .. }, Some(s)) = (load, sampler.as_mut()) {
-                        let r = r.max(0.001);
-                        s.set_rate(r);
-                        // The rest of the schedule is drawn at the new rate, from now.
-                        schedule = None;
-                        next_due = Some(Instant::now() + crate::input::duration(s.next_gap()));
-                        load = Load::Open { rate: r, burstiness, max_concurrency };
-                        changes.push(json!({"at_s": run_start.elapsed().as_secs_f64(), "rate": r}));
-                    }
-                }
-            },
-            Some(done) = inflight.next() => {
-                let (o, end) = match done {
-                    Ok(x) => x,
-                    Err(e) => (Outcome { error: Some(("client".into(), format!("request task failed: {e}"))), end_s: run_start.elapsed().as_secs_f64(), ..Outcome::default() }, Instant::now()),
-                };
-                freed_at = end;
-                rec.add(o);
-            }
-            _ = tokio::time::sleep_until(open_wait.unwrap_or(run_start).into()), if open_wait.is_some() => {}
-            _ = tokio::time::sleep_until(stop_deadline.unwrap_or(run_start).into()), if sending && stop_deadline.is_some() => {
-                sending = false;
+            c = control.recv() => d.on_control(c),
+            Some(done) = d.inflight.next() => d.on_done(done),
+            _ = tokio::time::sleep_until(open_wait.unwrap_or(never).into()), if open_wait.is_some() => {}
+            _ = tokio::time::sleep_until(d.stop_deadline.unwrap_or(never).into()), if d.sending && d.stop_deadline.is_some() => {
+                d.sending = false;
             }
             _ = tick.tick() => {
-                publish(&progress, &rec, run_start, inflight.len(), load, planned_requests, stop_at_s, if sending { Phase::Running } else { Phase::Draining }, &|off| server.as_ref().map(|w| w.series(off)));
+                let phase = if d.sending { Phase::Running } else { Phase::Draining };
+                publish(&progress, &d.rec, d.run_start, d.inflight.len(), d.load, d.planned_requests, d.stop_at_s, phase, &|off| server.as_ref().map(|w| w.series(off)));
             }
         }
     }
 
-    let ran = Ran {
-        rec,
-        lag,
-        queue,
-        sent,
-        peak_in_flight,
-        last_dispatch_s,
-        cpu0,
-        cancelled,
-        changes,
-        load,
-        run_start,
-    };
-    let stops = (planned_requests, stop_at_s);
+    let stops = (d.planned_requests, d.stop_at_s);
+    let ran = d.into_ran(cpu0);
     Ok(finish(
         target,
         plan,
@@ -301,21 +124,6 @@ pub async fn run(
         &progress,
     )
     .await)
-}
-
-/// What the dispatch loop leaves for the result.
-struct Ran {
-    rec: Recorder,
-    lag: Dist,
-    queue: Dist,
-    sent: usize,
-    peak_in_flight: usize,
-    last_dispatch_s: f64,
-    cpu0: f64,
-    cancelled: bool,
-    changes: Vec<serde_json::Value>,
-    load: Load,
-    run_start: Instant,
 }
 
 /// The result: vLLM's figures from the recorder, the server's series, the client's own
@@ -432,27 +240,6 @@ async fn finish(
         },
     );
     result
-}
-
-/// Sends prompt `i` as one request of the plan, timed from `start`.
-fn spawn_one(
-    target: &BenchTarget,
-    plan: &Plan,
-    prompts: &super::workload::PromptSource,
-    i: usize,
-    start: Instant,
-    (timeout, idle): (Duration, Duration),
-) -> tokio::task::JoinHandle<(Outcome, Instant)> {
-    let p = &prompts.get(i);
-    tokio::spawn(one(
-        target.pick(plan.http),
-        request_for(p, plan),
-        start,
-        timeout,
-        idle,
-        p.input_len_estimate,
-        false,
-    ))
 }
 
 /// Warm-up: `plan.warmup` requests sent and awaited, then forgotten. True when the run was
