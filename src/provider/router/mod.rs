@@ -296,55 +296,18 @@ impl Router {
                         last = Some(timed_out(ErrorClass::TotalTimeout, "answer", total));
                         break 'passes;
                     }
-                    match target.circuit.admit(now) {
-                        Admission::Allowed => {}
-                        Admission::Rejected { until } => {
-                            if reported_open.insert(Arc::as_ptr(&target) as usize) {
-                                let why = target
-                                    .circuit
-                                    .snapshot(now)
-                                    .last_error
-                                    .unwrap_or_else(|| "earlier failures".into());
-                                let e = ProviderError::new(
-                                    ErrorClass::CircuitOpen,
-                                    format!(
-                                        "skipped: circuit open for another {} ms after {why}",
-                                        until.saturating_duration_since(now).as_millis()
-                                    ),
-                                );
-                                attempts.push(Attempt::new(&route.name, &target, &e));
-                                watch(Step::Failed(&attempts[attempts.len() - 1]));
+                    match self.admit(&target, now, deadline, &mut reported_open).await {
+                        Admit::Go => {}
+                        Admit::Quiet => continue,
+                        Admit::Skip(e, first_only) => {
+                            attempts.push(Attempt::new(&route.name, &target, &e));
+                            watch(Step::Failed(&attempts[attempts.len() - 1]));
+                            if first_only {
                                 last.get_or_insert(e);
+                            } else {
+                                last = Some(e);
                             }
                             continue;
-                        }
-                        Admission::Probe => {
-                            let (at, _) = limit(
-                                now,
-                                self.policy.timeouts.headers,
-                                ErrorClass::HeadersTimeout,
-                                deadline,
-                            );
-                            let probe = timeout_at(at.into(), target.provider.health()).await;
-                            let err = match probe {
-                                Ok(Ok(())) => None,
-                                Ok(Err(e)) => Some(e),
-                                Err(_) => Some(timed_out(
-                                    ErrorClass::HeadersTimeout,
-                                    "health answer",
-                                    self.policy.timeouts.headers,
-                                )),
-                            };
-                            target
-                                .circuit
-                                .on_probe(err.is_none(), err.as_ref(), Instant::now());
-                            if let Some(mut e) = err {
-                                e.message = format!("half-open probe failed: {}", e.message);
-                                attempts.push(Attempt::new(&route.name, &target, &e));
-                                watch(Step::Failed(&attempts[attempts.len() - 1]));
-                                last = Some(e);
-                                continue;
-                            }
                         }
                     }
                     used += 1;
@@ -387,31 +350,13 @@ impl Router {
             if used >= self.policy.max_attempts {
                 break;
             }
-            let now = Instant::now();
-            let targets = plan
-                .iter()
-                .flat_map(|r| r.targets.iter())
-                .filter(|t| !spent.contains(&(Arc::as_ptr(t) as usize)));
-            if targets.clone().next().is_none() {
-                break;
-            }
-            let any_closed = targets.clone().any(|t| !t.circuit.is_open(now));
-            let next = if any_closed {
-                let backoff = self.policy.backoff_base * (1u32 << pass.min(4));
-                Some(now + backoff.min(Duration::from_secs(8)))
-            } else {
-                targets.filter_map(|t| t.circuit.reopens_at()).min()
-            };
-            match next {
-                Some(at)
-                    if at < deadline
-                        && at.saturating_duration_since(now) <= self.policy.max_wait =>
-                {
+            match self.next_pass_at(&plan, &spent, pass, deadline) {
+                Some(at) => {
                     tokio::time::sleep_until(at.into()).await;
                     reported_open.clear();
                     pass += 1;
                 }
-                _ => break,
+                None => break,
             }
         }
         let error = last.unwrap_or_else(|| {
@@ -419,4 +364,94 @@ impl Router {
         });
         Err(fail(attempts, error))
     }
+
+    /// What `target`'s circuit says of a request now: go, skip it with the reason (once per
+    /// pass for an open circuit: it keeps the first reason as the route's), or skip quietly
+    /// (its open circuit was reported this pass). A half-open circuit is probed here.
+    async fn admit(
+        &self,
+        target: &Target,
+        now: Instant,
+        deadline: Instant,
+        reported_open: &mut HashSet<usize>,
+    ) -> Admit {
+        match target.circuit.admit(now) {
+            Admission::Allowed => Admit::Go,
+            Admission::Rejected { until } => {
+                if !reported_open.insert(target as *const Target as usize) {
+                    return Admit::Quiet;
+                }
+                let why = target
+                    .circuit
+                    .snapshot(now)
+                    .last_error
+                    .unwrap_or_else(|| "earlier failures".into());
+                let e = ProviderError::new(
+                    ErrorClass::CircuitOpen,
+                    format!(
+                        "skipped: circuit open for another {} ms after {why}",
+                        until.saturating_duration_since(now).as_millis()
+                    ),
+                );
+                Admit::Skip(e, true)
+            }
+            Admission::Probe => {
+                let headers = self.policy.timeouts.headers;
+                let (at, _) = limit(now, headers, ErrorClass::HeadersTimeout, deadline);
+                let err = match timeout_at(at.into(), target.provider.health()).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some(timed_out(
+                        ErrorClass::HeadersTimeout,
+                        "health answer",
+                        headers,
+                    )),
+                };
+                target
+                    .circuit
+                    .on_probe(err.is_none(), err.as_ref(), Instant::now());
+                match err {
+                    None => Admit::Go,
+                    Some(mut e) => {
+                        e.message = format!("half-open probe failed: {}", e.message);
+                        Admit::Skip(e, false)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Everything was tried or is cooling down: the earliest chance worth waiting for, when
+    /// it is near (a closed circuit after a backoff, or an open one when it may be probed).
+    fn next_pass_at(
+        &self,
+        plan: &[Arc<RouteEntry>],
+        spent: &HashSet<usize>,
+        pass: u32,
+        deadline: Instant,
+    ) -> Option<Instant> {
+        let now = Instant::now();
+        let targets = plan
+            .iter()
+            .flat_map(|r| r.targets.iter())
+            .filter(|t| !spent.contains(&(Arc::as_ptr(t) as usize)));
+        targets.clone().next()?;
+        let any_closed = targets.clone().any(|t| !t.circuit.is_open(now));
+        let next = if any_closed {
+            let backoff = self.policy.backoff_base * (1u32 << pass.min(4));
+            Some(now + backoff.min(Duration::from_secs(8)))
+        } else {
+            targets.filter_map(|t| t.circuit.reopens_at()).min()
+        }?;
+        (next < deadline && next.saturating_duration_since(now) <= self.policy.max_wait)
+            .then_some(next)
+    }
+}
+
+/// What a target's circuit says of one request.
+enum Admit {
+    Go,
+    Quiet,
+    /// Skipped with this reason; true: it becomes the route's reason only if none is yet.
+    Skip(ProviderError, bool),
 }
