@@ -76,139 +76,38 @@ pub(super) async fn one(
     estimate: u32,
     keep_answer: bool,
 ) -> (Outcome, Instant) {
-    let target = pick.target;
-    let _busy = target.track();
+    let _busy = pick.target.track();
     let t0 = Instant::now();
     let mut o = Outcome {
         start_s: t0.saturating_duration_since(run_start).as_secs_f64(),
         prompt_estimate: estimate,
         ..Outcome::default()
     };
-    let deadline = t0 + plan_timeout;
-    let fail = |o: &mut Outcome, class: String, msg: String| o.error = Some((class, msg));
-    let raw = pick
-        .lean
-        .as_ref()
-        .and_then(|_| target.provider.sse_request(&req));
-    let opened = async {
-        match (&pick.lean, raw) {
-            (Some(c), Some(raw)) => c
-                .send(&raw, keep_answer)
-                .await
-                .map(|s| Source::Lean(Box::new(s))),
-            _ => target.provider.chat_stream(&req).await.map(Source::Full),
-        }
+    let limits = Limits {
+        deadline: t0 + plan_timeout,
+        whole: plan_timeout,
+        idle,
     };
-    let stream = tokio::time::timeout_at(deadline.into(), opened).await;
-    let mut stream = match stream {
-        Ok(Ok(s)) => {
+    let mut timing = AnswerTiming::new(t0);
+    let mut stream = match open(&pick, &req, keep_answer, limits).await {
+        Ok(s) => {
             o.headers_s = Some(t0.elapsed().as_secs_f64());
             Some(s)
         }
-        Ok(Err(e)) => {
-            fail(&mut o, class_of(&e), e.message);
+        Err(e) => {
+            o.error = Some(e);
             None
         }
-        Err(_) => {
-            fail(
-                &mut o,
-                "timeout".into(),
-                format!(
-                    "no response headers within {:.0} s",
-                    plan_timeout.as_secs_f64()
-                ),
-            );
-            None
-        }
-    };
-    let mut timing = AnswerTiming::new(t0);
-    let mut cur_sec = u32::MAX;
-    // The deadline for the next event: the whole timeout for the first, then `idle` after
-    // the last one. One timer per request: it is moved earlier when the first event makes the
-    // deadline earlier, and later only when it fires before the deadline (setting a timer for
-    // every streamed chunk cost more than parsing the chunk).
-    let due = |timing: &AnswerTiming| match timing.last() {
-        Some(p) => (p + idle).min(deadline),
-        None => deadline,
     };
     if let Some(s) = stream.as_mut() {
-        let mut armed = due(&timing);
-        let sleep = tokio::time::sleep_until(armed.into());
-        tokio::pin!(sleep);
-        loop {
-            let next = tokio::select! {
-                biased;
-                n = s.next() => Some(n),
-                _ = &mut sleep => None,
-            };
-            let ev = match next {
-                Some(Some(Ok(ev))) => ev,
-                Some(Some(Err(e))) => {
-                    fail(&mut o, class_of(&e), e.message);
-                    break;
-                }
-                Some(None) => break,
-                None => {
-                    let d = due(&timing);
-                    if Instant::now() < d {
-                        armed = d;
-                        sleep.as_mut().reset(d.into());
-                        continue;
-                    }
-                    let what = if Instant::now() >= deadline {
-                        format!(
-                            "the answer did not end within {:.0} s",
-                            plan_timeout.as_secs_f64()
-                        )
-                    } else {
-                        format!(
-                            "no event for {} s",
-                            crate::format::trim_float(idle.as_secs_f64())
-                        )
-                    };
-                    fail(&mut o, "timeout".into(), what);
-                    break;
-                }
-            };
-            let seen = match &ev {
-                Ev::Delta { at, .. } => timing.delta_at(*at),
-                Ev::Usage(u) => {
-                    timing.usage = Some(*u);
-                    Seen::Usage
-                }
-            };
-            let d = due(&timing);
-            if d < armed {
-                armed = d;
-                sleep.as_mut().reset(d.into());
-            }
-            match seen {
-                Seen::Usage => continue,
-                Seen::First => {}
-                Seen::Next(gap) => o
-                    .gaps_us
-                    .push(gap.as_micros().min(u128::from(u32::MAX)) as u32),
-            }
-            o.events += 1;
-            if let Ev::Delta { at, empty, text } = ev {
-                if keep_answer {
-                    if let Some(t) = text {
-                        o.answer.get_or_insert_with(String::new).push_str(&t);
-                    }
-                }
-                if !empty {
-                    o.content_events += 1;
-                    let sec = at.saturating_duration_since(run_start).as_secs() as u32;
-                    if sec == cur_sec {
-                        if let Some(last) = o.chunk_seconds.last_mut() {
-                            last.1 += 1;
-                        }
-                    } else {
-                        o.chunk_seconds.push((sec, 1));
-                        cur_sec = sec;
-                    }
-                }
-            }
+        let mut reading = Reading {
+            o: &mut o,
+            run_start,
+            keep_answer,
+            cur_sec: u32::MAX,
+        };
+        if let Err(e) = read(s, &mut timing, limits, &mut reading).await {
+            o.error = Some(e);
         }
     }
     if let Some(u) = timing.usage {
@@ -216,11 +115,10 @@ pub(super) async fn one(
         o.completion_tokens = Some(u.completion_tokens);
     }
     if o.error.is_none() && timing.ttft().is_none() {
-        fail(
-            &mut o,
+        o.error = Some((
             "stream_broken".into(),
             "the answer had no event with choices".into(),
-        );
+        ));
     }
     o.ttft_s = timing.ttft().map(|d| d.as_secs_f64());
     o.e2el_s = timing.e2e().map(|d| d.as_secs_f64());
@@ -229,6 +127,164 @@ pub(super) async fn one(
     let end = Instant::now();
     o.end_s = end.saturating_duration_since(run_start).as_secs_f64();
     (o, end)
+}
+
+/// A request's time limits: the whole answer's deadline, and the longest quiet between
+/// events.
+#[derive(Clone, Copy)]
+struct Limits {
+    deadline: Instant,
+    whole: Duration,
+    idle: Duration,
+}
+
+type Failure = (String, String);
+
+/// Sends the request with the lean client when the plan uses it (and the provider has a
+/// raw form), else the full one; fails at the deadline with no response headers.
+async fn open(
+    pick: &Pick,
+    req: &ChatRequest,
+    keep_answer: bool,
+    limits: Limits,
+) -> Result<Source, Failure> {
+    let target = &pick.target;
+    let raw = pick
+        .lean
+        .as_ref()
+        .and_then(|_| target.provider.sse_request(req));
+    let opened = async {
+        match (&pick.lean, raw) {
+            (Some(c), Some(raw)) => c
+                .send(&raw, keep_answer)
+                .await
+                .map(|s| Source::Lean(Box::new(s))),
+            _ => target.provider.chat_stream(req).await.map(Source::Full),
+        }
+    };
+    match tokio::time::timeout_at(limits.deadline.into(), opened).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err((class_of(&e), e.message)),
+        Err(_) => Err((
+            "timeout".into(),
+            format!(
+                "no response headers within {:.0} s",
+                limits.whole.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+/// Reads the answer's events to its end, a failure, or a timeout.
+async fn read(
+    s: &mut Source,
+    timing: &mut AnswerTiming,
+    limits: Limits,
+    reading: &mut Reading<'_>,
+) -> Result<(), Failure> {
+    // The deadline for the next event: the whole timeout for the first, then `idle` after
+    // the last one. One timer per request: it is moved earlier when the first event makes the
+    // deadline earlier, and later only when it fires before the deadline (setting a timer for
+    // every streamed chunk cost more than parsing the chunk).
+    let due = |timing: &AnswerTiming| match timing.last() {
+        Some(p) => (p + limits.idle).min(limits.deadline),
+        None => limits.deadline,
+    };
+    let mut armed = due(timing);
+    let sleep = tokio::time::sleep_until(armed.into());
+    tokio::pin!(sleep);
+    loop {
+        let next = tokio::select! {
+            biased;
+            n = s.next() => Some(n),
+            _ = &mut sleep => None,
+        };
+        let ev = match next {
+            Some(Some(Ok(ev))) => ev,
+            Some(Some(Err(e))) => return Err((class_of(&e), e.message)),
+            Some(None) => return Ok(()),
+            None => {
+                let d = due(timing);
+                if Instant::now() < d {
+                    armed = d;
+                    sleep.as_mut().reset(d.into());
+                    continue;
+                }
+                return Err(("timeout".into(), timed_out(limits)));
+            }
+        };
+        let seen = match &ev {
+            Ev::Delta { at, .. } => timing.delta_at(*at),
+            Ev::Usage(u) => {
+                timing.usage = Some(*u);
+                Seen::Usage
+            }
+        };
+        let d = due(timing);
+        if d < armed {
+            armed = d;
+            sleep.as_mut().reset(d.into());
+        }
+        reading.note(seen, ev);
+    }
+}
+
+fn timed_out(limits: Limits) -> String {
+    if Instant::now() >= limits.deadline {
+        format!(
+            "the answer did not end within {:.0} s",
+            limits.whole.as_secs_f64()
+        )
+    } else {
+        format!(
+            "no event for {} s",
+            crate::format::trim_float(limits.idle.as_secs_f64())
+        )
+    }
+}
+
+/// What an answer's events leave in its outcome: the gaps, the events with and without
+/// text, the text when kept, and how many text chunks arrived in each second of the run.
+struct Reading<'o> {
+    o: &'o mut Outcome,
+    run_start: Instant,
+    keep_answer: bool,
+    cur_sec: u32,
+}
+
+impl Reading<'_> {
+    #[inline]
+    fn note(&mut self, seen: Seen, ev: Ev) {
+        let o = &mut *self.o;
+        match seen {
+            Seen::Usage => return,
+            Seen::First => {}
+            Seen::Next(gap) => o
+                .gaps_us
+                .push(gap.as_micros().min(u128::from(u32::MAX)) as u32),
+        }
+        o.events += 1;
+        let Ev::Delta { at, empty, text } = ev else {
+            return;
+        };
+        if self.keep_answer {
+            if let Some(t) = text {
+                o.answer.get_or_insert_with(String::new).push_str(&t);
+            }
+        }
+        if empty {
+            return;
+        }
+        o.content_events += 1;
+        let sec = at.saturating_duration_since(self.run_start).as_secs() as u32;
+        match o.chunk_seconds.last_mut() {
+            Some(last) if sec == self.cur_sec => last.1 += 1,
+            _ => {
+                o.chunk_seconds.push((sec, 1));
+                self.cur_sec = sec;
+            }
+        }
+    }
 }
 
 pub(super) fn request_for(p: &Prompt, plan: &Plan) -> ChatRequest {
