@@ -200,21 +200,7 @@ where
             }
             Some(a) = act_rx.recv() => Some(a),
             Some(p) = eng.panic_rx.recv() => Some(Action::EnginePanic(p)),
-            ev = async {
-                match bench.as_mut() {
-                    Some((_, h)) => tokio::select! {
-                        c = h.progress.changed() => BenchEv::Progress(c.is_ok()),
-                        d = &mut h.done => BenchEv::Done(d.map_err(|e| e.to_string()).and_then(|r| r)),
-                    },
-                    None => std::future::pending().await,
-                }
-            } => match ev {
-                BenchEv::Progress(true) => bench
-                    .as_mut()
-                    .map(|(id, h)| Action::BenchProgress(*id, Box::new(h.progress.borrow_and_update().clone()))),
-                BenchEv::Progress(false) => None,
-                BenchEv::Done(r) => bench.take().map(|(id, _)| Action::BenchDone(id, r)),
-            },
+            a = bench_event(&mut bench) => a,
             _ = tokio::time::sleep_until(tick_at) => Some(Action::Tick(crate::time::unix_now())),
             _ = tokio::time::sleep_until(draw_at), if dirty => None,
             _ = tokio::time::sleep_until(lazy_at.unwrap_or(draw_at).max(draw_at)), if lazy_at.is_some() => None,
@@ -224,55 +210,13 @@ where
         let Some(action) = action else { continue };
         // Every action sees the time it happened (a notice set now lasts its full time).
         app.now = crate::time::unix_now();
-        // Traffic moves the Traffic pane at once; elsewhere it is telemetry (the Routes and
-        // Servers panes show some of it).
-        let lazy = matches!(
-            action,
-            Action::Host(_) | Action::Gpu(_) | Action::Routes(_) | Action::Tick(_)
-        ) || (matches!(action, Action::Traffic(_)) && app.pane != Pane::Traffic);
-        let traffic_seen = matches!(app.pane, Pane::Traffic | Pane::Routes | Pane::Servers);
-        let visible = match &action {
-            Action::Host(_) => {
-                let before = host_sig(app);
-                let fx = update(app, action);
-                debug_assert!(fx.is_empty());
-                before != host_sig(app)
+        let lazy = is_telemetry(&action, app.pane);
+        let visible = take(app, action, &mut |e| {
+            if let Effect::Quit { stop } = &e {
+                stop_on_quit = stop.clone();
             }
-            Action::Gpu(_) => {
-                let before = gpu_sig(app);
-                let fx = update(app, action);
-                debug_assert!(fx.is_empty());
-                // The GPU pane's sparklines move with every sample; elsewhere only the
-                // header (and the servers' GPU memory) show GPUs.
-                app.pane == Pane::Gpu || before != gpu_sig(app)
-            }
-            Action::Routes(_) => {
-                let before = bench_route_sig(app);
-                update(app, action);
-                matches!(app.pane, Pane::Routes | Pane::Servers)
-                    || (app.pane == Pane::Bench && before != bench_route_sig(app))
-            }
-            Action::Tick(_) => {
-                update(app, action);
-                true
-            }
-            Action::Traffic(_) => {
-                for e in update(app, action) {
-                    apply(e, &mut eng, &act_tx, &chat_tx, &mut chats, &mut bench);
-                }
-                traffic_seen
-            }
-            _ => {
-                let fx = update(app, action);
-                for e in fx {
-                    if let Effect::Quit { stop } = &e {
-                        stop_on_quit = stop.clone();
-                    }
-                    apply(e, &mut eng, &act_tx, &chat_tx, &mut chats, &mut bench);
-                }
-                true
-            }
-        };
+            apply(e, &mut eng, &act_tx, &chat_tx, &mut chats, &mut bench);
+        });
         if visible && lazy {
             lazy_at.get_or_insert(Instant::now() + TELEMETRY_FRAME);
         } else {
@@ -283,6 +227,74 @@ where
         h.abort();
     }
     Ok(stop_on_quit)
+}
+
+/// The running load test's next news: its progress, or its end (never, when none runs).
+async fn bench_event(bench: &mut Option<(u64, BenchHandle)>) -> Option<Action> {
+    let ev = match bench.as_mut() {
+        Some((_, h)) => tokio::select! {
+            c = h.progress.changed() => BenchEv::Progress(c.is_ok()),
+            d = &mut h.done => BenchEv::Done(d.map_err(|e| e.to_string()).and_then(|r| r)),
+        },
+        None => std::future::pending().await,
+    };
+    match ev {
+        BenchEv::Progress(true) => bench.as_mut().map(|(id, h)| {
+            Action::BenchProgress(*id, Box::new(h.progress.borrow_and_update().clone()))
+        }),
+        BenchEv::Progress(false) => None,
+        BenchEv::Done(r) => bench.take().map(|(id, _)| Action::BenchDone(id, r)),
+    }
+}
+
+/// Telemetry (host, GPU, routes, the clock) shares one frame a second. Traffic moves the
+/// Traffic pane at once; elsewhere it is telemetry (the Routes and Servers panes show some
+/// of it).
+fn is_telemetry(action: &Action, pane: Pane) -> bool {
+    matches!(
+        action,
+        Action::Host(_) | Action::Gpu(_) | Action::Routes(_) | Action::Tick(_)
+    ) || (matches!(action, Action::Traffic(_)) && pane != Pane::Traffic)
+}
+
+/// Applies `action` to the state, hands its effects to `effect`, and says whether the screen
+/// changed where the operator can see it.
+fn take(app: &mut App, action: Action, effect: &mut dyn FnMut(Effect)) -> bool {
+    let traffic_seen = matches!(app.pane, Pane::Traffic | Pane::Routes | Pane::Servers);
+    match &action {
+        Action::Host(_) => {
+            let before = host_sig(app);
+            let fx = update(app, action);
+            debug_assert!(fx.is_empty());
+            before != host_sig(app)
+        }
+        Action::Gpu(_) => {
+            let before = gpu_sig(app);
+            let fx = update(app, action);
+            debug_assert!(fx.is_empty());
+            // The GPU pane's sparklines move with every sample; elsewhere only the header
+            // (and the servers' GPU memory) show GPUs.
+            app.pane == Pane::Gpu || before != gpu_sig(app)
+        }
+        Action::Routes(_) => {
+            let before = bench_route_sig(app);
+            update(app, action);
+            matches!(app.pane, Pane::Routes | Pane::Servers)
+                || (app.pane == Pane::Bench && before != bench_route_sig(app))
+        }
+        Action::Tick(_) => {
+            update(app, action);
+            true
+        }
+        Action::Traffic(_) => {
+            update(app, action).into_iter().for_each(&mut *effect);
+            traffic_seen
+        }
+        _ => {
+            update(app, action).into_iter().for_each(effect);
+            true
+        }
+    }
 }
 
 /// Carries out one effect. Nothing here waits: slow work goes to a task that reports back.
