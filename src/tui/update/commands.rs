@@ -82,34 +82,8 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
         Cmd::GoPane(i) => go(app, PANES[i.min(PANES.len() - 1)]),
         Cmd::Back => back(app, fx),
         Cmd::Up | Cmd::Down | Cmd::Top | Cmd::Bottom | Cmd::PageUp | Cmd::PageDown => mv(app, cmd),
-        Cmd::Start | Cmd::Stop | Cmd::Restart => {
-            let Some(name) = selected_server(app) else {
-                if app.pane == Pane::Cluster {
-                    app.notify(
-                        "not one of this config's profiles: only their jobs are started and stopped here",
-                        true,
-                    );
-                }
-                return;
-            };
-            match cmd {
-                Cmd::Start => server_op(app, fx, Op::Start, name),
-                Cmd::Restart => server_op(app, fx, Op::Restart, name),
-                _ => {
-                    if !read_only(app, "stop servers") {
-                        app.overlay = Overlay::ConfirmStop(name);
-                    }
-                }
-            }
-        }
-        Cmd::ShowLogs => {
-            if let Some(name) = selected_server(app) {
-                app.logs.server = Some(name);
-                app.logs.follow = true;
-                app.logs.back = 0;
-                go(app, Pane::Logs);
-            }
-        }
+        Cmd::Start | Cmd::Stop | Cmd::Restart => server_cmd(app, fx, cmd),
+        Cmd::ShowLogs => show_logs(app),
         Cmd::Probe => {
             let r = selected_route(app);
             app.notify(
@@ -118,23 +92,8 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
             );
             fx.push(Effect::Probe(r));
         }
-        Cmd::ChatRoute => {
-            if let Some(r) = selected_route(app) {
-                if let Some(i) = app.chat.routes.iter().position(|x| *x == r) {
-                    app.chat.route = i;
-                }
-                go(app, Pane::Chat);
-            }
-        }
-        Cmd::BenchRoute => {
-            if let Some(r) = selected_route(app) {
-                if let Some(i) = app.chat.routes.iter().position(|x| *x == r) {
-                    app.bench.form.route = i;
-                    app.bench.form.route_chosen = true;
-                }
-                go(app, Pane::Bench);
-            }
-        }
+        Cmd::ChatRoute => route_to(app, Pane::Chat),
+        Cmd::BenchRoute => route_to(app, Pane::Bench),
         Cmd::FocusInput => app.typing = Typing::ChatMessage,
         Cmd::NextRoute | Cmd::PrevRoute => {
             let n = app.chat.routes.len().max(1);
@@ -151,26 +110,12 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
             app.typing = Typing::ChatSetting(f, chat_setting_text(app, f));
         }
         Cmd::Save => save(app, fx),
-        Cmd::NewChat => {
-            if app.chat.streaming.is_some() {
-                app.notify("an answer is still streaming (esc cancels it)", true);
-            } else {
-                app.chat.conv.turns.clear();
-                app.chat.back = 0;
-                app.notify("new conversation", false);
-            }
-        }
+        Cmd::NewChat => new_chat(app),
         Cmd::Run => run_bench(app, fx),
         Cmd::Edit => edit_bench_field(app),
         Cmd::More | Cmd::Less => more_less(app, fx, cmd == Cmd::More),
         Cmd::Left | Cmd::Right => cycle_bench_field(app, cmd == Cmd::Right),
-        Cmd::Baseline => match app.bench.results.first().cloned() {
-            Some(r) => {
-                app.notify(format!("baseline: this run on {}", r.label), false);
-                app.bench.baseline = Some(r);
-            }
-            None => app.notify("no result yet to keep as the baseline", true),
-        },
+        Cmd::Baseline => keep_baseline(app),
         Cmd::Follow => {
             app.logs.follow = !app.logs.follow;
             if app.logs.follow {
@@ -183,26 +128,96 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
         Cmd::NextServer | Cmd::PrevServer if app.pane == Pane::Traffic => {
             cycle_gateway(app, cmd == Cmd::NextServer)
         }
-        Cmd::NextServer | Cmd::PrevServer => {
-            let names: Vec<String> = app.servers.list.iter().map(|s| s.name.clone()).collect();
-            if names.is_empty() {
-                return;
+        Cmd::NextServer | Cmd::PrevServer => cycle_log_server(app, cmd == Cmd::NextServer),
+    }
+}
+
+/// Start, stop (asks first) or restart the selected server.
+fn server_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
+    let Some(name) = selected_server(app) else {
+        if app.pane == Pane::Cluster {
+            app.notify(
+                "not one of this config's profiles: only their jobs are started and stopped here",
+                true,
+            );
+        }
+        return;
+    };
+    match cmd {
+        Cmd::Start => server_op(app, fx, Op::Start, name),
+        Cmd::Restart => server_op(app, fx, Op::Restart, name),
+        _ => {
+            if !read_only(app, "stop servers") {
+                app.overlay = Overlay::ConfirmStop(name);
             }
-            let cur = app
-                .log_server()
-                .and_then(|c| names.iter().position(|n| *n == c))
-                .unwrap_or(0);
-            let n = names.len();
-            let next = if cmd == Cmd::NextServer {
-                (cur + 1) % n
-            } else {
-                (cur + n - 1) % n
-            };
-            app.logs.server = Some(names[next].clone());
-            app.logs.back = 0;
-            app.logs.follow = true;
         }
     }
+}
+
+fn show_logs(app: &mut App) {
+    if let Some(name) = selected_server(app) {
+        app.logs.server = Some(name);
+        app.logs.follow = true;
+        app.logs.back = 0;
+        go(app, Pane::Logs);
+    }
+}
+
+/// The selected route, chosen in the Chat or Bench pane, which then opens.
+fn route_to(app: &mut App, pane: Pane) {
+    let Some(r) = selected_route(app) else {
+        return;
+    };
+    if let Some(i) = app.chat.routes.iter().position(|x| *x == r) {
+        if pane == Pane::Bench {
+            app.bench.form.route = i;
+            app.bench.form.route_chosen = true;
+        } else {
+            app.chat.route = i;
+        }
+    }
+    go(app, pane);
+}
+
+fn new_chat(app: &mut App) {
+    if app.chat.streaming.is_some() {
+        app.notify("an answer is still streaming (esc cancels it)", true);
+    } else {
+        app.chat.conv.turns.clear();
+        app.chat.back = 0;
+        app.notify("new conversation", false);
+    }
+}
+
+fn keep_baseline(app: &mut App) {
+    match app.bench.results.first().cloned() {
+        Some(r) => {
+            app.notify(format!("baseline: this run on {}", r.label), false);
+            app.bench.baseline = Some(r);
+        }
+        None => app.notify("no result yet to keep as the baseline", true),
+    }
+}
+
+/// The Logs pane's next (or previous) server.
+fn cycle_log_server(app: &mut App, forward: bool) {
+    let names: Vec<String> = app.servers.list.iter().map(|s| s.name.clone()).collect();
+    if names.is_empty() {
+        return;
+    }
+    let cur = app
+        .log_server()
+        .and_then(|c| names.iter().position(|n| *n == c))
+        .unwrap_or(0);
+    let n = names.len();
+    let next = if forward {
+        (cur + 1) % n
+    } else {
+        (cur + n - 1) % n
+    };
+    app.logs.server = Some(names[next].clone());
+    app.logs.back = 0;
+    app.logs.follow = true;
 }
 
 pub(super) fn back(app: &mut App, fx: &mut Vec<Effect>) {
