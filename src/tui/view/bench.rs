@@ -5,7 +5,7 @@ use super::common::*;
 use crate::bench::result::BenchResult;
 use crate::bench::Progress;
 use crate::format;
-use crate::tui::app::{App, BenchForm, Typing, BENCH_FIELDS};
+use crate::tui::app::{App, BenchForm, FindMaxRun, RunningBench, Typing, BENCH_FIELDS};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
@@ -127,87 +127,10 @@ fn form(f: &mut Frame, app: &App, area: Rect) {
 fn live(f: &mut Frame, app: &App, area: Rect) {
     let mut lines = Vec::new();
     if let Some(fm) = &app.bench.find_max {
-        let name = fm.search.knob.name();
-        let head = match fm.current {
-            Some(load) => format!(
-                "find max · probe {} · {name} {}",
-                fm.search.probes.len() + 1,
-                format::trim_float(load)
-            ),
-            None if fm.stopped => format!("find max stopped · {} probes", fm.search.probes.len()),
-            None => format!("find max done · {} probes", fm.search.probes.len()),
-        };
-        lines.push(Line::from(Span::styled(
-            head,
-            Style::new().fg(Color::Yellow),
-        )));
-        let slo: Vec<String> = fm
-            .search
-            .slo
-            .iter()
-            .map(|l| format!("{}<={}", l.metric, format::trim_float(l.max)))
-            .collect();
-        lines.push(Line::from(Span::styled(
-            format!("SLO {}", slo.join(",")),
-            dim(),
-        )));
-        if fm.current.is_none() {
-            let answer = match fm.search.answer() {
-                Some(a) => Span::styled(
-                    format!("answer: {name} {}", format::trim_float(a)),
-                    Style::new().fg(Color::Green),
-                ),
-                None => Span::styled(format!("no {name} meets it"), error_style()),
-            };
-            lines.push(Line::from(answer));
-        }
+        lines.extend(search_lines(fm));
     }
     if let Some(r) = &app.bench.running {
-        let p = &r.progress;
-        let planned = match (p.planned_requests, p.planned_duration_s) {
-            (Some(n), _) => format!("{}/{n}", p.completed + p.failed),
-            (None, Some(d)) => format!("{:.0}/{d:.0} s", p.elapsed_s.min(d)),
-            _ => "-".into(),
-        };
-        lines.push(Line::from(vec![
-            Span::styled(
-                format!("{:?} ", p.phase).to_lowercase(),
-                Style::new().fg(Color::Yellow),
-            ),
-            Span::raw(format!("{} · {planned}", r.route)),
-        ]));
-        lines.push(Line::from(format!(
-            "{:.1} s · {} in flight · {}",
-            p.elapsed_s,
-            p.in_flight,
-            load_text(p)
-        )));
-        lines.push(Line::from(format!(
-            "{:.2} req/s · {:.0} tok/s",
-            p.requests_per_s, p.output_tokens_per_s
-        )));
-        lines.push(Line::from(format!(
-            "TTFT p50 {} p99 {}",
-            format::opt(p.ttft_p50_ms, format::ms),
-            format::opt(p.ttft_p99_ms, format::ms)
-        )));
-        lines.push(Line::from(format!(
-            "E2EL p50 {} p99 {}",
-            format::opt(p.e2el_p50_ms, format::ms),
-            format::opt(p.e2el_p99_ms, format::ms)
-        )));
-        let errs: u64 = p.errors.values().sum();
-        let detail: Vec<String> = p.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        lines.push(Line::from(Span::styled(
-            format!("{errs} errors {}", detail.join(" ")),
-            if errs > 0 { error_style() } else { dim() },
-        )));
-        if let Some(t) = &r.then {
-            lines.push(Line::from(Span::styled(
-                format!("then the same on {t}"),
-                dim(),
-            )));
-        }
+        lines.extend(running_lines(r));
     } else if app.bench.find_max.is_some() {
         // The search's lines above say it all.
     } else if let Some(res) = app.bench.results.first() {
@@ -229,22 +152,7 @@ fn live(f: &mut Frame, app: &App, area: Rect) {
         lines.push(Line::from(Span::styled("idle", dim())));
     }
     if app.bench.running.is_none() {
-        // A load test has no fallback: say before the run that the route will not answer.
-        let name = app.chat.routes.get(app.bench.form.route);
-        let down = app.routes.table.routes.iter().find(|r| {
-            Some(&r.route) == name && r.state() == crate::telemetry::routes::Health::Down
-        });
-        if let Some(r) = down {
-            let why = r
-                .targets
-                .iter()
-                .find_map(|t| t.last_error.clone())
-                .unwrap_or_default();
-            lines.push(Line::from(Span::styled(
-                format!("{} is down: {why}", r.route),
-                error_style(),
-            )));
-        }
+        lines.extend(route_down(app));
     }
     f.render_widget(
         Paragraph::new(lines)
@@ -252,6 +160,115 @@ fn live(f: &mut Frame, app: &App, area: Rect) {
             .block(Block::bordered().title(Span::styled(" Run ", title_style()))),
         area,
     );
+}
+
+/// A find-max search: its probe, the SLO, and the answer once it ends.
+fn search_lines(fm: &FindMaxRun) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let name = fm.search.knob.name();
+    let head = match fm.current {
+        Some(load) => format!(
+            "find max · probe {} · {name} {}",
+            fm.search.probes.len() + 1,
+            format::trim_float(load)
+        ),
+        None if fm.stopped => format!("find max stopped · {} probes", fm.search.probes.len()),
+        None => format!("find max done · {} probes", fm.search.probes.len()),
+    };
+    lines.push(Line::from(Span::styled(
+        head,
+        Style::new().fg(Color::Yellow),
+    )));
+    let slo: Vec<String> = fm
+        .search
+        .slo
+        .iter()
+        .map(|l| format!("{}<={}", l.metric, format::trim_float(l.max)))
+        .collect();
+    lines.push(Line::from(Span::styled(
+        format!("SLO {}", slo.join(",")),
+        dim(),
+    )));
+    if fm.current.is_none() {
+        let answer = match fm.search.answer() {
+            Some(a) => Span::styled(
+                format!("answer: {name} {}", format::trim_float(a)),
+                Style::new().fg(Color::Green),
+            ),
+            None => Span::styled(format!("no {name} meets it"), error_style()),
+        };
+        lines.push(Line::from(answer));
+    }
+    lines
+}
+
+/// A run in progress: its phase and count, load, throughput, latencies and errors.
+fn running_lines(r: &RunningBench) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let p = &r.progress;
+    let planned = match (p.planned_requests, p.planned_duration_s) {
+        (Some(n), _) => format!("{}/{n}", p.completed + p.failed),
+        (None, Some(d)) => format!("{:.0}/{d:.0} s", p.elapsed_s.min(d)),
+        _ => "-".into(),
+    };
+    lines.push(Line::from(vec![
+        Span::styled(
+            format!("{:?} ", p.phase).to_lowercase(),
+            Style::new().fg(Color::Yellow),
+        ),
+        Span::raw(format!("{} · {planned}", r.route)),
+    ]));
+    lines.push(Line::from(format!(
+        "{:.1} s · {} in flight · {}",
+        p.elapsed_s,
+        p.in_flight,
+        load_text(p)
+    )));
+    lines.push(Line::from(format!(
+        "{:.2} req/s · {:.0} tok/s",
+        p.requests_per_s, p.output_tokens_per_s
+    )));
+    lines.push(Line::from(format!(
+        "TTFT p50 {} p99 {}",
+        format::opt(p.ttft_p50_ms, format::ms),
+        format::opt(p.ttft_p99_ms, format::ms)
+    )));
+    lines.push(Line::from(format!(
+        "E2EL p50 {} p99 {}",
+        format::opt(p.e2el_p50_ms, format::ms),
+        format::opt(p.e2el_p99_ms, format::ms)
+    )));
+    let errs: u64 = p.errors.values().sum();
+    let detail: Vec<String> = p.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    lines.push(Line::from(Span::styled(
+        format!("{errs} errors {}", detail.join(" ")),
+        if errs > 0 { error_style() } else { dim() },
+    )));
+    if let Some(t) = &r.then {
+        lines.push(Line::from(Span::styled(
+            format!("then the same on {t}"),
+            dim(),
+        )));
+    }
+    lines
+}
+
+/// A load test has no fallback: say before the run that the route will not answer.
+fn route_down(app: &App) -> Option<Line<'static>> {
+    let name = app.chat.routes.get(app.bench.form.route);
+    let r =
+        app.routes.table.routes.iter().find(|r| {
+            Some(&r.route) == name && r.state() == crate::telemetry::routes::Health::Down
+        })?;
+    let why = r
+        .targets
+        .iter()
+        .find_map(|t| t.last_error.clone())
+        .unwrap_or_default();
+    Some(Line::from(Span::styled(
+        format!("{} is down: {why}", r.route),
+        error_style(),
+    )))
 }
 
 fn load_text(p: &Progress) -> String {
@@ -304,6 +321,27 @@ fn row(label: &str, a: f64, b: Option<f64>, lower_better: bool) -> Line<'static>
 fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
     // The second column: the compared route, else the baseline.
     let other = app.bench.results.get(1).or(app.bench.baseline.as_ref());
+    let mut lines = figures(a, other);
+    lines.extend(per_turn(a));
+    lines.extend(notes(a));
+    let [table, hist] = Layout::vertical([
+        Constraint::Length(lines.len() as u16 + 2),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(Block::bordered().title(Span::styled(" Result ", title_style()))),
+        table,
+    );
+    if hist.height >= 5 {
+        compare_charts(f, a, other, hist);
+    }
+}
+
+/// The figures side by side: this run (A, green), the compared route or the baseline (B,
+/// cyan), and B/A.
+fn figures(a: &BenchResult, other: Option<&BenchResult>) -> Vec<Line<'static>> {
     let mut lines = vec![];
     // A in green and B in cyan, as in the charts under the table.
     let mut head = vec![
@@ -370,27 +408,39 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
             true,
         ));
     }
-    if !a.per_turn.is_empty() {
-        // What the growing history costs: each turn's prompt and latency.
-        lines.push(Line::from(Span::styled(
-            format!(
-                "{:<6}{:>12}{:>11}{:>10}{:>11}",
-                "turn", "prompt tok", "TTFT p50", "p99", "E2EL p50"
-            ),
-            title_style(),
-        )));
-        let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
-        for t in a.per_turn.iter().take(8) {
-            lines.push(Line::from(format!(
-                "{:<6}{:>12}{:>11}{:>10}{:>11}",
-                t.turn,
-                f(t.mean_prompt_tokens, 0),
-                f(t.ttft_p50_ms, 1),
-                f(t.ttft_p99_ms, 1),
-                f(t.e2el_p50_ms, 1)
-            )));
-        }
+    lines
+}
+
+/// What the growing history of a multi-turn run costs: each turn's prompt and latency.
+fn per_turn(a: &BenchResult) -> Vec<Line<'static>> {
+    let mut lines = vec![];
+    if a.per_turn.is_empty() {
+        return lines;
     }
+    lines.push(Line::from(Span::styled(
+        format!(
+            "{:<6}{:>12}{:>11}{:>10}{:>11}",
+            "turn", "prompt tok", "TTFT p50", "p99", "E2EL p50"
+        ),
+        title_style(),
+    )));
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |x| format!("{x:.p$}"));
+    for t in a.per_turn.iter().take(8) {
+        lines.push(Line::from(format!(
+            "{:<6}{:>12}{:>11}{:>10}{:>11}",
+            t.turn,
+            f(t.mean_prompt_tokens, 0),
+            f(t.ttft_p50_ms, 1),
+            f(t.ttft_p99_ms, 1),
+            f(t.e2el_p50_ms, 1)
+        )));
+    }
+    lines
+}
+
+/// Errors by class with the first message, and warnings about the prompts and the client.
+fn notes(a: &BenchResult) -> Vec<Line<'static>> {
+    let mut lines = vec![];
     if !a.errors.is_empty() {
         let e: Vec<String> = a.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         lines.push(Line::from(Span::styled(
@@ -423,17 +473,5 @@ fn result(f: &mut Frame, app: &App, a: &BenchResult, area: Rect) {
         ),
         dim(),
     )));
-    let [table, hist] = Layout::vertical([
-        Constraint::Length(lines.len() as u16 + 2),
-        Constraint::Min(0),
-    ])
-    .areas(area);
-    f.render_widget(
-        Paragraph::new(lines)
-            .block(Block::bordered().title(Span::styled(" Result ", title_style()))),
-        table,
-    );
-    if hist.height >= 5 {
-        compare_charts(f, a, other, hist);
-    }
+    lines
 }
