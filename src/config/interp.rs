@@ -50,6 +50,60 @@ fn valid_name(n: &str) -> bool {
         && c.all(|ch| ch == '_' || ch.is_ascii_alphanumeric())
 }
 
+/// Where the reference starting at byte `i` of `line` (at its `${`) ends: the offset of its
+/// `}`. `${NAME}`, `${NAME:-default}` or `${NAME:?message}`; anything else is an error that
+/// names what was found, not a guess at a later `}`.
+fn reference_end(line: &str, i: usize) -> Result<usize, String> {
+    let name_len = line[i + 2..]
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        .count();
+    let after = &line[i + 2 + name_len..];
+    let close = if after.starts_with('}') {
+        Some(2 + name_len)
+    } else if after.starts_with(":-") || after.starts_with(":?") {
+        after.find('}').map(|c| 2 + name_len + c)
+    } else {
+        None
+    };
+    close.ok_or_else(|| {
+        let name = &line[i + 2..i + 2 + name_len];
+        if name.is_empty() {
+            "`${` must be followed by a variable name: write `${NAME}`, `${NAME:-default}`, or `$$` for a literal `$`".into()
+        } else {
+            format!("`${{{name}` is not closed: write `${{{name}}}` or `${{{name}:-default}}`")
+        }
+    })
+}
+
+/// The value of one reference's inside (`NAME`, `NAME:-default`, `NAME:?message`), and the
+/// variable's name when the environment gave it.
+fn resolve(
+    inner: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Option<String>), String> {
+    let (name, op, arg) = if let Some(p) = inner.find(":-") {
+        (&inner[..p], ":-", &inner[p + 2..])
+    } else if let Some(p) = inner.find(":?") {
+        (&inner[..p], ":?", &inner[p + 2..])
+    } else {
+        (inner, "", "")
+    };
+    if !valid_name(name) {
+        return Err(format!(
+            "`${{{inner}}}` is not a variable reference (names are letters, digits and `_`)"
+        ));
+    }
+    match (env(name).filter(|v| !v.is_empty()), op) {
+        (Some(v), _) => Ok((v, Some(name.to_string()))),
+        (None, ":-") => Ok((arg.to_string(), None)),
+        (None, ":?") => Err(format!("environment variable `{name}` is not set: {arg}")),
+        (None, _) => Err(format!(
+            "environment variable `{name}` is not set (write `${{{name}:-default}}` to give a default)"
+        )),
+    }
+}
+
 pub fn interpolate(
     src: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -86,74 +140,31 @@ pub fn interpolate(
                 continue;
             }
             if b == b'$' && bytes.get(i + 1) == Some(&b'{') {
-                // `${NAME}`, `${NAME:-default}` or `${NAME:?message}`; anything else is an error
-                // that names what was found, not a guess at a later `}`.
-                let name_len = line[i + 2..]
-                    .bytes()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == b'_')
-                    .count();
-                let after = &line[i + 2 + name_len..];
-                let close = if after.starts_with('}') {
-                    Some(2 + name_len)
-                } else if after.starts_with(":-") || after.starts_with(":?") {
-                    after.find('}').map(|c| 2 + name_len + c)
-                } else {
-                    None
+                let close = match reference_end(line, i) {
+                    Ok(c) => c,
+                    Err(message) => {
+                        errors.push(InterpError {
+                            line: ln + 1,
+                            col: i + 1,
+                            message,
+                        });
+                        text.push_str(&line[i..]);
+                        break;
+                    }
                 };
-                let Some(close) = close else {
-                    let name = &line[i + 2..i + 2 + name_len];
-                    errors.push(InterpError {
-                        line: ln + 1,
-                        col: i + 1,
-                        message: if name.is_empty() {
-                            "`${` must be followed by a variable name: write `${NAME}`, `${NAME:-default}`, or `$$` for a literal `$`".into()
-                        } else {
-                            format!("`${{{name}` is not closed: write `${{{name}}}` or `${{{name}:-default}}`")
-                        },
-                    });
-                    text.push_str(&line[i..]);
-                    break;
-                };
-                let inner = &line[i + 2..i + close];
-                let (name, op, arg) = if let Some(p) = inner.find(":-") {
-                    (&inner[..p], ":-", &inner[p + 2..])
-                } else if let Some(p) = inner.find(":?") {
-                    (&inner[..p], ":?", &inner[p + 2..])
-                } else {
-                    (inner, "", "")
-                };
-                let value = if !valid_name(name) {
-                    errors.push(InterpError {
-                        line: ln + 1,
-                        col: i + 1,
-                        message: format!("`${{{inner}}}` is not a variable reference (names are letters, digits and `_`)"),
-                    });
-                    String::new()
-                } else {
-                    match (env(name).filter(|v| !v.is_empty()), op) {
-                        (Some(v), _) => {
-                            from_env.push((name.to_string(), v.clone()));
-                            v
-                        }
-                        (None, ":-") => arg.to_string(),
-                        (None, ":?") => {
-                            errors.push(InterpError {
-                                line: ln + 1,
-                                col: i + 1,
-                                message: format!("environment variable `{name}` is not set: {arg}"),
-                            });
-                            String::new()
-                        }
-                        (None, _) => {
-                            errors.push(InterpError {
-                                line: ln + 1,
-                                col: i + 1,
-                                message: format!(
-                                    "environment variable `{name}` is not set (write `${{{name}:-default}}` to give a default)"
-                                ),
-                            });
-                            String::new()
-                        }
+                let value = match resolve(&line[i + 2..i + close], env) {
+                    Ok((value, Some(name))) => {
+                        from_env.push((name, value.clone()));
+                        value
+                    }
+                    Ok((value, None)) => value,
+                    Err(message) => {
+                        errors.push(InterpError {
+                            line: ln + 1,
+                            col: i + 1,
+                            message,
+                        });
+                        String::new()
                     }
                 };
                 line_shifts.push(Shift {
