@@ -20,7 +20,7 @@ pub enum Cmd {
     Bottom,
     PageUp,
     PageDown,
-    GoPane(usize),
+    GoPane(Pane),
     Start,
     Stop,
     Restart,
@@ -49,10 +49,9 @@ pub enum Cmd {
     Pause,
 }
 
-/// Where a binding applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Ctx {
-    Global,
+/// The console's panes in their order (keys 1-8, Tab): the one list of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Pane {
     Servers,
     Gpu,
     Routes,
@@ -61,6 +60,55 @@ pub enum Ctx {
     Logs,
     Cluster,
     Traffic,
+}
+
+pub const PANES: [Pane; 8] = [
+    Pane::Servers,
+    Pane::Gpu,
+    Pane::Routes,
+    Pane::Chat,
+    Pane::Bench,
+    Pane::Logs,
+    Pane::Cluster,
+    Pane::Traffic,
+];
+
+impl Pane {
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Servers => "Servers",
+            Pane::Gpu => "GPU",
+            Pane::Routes => "Routes",
+            Pane::Chat => "Chat",
+            Pane::Bench => "Bench",
+            Pane::Logs => "Logs",
+            Pane::Cluster => "Cluster",
+            Pane::Traffic => "Traffic",
+        }
+    }
+
+    /// Its place in `PANES` (its key is one more).
+    pub fn index(self) -> usize {
+        PANES.iter().position(|p| *p == self).unwrap_or(0)
+    }
+
+    pub fn from_name(s: &str) -> Option<Pane> {
+        PANES
+            .into_iter()
+            .find(|p| p.title().eq_ignore_ascii_case(s))
+    }
+
+    /// The bindings that apply in this pane (besides the global ones).
+    pub fn ctx(self) -> Ctx {
+        Ctx::In(self)
+    }
+}
+
+/// Where a binding applies: everywhere, or in one pane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ctx {
+    Global,
+    In(Pane),
 }
 
 #[derive(Debug, Clone)]
@@ -102,12 +150,22 @@ pub struct KeyMap {
 /// What a read-only console refuses: starting, stopping and restarting servers, load tests.
 pub const READ_ONLY_REFUSED: [Cmd; 4] = [Cmd::Start, Cmd::Stop, Cmd::Restart, Cmd::Run];
 
+/// The help screen's line for the pane keys.
+fn panes_line() -> &'static str {
+    static LINE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    LINE.get_or_init(|| {
+        let titles: Vec<&str> = PANES.iter().map(|p| p.title()).collect();
+        format!("panes: {}", titles.join(" "))
+    })
+}
+
 /// The default bindings: (pane, key, command, name under `tui.keys`, help, main key of its
 /// command there, shown in the hint bar). One line a binding, so the table reads as a table.
 #[rustfmt::skip]
 const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
     use Cmd::*;
     use Ctx::*;
+    use Pane::*;
     &[
         (Global, "q", Quit, "quit", "quit (asks first when servers this console started are running)", true, true),
         (Global, "?", Help, "help", "help for this pane", true, true),
@@ -124,55 +182,55 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
         (Global, "G", Bottom, "bottom", "to the bottom (and follow a log)", true, false),
         (Global, "pageup", PageUp, "page_up", "page up", true, false),
         (Global, "pagedown", PageDown, "page_down", "page down", true, false),
-        (Global, "1", GoPane(0), "pane_servers", "Servers", true, false),
-        (Global, "2", GoPane(1), "pane_gpu", "GPU", true, false),
-        (Global, "3", GoPane(2), "pane_routes", "Routes", true, false),
-        (Global, "4", GoPane(3), "pane_chat", "Chat", true, false),
-        (Global, "5", GoPane(4), "pane_bench", "Bench", true, false),
-        (Global, "6", GoPane(5), "pane_logs", "Logs", true, false),
-        (Global, "7", GoPane(6), "pane_cluster", "Cluster", true, false),
-        (Global, "8", GoPane(7), "pane_traffic", "Traffic", true, false),
-        (Servers, "s", Start, "start", "start the selected server", true, true),
-        (Servers, "x", Stop, "stop", "stop the selected server (asks first)", true, true),
-        (Servers, "r", Restart, "restart", "restart the selected server", true, true),
-        (Servers, "l", ShowLogs, "logs", "the selected server's log", true, true),
-        (Servers, "enter", ShowLogs, "logs", "the selected server's log", false, false),
-        (Cluster, "s", Start, "start", "start the selected profile on its cluster", true, true),
-        (Cluster, "x", Stop, "stop", "stop the selected profile's job (asks first)", true, true),
-        (Cluster, "r", Restart, "restart", "restart the selected profile's job", true, true),
-        (Cluster, "l", ShowLogs, "logs", "the selected profile's job log", true, true),
-        (Cluster, "enter", ShowLogs, "logs", "the selected profile's job log", false, false),
-        (Routes, "p", Probe, "probe", "probe the selected route now", true, true),
-        (Routes, "c", ChatRoute, "chat_route", "chat with the selected route", true, true),
-        (Routes, "b", BenchRoute, "bench_route", "load-test the selected route", true, true),
-        (Chat, "i", FocusInput, "focus_input", "type a message (enter sends, alt-enter: new line)", true, true),
-        (Chat, "enter", FocusInput, "focus_input", "type a message", false, false),
-        (Chat, "]", NextRoute, "next_route", "next route", true, true),
-        (Chat, "[", PrevRoute, "prev_route", "previous route", true, false),
-        (Chat, "e", Settings, "settings", "system prompt and parameters", true, true),
-        (Chat, "w", Save, "save", "save the conversation as Markdown", true, true),
-        (Chat, "n", NewChat, "new_chat", "new conversation", true, true),
-        (Bench, "r", Run, "run", "run the load test (esc stops it)", true, true),
-        (Bench, "enter", Edit, "edit", "edit the selected field", true, true),
-        (Bench, "+", More, "more", "more load while running, else a larger value", true, true),
-        (Bench, "=", More, "more", "more load", false, false),
-        (Bench, "-", Less, "less", "less load while running, else a smaller value", true, true),
-        (Bench, "h", Left, "left", "previous choice", true, false),
-        (Bench, "left", Left, "left", "previous choice", false, false),
-        (Bench, "l", Right, "right", "next choice", true, false),
-        (Bench, "right", Right, "right", "next choice", false, false),
-        (Bench, "w", Save, "save", "save the result as JSON", true, true),
-        (Bench, "b", Baseline, "baseline", "keep the result as the baseline to compare with", true, true),
-        (Traffic, "enter", Open, "open", "open the selected request: its attempts and where its time went", true, true),
-        (Traffic, "p", Pause, "pause", "pause the list (the counters go on); again to go live", true, true),
-        (Traffic, "c", ChatRoute, "chat_route", "chat with the selected request's route", true, true),
-        (Traffic, "b", BenchRoute, "bench_route", "load-test the selected request's route", true, true),
-        (Traffic, "]", NextServer, "next_server", "next gateway", true, true),
-        (Traffic, "[", PrevServer, "prev_server", "previous gateway", true, false),
-        (Logs, "f", Follow, "follow", "follow the log", true, true),
-        (Logs, "w", Wrap, "wrap", "wrap long lines", true, true),
-        (Logs, "]", NextServer, "next_server", "next server", true, true),
-        (Logs, "[", PrevServer, "prev_server", "previous server", true, false),
+        (Global, "1", GoPane(Servers), "pane_servers", "Servers", true, false),
+        (Global, "2", GoPane(Gpu), "pane_gpu", "GPU", true, false),
+        (Global, "3", GoPane(Routes), "pane_routes", "Routes", true, false),
+        (Global, "4", GoPane(Chat), "pane_chat", "Chat", true, false),
+        (Global, "5", GoPane(Bench), "pane_bench", "Bench", true, false),
+        (Global, "6", GoPane(Logs), "pane_logs", "Logs", true, false),
+        (Global, "7", GoPane(Cluster), "pane_cluster", "Cluster", true, false),
+        (Global, "8", GoPane(Traffic), "pane_traffic", "Traffic", true, false),
+        (In(Servers), "s", Start, "start", "start the selected server", true, true),
+        (In(Servers), "x", Stop, "stop", "stop the selected server (asks first)", true, true),
+        (In(Servers), "r", Restart, "restart", "restart the selected server", true, true),
+        (In(Servers), "l", ShowLogs, "logs", "the selected server's log", true, true),
+        (In(Servers), "enter", ShowLogs, "logs", "the selected server's log", false, false),
+        (In(Cluster), "s", Start, "start", "start the selected profile on its cluster", true, true),
+        (In(Cluster), "x", Stop, "stop", "stop the selected profile's job (asks first)", true, true),
+        (In(Cluster), "r", Restart, "restart", "restart the selected profile's job", true, true),
+        (In(Cluster), "l", ShowLogs, "logs", "the selected profile's job log", true, true),
+        (In(Cluster), "enter", ShowLogs, "logs", "the selected profile's job log", false, false),
+        (In(Routes), "p", Probe, "probe", "probe the selected route now", true, true),
+        (In(Routes), "c", ChatRoute, "chat_route", "chat with the selected route", true, true),
+        (In(Routes), "b", BenchRoute, "bench_route", "load-test the selected route", true, true),
+        (In(Chat), "i", FocusInput, "focus_input", "type a message (enter sends, alt-enter: new line)", true, true),
+        (In(Chat), "enter", FocusInput, "focus_input", "type a message", false, false),
+        (In(Chat), "]", NextRoute, "next_route", "next route", true, true),
+        (In(Chat), "[", PrevRoute, "prev_route", "previous route", true, false),
+        (In(Chat), "e", Settings, "settings", "system prompt and parameters", true, true),
+        (In(Chat), "w", Save, "save", "save the conversation as Markdown", true, true),
+        (In(Chat), "n", NewChat, "new_chat", "new conversation", true, true),
+        (In(Bench), "r", Run, "run", "run the load test (esc stops it)", true, true),
+        (In(Bench), "enter", Edit, "edit", "edit the selected field", true, true),
+        (In(Bench), "+", More, "more", "more load while running, else a larger value", true, true),
+        (In(Bench), "=", More, "more", "more load", false, false),
+        (In(Bench), "-", Less, "less", "less load while running, else a smaller value", true, true),
+        (In(Bench), "h", Left, "left", "previous choice", true, false),
+        (In(Bench), "left", Left, "left", "previous choice", false, false),
+        (In(Bench), "l", Right, "right", "next choice", true, false),
+        (In(Bench), "right", Right, "right", "next choice", false, false),
+        (In(Bench), "w", Save, "save", "save the result as JSON", true, true),
+        (In(Bench), "b", Baseline, "baseline", "keep the result as the baseline to compare with", true, true),
+        (In(Traffic), "enter", Open, "open", "open the selected request: its attempts and where its time went", true, true),
+        (In(Traffic), "p", Pause, "pause", "pause the list (the counters go on); again to go live", true, true),
+        (In(Traffic), "c", ChatRoute, "chat_route", "chat with the selected request's route", true, true),
+        (In(Traffic), "b", BenchRoute, "bench_route", "load-test the selected request's route", true, true),
+        (In(Traffic), "]", NextServer, "next_server", "next gateway", true, true),
+        (In(Traffic), "[", PrevServer, "prev_server", "previous gateway", true, false),
+        (In(Logs), "f", Follow, "follow", "follow the log", true, true),
+        (In(Logs), "w", Wrap, "wrap", "wrap long lines", true, true),
+        (In(Logs), "]", NextServer, "next_server", "next server", true, true),
+        (In(Logs), "[", PrevServer, "prev_server", "previous server", true, false),
     ]
 };
 
@@ -287,10 +345,9 @@ impl KeyMap {
                         "`{}` is already the key of `{}` ({})",
                         x.key.label(),
                         y.name,
-                        if y.ctx == Ctx::Global {
-                            "everywhere".to_string()
-                        } else {
-                            format!("{:?} pane", y.ctx)
+                        match y.ctx {
+                            Ctx::Global => "everywhere".to_string(),
+                            Ctx::In(p) => format!("{} pane", p.title()),
                         }
                     ),
                 );
@@ -325,12 +382,9 @@ impl KeyMap {
                 .filter(|b| b.ctx == c && b.primary && !self.hidden.contains(&b.cmd))
             {
                 // The pane keys read better as one line.
-                if let Cmd::GoPane(i) = b.cmd {
-                    if i == 0 {
-                        out.push((
-                            "1-8".into(),
-                            "panes: Servers GPU Routes Chat Bench Logs Cluster Traffic",
-                        ));
+                if let Cmd::GoPane(p) = b.cmd {
+                    if p == PANES[0] {
+                        out.push((format!("1-{}", PANES.len()), panes_line()));
                     }
                     continue;
                 }
@@ -374,7 +428,7 @@ impl KeyMap {
                     Cmd::NewChat => "new",
                     Cmd::ChatRoute => "chat",
                     Cmd::BenchRoute => "bench",
-                    Cmd::NextServer if ctx == Ctx::Traffic => "gateway",
+                    Cmd::NextServer if ctx == Ctx::In(Pane::Traffic) => "gateway",
                     Cmd::NextServer => "server",
                     _ => word,
                 };
@@ -426,11 +480,11 @@ mod tests {
             let k = KeySpec::parse(s).unwrap();
             move |x: &KeySpec| *x == k
         };
-        assert_eq!(m.find(Ctx::Chat, is("W")), Some(Cmd::Save));
-        assert_eq!(m.find(Ctx::Bench, is("W")), Some(Cmd::Save));
-        assert_eq!(m.find(Ctx::Bench, is("w")), None);
-        assert_eq!(m.find(Ctx::Logs, is("ctrl-n")), Some(Cmd::Down));
-        assert_eq!(m.find(Ctx::Logs, is("down")), Some(Cmd::Down));
+        assert_eq!(m.find(Ctx::In(Pane::Chat), is("W")), Some(Cmd::Save));
+        assert_eq!(m.find(Ctx::In(Pane::Bench), is("W")), Some(Cmd::Save));
+        assert_eq!(m.find(Ctx::In(Pane::Bench), is("w")), None);
+        assert_eq!(m.find(Ctx::In(Pane::Logs), is("ctrl-n")), Some(Cmd::Down));
+        assert_eq!(m.find(Ctx::In(Pane::Logs), is("down")), Some(Cmd::Down));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Everything the console shows, as plain data: `update` changes it, the view draws it.
-use super::keymap::{Ctx, KeyMap};
+use super::keymap::KeyMap;
 use crate::bench::find_max::Search;
 use crate::bench::{BenchResult, Plan, Progress};
+pub use crate::config::keymap::{Pane, PANES};
 use crate::session::{ChatParams, Conversation};
 use crate::supervisor::engine::Op;
 use crate::supervisor::logs::LogRing;
@@ -10,67 +11,6 @@ use crate::telemetry::routes::RouteTable;
 use crate::telemetry::sampler::{GpuView, HostView};
 use ratatui_textarea::TextArea;
 use std::collections::{BTreeMap, BTreeSet};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Pane {
-    Servers,
-    Gpu,
-    Routes,
-    Chat,
-    Bench,
-    Logs,
-    Cluster,
-    Traffic,
-}
-
-pub const PANES: [Pane; 8] = [
-    Pane::Servers,
-    Pane::Gpu,
-    Pane::Routes,
-    Pane::Chat,
-    Pane::Bench,
-    Pane::Logs,
-    Pane::Cluster,
-    Pane::Traffic,
-];
-
-impl Pane {
-    pub fn title(self) -> &'static str {
-        match self {
-            Pane::Servers => "Servers",
-            Pane::Gpu => "GPU",
-            Pane::Routes => "Routes",
-            Pane::Chat => "Chat",
-            Pane::Bench => "Bench",
-            Pane::Logs => "Logs",
-            Pane::Cluster => "Cluster",
-            Pane::Traffic => "Traffic",
-        }
-    }
-
-    pub fn ctx(self) -> Ctx {
-        match self {
-            Pane::Servers => Ctx::Servers,
-            Pane::Gpu => Ctx::Gpu,
-            Pane::Routes => Ctx::Routes,
-            Pane::Chat => Ctx::Chat,
-            Pane::Bench => Ctx::Bench,
-            Pane::Logs => Ctx::Logs,
-            Pane::Cluster => Ctx::Cluster,
-            Pane::Traffic => Ctx::Traffic,
-        }
-    }
-
-    pub fn index(self) -> usize {
-        PANES.iter().position(|p| *p == self).unwrap_or(0)
-    }
-
-    pub fn from_name(s: &str) -> Option<Pane> {
-        PANES
-            .into_iter()
-            .find(|p| p.title().eq_ignore_ascii_case(s))
-    }
-}
 
 /// What takes the keys first.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,7 @@
 //! Terminal keys against the key map: the map itself (commands, panes, defaults, `tui.keys`)
 //! is data in `config::keymap`, shared with the config's validation; this file adds what
 //! needs crossterm.
-pub use crate::config::keymap::{Binding, Cmd, Ctx, KeyError, KeyMap};
+pub use crate::config::keymap::{Binding, Cmd, Ctx, KeyError, KeyMap, Pane};
 use crate::config::keys::{KeyName, KeySpec};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -65,16 +65,22 @@ mod tests {
     fn pane_keys_win_over_global_ones_and_shift_is_the_case() {
         let m = KeyMap::defaults();
         let s = key(KeyCode::Char('s'), KeyModifiers::NONE);
-        assert_eq!(m.lookup(Ctx::Servers, &s), Some(Cmd::Start));
-        assert_eq!(m.lookup(Ctx::Gpu, &s), None);
+        assert_eq!(m.lookup(Ctx::In(Pane::Servers), &s), Some(Cmd::Start));
+        assert_eq!(m.lookup(Ctx::In(Pane::Gpu), &s), None);
         let big_g = key(KeyCode::Char('G'), KeyModifiers::SHIFT);
-        assert_eq!(m.lookup(Ctx::Logs, &big_g), Some(Cmd::Bottom));
+        assert_eq!(m.lookup(Ctx::In(Pane::Logs), &big_g), Some(Cmd::Bottom));
         assert_eq!(
-            m.lookup(Ctx::Bench, &key(KeyCode::Char('l'), KeyModifiers::NONE)),
+            m.lookup(
+                Ctx::In(Pane::Bench),
+                &key(KeyCode::Char('l'), KeyModifiers::NONE)
+            ),
             Some(Cmd::Right)
         );
         assert_eq!(
-            m.lookup(Ctx::Servers, &key(KeyCode::Char('l'), KeyModifiers::NONE)),
+            m.lookup(
+                Ctx::In(Pane::Servers),
+                &key(KeyCode::Char('l'), KeyModifiers::NONE)
+            ),
             Some(Cmd::ShowLogs)
         );
     }
@@ -85,11 +91,17 @@ mod tests {
         o.insert("stop".to_string(), "X".to_string());
         let m = KeyMap::with_overrides(&o).unwrap();
         assert_eq!(
-            m.lookup(Ctx::Servers, &key(KeyCode::Char('X'), KeyModifiers::SHIFT)),
+            m.lookup(
+                Ctx::In(Pane::Servers),
+                &key(KeyCode::Char('X'), KeyModifiers::SHIFT)
+            ),
             Some(Cmd::Stop)
         );
         assert_eq!(
-            m.lookup(Ctx::Servers, &key(KeyCode::Char('x'), KeyModifiers::NONE)),
+            m.lookup(
+                Ctx::In(Pane::Servers),
+                &key(KeyCode::Char('x'), KeyModifiers::NONE)
+            ),
             None
         );
         o.insert("stop".to_string(), "s".to_string());
@@ -111,7 +123,7 @@ mod tests {
             .bindings()
             .iter()
             .all(|b| !b.key.clashes_with_multiplexer()));
-        let help = m.help(Ctx::Servers);
+        let help = m.help(Ctx::In(Pane::Servers));
         assert!(help.iter().any(|(k, h)| k == "s" && h.starts_with("start")));
         assert!(help
             .iter()

@@ -79,7 +79,7 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
             app,
             PANES[(app.pane.index() + PANES.len() - 1) % PANES.len()],
         ),
-        Cmd::GoPane(i) => go(app, PANES[i.min(PANES.len() - 1)]),
+        Cmd::GoPane(p) => go(app, p),
         Cmd::Back => back(app, fx),
         Cmd::Up | Cmd::Down | Cmd::Top | Cmd::Bottom | Cmd::PageUp | Cmd::PageDown => mv(app, cmd),
         Cmd::Start | Cmd::Stop | Cmd::Restart => server_cmd(app, fx, cmd),
