@@ -69,6 +69,50 @@ pub trait BodyDecoder: Send + 'static {
     fn truncated(&mut self) -> ProviderError;
 }
 
+/// A body read in units (an SSE event, an NDJSON line): what differs between the dialects.
+pub trait UnitDecoder: Default + Send + 'static {
+    type Unit: Send;
+    /// The unit in errors ("one SSE event").
+    const UNIT: &'static str;
+    /// Parses `bytes`, adding the whole units to `units`; true when one was over the cap.
+    fn parse(&mut self, bytes: &[u8], units: &mut Vec<Self::Unit>) -> bool;
+    /// One whole unit; true when it ended the stream.
+    fn on_unit(&mut self, unit: &Self::Unit, at: Instant, out: &mut VecDeque<Item>) -> bool;
+    fn truncated(&mut self) -> ProviderError;
+}
+
+/// A dialect's unit decoder with the buffer its units pass through (kept between reads).
+#[derive(Default)]
+pub struct Units<D: UnitDecoder> {
+    dec: D,
+    buf: Vec<D::Unit>,
+}
+
+impl<D: UnitDecoder> Units<D> {
+    pub fn new() -> Self {
+        Self {
+            dec: D::default(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl<D: UnitDecoder> BodyDecoder for Units<D> {
+    fn push(&mut self, bytes: &[u8], at: Instant, out: &mut VecDeque<Item>) -> bool {
+        if self.dec.parse(bytes, &mut self.buf) {
+            out.push_back(Err(over_cap("the server", D::UNIT, MAX_EVENT_BYTES)));
+            return true;
+        }
+        let ended = self.buf.iter().any(|u| self.dec.on_unit(u, at, out));
+        self.buf.clear();
+        ended
+    }
+
+    fn truncated(&mut self) -> ProviderError {
+        self.dec.truncated()
+    }
+}
+
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 struct State<D> {

@@ -1,5 +1,5 @@
 //! Ollama native client: `/api/chat` NDJSON, `/api/tags`, `/api/version`, `/api/ps`.
-use super::body::{decode_body, BodyDecoder, Item};
+use super::body::{decode_body, Item};
 use super::error::{classify_in_band, ErrorClass, ProviderError};
 use super::ndjson::NdjsonParser;
 use super::{
@@ -145,18 +145,16 @@ impl Line {
 }
 
 /// Decodes `/api/chat` (and `/api/generate`) NDJSON lines into events.
+pub type NdjsonChatDecoder = super::body::Units<NdjsonChat>;
+
+/// Ollama's dialect of a streamed answer: one JSON object a line.
 #[derive(Default)]
-pub struct NdjsonChatDecoder {
+pub struct NdjsonChat {
     parser: NdjsonParser,
-    lines: Vec<String>,
     seen_any: bool,
 }
 
-impl NdjsonChatDecoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl NdjsonChat {
     fn on_line(&mut self, line: &str, at: Instant, out: &mut VecDeque<Item>) -> bool {
         self.seen_any = true;
         let mut l: Line = match serde_json::from_str(line) {
@@ -197,26 +195,17 @@ impl NdjsonChatDecoder {
     }
 }
 
-impl BodyDecoder for NdjsonChatDecoder {
-    fn push(&mut self, bytes: &[u8], at: Instant, out: &mut VecDeque<Item>) -> bool {
-        self.parser.push(bytes, &mut self.lines);
-        if self.parser.over_cap() {
-            out.push_back(Err(super::body::over_cap(
-                "the server",
-                "one NDJSON line",
-                super::body::MAX_EVENT_BYTES,
-            )));
-            return true;
-        }
-        let lines = std::mem::take(&mut self.lines);
-        for line in &lines {
-            if self.on_line(line, at, out) {
-                return true;
-            }
-        }
-        self.lines = lines;
-        self.lines.clear();
-        false
+impl super::body::UnitDecoder for NdjsonChat {
+    type Unit = String;
+    const UNIT: &'static str = "one NDJSON line";
+
+    fn parse(&mut self, bytes: &[u8], units: &mut Vec<String>) -> bool {
+        self.parser.push(bytes, units);
+        self.parser.over_cap()
+    }
+
+    fn on_unit(&mut self, line: &String, at: Instant, out: &mut VecDeque<Item>) -> bool {
+        self.on_line(line, at, out)
     }
 
     fn truncated(&mut self) -> ProviderError {

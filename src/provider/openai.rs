@@ -1,5 +1,5 @@
 //! OpenAI-compatible client for vLLM and OpenAI: `/v1/chat/completions` with SSE streaming.
-use super::body::{decode_body, BodyDecoder, Item};
+use super::body::{decode_body, Item};
 use super::error::{classify_in_band, ErrorClass, ProviderError};
 use super::sse::{SseEvent, SseParser};
 use super::{
@@ -246,19 +246,17 @@ impl From<WireUsage> for Usage {
 }
 
 /// Decodes OpenAI-style SSE chunks into events.
+pub type SseChatDecoder = super::body::Units<SseChat>;
+
+/// OpenAI's dialect of a streamed answer: one JSON chunk an SSE event, `[DONE]` at the end.
 #[derive(Default)]
-pub struct SseChatDecoder {
+pub struct SseChat {
     parser: SseParser,
-    events: Vec<SseEvent>,
     done: bool,
     seen_any: bool,
 }
 
-impl SseChatDecoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl SseChat {
     fn on_data(&mut self, data: &str, at: Instant, out: &mut VecDeque<Item>) -> bool {
         let data = data.trim();
         if data.starts_with("[DONE]") {
@@ -305,26 +303,17 @@ impl SseChatDecoder {
     }
 }
 
-impl BodyDecoder for SseChatDecoder {
-    fn push(&mut self, bytes: &[u8], at: Instant, out: &mut VecDeque<Item>) -> bool {
-        self.parser.push(bytes, &mut self.events);
-        if self.parser.over_cap() {
-            out.push_back(Err(super::body::over_cap(
-                "the server",
-                "one SSE event",
-                super::body::MAX_EVENT_BYTES,
-            )));
-            return true;
-        }
-        let events = std::mem::take(&mut self.events);
-        for ev in &events {
-            if self.on_data(&ev.data, at, out) {
-                return true;
-            }
-        }
-        self.events = events;
-        self.events.clear();
-        false
+impl super::body::UnitDecoder for SseChat {
+    type Unit = SseEvent;
+    const UNIT: &'static str = "one SSE event";
+
+    fn parse(&mut self, bytes: &[u8], units: &mut Vec<SseEvent>) -> bool {
+        self.parser.push(bytes, units);
+        self.parser.over_cap()
+    }
+
+    fn on_unit(&mut self, ev: &SseEvent, at: Instant, out: &mut VecDeque<Item>) -> bool {
+        self.on_data(&ev.data, at, out)
     }
 
     fn truncated(&mut self) -> ProviderError {
