@@ -90,6 +90,19 @@ impl SamplingDefaults {
     }
 }
 
+/// Sends a request; a refused or failed connection, or an answer that is not 2xx, is the
+/// error it describes.
+pub async fn send_ok(rb: reqwest::RequestBuilder) -> Result<reqwest::Response, ProviderError> {
+    let resp = rb
+        .send()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(&e, false))?;
+    if !resp.status().is_success() {
+        return Err(error_from_response(resp).await);
+    }
+    Ok(resp)
+}
+
 /// Reads an error answer's body (bounded) and classifies it.
 pub async fn error_from_response(resp: reqwest::Response) -> ProviderError {
     let status = resp.status().as_u16();

@@ -3,8 +3,8 @@ use super::body::{decode_body, Item};
 use super::error::{classify_in_band, ErrorClass, ProviderError};
 use super::ndjson::NdjsonParser;
 use super::{
-    error_from_response, ChatRequest, ChatResponse, EventStream, Provider, ProviderKind,
-    SamplingDefaults, ServerTimings, StreamEvent, Usage,
+    ChatRequest, ChatResponse, EventStream, Provider, ProviderKind, SamplingDefaults,
+    ServerTimings, StreamEvent, Usage,
 };
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -75,15 +75,7 @@ impl OllamaClient {
     }
 
     async fn get_json(&self, path: &str) -> Result<serde_json::Value, ProviderError> {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base_url))
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+        let resp = super::send_ok(self.client.get(format!("{}{path}", self.base_url))).await?;
         let bytes = super::body::read_capped(resp, super::body::MAX_PAGE_BYTES).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::new(ErrorClass::Decode, e.to_string()))
@@ -236,30 +228,22 @@ impl Provider for OllamaClient {
     }
 
     async fn chat_stream(&self, req: &ChatRequest) -> Result<EventStream, ProviderError> {
-        let resp = self
-            .client
-            .post(self.url_for(req))
-            .json(&self.body(req, true))
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+        let resp = super::send_ok(
+            self.client
+                .post(self.url_for(req))
+                .json(&self.body(req, true)),
+        )
+        .await?;
         Ok(decode_body(resp, NdjsonChatDecoder::new()))
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let resp = self
-            .client
-            .post(self.url_for(req))
-            .json(&self.body(req, false))
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+        let resp = super::send_ok(
+            self.client
+                .post(self.url_for(req))
+                .json(&self.body(req, false)),
+        )
+        .await?;
         let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
         let mut l: Line = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::new(ErrorClass::Decode, format!("unreadable response: {e}"))
@@ -285,16 +269,12 @@ impl Provider for OllamaClient {
     }
 
     async fn embed(&self, inputs: &[String]) -> Result<super::Embeddings, ProviderError> {
-        let resp = self
-            .client
-            .post(format!("{}/api/embed", self.base_url))
-            .json(&json!({"model": self.model, "input": inputs}))
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+        let resp = super::send_ok(
+            self.client
+                .post(format!("{}/api/embed", self.base_url))
+                .json(&json!({"model": self.model, "input": inputs})),
+        )
+        .await?;
         let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::new(ErrorClass::Decode, format!("unreadable embeddings: {e}"))

@@ -337,27 +337,13 @@ impl Provider for OpenAiCompat {
         if let (Some(lean), Some(raw)) = (&self.lean, self.sse_request(req)) {
             return Ok(lean.send(&raw, true).await?.into_events());
         }
-        let resp = self
-            .post(req, true)
-            .header("accept", "text/event-stream")
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+        let resp =
+            super::send_ok(self.post(req, true).header("accept", "text/event-stream")).await?;
         Ok(decode_body(resp, SseChatDecoder::new()))
     }
 
     async fn chat(&self, req: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let resp = self
-            .post(req, false)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+        let resp = super::send_ok(self.post(req, false)).await?;
         let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
         let w: WireChunk = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::new(ErrorClass::Decode, format!("unreadable response: {e}"))
@@ -390,14 +376,8 @@ impl Provider for OpenAiCompat {
     }
 
     async fn list_models(&self) -> Result<Vec<String>, ProviderError> {
-        let resp = self
-            .auth(self.client.get(format!("{}/models", self.base_url)))
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+        let resp =
+            super::send_ok(self.auth(self.client.get(format!("{}/models", self.base_url)))).await?;
         let bytes = super::body::read_capped(resp, super::body::MAX_PAGE_BYTES).await?;
         let v: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::new(ErrorClass::Decode, e.to_string()))?;
@@ -413,18 +393,14 @@ impl Provider for OpenAiCompat {
 
     async fn embed(&self, inputs: &[String]) -> Result<super::Embeddings, ProviderError> {
         let body = json!({"model": self.model, "input": inputs});
-        let resp = self
-            .auth(
+        let resp = super::send_ok(
+            self.auth(
                 self.client
                     .post(format!("{}/embeddings", self.base_url))
                     .json(&body),
-            )
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_reqwest(&e, false))?;
-        if !resp.status().is_success() {
-            return Err(error_from_response(resp).await);
-        }
+            ),
+        )
+        .await?;
         let bytes = super::body::read_capped(resp, super::body::MAX_ANSWER_BYTES).await?;
         let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             ProviderError::new(ErrorClass::Decode, format!("unreadable embeddings: {e}"))
