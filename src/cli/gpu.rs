@@ -18,7 +18,7 @@ pub struct GpuArgs {
 pub async fn run(explicit: Option<&Path>, a: GpuArgs) -> ExitCode {
     let cfg = Arc::new(or_exit!(super::config_or_exit(explicit)));
     let servers = crate::supervisor::running_servers_fn(Supervisor::from_env(cfg.clone()).ok());
-    let mut sources = sampler::sources_from_config(&cfg);
+    let mut sources = sampler::sources_from_config(&cfg, None);
     let mut n = 0u64;
     loop {
         let samples = sampler::read_all(&mut sources, &servers()).await;

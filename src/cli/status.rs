@@ -33,7 +33,7 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
     let (sample_every, probe_cfg) = sampler::intervals(&cfg, a.interval.map(|i| i.max(0.1)));
 
     if !a.watch {
-        let mut sources = sampler::sources_from_config(&cfg);
+        let mut sources = sampler::sources_from_config(&cfg, None);
         let running = servers();
         let (table, gpu) = tokio::join!(
             routes::probe_all(&router, probe_cfg.timeout),
@@ -67,7 +67,14 @@ pub async fn run(explicit: Option<&Path>, a: StatusArgs) -> ExitCode {
         mut host_rx,
         routes_rx: route_rx,
         probe_tx: _probe,
-    } = sampler::spawn_live(&cfg, &router, servers, sample_every, probe_cfg);
+    } = sampler::spawn_live(
+        &cfg,
+        &router,
+        servers,
+        sup.as_ref().map(crate::supervisor::clusters_fn),
+        sample_every,
+        probe_cfg,
+    );
     // A server's state change (a crash, say) prints a view at once, not at the next interval:
     // the supervisor engine hears of it through file notifications.
     let (sup_tx, mut sup_rx) = tokio::sync::mpsc::channel(256);

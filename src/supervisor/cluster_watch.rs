@@ -92,6 +92,7 @@ impl ClusterWatch {
             if news {
                 let _ = self.events.try_send(SupEvent::Cluster(Box::new(v.clone())));
             }
+            self.sup.seen().set_cluster(&v);
             self.views.insert(name, v);
         }
     }

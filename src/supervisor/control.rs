@@ -31,6 +31,8 @@ pub struct Supervisor {
     exe: PathBuf,
     /// Profiles with `cluster:` run as cluster jobs; every operation below hands them there.
     jobs: ClusterJobs,
+    /// What the engine last read (records, clusters), for the samplers.
+    seen: super::seen::Seen,
 }
 
 impl Supervisor {
@@ -41,7 +43,13 @@ impl Supervisor {
             config,
             exe,
             jobs,
+            seen: super::seen::Seen::default(),
         }
+    }
+
+    /// What this supervisor's engine last read: one reader per source.
+    pub fn seen(&self) -> &super::seen::Seen {
+        &self.seen
     }
 
     /// The cluster half: profiles with `cluster:`.

@@ -276,6 +276,14 @@ impl Engine {
             self.mtimes.insert(name.clone(), mtime);
         }
         self.names = names;
+        // The running servers as just read, for the samplers' attribution.
+        let running = self
+            .last
+            .values()
+            .filter(|st| st.is_running())
+            .filter_map(|st| st.pid.map(|p| (st.name.clone(), p)))
+            .collect();
+        self.sup.seen().set_running(running);
     }
 
     /// Reads what the logs gained; true when there was something.

@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod outcome;
 pub mod preflight;
 pub mod record;
+pub mod seen;
 pub mod statedir;
 pub mod status;
 
@@ -22,31 +23,41 @@ pub use record::{Record, State};
 pub use statedir::StateDir;
 pub use status::ServerStatus;
 
-/// (name, main pid) of every running server, read from the shared state directory. It only
-/// attributes GPU memory and CPU to servers, so a reading serves for 3 s: a server that just
-/// started is attributed at most that late, and the samplers do not re-read every record
-/// (and take every monitor's lock) each second.
+/// (name, main pid) of every running server: as the supervisor engine last read them, else
+/// (no engine runs, as in a headless `gpu`) read from the shared state directory. It only
+/// attributes GPU memory and CPU to servers, so a reading of its own serves for 3 s: a server
+/// that just started is attributed at most that late, and the samplers do not re-read every
+/// record (and take every monitor's lock) each second.
 pub fn running_servers_fn(sup: Option<Supervisor>) -> crate::telemetry::sampler::ServersFn {
     type Cached = Option<(std::time::Instant, Vec<(String, i32)>)>;
     let cache: std::sync::Mutex<Cached> = std::sync::Mutex::new(None);
     std::sync::Arc::new(move || {
+        let Some(s) = sup.as_ref() else {
+            return Vec::new();
+        };
+        if let Some(v) = s.seen().running() {
+            return v;
+        }
         let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, v)) = c.as_ref() {
             if at.elapsed() < std::time::Duration::from_secs(3) {
                 return v.clone();
             }
         }
-        let v: Vec<(String, i32)> = sup
-            .as_ref()
-            .map(|s| {
-                s.statuses()
-                    .into_iter()
-                    .filter(|st| st.is_running())
-                    .filter_map(|st| st.pid.map(|p| (st.name, p)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let v: Vec<(String, i32)> = s
+            .statuses()
+            .into_iter()
+            .filter(|st| st.is_running())
+            .filter_map(|st| st.pid.map(|p| (st.name, p)))
+            .collect();
         *c = Some((std::time::Instant::now(), v.clone()));
         v
     })
+}
+
+/// Each cluster's latest reading by the supervisor engine's cluster watch, for the GPU
+/// sampler's Ray nodes.
+pub fn clusters_fn(sup: &Supervisor) -> crate::telemetry::gpu::ray::ClustersFn {
+    let seen = sup.seen().clone();
+    std::sync::Arc::new(move |name: &str| seen.cluster(name))
 }

@@ -152,6 +152,7 @@ pub fn spawn_live(
     cfg: &crate::config::Config,
     router: &Arc<crate::provider::Router>,
     servers: ServersFn,
+    clusters: Option<gpu::ray::ClustersFn>,
     every: Duration,
     probe: crate::telemetry::routes::ProberConfig,
 ) -> Live {
@@ -159,7 +160,13 @@ pub fn spawn_live(
     let (gpu_tx, gpu_rx) = watch::channel(GpuView::default());
     let (host_tx, host_rx) = watch::channel(HostView::default());
     let (route_tx, routes_rx) = watch::channel(RouteTable::from_router(router));
-    spawn_machine(sources_from_config(cfg), every, servers, gpu_tx, host_tx);
+    spawn_machine(
+        sources_from_config(cfg, clusters),
+        every,
+        servers,
+        gpu_tx,
+        host_tx,
+    );
     let probe_tx = routes::spawn(router.clone(), probe, route_tx);
     Live {
         gpu_rx,
@@ -169,8 +176,12 @@ pub fn spawn_live(
     }
 }
 
-/// This machine's NVML plus every configured DCGM exporter.
-pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource>> {
+/// This machine's NVML plus every configured DCGM exporter and cluster; a cluster's nodes come
+/// from `clusters` when something else already reads them.
+pub fn sources_from_config(
+    cfg: &crate::config::Config,
+    clusters: Option<gpu::ray::ClustersFn>,
+) -> Vec<Box<dyn GpuSource>> {
     let mut v: Vec<Box<dyn GpuSource>> = Vec::new();
     if cfg.telemetry.local_gpu.unwrap_or(true) {
         v.push(Box::new(gpu::nvml::NvmlSource::new()));
@@ -181,7 +192,7 @@ pub fn sources_from_config(cfg: &crate::config::Config) -> Vec<Box<dyn GpuSource
     // Every cluster's nodes, from its node table: one pane shows the fleet.
     for (name, c) in &cfg.clusters {
         if let Ok(client) = crate::cluster::RayClient::new(name, c) {
-            v.push(Box::new(gpu::ray::RayGpus::new(client)));
+            v.push(Box::new(gpu::ray::RayGpus::new(client, clusters.clone())));
         }
     }
     v

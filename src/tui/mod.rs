@@ -63,7 +63,9 @@ pub async fn start(
     let sup_handle = engine::spawn(sup.clone(), sup_tx);
     let servers = crate::supervisor::running_servers_fn(Some(sup.clone()));
     let (sample_every, probe_cfg) = sampler::intervals(&cfg, None);
-    let live = sampler::spawn_live(&cfg, &router, servers, sample_every, probe_cfg);
+    // The engine reads the records and the clusters; the samplers take its readings.
+    let clusters = Some(crate::supervisor::clusters_fn(&sup));
+    let live = sampler::spawn_live(&cfg, &router, servers, clusters, sample_every, probe_cfg);
     let names = router.route_names();
     // The gateways this config names, followed for the Traffic pane: every request's steps,
     // up to a few dozen new ones a second (fallbacks and failures always), and each second's

@@ -535,8 +535,25 @@ mod engine {
             |e| matches!(e, SupEvent::Done { name, op: Op::Start, result: Ok(_) } if name == "a"),
         )
         .await;
-        c.until(d, "a ready", |e| status_is(e, "a", State::Ready))
+        let ready = c
+            .until(d, "a ready", |e| status_is(e, "a", State::Ready))
             .await;
+        // What the engine read is what the samplers attribute GPU memory by: no second
+        // reader of the records.
+        let SupEvent::Status(ready) = ready else {
+            unreachable!()
+        };
+        // (It publishes right after sending the statuses of a pass: wait for it.)
+        let want = vec![("a".to_string(), ready.pid.unwrap())];
+        let deadline = std::time::Instant::now() + d;
+        while env.sup.seen().running() != Some(want.clone()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the engine did not publish {want:?}: {:?}",
+                env.sup.seen().running()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         c.until(d, "a's ready line", |e| matches!(e, SupEvent::Logs { name, lines, .. } if name == "a" && lines.iter().any(|l| l.contains("ready:")))).await;
 
         // Started from another shell: the engine sees it all the same.

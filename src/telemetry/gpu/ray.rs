@@ -1,16 +1,37 @@
 //! A Ray cluster's GPUs, from its dashboard's node table: one sample per node, named
 //! `CLUSTER/NODE`, beside NVML and DCGM in the same pane.
 use super::{GpuDevice, GpuProcess, GpuSample, GpuSource, GpuStatus};
-use crate::cluster::{ClusterNode, RayClient};
+use crate::cluster::{ClusterNode, ClusterView, RayClient};
 use async_trait::async_trait;
+use std::sync::Arc;
+
+/// A cluster's latest reading by name, from whoever already reads it (the supervisor's
+/// cluster watch); `None` while it has none.
+pub type ClustersFn = Arc<dyn Fn(&str) -> Option<ClusterView> + Send + Sync>;
 
 pub struct RayGpus {
     client: RayClient,
+    read_elsewhere: Option<ClustersFn>,
 }
 
 impl RayGpus {
-    pub fn new(client: RayClient) -> Self {
-        Self { client }
+    /// Nodes from `read_elsewhere` when it has a reading, else from the node table itself.
+    pub fn new(client: RayClient, read_elsewhere: Option<ClustersFn>) -> Self {
+        Self {
+            client,
+            read_elsewhere,
+        }
+    }
+
+    fn samples_of(&self, v: &ClusterView) -> Vec<GpuSample> {
+        let name = self.client.name();
+        if let Some(e) = &v.error {
+            return vec![GpuSample::empty(name, GpuStatus::Unreachable(e.clone()))];
+        }
+        if v.nodes.is_empty() {
+            return vec![GpuSample::empty(name, GpuStatus::NoDevices)];
+        }
+        v.nodes.iter().map(|n| node_sample(name, n)).collect()
     }
 }
 
@@ -67,6 +88,13 @@ impl GpuSource for RayGpus {
     }
 
     async fn samples(&mut self) -> Vec<GpuSample> {
+        if let Some(v) = self
+            .read_elsewhere
+            .as_ref()
+            .and_then(|f| f(self.client.name()))
+        {
+            return self.samples_of(&v);
+        }
         match self.client.nodes().await {
             Ok(nodes) if !nodes.is_empty() => nodes
                 .iter()
@@ -78,5 +106,87 @@ impl GpuSource for RayGpus {
                 GpuStatus::Unreachable(e.to_string()),
             )],
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::schema::{ClusterConfig, ClusterKind};
+
+    fn node(id: &str, alive: bool, gpus: usize) -> ClusterNode {
+        ClusterNode {
+            id: id.into(),
+            address: "127.0.0.1".into(),
+            hostname: Some(id.into()),
+            head: false,
+            alive,
+            cpus_total: 2.0,
+            cpus_used: 0.0,
+            gpus_total: gpus as f64,
+            gpus_used: 0.0,
+            memory_total_bytes: 1 << 30,
+            memory_used_bytes: 0,
+            resources: Default::default(),
+            gpus: (0..gpus as u32)
+                .map(|index| crate::cluster::NodeGpu {
+                    index,
+                    name: Some("H100".into()),
+                    uuid: None,
+                    utilization_pct: Some(7),
+                    memory_used_bytes: Some(1 << 20),
+                    memory_total_bytes: Some(80 << 30),
+                    temperature_c: None,
+                    power_w: None,
+                    processes: vec![(42, 1 << 20)],
+                })
+                .collect(),
+        }
+    }
+
+    /// Nodes come from the reading someone else made: the client points where nothing
+    /// listens, so a request of its own would show the cluster unreachable.
+    #[tokio::test]
+    async fn nodes_come_from_the_engines_reading_when_there_is_one() {
+        let cfg = ClusterConfig {
+            kind: ClusterKind::Ray,
+            address: "http://127.0.0.1:9".into(),
+            token_env: None,
+            host: None,
+        };
+        let client = RayClient::new("lab", &cfg).unwrap();
+        let view = std::sync::Mutex::new(Some(ClusterView {
+            cluster: "lab".into(),
+            nodes: vec![node("a", true, 2), node("b", false, 0)],
+            ..ClusterView::default()
+        }));
+        let shared = Arc::new(view);
+        let reading = shared.clone();
+        let f: ClustersFn = Arc::new(move |name: &str| {
+            assert_eq!(name, "lab");
+            reading.lock().unwrap().clone()
+        });
+        let mut src = RayGpus::new(client, Some(f));
+        let s = src.samples().await;
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].status, GpuStatus::Ok);
+        assert_eq!(s[0].devices.len(), 2);
+        assert_eq!(s[0].devices[0].processes[0].pid, 42);
+        assert!(matches!(s[1].status, GpuStatus::Unreachable(_)));
+
+        // The engine's reading failed: the cluster shows unreachable with its reason, not
+        // the nodes last known.
+        shared.lock().unwrap().as_mut().unwrap().error = Some("connection refused".into());
+        let s = src.samples().await;
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].status,
+            GpuStatus::Unreachable("connection refused".into())
+        );
+
+        // No reading yet: the source reads the node table itself (here: nothing listens).
+        *shared.lock().unwrap() = None;
+        let s = src.samples().await;
+        assert!(matches!(s[0].status, GpuStatus::Unreachable(_)), "{s:?}");
     }
 }
