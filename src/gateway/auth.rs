@@ -105,6 +105,50 @@ pub(super) fn authorize(
     }
 }
 
+/// A request whose key passed (or that needs none): the config it is served under. The
+/// extractor answers 401 in OpenAI's shape for the endpoints that are not a dialect's own
+/// (`/v1/models`, `/metrics`, the feed); `OllamaCaller` in Ollama's.
+pub(super) struct Caller(pub std::sync::Arc<Live>);
+pub(super) struct OllamaCaller(pub std::sync::Arc<Live>);
+
+#[allow(clippy::result_large_err)] // as authorize: the Err is the answer itself
+fn admit_parts(
+    sh: &std::sync::Arc<Shared>,
+    parts: &axum::http::request::Parts,
+    d: Dialect,
+) -> Result<std::sync::Arc<Live>, Response> {
+    let live = sh.live();
+    let peer = parts
+        .extensions
+        .get::<SocketAddr>()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    authorize(sh, &live, &parts.headers, d, peer)?;
+    Ok(live)
+}
+
+impl axum::extract::FromRequestParts<std::sync::Arc<Shared>> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        sh: &std::sync::Arc<Shared>,
+    ) -> Result<Self, Response> {
+        admit_parts(sh, parts, Dialect::OpenAi).map(Caller)
+    }
+}
+
+impl axum::extract::FromRequestParts<std::sync::Arc<Shared>> for OllamaCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        sh: &std::sync::Arc<Shared>,
+    ) -> Result<Self, Response> {
+        admit_parts(sh, parts, Dialect::Ollama).map(OllamaCaller)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,13 @@
 //! `GET /anorag/events`: the live feed as NDJSON for a console or `anorag-tui traffic`: the
 //! recent events, then each as it happens, filtered per reader (seconds only, or a sampled
 //! few requests a second) and written at most every 20 ms.
-use super::auth::authorize;
-use super::dialect::Dialect;
+use super::auth::Caller;
 use super::feed::Event;
 use super::St;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderValue};
 use axum::response::Response;
-use axum::Extension;
-use std::net::SocketAddr;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 #[derive(serde::Deserialize, Default, Clone, Copy)]
@@ -100,16 +97,7 @@ fn write_line(out: &mut Vec<u8>, e: &Event) {
 }
 
 /// The live feed as NDJSON: the recent events, then each as it happens.
-pub(super) async fn events(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    headers: HeaderMap,
-    Query(q): Query<FeedQuery>,
-) -> Response {
-    let live = sh.live();
-    if let Err(r) = authorize(&sh, &live, &headers, Dialect::OpenAi, peer) {
-        return r;
-    }
+pub(super) async fn events(State(sh): St, _: Caller, Query(q): Query<FeedQuery>) -> Response {
     let mut filter = FeedFilter::new(q);
     let wants = if q.seconds_only {
         Some(0)

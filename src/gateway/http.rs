@@ -1,7 +1,7 @@
 //! The gateway's HTTP surface: each dialect's endpoints, `/health`, `/metrics`, and the
 //! console's feed (`/anorag/events`, `/anorag/stats`). Handlers check the key, read the body
 //! under its cap and deadline, parse it, resolve the model, and hand over to the relay.
-use super::auth::authorize;
+use super::auth::{authorize, Caller, OllamaCaller};
 use super::dialect::{self, Dialect, Shape};
 use super::errors::error_response;
 use super::parse::{self, BadField, Parsed};
@@ -276,15 +276,7 @@ async fn embed_like(sh: Arc<Shared>, peer: SocketAddr, req: Request, d: Dialect)
     relay::embed(sh, d, route, e, client, arrived).await
 }
 
-async fn models(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let live = sh.live();
-    if let Err(r) = authorize(&sh, &live, &headers, Dialect::OpenAi, peer) {
-        return r;
-    }
+async fn models(Caller(live): Caller) -> Response {
     let created = crate::time::unix_secs_now();
     let data: Vec<_> = live
         .names
@@ -301,15 +293,7 @@ fn ollama_entry(name: &str, route: &str, kind: &str) -> serde_json::Value {
     json!({"name": name, "model": name, "modified_at": "1970-01-01T00:00:00Z", "size": 0, "digest": "", "details": {"parent_model": "", "format": kind, "family": route, "families": [route], "parameter_size": "", "quantization_level": ""}})
 }
 
-async fn tags(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let live = sh.live();
-    if let Err(r) = authorize(&sh, &live, &headers, Dialect::Ollama, peer) {
-        return r;
-    }
+async fn tags(OllamaCaller(live): OllamaCaller) -> Response {
     let models: Vec<_> = live
         .names
         .all()
@@ -326,12 +310,8 @@ async fn version() -> Response {
     json_response(StatusCode::OK, r#"{"version":"0.33.0"}"#.into())
 }
 
-async fn show(State(sh): St, Extension(peer): Extension<SocketAddr>, req: Request) -> Response {
-    let live = sh.live();
+async fn show(State(sh): St, OllamaCaller(live): OllamaCaller, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    if let Err(r) = authorize(&sh, &live, &parts.headers, Dialect::Ollama, peer) {
-        return r;
-    }
     let body = match read_body(&sh, body, &parts.headers, Dialect::Ollama).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -358,15 +338,7 @@ async fn show(State(sh): St, Extension(peer): Extension<SocketAddr>, req: Reques
     json_response(StatusCode::OK, v.to_string())
 }
 
-async fn metrics(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let live = sh.live();
-    if let Err(r) = authorize(&sh, &live, &headers, Dialect::OpenAi, peer) {
-        return r;
-    }
+async fn metrics(State(sh): St, _: Caller) -> Response {
     let mut r = (StatusCode::OK, sh.metrics.render(&sh.gauges())).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -377,15 +349,7 @@ async fn metrics(
 
 /// A snapshot: the gateway's settings and load, each route with its circuits, and the last
 /// minute's per-second aggregates.
-async fn stats(
-    State(sh): St,
-    Extension(peer): Extension<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let live = sh.live();
-    if let Err(r) = authorize(&sh, &live, &headers, Dialect::OpenAi, peer) {
-        return r;
-    }
+async fn stats(State(sh): St, Caller(live): Caller) -> Response {
     let secs = sh.feed.seconds();
     let last: Vec<_> = secs.iter().rev().take(60).rev().collect();
     let routes: Vec<_> = live
