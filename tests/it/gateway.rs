@@ -20,12 +20,7 @@ async fn gateway_with(routes: &str, ollama_url: Option<&str>, router: &str, gw: 
     let yaml = format!(
         "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n{routes}\n{ollama}  router: {{max_wait_ms: 1000, {router}}}\ngateway:\n  listen: 127.0.0.1:0\n{gw}"
     );
-    let cfg = config::load_str(&yaml, "gw.yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    let router = factory::build(&cfg).await.unwrap();
-    let settings = Settings::from_config(&cfg, None).unwrap();
-    gateway::run(settings, Live::new(&cfg, router).unwrap())
-        .await
-        .unwrap()
+    common::gateway_from_yaml(&yaml).await
 }
 
 fn route(name: &str, s: &SimHandle, fallback: &[&str]) -> String {
@@ -1413,10 +1408,6 @@ async fn the_official_openai_and_ollama_clients() {
         common::skipped("the_official_openai_and_ollama_clients", "ANORAG_GATEWAY_PY is unset (scripts/test installs the openai and ollama clients in a venv and sets it)");
         return;
     };
-    let script = format!(
-        "{}/tests/clients/gateway_clients.py",
-        env!("CARGO_MANIFEST_DIR")
-    );
     let ok = sim_with(&[]).await;
     let limited = sim_with(&["status=429,retry_after=3"]).await;
     let broken = sim_with(&["reset,after=3"]).await;
@@ -1430,17 +1421,7 @@ async fn the_official_openai_and_ollama_clients() {
         ("rate_limited", "limited"),
         ("mid_stream", "broken"),
     ] {
-        let out = tokio::process::Command::new(&py)
-            .args([&script, scenario, &base, model])
-            .output()
-            .await
-            .unwrap();
-        let so = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{scenario}: {so}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let so = common::gateway_clients(&py, scenario, &base, model).await;
         eprintln!("[gateway] {scenario}:\n{so}");
         if scenario == "basic" {
             for check in [

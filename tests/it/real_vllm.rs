@@ -131,7 +131,6 @@ async fn ready(server: &mut DirectServer) {
 /// vLLM's own vectors, and the official clients get them too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embeddings_through_the_gateway_from_real_vllm() {
-    use anorag::gateway::{self, Live, Settings};
     use base64::Engine;
     use serde_json::{json, Value};
     let Some(env) = RealVllmEnv::from_env("embeddings_through_the_gateway_from_real_vllm") else {
@@ -150,14 +149,7 @@ async fn embeddings_through_the_gateway_from_real_vllm() {
         "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      emb: {{base_url: {}, model: emb}}\ngateway:\n  listen: 127.0.0.1:0\n",
         server.base_url()
     );
-    let cfg = config::load_str(&yaml, "emb.yaml").unwrap();
-    let router = factory::build(&cfg).await.unwrap();
-    let g = gateway::run(
-        Settings::from_config(&cfg, None).unwrap(),
-        Live::new(&cfg, router).unwrap(),
-    )
-    .await
-    .unwrap();
+    let g = common::gateway_from_yaml(&yaml).await;
     let http = reqwest::Client::new();
     let post = |url: String, body: Value| {
         let http = http.clone();
@@ -232,21 +224,7 @@ async fn embeddings_through_the_gateway_from_real_vllm() {
         want[0].len()
     );
     if let Some(py) = std::env::var_os("ANORAG_GATEWAY_PY") {
-        let script = format!(
-            "{}/tests/clients/gateway_clients.py",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        let out = tokio::process::Command::new(&py)
-            .args([&script, "embeddings", &gw, "emb"])
-            .output()
-            .await
-            .unwrap();
-        let so = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{so}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let so = common::gateway_clients(&py, "embeddings", &gw, "emb").await;
         eprintln!("[real-vllm] the openai and ollama clients' embeddings from vLLM:\n{so}");
     } else {
         common::skipped("real_vllm embeddings clients", "ANORAG_GATEWAY_PY is unset");

@@ -117,3 +117,43 @@ pub fn pump(mut reader: Box<dyn std::io::Read + Send>, mut on: impl FnMut(&[u8])
         }
     });
 }
+
+/// Runs one scenario of the official Python clients (tests/clients/gateway_clients.py) against
+/// a gateway at `base`, asking for `model`; fails the test with their output unless they pass.
+/// Returns what they printed.
+pub async fn gateway_clients(
+    py: &std::ffi::OsStr,
+    scenario: &str,
+    base: &str,
+    model: &str,
+) -> String {
+    let script = format!(
+        "{}/tests/clients/gateway_clients.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = tokio::process::Command::new(py)
+        .args([&script, scenario, base, model])
+        .output()
+        .await
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{scenario}: {so}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
+
+/// A gateway on a free loopback port, from a whole config's text (`gateway.listen` should
+/// be `127.0.0.1:0`).
+pub async fn gateway_from_yaml(yaml: &str) -> anorag::gateway::Running {
+    let cfg = anorag::config::load_str(yaml, "gw.yaml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let router = anorag::provider::factory::build(&cfg).await.unwrap();
+    anorag::gateway::run(
+        anorag::gateway::Settings::from_config(&cfg, None).unwrap(),
+        anorag::gateway::Live::new(&cfg, router).unwrap(),
+    )
+    .await
+    .unwrap()
+}

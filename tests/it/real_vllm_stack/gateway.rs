@@ -2,10 +2,8 @@
 //! server runs): the official clients answered by vLLM, `vllm bench serve` through the
 //! gateway counted alike by vLLM's own counters, a client killed mid-stream freeing vLLM,
 //! and vLLM stopped under load with nothing lost.
-use super::common::RealVllmEnv;
-use anorag::config;
-use anorag::gateway::{self as gw, Live, Running, Settings};
-use anorag::provider::factory;
+use super::common::{self, RealVllmEnv};
+use anorag::gateway::Running;
 use anorag::sim::{self, Flavor, SimConfig, SimHandle};
 use anorag::telemetry::vllm_metrics::Scrape;
 use serde_json::{json, Value};
@@ -56,14 +54,7 @@ impl GatewayOnReal {
             "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      real: {{base_url: http://127.0.0.1:{port}/v1, model: {SERVED}, fallback: [ollama]}}\n    params: {{temperature: 0.0, timeout: 120}}\n  ollama: {{base_url: {}, model: \"qwen2.5:0.5b\"}}\ngateway:\n  listen: 127.0.0.1:0\n",
             backup.root_url()
         );
-        let cfg = config::load_str(&yaml, "gw.yaml").unwrap();
-        let router = factory::build(&cfg).await.unwrap();
-        let g = gw::run(
-            Settings::from_config(&cfg, None).unwrap(),
-            Live::new(&cfg, router).unwrap(),
-        )
-        .await
-        .unwrap();
+        let g = common::gateway_from_yaml(&yaml).await;
         let base = format!("http://{}", g.addr);
         Self { g, backup, base }
     }
@@ -84,21 +75,7 @@ impl GatewayOnReal {
     pub async fn sdks_and_bench(&self, env: &RealVllmEnv) {
         // The official clients, answered by vLLM (nothing reached the fallback).
         if let Some(py) = std::env::var_os("ANORAG_GATEWAY_PY") {
-            let script = format!(
-                "{}/tests/clients/gateway_clients.py",
-                env!("CARGO_MANIFEST_DIR")
-            );
-            let out = tokio::process::Command::new(&py)
-                .args([&script, "basic", &self.base, "real"])
-                .output()
-                .await
-                .unwrap();
-            let so = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{so}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let so = common::gateway_clients(&py, "basic", &self.base, "real").await;
             assert_eq!(
                 self.backup.stats().requests,
                 0,
