@@ -3,7 +3,7 @@
 use anorag::config;
 use anorag::provider::circuit::{CircuitPolicy, CircuitState};
 use anorag::provider::factory;
-use anorag::provider::router::{Router, RouterPolicy, Timeouts};
+use anorag::provider::router::{RouteFailure, RoutedStream, Router, RouterPolicy, Timeouts};
 use anorag::provider::{ChatRequest, ErrorClass, StreamEvent};
 use anorag::sim::{self, Fault, FaultKind, Flavor, SimConfig, SimHandle};
 use futures::StreamExt;
@@ -49,6 +49,24 @@ fn two_routes(primary: &str, fallback: &str) -> String {
     )
 }
 
+/// A primary with these faults, a healthy backup it falls back to, and the router over both.
+async fn primary_and_backup(faults: Vec<Fault>) -> (SimHandle, SimHandle, Router) {
+    let primary = sim_with(Flavor::Vllm, faults).await;
+    let backup = sim_with(Flavor::Vllm, vec![]).await;
+    let r = router(
+        &two_routes(&primary.base_url(), &backup.base_url()),
+        quick_policy(),
+        CircuitPolicy::default(),
+    )
+    .await;
+    (primary, backup, r)
+}
+
+/// One streamed question to the default route.
+async fn ask(r: &Router) -> Result<RoutedStream, RouteFailure> {
+    r.chat_stream(None, &ChatRequest::prompt("hi")).await
+}
+
 fn one_route(url: &str) -> String {
     format!(
         "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      only: {{base_url: {url}, model: qwen2_5_0_5b}}\n"
@@ -78,10 +96,7 @@ async fn refused_primary_is_answered_by_the_fallback_with_the_attempt_reported()
         CircuitPolicy::default(),
     )
     .await;
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let rs = ask(&r).await.unwrap();
     assert_eq!(rs.served_by.route, "backup");
     assert_eq!(rs.attempts.len(), 1, "{:?}", rs.attempts);
     assert_eq!(rs.attempts[0].route, "primary");
@@ -95,10 +110,7 @@ async fn refused_primary_is_answered_by_the_fallback_with_the_attempt_reported()
     assert!(err.is_none() && !text.is_empty());
 
     // The refused target's circuit opened at once: the next request does not knock again.
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let rs = ask(&r).await.unwrap();
     assert_eq!(rs.served_by.route, "backup");
     assert_eq!(rs.attempts[0].class, ErrorClass::CircuitOpen);
     let (_, circuit) = &r.circuits("primary")[0];
@@ -129,10 +141,7 @@ async fn fallbacks_of_fallbacks_are_followed_each_route_once() {
         .map(|x| x.name.clone())
         .collect();
     assert_eq!(plan, ["large", "tiny", "spare"]);
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let rs = ask(&r).await.unwrap();
     assert_eq!(rs.served_by.route, "spare");
     let tried: Vec<&str> = rs.attempts.iter().map(|a| a.route.as_str()).collect();
     assert_eq!(tried, ["large", "tiny"]);
@@ -156,10 +165,7 @@ async fn retry_after_on_503_is_honoured_before_trying_again() {
     )
     .await;
     let t0 = Instant::now();
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let rs = ask(&r).await.unwrap();
     let waited = t0.elapsed();
     assert!(
         waited >= Duration::from_secs(1),
@@ -190,11 +196,7 @@ async fn retry_after_longer_than_the_wait_bound_fails_at_once() {
     )
     .await;
     let t0 = Instant::now();
-    let f = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .err()
-        .unwrap();
+    let f = ask(&r).await.err().unwrap();
     // Waiting would take the whole minute the server asked for; half of it is no speed claim.
     assert!(t0.elapsed() < Duration::from_secs(30));
     assert_eq!(f.error.class, ErrorClass::RateLimited);
@@ -207,22 +209,9 @@ async fn retry_after_longer_than_the_wait_bound_fails_at_once() {
 
 #[tokio::test]
 async fn a_stream_failing_after_its_first_content_ends_in_band_and_is_not_retried() {
-    let primary = sim_with(
-        Flavor::Vllm,
-        vec![Fault::new(FaultKind::Reset { after: 3 })],
-    )
-    .await;
-    let backup = sim_with(Flavor::Vllm, vec![]).await;
-    let r = router(
-        &two_routes(&primary.base_url(), &backup.base_url()),
-        quick_policy(),
-        CircuitPolicy::default(),
-    )
-    .await;
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let (primary, backup, r) =
+        primary_and_backup(vec![Fault::new(FaultKind::Reset { after: 3 })]).await;
+    let rs = ask(&r).await.unwrap();
     assert_eq!(rs.served_by.route, "primary");
     let (text, err) = collect(rs.stream).await;
     let err = err.expect("an in-band error, not a silent truncation");
@@ -243,22 +232,9 @@ async fn a_stream_failing_after_its_first_content_ends_in_band_and_is_not_retrie
 #[tokio::test]
 async fn failure_before_first_content_falls_back_without_the_caller_seeing_it() {
     // Reset before any content: nothing reached the caller, so fallback is allowed.
-    let primary = sim_with(
-        Flavor::Vllm,
-        vec![Fault::new(FaultKind::Reset { after: 0 })],
-    )
-    .await;
-    let backup = sim_with(Flavor::Vllm, vec![]).await;
-    let r = router(
-        &two_routes(&primary.base_url(), &backup.base_url()),
-        quick_policy(),
-        CircuitPolicy::default(),
-    )
-    .await;
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let (_primary, _backup, r) =
+        primary_and_backup(vec![Fault::new(FaultKind::Reset { after: 0 })]).await;
+    let rs = ask(&r).await.unwrap();
     assert_eq!(rs.served_by.route, "backup");
     assert_eq!(rs.attempts[0].class, ErrorClass::StreamBroken);
     let (text, err) = collect(rs.stream).await;
@@ -363,11 +339,7 @@ async fn the_total_deadline_holds_before_and_after_commit() {
     )
     .await;
     let t0 = Instant::now();
-    let f = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .err()
-        .unwrap();
+    let f = ask(&r).await.err().unwrap();
     let took = t0.elapsed();
     // The class says the deadline ended it (the server would answer after 5 s); it never
     // fires early.
@@ -382,10 +354,7 @@ async fn the_total_deadline_holds_before_and_after_commit() {
     .await;
     let r = router(&one_route(&stall.base_url()), p, CircuitPolicy::default()).await;
     let t0 = Instant::now();
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let rs = ask(&r).await.unwrap();
     let (text, err) = collect(rs.stream).await;
     let took = t0.elapsed();
     assert_eq!(text, "This answer");
@@ -408,10 +377,7 @@ async fn idle_gap_and_first_token_timeouts_are_separate() {
         CircuitPolicy::default(),
     )
     .await;
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let rs = ask(&r).await.unwrap();
     let (_, err) = collect(rs.stream).await;
     assert_eq!(err.unwrap().class, ErrorClass::IdleTimeout);
 
@@ -424,24 +390,13 @@ async fn idle_gap_and_first_token_timeouts_are_separate() {
     )
     .await;
     let r = router(&one_route(&stall0.base_url()), p, CircuitPolicy::default()).await;
-    let f = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .err()
-        .unwrap();
+    let f = ask(&r).await.err().unwrap();
     assert_eq!(f.error.class, ErrorClass::FirstTokenTimeout, "{f}");
 }
 
 #[tokio::test]
 async fn bad_requests_return_to_the_caller_without_fallback() {
-    let primary = sim_with(Flavor::Vllm, vec![]).await;
-    let backup = sim_with(Flavor::Vllm, vec![]).await;
-    let r = router(
-        &two_routes(&primary.base_url(), &backup.base_url()),
-        quick_policy(),
-        CircuitPolicy::default(),
-    )
-    .await;
+    let (_primary, backup, r) = primary_and_backup(vec![]).await;
     let req = ChatRequest {
         max_tokens: Some(100_000),
         ..ChatRequest::prompt("hi")
@@ -522,10 +477,7 @@ async fn ollama_pool_prefers_least_in_flight_and_skips_unhealthy_instances() {
     // One instance goes down: requests keep being answered by the others.
     b.set_refusing(true);
     for _ in 0..6 {
-        let rs = r
-            .chat_stream(None, &ChatRequest::prompt("hi"))
-            .await
-            .unwrap();
+        let rs = ask(&r).await.unwrap();
         assert_ne!(rs.served_by.base_url, b.base_url());
         let (_, err) = collect(rs.stream).await;
         assert!(err.is_none());
@@ -607,10 +559,7 @@ async fn a_malformed_chunk_after_commit_ends_the_stream_with_an_error() {
         CircuitPolicy::default(),
     )
     .await;
-    let rs = r
-        .chat_stream(None, &ChatRequest::prompt("hi"))
-        .await
-        .unwrap();
+    let rs = ask(&r).await.unwrap();
     let (text, err) = collect(rs.stream).await;
     assert_eq!(text, "This answer");
     let err = err.unwrap();
