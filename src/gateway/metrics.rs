@@ -168,126 +168,142 @@ impl Metrics {
     pub fn render(&self, g: &Gauges) -> String {
         let m = self.lock();
         let mut o = String::with_capacity(4096);
-        let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(o, "# HELP {name} {help}");
-            let _ = writeln!(o, "# TYPE {name} {kind}");
-        };
-        head(
-            &mut o,
-            "anorag_gateway_requests_total",
-            "counter",
-            "Requests answered, by route, model asked, client dialect and HTTP status.",
-        );
-        for ((r, model, d, s), n) in &m.requests {
-            let _ = writeln!(o, "anorag_gateway_requests_total{{route=\"{}\",model=\"{}\",dialect=\"{d}\",status=\"{s}\"}} {n}", esc(r), esc(model));
-        }
-        head(&mut o, "anorag_gateway_fallbacks_total", "counter", "Requests served by another route than the one asked for, by from, to and the reason the first failed.");
-        for ((f, t, why), n) in &m.fallbacks {
-            let _ = writeln!(
-                o,
-                "anorag_gateway_fallbacks_total{{from=\"{}\",to=\"{}\",reason=\"{}\"}} {n}",
-                esc(f),
-                esc(t),
-                esc(why)
-            );
-        }
-        head(&mut o, "anorag_gateway_tokens_total", "counter", "Tokens by the route that served them and kind (prompt, completion), as the server counted them.");
-        for ((r, k), n) in &m.tokens {
-            let _ = writeln!(
-                o,
-                "anorag_gateway_tokens_total{{route=\"{}\",kind=\"{k}\"}} {n}",
-                esc(r)
-            );
-        }
-        head(
-            &mut o,
-            "anorag_gateway_client_cancellations_total",
-            "counter",
-            "Requests whose client went away before the answer ended, by the stage they were in.",
-        );
-        for (s, n) in &m.cancels {
-            let _ = writeln!(
-                o,
-                "anorag_gateway_client_cancellations_total{{stage=\"{s}\"}} {n}"
-            );
-        }
-        head(&mut o, "anorag_gateway_refused_total", "counter", "Requests refused before routing, by reason (queue_full, queue_timeout, body_too_large, unauthorized, bad_request, unknown_model, client_timeout).");
-        for (s, n) in &m.refused {
-            let _ = writeln!(o, "anorag_gateway_refused_total{{reason=\"{s}\"}} {n}");
-        }
-        head(
-            &mut o,
-            "anorag_gateway_in_flight",
-            "gauge",
-            "Requests being answered now.",
-        );
-        let _ = writeln!(o, "anorag_gateway_in_flight {}", g.in_flight);
-        head(
-            &mut o,
-            "anorag_gateway_queued",
-            "gauge",
-            "Requests waiting for a slot now.",
-        );
-        let _ = writeln!(o, "anorag_gateway_queued {}", g.queued);
-        head(
-            &mut o,
-            "anorag_gateway_max_in_flight",
-            "gauge",
-            "Slots (gateway.max_in_flight).",
-        );
-        let _ = writeln!(o, "anorag_gateway_max_in_flight {}", g.max_in_flight);
-        head(
-            &mut o,
-            "anorag_gateway_circuit_state",
-            "gauge",
-            "Each target's circuit: 0 closed, 1 half-open, 2 open.",
-        );
-        for (r, t, s) in &g.circuits {
-            let _ = writeln!(
-                o,
-                "anorag_gateway_circuit_state{{route=\"{}\",target=\"{}\"}} {s}",
-                esc(r),
-                esc(t)
-            );
-        }
-        head(
-            &mut o,
-            "anorag_gateway_ttft_seconds",
-            "histogram",
-            "Time from the request's arrival to its first content, by the route that served it.",
-        );
-        for (r, h) in &m.ttft {
-            h.render(
-                &mut o,
-                "anorag_gateway_ttft_seconds",
-                &format!("route=\"{}\"", esc(r)),
-            );
-        }
-        head(&mut o, "anorag_gateway_upstream_seconds", "histogram", "Time spent waiting on upstream servers per request (attempts and fallbacks included), by the route that served it.");
-        for (r, h) in &m.upstream {
-            h.render(
-                &mut o,
-                "anorag_gateway_upstream_seconds",
-                &format!("route=\"{}\"", esc(r)),
-            );
-        }
-        head(&mut o, "anorag_gateway_overhead_seconds", "histogram", "The gateway's own time per request: the whole request less queueing and the time spent waiting on upstream.");
-        m.overhead
-            .clone()
-            .unwrap_or_else(|| Hist::new(OVERHEAD_BUCKETS))
-            .render(&mut o, "anorag_gateway_overhead_seconds", "");
-        head(
-            &mut o,
-            "anorag_gateway_queue_wait_seconds",
-            "histogram",
-            "Time requests waited for a slot.",
-        );
-        m.queue_wait
-            .clone()
-            .unwrap_or_else(|| Hist::new(LATENCY_BUCKETS))
-            .render(&mut o, "anorag_gateway_queue_wait_seconds", "");
+        counters(&m, &mut o);
+        gauges(g, &mut o);
+        histograms(&m, &mut o);
         o
     }
+}
+
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+/// Requests, fallbacks, tokens, cancellations and refusals.
+fn counters(m: &Inner, o: &mut String) {
+    head(
+        o,
+        "anorag_gateway_requests_total",
+        "counter",
+        "Requests answered, by route, model asked, client dialect and HTTP status.",
+    );
+    for ((r, model, d, s), n) in &m.requests {
+        let _ = writeln!(o, "anorag_gateway_requests_total{{route=\"{}\",model=\"{}\",dialect=\"{d}\",status=\"{s}\"}} {n}", esc(r), esc(model));
+    }
+    head(o, "anorag_gateway_fallbacks_total", "counter", "Requests served by another route than the one asked for, by from, to and the reason the first failed.");
+    for ((f, t, why), n) in &m.fallbacks {
+        let _ = writeln!(
+            o,
+            "anorag_gateway_fallbacks_total{{from=\"{}\",to=\"{}\",reason=\"{}\"}} {n}",
+            esc(f),
+            esc(t),
+            esc(why)
+        );
+    }
+    head(o, "anorag_gateway_tokens_total", "counter", "Tokens by the route that served them and kind (prompt, completion), as the server counted them.");
+    for ((r, k), n) in &m.tokens {
+        let _ = writeln!(
+            o,
+            "anorag_gateway_tokens_total{{route=\"{}\",kind=\"{k}\"}} {n}",
+            esc(r)
+        );
+    }
+    head(
+        o,
+        "anorag_gateway_client_cancellations_total",
+        "counter",
+        "Requests whose client went away before the answer ended, by the stage they were in.",
+    );
+    for (s, n) in &m.cancels {
+        let _ = writeln!(
+            o,
+            "anorag_gateway_client_cancellations_total{{stage=\"{s}\"}} {n}"
+        );
+    }
+    head(o, "anorag_gateway_refused_total", "counter", "Requests refused before routing, by reason (queue_full, queue_timeout, body_too_large, unauthorized, bad_request, unknown_model, client_timeout).");
+    for (s, n) in &m.refused {
+        let _ = writeln!(o, "anorag_gateway_refused_total{{reason=\"{s}\"}} {n}");
+    }
+}
+
+/// In flight, queued, slots and each target's circuit, as they are now.
+fn gauges(g: &Gauges, o: &mut String) {
+    head(
+        o,
+        "anorag_gateway_in_flight",
+        "gauge",
+        "Requests being answered now.",
+    );
+    let _ = writeln!(o, "anorag_gateway_in_flight {}", g.in_flight);
+    head(
+        o,
+        "anorag_gateway_queued",
+        "gauge",
+        "Requests waiting for a slot now.",
+    );
+    let _ = writeln!(o, "anorag_gateway_queued {}", g.queued);
+    head(
+        o,
+        "anorag_gateway_max_in_flight",
+        "gauge",
+        "Slots (gateway.max_in_flight).",
+    );
+    let _ = writeln!(o, "anorag_gateway_max_in_flight {}", g.max_in_flight);
+    head(
+        o,
+        "anorag_gateway_circuit_state",
+        "gauge",
+        "Each target's circuit: 0 closed, 1 half-open, 2 open.",
+    );
+    for (r, t, s) in &g.circuits {
+        let _ = writeln!(
+            o,
+            "anorag_gateway_circuit_state{{route=\"{}\",target=\"{}\"}} {s}",
+            esc(r),
+            esc(t)
+        );
+    }
+}
+
+/// TTFT, upstream time, our own overhead and queueing.
+fn histograms(m: &Inner, o: &mut String) {
+    head(
+        o,
+        "anorag_gateway_ttft_seconds",
+        "histogram",
+        "Time from the request's arrival to its first content, by the route that served it.",
+    );
+    for (r, h) in &m.ttft {
+        h.render(
+            o,
+            "anorag_gateway_ttft_seconds",
+            &format!("route=\"{}\"", esc(r)),
+        );
+    }
+    head(o, "anorag_gateway_upstream_seconds", "histogram", "Time spent waiting on upstream servers per request (attempts and fallbacks included), by the route that served it.");
+    for (r, h) in &m.upstream {
+        h.render(
+            o,
+            "anorag_gateway_upstream_seconds",
+            &format!("route=\"{}\"", esc(r)),
+        );
+    }
+    head(o, "anorag_gateway_overhead_seconds", "histogram", "The gateway's own time per request: the whole request less queueing and the time spent waiting on upstream.");
+    m.overhead
+        .clone()
+        .unwrap_or_else(|| Hist::new(OVERHEAD_BUCKETS))
+        .render(o, "anorag_gateway_overhead_seconds", "");
+    head(
+        o,
+        "anorag_gateway_queue_wait_seconds",
+        "histogram",
+        "Time requests waited for a slot.",
+    );
+    m.queue_wait
+        .clone()
+        .unwrap_or_else(|| Hist::new(LATENCY_BUCKETS))
+        .render(o, "anorag_gateway_queue_wait_seconds", "");
 }
 
 #[cfg(test)]

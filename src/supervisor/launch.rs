@@ -107,6 +107,51 @@ pub fn expand(template: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
     out
 }
 
+/// `vllm serve MODEL` with the profile's settings as flags.
+fn vllm_argv(p: &ServerProfile, base_dir: &Path, host: &str, port: String) -> Vec<String> {
+    let mut argv: Vec<String> = Vec::new();
+    let model = p.model.clone().unwrap_or_default();
+    let model = model_path(&model, base_dir)
+        .map(|m| m.display().to_string())
+        .unwrap_or(model);
+    argv.push(p.executable.clone().unwrap_or_else(|| "vllm".into()));
+    argv.extend(["serve".into(), model]);
+    if let Some(s) = &p.served_model_name {
+        argv.extend(["--served-model-name".into(), s.clone()]);
+    }
+    argv.extend(["--host".into(), host.to_string(), "--port".into(), port]);
+    let mut flag = |f: &str, v: Option<String>| {
+        if let Some(v) = v {
+            argv.extend([f.to_string(), v]);
+        }
+    };
+    flag("--dtype", p.dtype.clone());
+    flag(
+        "--max-model-len",
+        p.max_model_len.as_ref().map(ToString::to_string),
+    );
+    flag(
+        "--gpu-memory-utilization",
+        p.gpu_memory_utilization.map(|v| v.to_string()),
+    );
+    flag(
+        "--tensor-parallel-size",
+        p.tensor_parallel_size.map(|v| v.to_string()),
+    );
+    flag(
+        "--pipeline-parallel-size",
+        p.pipeline_parallel_size.map(|v| v.to_string()),
+    );
+    flag(
+        "--distributed-executor-backend",
+        p.distributed_executor_backend.clone(),
+    );
+    if p.enforce_eager == Some(true) {
+        argv.push("--enforce-eager".into());
+    }
+    argv
+}
+
 /// Builds the launch of profile `name`. `self_exe` is this program (for `kind: sim` and
 /// `kind: gateway`); `config_file` is the config it came from (a gateway serves its routes).
 pub fn build(
@@ -126,47 +171,7 @@ pub fn build(
     });
     let mut argv: Vec<String> = Vec::new();
     match p.kind {
-        ServerKind::Vllm => {
-            let model = p.model.clone().unwrap_or_default();
-            let model = model_path(&model, base_dir)
-                .map(|m| m.display().to_string())
-                .unwrap_or(model);
-            argv.push(p.executable.clone().unwrap_or_else(|| "vllm".into()));
-            argv.extend(["serve".into(), model]);
-            if let Some(s) = &p.served_model_name {
-                argv.extend(["--served-model-name".into(), s.clone()]);
-            }
-            argv.extend(["--host".into(), host.clone(), "--port".into(), port]);
-            let mut flag = |f: &str, v: Option<String>| {
-                if let Some(v) = v {
-                    argv.extend([f.to_string(), v]);
-                }
-            };
-            flag("--dtype", p.dtype.clone());
-            flag(
-                "--max-model-len",
-                p.max_model_len.as_ref().map(ToString::to_string),
-            );
-            flag(
-                "--gpu-memory-utilization",
-                p.gpu_memory_utilization.map(|v| v.to_string()),
-            );
-            flag(
-                "--tensor-parallel-size",
-                p.tensor_parallel_size.map(|v| v.to_string()),
-            );
-            flag(
-                "--pipeline-parallel-size",
-                p.pipeline_parallel_size.map(|v| v.to_string()),
-            );
-            flag(
-                "--distributed-executor-backend",
-                p.distributed_executor_backend.clone(),
-            );
-            if p.enforce_eager == Some(true) {
-                argv.push("--enforce-eager".into());
-            }
-        }
+        ServerKind::Vllm => argv = vllm_argv(p, base_dir, &host, port),
         ServerKind::Sim => {
             argv.push(self_exe.display().to_string());
             argv.extend(["sim", "--flavor", "vllm", "--host"].map(String::from));
