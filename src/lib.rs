@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod config;
 pub mod format;
 pub mod gateway;
+pub mod histogram;
 pub mod input;
 pub mod procfs;
 pub mod protocol;

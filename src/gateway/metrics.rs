@@ -13,42 +13,26 @@ const OVERHEAD_BUCKETS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ];
 
+/// A histogram as the gateway prints it: its labels, then `le`.
 #[derive(Debug, Clone)]
-struct Hist {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+struct Hist(crate::histogram::Buckets);
 
 impl Hist {
     fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        }
+        Self(crate::histogram::Buckets::new(bounds))
     }
+
     fn observe(&mut self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
-            self.counts[i] += 1;
-        }
-        self.sum += v;
-        self.count += 1;
+        self.0.observe(v)
     }
+
     fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cum = 0;
+        let h = &self.0;
         let sep = if labels.is_empty() { "" } else { "," };
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cum += c;
+        for (b, cum) in h.cumulative() {
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cum}");
         }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
-            self.count
-        );
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", h.count);
         let braces = |l: &str| {
             if l.is_empty() {
                 String::new()
@@ -56,8 +40,8 @@ impl Hist {
                 format!("{{{l}}}")
             }
         };
-        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), self.sum);
-        let _ = writeln!(out, "{name}_count{} {}", braces(labels), self.count);
+        let _ = writeln!(out, "{name}_sum{} {}", braces(labels), h.sum);
+        let _ = writeln!(out, "{name}_count{} {}", braces(labels), h.count);
     }
 }
 

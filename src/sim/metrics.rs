@@ -15,33 +15,7 @@ const E2E_BUCKETS: &[f64] = &[
     480.0, 960.0, 1920.0, 7680.0,
 ];
 
-#[derive(Debug, Clone)]
-struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Self {
-            bounds,
-            counts: vec![0; bounds.len()],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-    fn observe(&mut self, v: f64) {
-        for (i, b) in self.bounds.iter().enumerate() {
-            if v <= *b {
-                self.counts[i] += 1;
-            }
-        }
-        self.sum += v;
-        self.count += 1;
-    }
-}
+type Histogram = crate::histogram::Buckets;
 
 #[derive(Debug, Clone)]
 pub struct VllmMetrics {
@@ -209,12 +183,12 @@ impl VllmMetrics {
 
 fn hist(o: &mut String, name: &str, help: &str, h: &Histogram, model: &str) {
     let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
-    for (b, c) in h.bounds.iter().zip(&h.counts) {
+    for (b, c) in h.cumulative() {
         let _ = writeln!(
             o,
             "{name}_bucket{{engine=\"0\",le=\"{}\",model_name=\"{model}\"}} {}",
-            num(*b),
-            num(*c as f64)
+            num(b),
+            num(c as f64)
         );
     }
     let _ = writeln!(
