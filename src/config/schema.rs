@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The routes and the router: which servers answer, in which order.
     pub llm: LlmConfig,
     /// Launch profiles, by name.
     #[serde(default)]
@@ -15,8 +16,10 @@ pub struct Config {
     /// Remote nodes' GPUs, read from their DCGM exporters.
     #[serde(default)]
     pub gpu_sources: Vec<GpuSourceConfig>,
+    /// How often GPUs, the host and the routes are sampled.
     #[serde(default)]
     pub telemetry: TelemetryBlock,
+    /// The console's own settings.
     #[serde(default)]
     pub tui: TuiBlock,
     /// The gateway (`anorag-tui gateway`, or a `kind: gateway` profile).
@@ -81,7 +84,9 @@ pub struct GatewayBlock {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GpuSourceConfig {
+    /// Shown as the source of its GPUs in the GPU pane.
     pub name: String,
+    /// The exporter's `/metrics` page (http or https).
     pub url: String,
 }
 
@@ -92,6 +97,7 @@ pub struct TelemetryBlock {
     pub interval_ms: Option<u64>,
     /// Route probes, per target, with jitter (default 5000).
     pub probe_interval_ms: Option<u64>,
+    /// A route probe's deadline (default 3000).
     pub probe_timeout_ms: Option<u64>,
     /// Read this machine's GPUs through NVML (default true).
     pub local_gpu: Option<bool>,
@@ -154,6 +160,7 @@ impl std::fmt::Display for Scalar {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerProfile {
+    /// `vllm`, `sim`, `command` or `gateway`.
     pub kind: ServerKind,
     /// The `vllm` command (default: `vllm` on PATH).
     #[serde(default)]
@@ -164,27 +171,39 @@ pub struct ServerProfile {
     /// Hugging Face id or local path.
     #[serde(default)]
     pub model: Option<String>,
+    /// The name the server answers to (`--served-model-name`); a route names it as its `model`.
     #[serde(default)]
     pub served_model_name: Option<String>,
+    /// Listen address (default `127.0.0.1`).
     #[serde(default)]
     pub host: Option<String>,
+    /// Listen port; the readiness check and the route use it.
     pub port: u16,
+    /// vLLM's `--dtype` (`auto`, `bfloat16`, `float16`, ...).
     #[serde(default)]
     pub dtype: Option<String>,
+    /// vLLM's `--max-model-len`; `32k` and `32768` alike.
     #[serde(default)]
     pub max_model_len: Option<Scalar>,
+    /// vLLM's `--gpu-memory-utilization`, a fraction from 0 to 1.
     #[serde(default)]
     pub gpu_memory_utilization: Option<f64>,
+    /// vLLM's `--tensor-parallel-size`.
     #[serde(default)]
     pub tensor_parallel_size: Option<u32>,
+    /// vLLM's `--pipeline-parallel-size`.
     #[serde(default)]
     pub pipeline_parallel_size: Option<u32>,
+    /// vLLM's `--distributed-executor-backend` (`ray`, `mp`).
     #[serde(default)]
     pub distributed_executor_backend: Option<String>,
+    /// vLLM's `--enforce-eager` (no CUDA graphs).
     #[serde(default)]
     pub enforce_eager: Option<bool>,
+    /// More arguments, as they are; a key or token flag (`--api-key`, `--hf-token`) is refused.
     #[serde(default)]
     pub extra_args: Vec<Scalar>,
+    /// Environment of the server; `${VAR}` values stay unexpanded in the state directory.
     #[serde(default)]
     pub env: IndexMap<String, Scalar>,
     /// Variable whose value reaches the server as `VLLM_API_KEY` (never on argv).
@@ -199,11 +218,13 @@ pub struct ServerProfile {
     /// Started when the console opens.
     #[serde(default)]
     pub autostart: bool,
+    /// `never` (default) or `on-failure`.
     #[serde(default)]
     pub restart: RestartPolicy,
     /// Crash-loop guard: at most this many restarts within `restart_window` seconds.
     #[serde(default)]
     pub max_restarts: Option<u32>,
+    /// Seconds over which `max_restarts` counts.
     #[serde(default)]
     pub restart_window: Option<f64>,
     /// Seconds between SIGTERM and SIGKILL.
@@ -228,6 +249,7 @@ pub struct ServerProfile {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
+    /// `ray` (the only engine today).
     pub kind: ClusterKind,
     /// The Ray dashboard, e.g. `http://head:8265`.
     pub address: String,
@@ -274,16 +296,22 @@ impl ProviderName {
 pub struct LlmConfig {
     /// Which block's route answers when no route is named.
     pub provider: ProviderName,
+    /// OpenAI-compatible servers (vLLM), any number of named routes.
     #[serde(default)]
     pub vllm_openai: Option<VllmOpenAi>,
+    /// One Ollama server, the route `ollama`.
     #[serde(default)]
     pub ollama: Option<OllamaBlock>,
+    /// Several Ollama servers behind one route, least in flight first.
     #[serde(default)]
     pub multi_ollama: Option<MultiOllama>,
+    /// OpenAI's API (or any hosted one), the route `openai`.
     #[serde(default)]
     pub openai: Option<OpenAiBlock>,
+    /// The in-process simulator, the route `builtin`.
     #[serde(default)]
     pub builtin: Option<BuiltinBlock>,
+    /// Retries, timeouts and circuits: the one owner of retries.
     #[serde(default)]
     pub router: RouterBlock,
 }
@@ -291,9 +319,12 @@ pub struct LlmConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VllmOpenAi {
+    /// Routes by name.
     pub routes: IndexMap<String, VllmRoute>,
+    /// The route asked when none is named (default: the first).
     #[serde(default)]
     pub default_route: Option<String>,
+    /// Defaults for every route here.
     #[serde(default)]
     pub params: Params,
     /// Variable holding the key for every route here (servers started with `--api-key`).
@@ -304,15 +335,20 @@ pub struct VllmOpenAi {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VllmRoute {
+    /// The server, ending in `/v1`.
     pub base_url: String,
+    /// The model name the server answers to.
     pub model: String,
+    /// Routes tried in order when this one fails before its first token.
     #[serde(default)]
     pub fallback: Vec<String>,
     /// Routes with a larger context to use when this one says the prompt is too long.
     #[serde(default)]
     pub context_fallback: Vec<String>,
+    /// Variable holding this route's key (overrides the block's).
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// This route's own parameters, over the block's.
     #[serde(default)]
     pub params: Option<Params>,
 }
@@ -320,8 +356,11 @@ pub struct VllmRoute {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    /// Sampling temperature, 0 to 2.
     pub temperature: Option<f32>,
+    /// Longest answer, in tokens (at least 1).
     pub max_tokens: Option<u32>,
+    /// Nucleus sampling, 0 to 1.
     pub top_p: Option<f32>,
     /// Seconds for a whole request, fallbacks included.
     pub timeout: Option<f64>,
@@ -342,10 +381,14 @@ impl Params {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OllamaBlock {
+    /// The Ollama server (no `/v1`), e.g. `http://127.0.0.1:11434`.
     pub base_url: String,
+    /// The model, with its tag (`qwen2.5:0.5b`).
     pub model: String,
+    /// Routes tried in order when this one fails before its first token.
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// Sampling and timeout.
     #[serde(default)]
     pub params: Params,
 }
@@ -355,9 +398,12 @@ pub struct OllamaBlock {
 pub struct MultiOllama {
     /// Base URLs of the Ollama instances (no `/v1`).
     pub instances: Vec<String>,
+    /// The model every instance serves.
     pub model: String,
+    /// Routes tried in order when every instance fails.
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// Sampling and timeout.
     #[serde(default)]
     pub params: Params,
 }
@@ -372,14 +418,18 @@ fn openai_key_env() -> String {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct OpenAiBlock {
+    /// Default `https://api.openai.com/v1`.
     #[serde(default = "openai_url")]
     pub base_url: String,
+    /// The model asked for.
     pub model: String,
     /// The *name* of the variable that holds the key; the key itself never goes in the file.
     #[serde(default = "openai_key_env")]
     pub api_key_env: String,
+    /// Routes tried in order when this one fails before its first token.
     #[serde(default)]
     pub fallback: Vec<String>,
+    /// Sampling and timeout.
     #[serde(default)]
     pub params: Params,
 }
@@ -401,14 +451,19 @@ fn sim_tokens() -> u32 {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BuiltinBlock {
+    /// The name it answers to (default `anorag-sim`).
     #[serde(default = "sim_model")]
     pub model: String,
+    /// Time to its first token (default 40).
     #[serde(default = "sim_ttft")]
     pub ttft_ms: u64,
+    /// Time between tokens (default 15).
     #[serde(default = "sim_itl")]
     pub itl_ms: u64,
+    /// Tokens in an answer (default 48, at least 1).
     #[serde(default = "sim_tokens")]
     pub tokens: u32,
+    /// Sampling and timeout.
     #[serde(default)]
     pub params: Params,
 }
@@ -416,14 +471,21 @@ pub struct BuiltinBlock {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RouterBlock {
+    /// Attempts for one request across its whole chain.
     pub max_attempts: Option<u32>,
+    /// To open a connection to a target.
     pub connect_timeout_ms: Option<u64>,
+    /// From the request sent to the response headers.
     pub headers_timeout_ms: Option<u64>,
+    /// From the headers to the first token.
     pub first_token_timeout_ms: Option<u64>,
+    /// Longest silence between two events of a stream.
     pub idle_timeout_ms: Option<u64>,
+    /// A whole request, fallbacks included (a route's `params.timeout` overrides it).
     pub total_timeout_s: Option<f64>,
     /// Longest wait for a cooling target before the request fails.
     pub max_wait_ms: Option<u64>,
+    /// When a failing target is skipped, and for how long.
     #[serde(default)]
     pub circuit: CircuitBlock,
 }
@@ -431,8 +493,11 @@ pub struct RouterBlock {
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CircuitBlock {
+    /// Consecutive failures that open a target's circuit.
     pub failures: Option<u32>,
+    /// How long an open circuit skips its target before a half-open probe.
     pub cooldown_ms: Option<u64>,
+    /// The cooldown grows with repeated trips up to this.
     pub max_cooldown_ms: Option<u64>,
 }
 

@@ -12,3 +12,179 @@ fn the_commands_in_the_docs_run_as_written() {
         .env("NO_COLOR", "1")
         .case("docs/*.md");
 }
+
+/// Where each block of the config sits in `dashboard.yaml`, in the order the reference shows
+/// them. A struct of `src/config/schema.rs` missing here fails the test below.
+const BLOCKS: &[(&str, &str)] = &[
+    ("Config", "The top level"),
+    ("LlmConfig", "llm"),
+    ("VllmOpenAi", "llm.vllm_openai"),
+    ("VllmRoute", "llm.vllm_openai.routes.NAME"),
+    ("Params", "params (of a block or a route)"),
+    ("OllamaBlock", "llm.ollama"),
+    ("MultiOllama", "llm.multi_ollama"),
+    ("OpenAiBlock", "llm.openai"),
+    ("BuiltinBlock", "llm.builtin"),
+    ("RouterBlock", "llm.router"),
+    ("CircuitBlock", "llm.router.circuit"),
+    ("ServerProfile", "servers.NAME"),
+    ("ClusterConfig", "clusters.NAME"),
+    ("GpuSourceConfig", "gpu_sources[]"),
+    ("TelemetryBlock", "telemetry"),
+    ("TuiBlock", "tui"),
+    ("GatewayBlock", "gateway"),
+];
+
+const BEGIN: &str = "<!-- reference: made from src/config/schema.rs by tests/it/docs.rs (ANORAG_UPDATE_DOCS=1 rewrites it) -->";
+const END: &str = "<!-- end of reference -->";
+
+struct Field {
+    name: String,
+    ty: String,
+    required: bool,
+    doc: String,
+}
+
+/// (struct, its doc, its fields) for every struct of the schema, read from its source.
+fn schema() -> Vec<(String, String, Vec<Field>)> {
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config/schema.rs"))
+        .unwrap();
+    let mut out: Vec<(String, String, Vec<Field>)> = Vec::new();
+    let (mut doc, mut attrs) = (Vec::<String>::new(), Vec::<String>::new());
+    let mut current: Option<(String, String, Vec<Field>)> = None;
+    for line in src.lines() {
+        let t = line.trim();
+        if let Some(d) = t.strip_prefix("///") {
+            doc.push(d.trim().to_string());
+        } else if t.starts_with("#[") {
+            attrs.push(t.to_string());
+        } else if let Some(rest) = line.strip_prefix("pub struct ") {
+            let name = rest.split([' ', '{']).next().unwrap().to_string();
+            current = Some((name, doc.join(" "), Vec::new()));
+            (doc, attrs) = (Vec::new(), Vec::new());
+        } else if line.starts_with('}') {
+            out.extend(current.take());
+        } else if let (Some(c), Some(f)) = (current.as_mut(), line.strip_prefix("    pub ")) {
+            let (name, ty) = f.split_once(':').unwrap();
+            let ty = ty.trim().trim_end_matches(',').to_string();
+            let skip = attrs.iter().any(|a| a.contains("serde(skip)"));
+            if !skip {
+                c.2.push(Field {
+                    name: name.to_string(),
+                    required: !ty.starts_with("Option<")
+                        && !attrs.iter().any(|a| a.contains("serde(default")),
+                    ty,
+                    doc: doc.join(" "),
+                });
+            }
+            (doc, attrs) = (Vec::new(), Vec::new());
+        } else if t.is_empty() || !t.starts_with("//") {
+            (doc, attrs) = (Vec::new(), Vec::new());
+        }
+    }
+    out
+}
+
+/// A field's type as the YAML it takes.
+fn yaml_type(ty: &str) -> String {
+    let inner = |t: &str, w: &str| {
+        t.strip_prefix(w)
+            .and_then(|r| r.strip_suffix('>'))
+            .map(str::to_string)
+    };
+    if let Some(t) = inner(ty, "Option<") {
+        return yaml_type(&t);
+    }
+    if let Some(t) = inner(ty, "Vec<") {
+        return format!("list of {}", yaml_type(&t));
+    }
+    if let Some(t) = inner(ty, "IndexMap<String, ") {
+        return format!("map of name to {}", yaml_type(&t));
+    }
+    let block = |name: &str| {
+        BLOCKS
+            .iter()
+            .find(|(s, _)| *s == name)
+            .map(|(_, p)| shown(p))
+    };
+    match ty {
+        "String" => "text".into(),
+        "bool" => "true or false".into(),
+        "u16" | "u32" | "u64" | "usize" | "i64" => "integer".into(),
+        "f32" | "f64" => "number".into(),
+        "Scalar" => "text or number".into(),
+        "ServerKind" => "`vllm`, `sim`, `command` or `gateway`".into(),
+        "RestartPolicy" => "`never` or `on-failure`".into(),
+        "ClusterKind" => "`ray`".into(),
+        "ProviderName" => "`vllm_openai`, `ollama`, `multi_ollama`, `openai` or `builtin`".into(),
+        other => block(other).unwrap_or_else(|| format!("`{other}`")),
+    }
+}
+
+/// A block's place as the reference prints it: its path as code, any words after it plain.
+fn shown(path: &str) -> String {
+    if path.contains('.') || !path.contains(' ') {
+        let (code, rest) = path.split_once(' ').unwrap_or((path, ""));
+        return format!("`{code}`{}{rest}", if rest.is_empty() { "" } else { " " });
+    }
+    match path.split_once(" (") {
+        Some((code, rest)) => format!("`{code}` ({rest}"),
+        None => path.to_string(),
+    }
+}
+
+fn reference() -> String {
+    let schema = schema();
+    let mut o = String::new();
+    for (name, _) in BLOCKS {
+        assert!(
+            schema.iter().any(|(s, _, _)| s == name),
+            "{name} is not a struct of src/config/schema.rs any more"
+        );
+    }
+    for (s, _, _) in &schema {
+        assert!(
+            BLOCKS.iter().any(|(b, _)| b == s),
+            "src/config/schema.rs has a new struct `{s}`: add it to BLOCKS in tests/it/docs.rs"
+        );
+    }
+    for (name, path) in BLOCKS {
+        let (_, doc, fields) = schema.iter().find(|(s, _, _)| s == name).unwrap();
+        o.push_str(&format!("\n### {}\n\n", shown(path)));
+        if !doc.is_empty() {
+            o.push_str(&format!("{doc}\n\n"));
+        }
+        o.push_str("| key | takes | |\n|---|---|---|\n");
+        for f in fields {
+            let need = if f.required { "**required**. " } else { "" };
+            o.push_str(&format!(
+                "| `{}` | {} | {need}{} |\n",
+                f.name,
+                yaml_type(&f.ty),
+                f.doc.replace('|', "\\|")
+            ));
+        }
+    }
+    o
+}
+
+/// The configuration reference lists every key of the schema with what it takes and its
+/// doc (its default where it has one): made from the source, so it cannot fall behind.
+#[test]
+fn the_configuration_reference_lists_every_key() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    let (head, rest) = page
+        .split_once(BEGIN)
+        .expect("the reference's start marker");
+    let (old, tail) = rest.split_once(END).expect("the reference's end marker");
+    let new = reference();
+    if old == new {
+        return;
+    }
+    if std::env::var("ANORAG_UPDATE_DOCS").as_deref() == Ok("1") {
+        std::fs::write(path, format!("{head}{BEGIN}{new}{END}{tail}")).unwrap();
+        return;
+    }
+    panic!("docs/configuration.md's reference is not what src/config/schema.rs says: run `ANORAG_UPDATE_DOCS=1 cargo test --test it docs::` and commit the page");
+}
