@@ -188,3 +188,36 @@ fn the_configuration_reference_lists_every_key() {
     }
     panic!("docs/configuration.md's reference is not what src/config/schema.rs says: run `ANORAG_UPDATE_DOCS=1 cargo test --test it docs::` and commit the page");
 }
+
+/// Every `yaml` block in the docs is a valid config (a block without `llm:` gets the shipped
+/// `dashboard.yaml`'s routes), so an example cannot teach a key the program refuses.
+#[test]
+fn the_docs_yaml_examples_are_valid_configs() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs");
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dashboard.yaml")).unwrap();
+    let llm =
+        &shipped[shipped.find("\nllm:").unwrap() + 1..shipped.find("\nservers:").unwrap() + 1];
+    let mut seen = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (i, block) in text.split("```yaml\n").skip(1).enumerate() {
+            let yaml = block.split("```").next().unwrap();
+            let whole = if yaml.contains("llm:") {
+                yaml.to_string()
+            } else {
+                format!("{llm}{yaml}")
+            };
+            let name = format!("{}#yaml{}", path.display(), i + 1);
+            if let Err(e) = anorag::config::load_str(&whole, &name) {
+                panic!("{name} is not a valid config:\n{e}\n{whole}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "the docs' yaml examples were not found");
+}
