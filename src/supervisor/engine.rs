@@ -251,6 +251,8 @@ impl Engine {
             self.names = self.sup.local_names();
         }
         let names = std::mem::take(&mut self.names);
+        // A full pass publishes even when nothing changed: readers wait for a first reading.
+        let mut publish = full;
         for name in &names {
             let mtime = std::fs::metadata(self.sup.dir().record_path(name))
                 .and_then(|m| m.modified())
@@ -272,18 +274,17 @@ impl Engine {
                     continue;
                 }
                 self.last.insert(name.clone(), st);
+                publish = true;
             }
             self.mtimes.insert(name.clone(), mtime);
         }
         self.names = names;
-        // The running servers as just read, for the samplers' attribution.
-        let running = self
-            .last
-            .values()
-            .filter(|st| st.is_running())
-            .filter_map(|st| st.pid.map(|p| (st.name.clone(), p)))
-            .collect();
-        self.sup.seen().set_running(running);
+        if publish {
+            // The running servers as just read, for the samplers' attribution.
+            self.sup
+                .seen()
+                .set_running(super::status::running_pids(self.last.values()));
+        }
     }
 
     /// Reads what the logs gained; true when there was something.

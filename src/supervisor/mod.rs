@@ -44,12 +44,7 @@ pub fn running_servers_fn(sup: Option<Supervisor>) -> crate::telemetry::sampler:
                 return v.clone();
             }
         }
-        let v: Vec<(String, i32)> = s
-            .statuses()
-            .into_iter()
-            .filter(|st| st.is_running())
-            .filter_map(|st| st.pid.map(|p| (st.name, p)))
-            .collect();
+        let v = status::running_pids(&s.statuses());
         *c = Some((std::time::Instant::now(), v.clone()));
         v
     })

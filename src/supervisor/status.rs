@@ -128,3 +128,15 @@ pub(super) fn from_record(r: &Record) -> ServerStatus {
         job: None,
     }
 }
+
+/// (name, main pid) of the running servers among `statuses`: what GPU memory and CPU are
+/// attributed by.
+pub fn running_pids<'a>(
+    statuses: impl IntoIterator<Item = &'a ServerStatus>,
+) -> Vec<(String, i32)> {
+    statuses
+        .into_iter()
+        .filter(|st| st.is_running())
+        .filter_map(|st| st.pid.map(|p| (st.name.clone(), p)))
+        .collect()
+}
