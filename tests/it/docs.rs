@@ -123,13 +123,10 @@ fn yaml_type(ty: &str) -> String {
 
 /// A block's place as the reference prints it: its path as code, any words after it plain.
 fn shown(path: &str) -> String {
-    if path.contains('.') || !path.contains(' ') {
-        let (code, rest) = path.split_once(' ').unwrap_or((path, ""));
-        return format!("`{code}`{}{rest}", if rest.is_empty() { "" } else { " " });
-    }
     match path.split_once(" (") {
         Some((code, rest)) => format!("`{code}` ({rest}"),
-        None => path.to_string(),
+        None if path.contains(' ') => path.to_string(),
+        None => format!("`{path}`"),
     }
 }
 
