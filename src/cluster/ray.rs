@@ -299,7 +299,8 @@ pub fn parse_nodes(summary: &Value, status: &Value) -> Vec<ClusterNode> {
 
 /// One GPU in the reporter's format (memory in MB, power in mW).
 fn parse_gpu(g: &Value) -> NodeGpu {
-    let mb = |v: &Value| v.as_u64().map(|m| m * 1024 * 1024);
+    // A reporter's number may be anything: out-of-range sizes saturate, never overflow.
+    let mb = |v: &Value| v.as_u64().map(|m| m.saturating_mul(1024 * 1024));
     NodeGpu {
         index: g["index"].as_u64().unwrap_or(0) as u32,
         name: g["name"].as_str().map(String::from),
@@ -316,7 +317,7 @@ fn parse_gpu(g: &Value) -> NodeGpu {
                     .filter_map(|p| {
                         Some((
                             p["pid"].as_u64()? as u32,
-                            p["gpuMemoryUsage"].as_u64().unwrap_or(0) * 1024 * 1024,
+                            mb(&p["gpuMemoryUsage"]).unwrap_or(0),
                         ))
                     })
                     .collect()
@@ -356,4 +357,23 @@ pub fn parse_job(j: &Value) -> Option<ClusterJob> {
             })
             .unwrap_or_default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sizes in MB beyond what bytes can hold saturate (the property test in tests/it/fuzz.rs
+    /// once drew such a number and found the multiplication overflowing).
+    #[test]
+    fn a_gpu_size_out_of_range_saturates() {
+        let g = parse_gpu(&serde_json::json!({
+            "memoryUsed": u64::MAX,
+            "memoryTotal": 80 * 1024,
+            "processesPids": [{"pid": 7, "gpuMemoryUsage": u64::MAX / 2}],
+        }));
+        assert_eq!(g.memory_used_bytes, Some(u64::MAX));
+        assert_eq!(g.memory_total_bytes, Some(80 << 30));
+        assert_eq!(g.processes, vec![(7, u64::MAX)]);
+    }
 }
