@@ -87,6 +87,8 @@ fn server(i: usize) -> ServerStatus {
         ],
         restarts: 0,
         message: None,
+        failure: None,
+        fit_warning: None,
         configured: true,
         autostart: false,
         started_unix: Some(1_795_600_000.0),

@@ -83,6 +83,19 @@ pub fn floor_char(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// `524288` -> `524,288`, as vLLM prints its KV token counts.
+pub fn thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::with_capacity(d.len() + d.len() / 3);
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,6 +108,48 @@ pub fn duration(secs: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.0, MAX_SECONDS))
 }
 
+/// A memory size: `80GiB`, `80G`, `81920MiB`, `80` (GiB); binary units either way.
+pub fn size_text(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (like 80GiB or 24576MiB)"))?;
+    let mul = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "g" | "gib" | "gb" => 1u64 << 30,
+        "m" | "mib" | "mb" => 1 << 20,
+        "t" | "tib" | "tb" => 1 << 40,
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use MiB, GiB or TiB)"
+            ))
+        }
+    };
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("`{text}` must be above zero"));
+    }
+    Ok((v * mul as f64) as u64)
+}
+
+/// `2048`, `32k` (x1000), `32K` (x1024): a token count as vLLM reads `--max-model-len`.
+pub fn tokens_text(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1000),
+        Some('K') => (&t[..t.len() - 1], 1024),
+        Some('m') => (&t[..t.len() - 1], 1_000_000),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| n * mul)
+        .ok_or_else(|| format!("`{text}` is not a token count (like 4096, 32k or 32K)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod format;
 pub mod gateway;
 pub mod histogram;
 pub mod input;
+pub mod models;
 pub mod procfs;
 pub mod protocol;
 pub mod provider;

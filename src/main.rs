@@ -29,6 +29,9 @@ enum Cmd {
     Routes(cli::routes::RoutesArgs),
     /// GPUs on this machine (NVML) and remote nodes (DCGM exporters).
     Gpu(cli::gpu::GpuArgs),
+    /// The models on this machine (Hugging Face and ModelScope caches, models.paths, Ollama's
+    /// store), and `models fit MODEL`: whether one fits before it starts.
+    Models(cli::models::ModelsArgs),
     /// Servers, routes and GPUs in one view.
     Status(cli::status::StatusArgs),
     /// Clusters (Ray): nodes with their CPUs, memory and GPUs, and every job.
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
             Some(Cmd::Chat(a)) => cli::chat::run(config, a).await,
             Some(Cmd::Routes(a)) => cli::routes::run(config, a).await,
             Some(Cmd::Gpu(a)) => cli::gpu::run(config, a).await,
+            Some(Cmd::Models(a)) => cli::models::run(config, a).await,
             Some(Cmd::Status(a)) => cli::status::run(config, a).await,
             Some(Cmd::Cluster(a)) => cli::cluster::run(config, a).await,
             Some(Cmd::Bench(a)) => cli::bench::run(config, *a).await,

@@ -10,6 +10,7 @@ macro_rules! or_exit {
     };
 }
 pub mod adhoc;
+pub mod adhoc_server;
 pub mod bench;
 pub mod bench_args;
 pub mod bench_plans;
@@ -20,6 +21,7 @@ pub mod config_check;
 pub mod find_max;
 pub mod gateway;
 pub mod gpu;
+pub mod models;
 pub mod repeat;
 pub mod routes;
 pub mod server;

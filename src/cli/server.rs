@@ -14,9 +14,13 @@ pub enum ServerCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Start a server in the background (it outlives this command).
+    /// Start a server in the background (it outlives this command): a profile by name, or
+    /// any model with --model (no profile needed; --save keeps one).
     Start {
-        name: String,
+        /// A profile; with --model, the new server's name (default: the model's name).
+        name: Option<String>,
+        #[command(flatten)]
+        adhoc: AdhocArgs,
         /// Exit 0 once it is ready; non-zero, with its last log lines, if it exits first or
         /// the timeout passes.
         #[arg(long)]
@@ -24,6 +28,10 @@ pub enum ServerCmd {
         /// Seconds to wait for readiness (with --wait).
         #[arg(long, default_value_t = 600.0, value_parser = crate::input::seconds(0.001))]
         timeout: f64,
+        /// Do not start when the fit estimate says it will not fit (default: warn and start;
+        /// vLLM's own profile run decides).
+        #[arg(long)]
+        require_fit: bool,
     },
     /// Stop a server: SIGTERM to its process group, SIGKILL after the grace period.
     Stop {
@@ -55,6 +63,37 @@ pub enum ServerCmd {
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
     },
+}
+
+/// A server for any model, without a profile.
+#[derive(clap::Args, Debug, Default)]
+pub struct AdhocArgs {
+    /// A model folder or a hub id (as `vllm serve` takes it).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, requires = "model", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub tensor_parallel_size: Option<u32>,
+    /// Default: the first free port from 8000.
+    #[arg(long, requires = "model")]
+    pub port: Option<u16>,
+    #[arg(long, requires = "model", value_parser = crate::input::tokens_text)]
+    pub max_model_len: Option<u64>,
+    #[arg(long, requires = "model", value_parser = crate::input::fraction)]
+    pub gpu_memory_utilization: Option<f64>,
+    #[arg(long, requires = "model")]
+    pub dtype: Option<String>,
+    /// GPUs by index (`0,1`): CUDA_VISIBLE_DEVICES for the server.
+    #[arg(long, requires = "model", value_delimiter = ',')]
+    pub gpus: Option<Vec<u32>>,
+    #[arg(long, requires = "model")]
+    pub served_model_name: Option<String>,
+    /// The vLLM to run (default: `vllm` on PATH).
+    #[arg(long, requires = "model")]
+    pub executable: Option<String>,
+    /// Keep it as a profile (`servers.d/NAME.yaml` beside the config, which gains an
+    /// `include:` line if it has none).
+    #[arg(long, requires = "model")]
+    pub save: bool,
 }
 
 /// Arguments of the hidden `__monitor` subcommand (started by `server start`).
@@ -109,6 +148,9 @@ pub async fn run(explicit: Option<&Path>, cmd: ServerCmd) -> ExitCode {
             } else {
                 print_table(&all);
                 for s in &all {
+                    if let Some(why) = &s.failure {
+                        println!("{}: failed to start: {why}", s.name);
+                    }
                     if let Some(m) = &s.message {
                         println!("{}: {m}", s.name);
                     }
@@ -118,9 +160,26 @@ pub async fn run(explicit: Option<&Path>, cmd: ServerCmd) -> ExitCode {
         }
         ServerCmd::Start {
             name,
+            adhoc,
             wait,
             timeout,
-        } => start(&sup, &name, wait, timeout).await,
+            require_fit,
+        } => {
+            let (sup, name) = match adhoc.model.is_some() {
+                true => or_exit!(super::adhoc_server::prepare(sup, name, adhoc)),
+                false => match name {
+                    Some(n) => (sup, n),
+                    None => {
+                        eprintln!("error: name a profile to start, or give --model");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            if require_fit && !fit_allows(&sup, &name).await {
+                return ExitCode::FAILURE;
+            }
+            start(&sup, &name, wait, timeout).await
+        }
         ServerCmd::Stop { name, timeout } => stop(&sup, &name, timeout).await,
         ServerCmd::Restart {
             name,
@@ -145,6 +204,21 @@ pub async fn run(explicit: Option<&Path>, cmd: ServerCmd) -> ExitCode {
     }
 }
 
+/// With --require-fit: false (after saying why) when the estimate says it will not fit.
+async fn fit_allows(sup: &Supervisor, name: &str) -> bool {
+    match sup.fit_estimate(name).await {
+        Some(Ok(f)) if !f.fits() => {
+            eprintln!("error: {name} {} (--require-fit)", f.line());
+            false
+        }
+        Some(Err(e)) => {
+            eprintln!("warning: {name}: no fit estimate: {e}");
+            true
+        }
+        _ => true,
+    }
+}
+
 async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCode {
     let run_id = match sup.start(name).await {
         Ok(s) => {
@@ -165,6 +239,9 @@ async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCo
                         .unwrap_or_default()
                 ),
                 None => eprintln!("started {name}: pid {pid}, log {}", s.status.log_path),
+            }
+            if let Some(w) = &s.status.fit_warning {
+                eprintln!("warning: {name} {w} (starting anyway: vLLM's own profile run decides; --require-fit refuses)");
             }
             s.run_id
         }
@@ -219,7 +296,10 @@ async fn start(sup: &Supervisor, name: &str, wait: bool, timeout: f64) -> ExitCo
         }
         WaitOutcome::Ended(st) => {
             let how = st.exit_text().unwrap_or_else(|| st.state.to_string());
-            eprintln!("error: {name} ended before it was ready ({how})");
+            match &st.failure {
+                Some(why) => eprintln!("error: {name} ended before it was ready ({how}): {why}"),
+                None => eprintln!("error: {name} ended before it was ready ({how})"),
+            }
             if let Some(m) = &st.message {
                 eprintln!("  {m}");
             }

@@ -1,9 +1,11 @@
 //! `dashboard.yaml`: finding it, `${VAR}` interpolation, parsing, and validation with
 //! `FILE:LINE:COL: message` errors that name the key. serde_yaml stays behind this module.
+pub mod include;
 pub mod interp;
 pub mod keymap;
 pub mod keys;
 pub mod locate;
+pub mod save;
 pub mod schema;
 mod servers;
 mod validate;
@@ -142,6 +144,86 @@ pub fn load_str_with_env(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    let main = parse_doc::<Config>(text, file, env, "it needs an `llm:` section")?;
+    let mut cfg = main.value;
+    cfg.from_env = main.interp.from_env.clone();
+    let base = Path::new(file)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_default());
+    let mut docs = vec![Located {
+        file: file.to_string(),
+        index: main.index,
+        interp: main.interp,
+        profiles: Vec::new(),
+    }];
+    if file != "<built-in default>" {
+        include::merge(&mut cfg, &base, env, &mut docs)?;
+    }
+    let problems = validate::validate(&cfg);
+    if problems.is_empty() {
+        return Ok(cfg);
+    }
+    Err(ConfigErrors(
+        problems
+            .into_iter()
+            .map(|(path, on_key, msg)| {
+                // A profile from an included file is reported in that file.
+                let doc = match path.get(..2) {
+                    Some([Seg::Key(s), Seg::Key(name)]) if s == "servers" => docs
+                        .iter()
+                        .find(|d| d.profiles.contains(name))
+                        .unwrap_or(&docs[0]),
+                    _ => &docs[0],
+                };
+                doc.error(&path, on_key, msg)
+            })
+            .collect(),
+    ))
+}
+
+/// A document that was parsed, kept to place later errors in it.
+struct Located {
+    file: String,
+    index: locate::Index,
+    interp: interp::Interpolated,
+    /// The profiles it brought (for included files).
+    profiles: Vec<String>,
+}
+
+impl Located {
+    fn error(&self, path: &KeyPath, on_key: bool, msg: String) -> ConfigError {
+        let pos = if on_key {
+            self.index
+                .key(path)
+                .unwrap_or_else(|| self.index.nearest(path))
+        } else {
+            self.index.nearest(path)
+        };
+        ConfigError {
+            file: self.file.clone(),
+            line: pos.line + 1,
+            col: self.interp.original_col(pos.line, pos.col) + 1,
+            message: format!("{}: {msg}", locate::path_string(path)),
+        }
+    }
+}
+
+struct Parsed<T> {
+    value: T,
+    index: locate::Index,
+    interp: interp::Interpolated,
+}
+
+/// Interpolates, indexes and deserializes one YAML document, with every error placed at
+/// `FILE:LINE:COL`. `needs` says what an empty file lacks.
+fn parse_doc<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    needs: &str,
+) -> Result<Parsed<T>, ConfigErrors> {
     let at = |line: usize, col: usize, message: String| ConfigError {
         file: file.to_string(),
         line,
@@ -152,7 +234,7 @@ pub fn load_str_with_env(
         return Err(ConfigErrors(vec![at(
             1,
             1,
-            "the file is empty; it needs an `llm:` section".into(),
+            format!("the file is empty; {needs}"),
         )]));
     }
     let interp = interp::interpolate(text, env).map_err(|errs| {
@@ -176,8 +258,12 @@ pub fn load_str_with_env(
         )]));
     }
     let de = serde_yaml::Deserializer::from_str(&interp.text);
-    let mut cfg: Config = match serde_path_to_error::deserialize(de) {
-        Ok(c) => c,
+    match serde_path_to_error::deserialize(de) {
+        Ok(value) => Ok(Parsed {
+            value,
+            index,
+            interp,
+        }),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -193,7 +279,7 @@ pub fn load_str_with_env(
                 .unwrap_or((1, 1));
             let mut msg = clean_serde_message(&inner.to_string());
             if msg.starts_with("missing field `llm`") && index.value(&[]).is_none() {
-                msg = "the file has no settings; it needs an `llm:` section".into();
+                msg = format!("the file has no settings; {needs}");
                 (line, col) = (1, 1);
             }
             let source_line = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
@@ -206,32 +292,9 @@ pub fn load_str_with_env(
             } else {
                 format!("{path}: {msg}")
             };
-            return Err(ConfigErrors(vec![at(line, col, message)]));
+            Err(ConfigErrors(vec![at(line, col, message)]))
         }
-    };
-    cfg.from_env = interp.from_env.clone();
-    let problems = validate::validate(&cfg);
-    if problems.is_empty() {
-        return Ok(cfg);
     }
-    Err(ConfigErrors(
-        problems
-            .into_iter()
-            .map(|(path, on_key, msg)| {
-                let pos = if on_key {
-                    index.key(&path).unwrap_or_else(|| index.nearest(&path))
-                } else {
-                    index.nearest(&path)
-                };
-                let col = interp.original_col(pos.line, pos.col);
-                at(
-                    pos.line + 1,
-                    col + 1,
-                    format!("{}: {msg}", locate::path_string(&path)),
-                )
-            })
-            .collect(),
-    ))
 }
 
 /// serde_yaml puts " at line L column C" into its text (at the end, or mid-sentence for

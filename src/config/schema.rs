@@ -25,6 +25,14 @@ pub struct Config {
     /// The gateway (`anorag-tui gateway`, or a `kind: gateway` profile).
     #[serde(default)]
     pub gateway: GatewayBlock,
+    /// Where to look for models besides the Hugging Face and ModelScope caches and Ollama's
+    /// store (`anorag-tui models`, the Models pane).
+    #[serde(default)]
+    pub models: ModelsBlock,
+    /// Files (or folders of `*.yaml`) whose `servers:` join this file's, relative to it. The
+    /// console keeps profiles saved from its Models pane in `servers.d/`.
+    #[serde(default)]
+    pub include: Vec<String>,
     /// Where relative paths in the file are resolved (the file's folder).
     #[serde(skip)]
     pub base_dir: std::path::PathBuf,
@@ -36,6 +44,16 @@ pub struct Config {
     /// secrets, so launch specs keep `${VAR}` in their place (see `supervisor::launch`).
     #[serde(skip)]
     pub from_env: Vec<(String, String)>,
+}
+
+/// Where models are looked for.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsBlock {
+    /// Folders holding model folders (each with a `config.json`), up to two levels down;
+    /// relative to this file.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 /// The console's own settings.

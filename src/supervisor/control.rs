@@ -102,6 +102,14 @@ impl Supervisor {
         &self.config
     }
 
+    /// This supervisor with one more profile (a server started without one in the file).
+    pub fn with_profile(mut self, name: &str, p: ServerProfile) -> Self {
+        let mut c = (*self.config).clone();
+        c.servers.insert(name.to_string(), p);
+        self.config = Arc::new(c);
+        self
+    }
+
     pub fn profile(&self, name: &str) -> Result<&ServerProfile, ControlError> {
         self.config
             .servers
@@ -205,7 +213,7 @@ impl Supervisor {
         if self.is_cluster(name) {
             return self.jobs.start(name).await;
         }
-        let spec = self.launch_spec(name)?;
+        let mut spec = self.launch_spec(name)?;
         let now = self.status(name);
         if now.is_running() {
             return Err(ControlError::AlreadyRunning(Box::new(now)));
@@ -226,6 +234,10 @@ impl Supervisor {
         })
         .await
         .map_err(|e| failed(e.to_string()))??;
+        spec.fit_warning = self.fit_estimate(name).await.and_then(|f| match f {
+            Ok(f) if !f.fits() => Some(f.line()),
+            _ => None,
+        });
 
         self.dir.ensure(name).map_err(|e| {
             failed(format!(
@@ -289,6 +301,26 @@ impl Supervisor {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The fit estimate for a local vLLM profile on this machine's GPUs (or the CPU build's
+    /// KV space); `None` when it cannot be made.
+    pub async fn fit_estimate(
+        &self,
+        name: &str,
+    ) -> Option<Result<crate::models::fit::Fit, String>> {
+        let p = self.profile(name).ok()?.clone();
+        if p.cluster.is_some() {
+            return None;
+        }
+        let base = self.config.base_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let gpus = crate::models::plan::local_gpus().unwrap_or_default();
+            crate::models::plan::for_profile(&p, &base, &gpus)
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Waits until run `run_id` of `name` is ready, has ended, or `limit` passes.

@@ -32,6 +32,10 @@ pub struct LaunchSpec {
     pub stop_timeout_s: f64,
     pub log_max_bytes: u64,
     pub log_keep: u32,
+    /// The fit estimate's verdict when it said the server will not fit (vLLM decides; the
+    /// warning stays beside the server).
+    #[serde(default)]
+    pub fit_warning: Option<String>,
 }
 
 pub const DEFAULT_STOP_TIMEOUT_S: f64 = 30.0;
@@ -40,19 +44,7 @@ pub const DEFAULT_RESTART_WINDOW_S: f64 = 300.0;
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 16 * 1024 * 1024;
 pub const DEFAULT_LOG_KEEP: u32 = 3;
 
-/// A model given as a path (`/`, `./`, `../`, `~/`), resolved against the config's folder.
-pub fn model_path(model: &str, base: &Path) -> Option<PathBuf> {
-    if let Some(rest) = model.strip_prefix("~/") {
-        return std::env::var_os("HOME").map(|h| PathBuf::from(h).join(rest));
-    }
-    if model.starts_with('/') {
-        return Some(PathBuf::from(model));
-    }
-    if model.starts_with("./") || model.starts_with("../") {
-        return Some(base.join(model));
-    }
-    None
-}
+pub use crate::models::model_path;
 
 /// Where to connect to reach a server bound to `host` (a wildcard bind is reached on loopback).
 pub fn connect_host(host: &str) -> String {
@@ -235,7 +227,20 @@ pub fn build(
         stop_timeout_s: p.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT_S),
         log_max_bytes: DEFAULT_LOG_MAX_BYTES,
         log_keep: DEFAULT_LOG_KEEP,
+        fit_warning: None,
     }
+}
+
+/// The first port from `start` that no profile names and nothing listens on (loopback or
+/// every address); `start` itself when all are taken up to 65535.
+pub fn free_port(start: u16, taken: &[u16]) -> u16 {
+    (start..=u16::MAX)
+        .find(|p| {
+            !taken.contains(p)
+                && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok()
+                && std::net::TcpListener::bind(("0.0.0.0", *p)).is_ok()
+        })
+        .unwrap_or(start)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod cluster_watch;
 pub mod control;
 pub mod engine;
 pub mod events;
+pub mod explain;
 pub mod launch;
 pub mod logs;
 pub mod monitor;

@@ -99,6 +99,8 @@ struct Monitor {
     rec: Record,
     log: Arc<Mutex<Option<RotatingWriter>>>,
     me: i32,
+    /// The thread copying the server's output into its log.
+    pump: Option<std::thread::JoinHandle<()>>,
 }
 
 /// How the server's main process ended.
@@ -126,6 +128,7 @@ impl Monitor {
             health_url: spec.health_url.clone(),
             route: spec.route.clone(),
             model: spec.model.clone(),
+            fit_warning: spec.fit_warning.clone(),
             argv: redact_argv(&spec.argv),
             log_path: log_path.display().to_string(),
             updated_at: unix_now(),
@@ -137,6 +140,7 @@ impl Monitor {
             rec,
             log: Arc::new(Mutex::new(writer)),
             me,
+            pump: None,
         }
     }
 
@@ -192,6 +196,9 @@ impl Monitor {
             }
             self.rec.state = State::Crashed;
             self.mark(&format!("server crashed ({how})"));
+            if self.rec.ready_at.is_none() {
+                self.explain_failure().await;
+            }
             if self.spec.restart != RestartPolicy::OnFailure {
                 self.save();
                 return ExitCode::SUCCESS;
@@ -270,7 +277,7 @@ impl Monitor {
         // The reaper (SIGCHLD + waitpid) owns the exit status; std's handle is not needed.
         drop(child);
         let sink = self.log.clone();
-        std::thread::spawn(move || pump(reader, sink));
+        self.pump = Some(std::thread::spawn(move || pump(reader, sink)));
         self.rec.server = Identity::of(pid);
         self.rec.pgid = Some(pid);
         self.rec.state = State::Starting;
@@ -282,6 +289,28 @@ impl Monitor {
         self.mark(&format!("started pid {pid}: {}", self.rec.argv.join(" ")));
         self.save();
         Some(pid)
+    }
+
+    /// Reads the log once its pump has written the last of it, and keeps the one line that
+    /// says why the start failed.
+    async fn explain_failure(&mut self) {
+        if let Some(h) = self.pump.take() {
+            // The pipe closed with the process group; the pump ends at once, but a grandchild
+            // that kept the pipe open must not hold the monitor up.
+            let until = Instant::now() + Duration::from_secs(2);
+            while !h.is_finished() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let lines = super::logs::tail(
+            &self.dir.log_path(&self.spec.name),
+            super::explain::LOG_LINES,
+            self.spec.log_keep,
+        );
+        if let Some(why) = super::explain::explain(&lines) {
+            self.mark(&format!("why: {why}"));
+            self.rec.failure = Some(why);
+        }
     }
 
     fn fail_to_start(&mut self, msg: String) -> Option<i32> {
@@ -368,6 +397,7 @@ impl Monitor {
             self.rec.state = State::Ready;
             if self.rec.ready_at.is_none() {
                 self.rec.ready_at = Some(unix_now());
+                self.rec.failure = None;
                 let took = self.rec.ready_at.unwrap_or(0.0) - self.rec.started_at.unwrap_or(0.0);
                 self.mark(&format!(
                     "ready: {} answered 200 after {took:.1} s",

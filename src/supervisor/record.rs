@@ -78,6 +78,10 @@ pub struct Record {
     pub message: Option<String>,
     /// Consecutive failed health probes (while ready or unhealthy).
     pub health_failures: u32,
+    /// Why the run ended before it was ready, in one line, from its log (`explain`).
+    pub failure: Option<String>,
+    /// The fit estimate said it would not fit (the verdict and what would).
+    pub fit_warning: Option<String>,
     pub updated_at: f64,
 }
 

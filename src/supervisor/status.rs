@@ -28,6 +28,14 @@ pub struct ServerStatus {
     pub argv: Vec<String>,
     pub restarts: u32,
     pub message: Option<String>,
+    /// Why the last run ended before it was ready, in one line (a known vLLM start-up
+    /// failure, else the log's last error line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Before the start, the fit estimate said it would not fit: the verdict, and the
+    /// settings that would.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fit_warning: Option<String>,
     /// Whether this server's profile is in the current config.
     pub configured: bool,
     pub autostart: bool,
@@ -68,6 +76,8 @@ impl ServerStatus {
             argv: Vec::new(),
             restarts: 0,
             message: None,
+            failure: None,
+            fit_warning: None,
             configured: false,
             autostart: false,
             started_unix: None,
@@ -119,6 +129,8 @@ pub(super) fn from_record(r: &Record) -> ServerStatus {
         argv: r.argv.clone(),
         restarts: r.restarts,
         message: r.message.clone(),
+        failure: r.failure.clone(),
+        fit_warning: r.fit_warning.clone(),
         configured: false,
         autostart: false,
         started_unix: r.started_at,

@@ -33,6 +33,7 @@ const BLOCKS: &[(&str, &str)] = &[
     ("TelemetryBlock", "telemetry"),
     ("TuiBlock", "tui"),
     ("GatewayBlock", "gateway"),
+    ("ModelsBlock", "models"),
 ];
 
 const BEGIN: &str = "<!-- reference: made from src/config/schema.rs by tests/it/docs.rs (ANORAG_UPDATE_DOCS=1 rewrites it) -->";

@@ -20,6 +20,7 @@ mod fuzz;
 mod gateway;
 mod layers;
 mod lean_client;
+mod models;
 mod parsers;
 mod providers;
 mod ray;

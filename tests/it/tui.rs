@@ -87,6 +87,8 @@ fn server(name: &str, state: State) -> ServerStatus {
         ],
         restarts: 0,
         message: None,
+        failure: None,
+        fit_warning: None,
         configured: true,
         autostart: name == "demo",
         started_unix: running.then_some(NOW - 125.0),

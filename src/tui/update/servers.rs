@@ -30,9 +30,15 @@ pub(super) fn sup_event(app: &mut App, ev: SupEvent, fx: &mut Vec<Effect>) {
                 && !app.read_only
                 && !app.no_autostart
                 && !app.servers.list.iter().any(|s| s.name == st.name);
-            match app.servers.list.iter_mut().find(|s| s.name == st.name) {
-                Some(s) => *s = st.clone(),
+            let old = app.servers.list.iter().position(|s| s.name == st.name);
+            let new_failure = st.failure.is_some()
+                && old.is_some_and(|i| app.servers.list[i].failure != st.failure);
+            match old {
+                Some(i) => app.servers.list[i] = st.clone(),
                 None => app.servers.list.push(st.clone()),
+            }
+            if let (true, Some(why)) = (new_failure, &st.failure) {
+                app.notify(format!("{} failed to start: {why}", st.name), true);
             }
             warn_if_moved(app, &st);
             if autostart && st.state == crate::supervisor::State::Stopped {

@@ -223,6 +223,12 @@ fn details(f: &mut Frame, app: &App, area: Rect) {
             )),
         ]));
     }
+    if let Some(why) = &s.failure {
+        lines.push(Line::from(vec![
+            Span::styled("why   ", dim()),
+            Span::styled(why.clone(), error_style()),
+        ]));
+    }
     if let Some(m) = &s.message {
         lines.push(Line::from(vec![
             Span::styled("note  ", dim()),
