@@ -96,6 +96,20 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// A parameter count as model cards write it: `7.62B`, `494.0M`, `12K`.
+pub fn params(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.2}B", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.1}M", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.0}K", f / 1e3)
+    } else {
+        n.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,33 +1,39 @@
 //! `server start --model M`: a server for any model, from a profile made on the spot (the
 //! same one the console's launch form makes), optionally kept with `--save`.
-use super::server::AdhocArgs;
 use crate::config::save::{self, NewProfile};
 use crate::supervisor::Supervisor;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// A server name from a model: `/models/Qwen2.5-7B-Instruct` or `Qwen/Qwen2.5-7B-Instruct`
-/// -> `qwen2-5-7b-instruct`.
-pub fn name_for(model: &str) -> String {
-    let last = model
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(model);
-    let mut out = String::new();
-    for c in last.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    let out = out.trim_matches('-').to_string();
-    if out.is_empty() {
-        "model".into()
-    } else {
-        out
-    }
+/// A server for any model, without a profile.
+#[derive(clap::Args, Debug, Default)]
+pub struct AdhocArgs {
+    /// A model folder or a hub id (as `vllm serve` takes it).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long, requires = "model", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub tensor_parallel_size: Option<u32>,
+    /// Default: the first free port from 8000.
+    #[arg(long, requires = "model")]
+    pub port: Option<u16>,
+    #[arg(long, requires = "model", value_parser = crate::input::tokens_text)]
+    pub max_model_len: Option<u64>,
+    #[arg(long, requires = "model", value_parser = crate::input::fraction)]
+    pub gpu_memory_utilization: Option<f64>,
+    #[arg(long, requires = "model")]
+    pub dtype: Option<String>,
+    /// GPUs by index (`0,1`): CUDA_VISIBLE_DEVICES for the server.
+    #[arg(long, requires = "model", value_delimiter = ',')]
+    pub gpus: Option<Vec<u32>>,
+    #[arg(long, requires = "model")]
+    pub served_model_name: Option<String>,
+    /// The vLLM to run (default: `vllm` on PATH).
+    #[arg(long, requires = "model")]
+    pub executable: Option<String>,
+    /// Keep it as a profile (`servers.d/NAME.yaml` beside the config, which gains an
+    /// `include:` line if it has none).
+    #[arg(long, requires = "model")]
+    pub save: bool,
 }
 
 /// The profile to run, with the config's own profiles' ports kept clear.
@@ -58,7 +64,7 @@ pub fn prepare(
     a: AdhocArgs,
 ) -> Result<(Supervisor, String), ExitCode> {
     let model = a.model.clone().unwrap_or_default();
-    let name = name.unwrap_or_else(|| name_for(&model));
+    let name = name.unwrap_or_else(|| save::name_for(&model));
     if sup.config().servers.contains_key(&name) {
         eprintln!("error: a profile `{name}` already exists: give the new server another name (`server start NAME --model ...`)");
         return Err(ExitCode::from(2));

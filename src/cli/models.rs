@@ -65,28 +65,6 @@ pub fn places(cfg: &Config) -> Places {
     Places::current(folders)
 }
 
-/// Marks each model with the profiles that name it (and whether that server runs).
-pub fn mark_users(models: &mut [Model], cfg: &Config, running: &[String]) {
-    for m in models.iter_mut() {
-        m.used_by = cfg
-            .servers
-            .iter()
-            .filter(|(_, p)| {
-                p.model
-                    .as_deref()
-                    .is_some_and(|x| m.is_named_by(x, &cfg.base_dir))
-            })
-            .map(|(n, _)| {
-                if running.contains(n) {
-                    format!("{n} (running)")
-                } else {
-                    n.clone()
-                }
-            })
-            .collect();
-    }
-}
-
 pub async fn run(explicit: Option<&Path>, a: ModelsArgs) -> ExitCode {
     let cfg = or_exit!(super::config_or_exit(explicit));
     match a.cmd {
@@ -103,7 +81,7 @@ pub async fn run(explicit: Option<&Path>, a: ModelsArgs) -> ExitCode {
                             .collect()
                     })
                     .unwrap_or_default();
-            mark_users(&mut list, &cfg, &running);
+            models::mark_users(&mut list, &cfg, &running);
             if a.json {
                 println!(
                     "{}",
@@ -114,20 +92,6 @@ pub async fn run(explicit: Option<&Path>, a: ModelsArgs) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-    }
-}
-
-/// `7.62B`, `494M`, `1.4M`.
-pub fn params(n: u64) -> String {
-    let f = n as f64;
-    if f >= 1e9 {
-        format!("{:.2}B", f / 1e9)
-    } else if f >= 1e6 {
-        format!("{:.1}M", f / 1e6)
-    } else if f >= 1e3 {
-        format!("{:.0}K", f / 1e3)
-    } else {
-        n.to_string()
     }
 }
 
@@ -146,7 +110,9 @@ pub fn table(list: &[Model]) -> String {
             m.found.source.label(),
             format::clip(m.id(), 44),
             format::clip(s.and_then(|s| s.architecture.as_deref()).unwrap_or("-"), 24),
-            m.parameters.map(params).unwrap_or_else(|| "-".into()),
+            m.parameters
+                .map(format::params)
+                .unwrap_or_else(|| "-".into()),
             m.quantization
                 .as_deref()
                 .or(m.dtype.as_deref())
@@ -337,7 +303,9 @@ pub fn report(m: &Model, mem: &Memory, f: &Fit) -> String {
         format!(
             "{} ({} parameters, {}): {} as served{per} at TP {}",
             format::bytes(m.weights.as_ref().map_or(m.found.size_bytes, |w| w.bytes)),
-            m.parameters.map(params).unwrap_or_else(|| "?".into()),
+            m.parameters
+                .map(format::params)
+                .unwrap_or_else(|| "?".into()),
             m.dtype.as_deref().unwrap_or("?"),
             format::bytes(f.weights),
             f.tensor_parallel

@@ -20,7 +20,7 @@ pub enum ServerCmd {
         /// A profile; with --model, the new server's name (default: the model's name).
         name: Option<String>,
         #[command(flatten)]
-        adhoc: AdhocArgs,
+        adhoc: super::adhoc_server::AdhocArgs,
         /// Exit 0 once it is ready; non-zero, with its last log lines, if it exits first or
         /// the timeout passes.
         #[arg(long)]
@@ -63,37 +63,6 @@ pub enum ServerCmd {
         #[arg(long, short = 'n', default_value_t = 50)]
         lines: usize,
     },
-}
-
-/// A server for any model, without a profile.
-#[derive(clap::Args, Debug, Default)]
-pub struct AdhocArgs {
-    /// A model folder or a hub id (as `vllm serve` takes it).
-    #[arg(long)]
-    pub model: Option<String>,
-    #[arg(long, requires = "model", value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub tensor_parallel_size: Option<u32>,
-    /// Default: the first free port from 8000.
-    #[arg(long, requires = "model")]
-    pub port: Option<u16>,
-    #[arg(long, requires = "model", value_parser = crate::input::tokens_text)]
-    pub max_model_len: Option<u64>,
-    #[arg(long, requires = "model", value_parser = crate::input::fraction)]
-    pub gpu_memory_utilization: Option<f64>,
-    #[arg(long, requires = "model")]
-    pub dtype: Option<String>,
-    /// GPUs by index (`0,1`): CUDA_VISIBLE_DEVICES for the server.
-    #[arg(long, requires = "model", value_delimiter = ',')]
-    pub gpus: Option<Vec<u32>>,
-    #[arg(long, requires = "model")]
-    pub served_model_name: Option<String>,
-    /// The vLLM to run (default: `vllm` on PATH).
-    #[arg(long, requires = "model")]
-    pub executable: Option<String>,
-    /// Keep it as a profile (`servers.d/NAME.yaml` beside the config, which gains an
-    /// `include:` line if it has none).
-    #[arg(long, requires = "model")]
-    pub save: bool,
 }
 
 /// Arguments of the hidden `__monitor` subcommand (started by `server start`).

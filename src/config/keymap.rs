@@ -47,6 +47,7 @@ pub enum Cmd {
     Edit,
     Open,
     Pause,
+    Rescan,
 }
 
 /// The console's panes in their order (keys 1-8, Tab): the one list of them.
@@ -60,9 +61,10 @@ pub enum Pane {
     Logs,
     Cluster,
     Traffic,
+    Models,
 }
 
-pub const PANES: [Pane; 8] = [
+pub const PANES: [Pane; 9] = [
     Pane::Servers,
     Pane::Gpu,
     Pane::Routes,
@@ -71,6 +73,7 @@ pub const PANES: [Pane; 8] = [
     Pane::Logs,
     Pane::Cluster,
     Pane::Traffic,
+    Pane::Models,
 ];
 
 impl Pane {
@@ -84,6 +87,7 @@ impl Pane {
             Pane::Logs => "Logs",
             Pane::Cluster => "Cluster",
             Pane::Traffic => "Traffic",
+            Pane::Models => "Models",
         }
     }
 
@@ -169,7 +173,7 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
     &[
         (Global, "q", Quit, "quit", "quit (asks first when servers this console started are running)", true, true),
         (Global, "?", Help, "help", "help for this pane", true, true),
-        (Global, ":", CommandLine, "command", "command line: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :q", true, true),
+        (Global, ":", CommandLine, "command", "command line: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :models :q", true, true),
         (Global, "/", Filter, "filter", "filter this list (highlights in logs)", true, false),
         (Global, "tab", NextPane, "next_pane", "next pane", true, false),
         (Global, "backtab", PrevPane, "prev_pane", "previous pane", true, false),
@@ -190,6 +194,7 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
         (Global, "6", GoPane(Logs), "pane_logs", "Logs", true, false),
         (Global, "7", GoPane(Cluster), "pane_cluster", "Cluster", true, false),
         (Global, "8", GoPane(Traffic), "pane_traffic", "Traffic", true, false),
+        (Global, "9", GoPane(Models), "pane_models", "Models", true, false),
         (In(Servers), "s", Start, "start", "start the selected server", true, true),
         (In(Servers), "x", Stop, "stop", "stop the selected server (asks first)", true, true),
         (In(Servers), "r", Restart, "restart", "restart the selected server", true, true),
@@ -227,6 +232,10 @@ const DEFAULTS: &[(Ctx, &str, Cmd, &str, &str, bool, bool)] = {
         (In(Traffic), "b", BenchRoute, "bench_route", "load-test the selected request's route", true, true),
         (In(Traffic), "]", NextServer, "next_server", "next gateway", true, true),
         (In(Traffic), "[", PrevServer, "prev_server", "previous gateway", true, false),
+        (In(Models), "enter", Open, "open", "launch the selected model: a form with the fit estimate (enter edits a field)", true, true),
+        (In(Models), "s", Start, "start", "start the launch form's server", true, true),
+        (In(Models), "w", Save, "save", "keep the launch form as a profile (servers.d/NAME.yaml)", true, true),
+        (In(Models), "r", Rescan, "rescan", "rescan the caches and folders for models", true, true),
         (In(Logs), "f", Follow, "follow", "follow the log", true, true),
         (In(Logs), "w", Wrap, "wrap", "wrap long lines", true, true),
         (In(Logs), "]", NextServer, "next_server", "next server", true, true),

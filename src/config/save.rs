@@ -27,6 +27,37 @@ pub struct NewProfile {
     pub env: Vec<(String, String)>,
 }
 
+/// A server name from a model: `/models/Qwen2.5-7B-Instruct` or `Qwen/Qwen2.5-7B-Instruct`
+/// -> `qwen2-5-7b-instruct`.
+pub fn name_for(model: &str) -> String {
+    let last = model
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(model);
+    let mut out = String::new();
+    for c in last.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() {
+        "model".into()
+    } else {
+        out
+    }
+}
+
+/// The first port from 8000 that none of `taken` holds.
+pub fn next_port(taken: &[u16]) -> u16 {
+    (8000..=u16::MAX)
+        .find(|p| !taken.contains(p))
+        .unwrap_or(8000)
+}
+
 fn quote(s: &str) -> String {
     // JSON strings are YAML flow scalars: every character survives.
     serde_json::to_string(s).unwrap_or_default()

@@ -197,6 +197,28 @@ fn inspect_gguf(m: &mut Model) {
     }
 }
 
+/// Marks each model with the profiles that name it (and whether that server runs).
+pub fn mark_users(models: &mut [Model], cfg: &crate::config::Config, running: &[String]) {
+    for m in models.iter_mut() {
+        m.used_by = cfg
+            .servers
+            .iter()
+            .filter(|(_, p)| {
+                p.model
+                    .as_deref()
+                    .is_some_and(|x| m.is_named_by(x, &cfg.base_dir))
+            })
+            .map(|(n, _)| {
+                if running.contains(n) {
+                    format!("{n} (running)")
+                } else {
+                    n.clone()
+                }
+            })
+            .collect();
+    }
+}
+
 /// Where to look, from the environment and the config.
 #[derive(Debug, Clone, Default)]
 pub struct Places {

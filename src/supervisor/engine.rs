@@ -15,6 +15,9 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq)]
 pub enum SupCommand {
     Run(Op, String),
+    /// A profile made in the console (the Models pane's launch form): known from now on,
+    /// and started at once when the flag says so.
+    Add(String, Box<crate::config::ServerProfile>, bool),
     /// Look again now (after a key press, say) instead of at the next tick.
     Refresh,
 }
@@ -159,6 +162,14 @@ impl Engine {
                     None => return,
                     Some(SupCommand::Refresh) => self.statuses(true),
                     Some(SupCommand::Run(op, name)) => self.run_op(op, name),
+                    Some(SupCommand::Add(name, p, start)) => {
+                        self.sup = self.sup.clone().with_profile(&name, *p);
+                        self.names = self.sup.local_names();
+                        self.statuses(true);
+                        if start {
+                            self.run_op(Op::Start, name);
+                        }
+                    }
                 },
                 Some(changed) = note_rx.recv() => {
                     // A burst of notifications is one look.

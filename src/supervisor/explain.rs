@@ -266,7 +266,9 @@ fn is_noise(l: &str) -> bool {
 pub fn explain(lines: &[String]) -> Option<String> {
     let strs: Vec<&str> = lines.iter().map(String::as_str).collect();
     for (i, l) in strs.iter().enumerate() {
-        if l.trim_start().starts_with("[anorag-tui") {
+        // A warning is never the cause: vLLM warns of a max_model_len above the model's
+        // when VLLM_ALLOW_LONG_MAX_MODEL_LEN lets it through, in the words of the error.
+        if l.trim_start().starts_with("[anorag-tui") || l.contains(" WARNING ") {
             continue;
         }
         for rule in RULES {
@@ -333,6 +335,12 @@ mod tests {
             let s = one(log);
             assert!(s.contains(want), "{log}\n -> {s}");
         }
+    }
+
+    #[test]
+    fn an_allowed_long_context_warning_is_not_the_cause() {
+        let log = "(APIServer pid=1) WARNING 12-06 08:06:06 [model.py:2660] User-specified max_model_len (2000000) is greater than the derived max_model_len (max_position_embeddings=4096.0 or model_max_length=None in model's config.json). VLLM_ALLOW_LONG_MAX_MODEL_LEN must be used with extreme caution.\n(EngineCore pid=2) ERROR 12-06 08:11:19 [core.py:1510] ValueError: To serve at least one request with the model's max seq len (2000000), (1.91 GiB KV cache is needed, which is larger than the available KV cache memory (1.0 GiB). Based on the available memory, the estimated maximum model length is 1048448. Try increasing";
+        assert!(one(log).starts_with("KV cache too small"), "{}", one(log));
     }
 
     #[test]

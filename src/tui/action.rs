@@ -27,6 +27,8 @@ pub enum Action {
     BaselineLoaded(Result<Box<BenchResult>, String>),
     /// The gateways' traffic as last published.
     Traffic(std::sync::Arc<Vec<crate::traffic::GatewayView>>),
+    /// The models found on this machine, and when (Unix seconds).
+    Models(Box<Vec<crate::models::Model>>, f64),
     /// A background task panicked (message, place, thread); the console goes on.
     EnginePanic(String),
 }
@@ -52,6 +54,12 @@ pub enum Effect {
         contents: String,
     },
     LoadBaseline(PathBuf),
+    /// Look for models (the Models pane).
+    ScanModels,
+    /// Start a server from the launch form (a profile made on the spot).
+    Launch(Box<crate::config::save::NewProfile>),
+    /// Keep the launch form as a profile beside the config (and show it in Servers).
+    SaveProfile(Box<crate::config::save::NewProfile>),
     /// Lines for the console's own log (the traffic's events).
     Log(Vec<String>),
     /// End the console; stop these servers first.

@@ -36,6 +36,8 @@ pub enum Typing {
     ChatSetting(usize, String),
     /// A bench form field: (field, text).
     BenchField(usize, String),
+    /// A launch form field (Models pane): (field, text).
+    LaunchField(usize, String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -307,6 +309,7 @@ pub struct App {
     pub bench: BenchView,
     pub cluster: ClusterPane,
     pub traffic: TrafficPane,
+    pub models: super::models_state::ModelsPane,
     pub notice: Option<Notice>,
     /// Panics of background tasks since the console started (shown in the help screen).
     pub engine_errors: Vec<String>,
@@ -394,6 +397,7 @@ impl App {
             },
             cluster: ClusterPane::default(),
             traffic: TrafficPane::default(),
+            models: Default::default(),
             notice: None,
             engine_errors: Vec::new(),
             quit: false,

@@ -3,6 +3,7 @@
 pub mod action;
 pub mod app;
 pub mod keymap;
+pub mod models_state;
 pub mod panics;
 pub mod runtime;
 pub mod terminal;
@@ -87,6 +88,7 @@ pub async fn start(
         cfg.tui.log_lines.unwrap_or(5000),
     );
     app.routes.table = live.routes_rx.borrow().clone();
+    app.models = models_pane(&cfg);
     Ok((
         app,
         runtime::Engines {
@@ -100,8 +102,42 @@ pub async fn start(
             traffic,
             panic_tx,
             panic_rx,
+            running: {
+                let seen = sup.clone();
+                Arc::new(move || {
+                    crate::supervisor::status::running_pids(&seen.statuses())
+                        .into_iter()
+                        .map(|(n, _)| n)
+                        .collect()
+                })
+            },
+            config: cfg.clone(),
         },
     ))
+}
+
+/// The Models pane's defaults from the config: the `vllm` its profiles run, the ports they
+/// hold, and whether a profile can be saved beside it.
+fn models_pane(cfg: &Config) -> models_state::ModelsPane {
+    models_state::ModelsPane {
+        executable: cfg
+            .servers
+            .values()
+            .find_map(|p| {
+                p.executable
+                    .clone()
+                    .filter(|_| p.kind == crate::config::ServerKind::Vllm)
+            })
+            .unwrap_or_else(|| "vllm".into()),
+        taken_ports: cfg.servers.values().map(|p| p.port).collect(),
+        can_save: !cfg.file.starts_with('<'),
+        cpu_kv: std::env::var("VLLM_CPU_KVCACHE_SPACE")
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|g| *g > 0.0)
+            .map(|g| (g * (1u64 << 30) as f64) as u64),
+        ..Default::default()
+    }
 }
 
 pub async fn run(explicit: Option<&Path>, read_only: bool, no_autostart: bool) -> ExitCode {

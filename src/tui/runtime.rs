@@ -42,6 +42,10 @@ pub struct Engines {
     /// Panics of background tasks (the hook in `panics` sends them).
     pub panic_tx: mpsc::UnboundedSender<String>,
     pub panic_rx: mpsc::UnboundedReceiver<String>,
+    /// The config, for the Models pane's scan and saved profiles.
+    pub config: Arc<crate::config::Config>,
+    /// The servers running now, by name (a model's users).
+    pub running: Arc<dyn Fn() -> Vec<String> + Send + Sync>,
 }
 
 /// A source of terminal events: the real terminal, or a script in tests.
@@ -375,6 +379,63 @@ fn apply(
             for l in lines {
                 tracing::info!(target: "traffic", "{l}");
             }
+        }
+        Effect::ScanModels => {
+            let tx = act_tx.clone();
+            let cfg = eng.config.clone();
+            let running = eng.running.clone();
+            tokio::task::spawn_blocking(move || {
+                let places = crate::models::Places::current(
+                    cfg.models
+                        .paths
+                        .iter()
+                        .map(|p| cfg.base_dir.join(p))
+                        .collect(),
+                );
+                let mut list = crate::models::discover(&places);
+                crate::models::mark_users(&mut list, &cfg, &running());
+                let _ = tx.send(Action::Models(Box::new(list), crate::time::unix_now()));
+            });
+        }
+        Effect::Launch(np) => {
+            tracing::info!(server = %np.name, model = %np.model, "launch from the Models pane");
+            let name = np.name.clone();
+            let sent = crate::config::save::to_profile(&np).map(|p| {
+                eng.sup
+                    .send(SupCommand::Add(name.clone(), Box::new(p), true))
+            });
+            if !matches!(sent, Ok(true)) {
+                let _ = act_tx.send(Action::Sup(SupEvent::Done {
+                    name,
+                    op: crate::supervisor::engine::Op::Start,
+                    result: Err(sent
+                        .err()
+                        .unwrap_or_else(|| "the supervisor engine is busy; try again".into())),
+                }));
+            }
+        }
+        Effect::SaveProfile(np) => {
+            let tx = act_tx.clone();
+            let file = eng.config.file.clone();
+            let sup = eng.sup.clone();
+            tokio::task::spawn_blocking(move || {
+                let r =
+                    crate::config::save::save_profile(std::path::Path::new(&file), &np).map(|s| {
+                        if let Ok(p) = crate::config::save::to_profile(&np) {
+                            sup.send(SupCommand::Add(np.name.clone(), Box::new(p), false));
+                        }
+                        let inc = if s.included {
+                            format!(
+                                " ({file} gained `include: [{}]`)",
+                                crate::config::save::SAVED_DIR
+                            )
+                        } else {
+                            String::new()
+                        };
+                        format!("profile {} in {}{inc}", np.name, s.file.display())
+                    });
+                let _ = tx.send(Action::Saved(r));
+            });
         }
         Effect::Quit { .. } => {}
     }

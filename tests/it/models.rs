@@ -36,7 +36,7 @@ fn safetensors_bytes(tensors: &[(&str, Dtype, Vec<usize>)]) -> Vec<u8> {
 
 /// Two revisions (refs/main names the newer), a partial download, a blob shared by two names,
 /// and a repository without refs/main.
-fn hf_cache(root: &Path) {
+pub(crate) fn hf_cache(root: &Path) {
     let repo = root.join("models--acme--tiny-chat");
     let (old, new) = ("a".repeat(40), "b".repeat(40));
     let w_old = safetensors_bytes(&[("x", Dtype::F32, vec![10])]);

@@ -23,7 +23,7 @@ use ratatui::Terminal;
 
 const NOW: f64 = 1_795_600_000.0;
 
-fn app() -> App {
+pub(crate) fn app() -> App {
     let routes = ["tiny_qwen", "demo", "builtin"].map(String::from).to_vec();
     let mut a = App::new(KeyMap::defaults(), routes, "tiny_qwen", false, 1000);
     a.now = NOW;
@@ -31,11 +31,11 @@ fn app() -> App {
     a
 }
 
-fn key(a: &mut App, c: KeyCode) -> Vec<Effect> {
+pub(crate) fn key(a: &mut App, c: KeyCode) -> Vec<Effect> {
     update(a, Action::Key(KeyEvent::new(c, KeyModifiers::NONE)))
 }
 
-fn ch(a: &mut App, c: char) -> Vec<Effect> {
+pub(crate) fn ch(a: &mut App, c: char) -> Vec<Effect> {
     let m = if c.is_ascii_uppercase() {
         KeyModifiers::SHIFT
     } else {
@@ -44,7 +44,7 @@ fn ch(a: &mut App, c: char) -> Vec<Effect> {
     update(a, Action::Key(KeyEvent::new(KeyCode::Char(c), m)))
 }
 
-fn typed(a: &mut App, s: &str) {
+pub(crate) fn typed(a: &mut App, s: &str) {
     for c in s.chars() {
         ch(a, c);
     }
@@ -104,7 +104,7 @@ fn status(a: &mut App, s: ServerStatus) -> Vec<Effect> {
 }
 
 /// The screen as text, with the wall clock (local time) masked.
-fn screen(a: &App, w: u16, h: u16) -> String {
+pub(crate) fn screen(a: &App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
     t.draw(|f| view::render(f, a)).unwrap();
     let buf = t.backend().buffer().clone();

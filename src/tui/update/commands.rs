@@ -67,6 +67,9 @@ pub(super) fn selected_route(app: &App) -> Option<String> {
 }
 
 pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
+    if app.pane == Pane::Models && super::models::models_cmd(app, fx, cmd) {
+        return;
+    }
     match cmd {
         Cmd::Quit => request_quit(app, fx),
         Cmd::Help => app.overlay = Overlay::Help,
@@ -129,6 +132,7 @@ pub(super) fn run_cmd(app: &mut App, fx: &mut Vec<Effect>, cmd: Cmd) {
             cycle_gateway(app, cmd == Cmd::NextServer)
         }
         Cmd::NextServer | Cmd::PrevServer => cycle_log_server(app, cmd == Cmd::NextServer),
+        Cmd::Rescan => {}
     }
 }
 
@@ -327,6 +331,7 @@ pub(super) fn mv(app: &mut App, cmd: Cmd) {
             let n = app.traffic_rows().len();
             step(&mut app.traffic.selected, n);
         }
-        Pane::Gpu => {}
+        // The Models pane moves its own selection (update::models).
+        Pane::Gpu | Pane::Models => {}
     }
 }

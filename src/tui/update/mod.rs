@@ -4,6 +4,7 @@ mod bench;
 mod chat;
 mod command_line;
 mod commands;
+mod models;
 mod servers;
 mod traffic;
 
@@ -19,6 +20,7 @@ use chat::*;
 use command_line::*;
 use commands::*;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use models::*;
 use servers::*;
 use traffic::*;
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
@@ -63,6 +65,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             );
             app.engine_errors.push(msg);
         }
+        Action::Models(list, at) => models_found(app, *list, at),
         Action::BaselineLoaded(r) => match r {
             Ok(b) => {
                 app.notify(format!("baseline: {} ({})", b.label, b.date), false);
@@ -71,6 +74,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             Err(e) => app.notify(format!("baseline: {e}"), true),
         },
     }
+    ensure_scanned(app, &mut fx);
     fx
 }
 
@@ -181,6 +185,10 @@ pub(super) fn key(app: &mut App, k: KeyEvent, fx: &mut Vec<Effect>) {
             }
             return;
         }
+        Typing::LaunchField(field, buf) => {
+            launch_typing(app, field, buf, k);
+            return;
+        }
         Typing::BenchField(field, mut buf) => {
             match line_edit(&mut buf, &k) {
                 LineKey::Enter => {
@@ -239,7 +247,8 @@ pub(super) fn paste(app: &mut App, s: &str) {
         Typing::Command(b)
         | Typing::Filter(b)
         | Typing::ChatSetting(_, b)
-        | Typing::BenchField(_, b) => {
+        | Typing::BenchField(_, b)
+        | Typing::LaunchField(_, b) => {
             b.push_str(&s.replace(['\n', '\r'], " "));
         }
         Typing::None => {}

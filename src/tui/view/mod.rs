@@ -8,6 +8,7 @@ mod cluster;
 pub mod common;
 mod gpu;
 mod logs;
+mod models;
 mod routes;
 mod servers;
 mod traffic;
@@ -42,7 +43,7 @@ pub fn render(f: &mut Frame, app: &App) {
     ])
     .areas(area);
     f.render_widget(header_line(app, header.width as usize), header);
-    f.render_widget(tab_line(app), tabs);
+    f.render_widget(tab_line(app, tabs.width), tabs);
     match app.pane {
         Pane::Servers => servers::render(f, app, body),
         Pane::Gpu => gpu::render(f, app, body),
@@ -52,6 +53,7 @@ pub fn render(f: &mut Frame, app: &App) {
         Pane::Logs => logs::render(f, app, body),
         Pane::Cluster => cluster::render(f, app, body),
         Pane::Traffic => traffic::render(f, app, body),
+        Pane::Models => models::render(f, app, body),
     }
     f.render_widget(bottom_line(app), bottom);
     match &app.overlay {
@@ -206,10 +208,16 @@ pub fn gpu_summary(app: &App) -> String {
     }
 }
 
-fn tab_line(app: &App) -> Line<'static> {
+fn tab_line(app: &App, width: u16) -> Line<'static> {
     let mut spans = Vec::new();
+    // Nine tabs take 84 columns with a space either side; an 80-column terminal gets one.
+    let wide = width >= 86;
     for (i, p) in PANES.iter().enumerate() {
-        let label = format!(" {} {} ", i + 1, p.title());
+        let label = if wide {
+            format!(" {} {} ", i + 1, p.title())
+        } else {
+            format!("{} {} ", i + 1, p.title())
+        };
         if *p == app.pane {
             spans.push(Span::styled(label, selected()));
         } else {
@@ -299,7 +307,7 @@ fn help(f: &mut Frame, app: &App, area: Rect) {
         .collect();
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "Commands: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :start NAME :stop NAME :route NAME :save [FILE] :baseline FILE :probe [ROUTE] :q",
+        "Commands: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :models :start NAME :stop NAME :route NAME :save [FILE] :baseline FILE :probe [ROUTE] :q",
         dim(),
     )));
     lines.push(Line::from(Span::styled(

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
+pub mod console;
+
 use std::time::{Duration, Instant};
 
 /// vLLM's own numbers that `routes --json` reports under a target's `metrics`.
