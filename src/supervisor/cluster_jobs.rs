@@ -212,19 +212,41 @@ impl ClusterJobs {
             )));
         }
         let spec = launch_on(name, p, c, &self.config, &self.exe);
-        let job = job_spec(
+        let mut job = job_spec(
             name,
             p,
             &spec,
             &self.config.file,
             crate::time::unix_now_ms(),
         );
+        if let Some(w) = self.fit_warning(p, client).await {
+            job.metadata.insert(super::cluster_spec::META_FIT.into(), w);
+        }
         let id = client
             .submit(&job)
             .await
             .map_err(|e| Self::failed(name, format!("the cluster refused the job: {e}")))?;
         let status = self.status(name).await;
         Ok(Started { run_id: id, status })
+    }
+
+    /// The fit estimate on the cluster's best node, when it says the server will not fit.
+    /// The model is read from this machine's disk (a shared path or the same hub cache).
+    async fn fit_warning(
+        &self,
+        p: &ServerProfile,
+        client: &crate::cluster::ray::RayClient,
+    ) -> Option<String> {
+        let need =
+            (p.tensor_parallel_size.unwrap_or(1) * p.pipeline_parallel_size.unwrap_or(1)) as usize;
+        let gpus = super::cluster_spec::node_gpus(&client.nodes().await.ok()?, need);
+        let (p, base) = (p.clone(), self.config.base_dir.clone());
+        let fit =
+            tokio::task::spawn_blocking(move || crate::models::plan::for_profile(&p, &base, &gpus))
+                .await
+                .ok()??
+                .ok()?;
+        (!fit.fits()).then(|| format!("{} (on the cluster's best node)", fit.line()))
     }
 
     /// Stops every live job of the profile through the cluster, then waits for a final

@@ -12,6 +12,9 @@ use std::path::Path;
 
 /// Job metadata: the port the server listens on (the route's port on the node).
 pub const META_PORT: &str = "anorag.port";
+/// Job metadata: the fit estimate's warning at submission (the job carries it, so every
+/// shell on this config shows it beside the server).
+pub const META_FIT: &str = "anorag.fit_warning";
 /// Set in every job's environment, so the job's processes can be found on a node.
 pub const JOB_ENV: &str = "ANORAG_JOB";
 /// A running job whose route has not answered for this long since it started counts as
@@ -124,6 +127,38 @@ crashes=\"$crashes $now\"; pause=$((1 << $#)); [ $pause -gt 32 ] && pause=32; \
 echo \"{RESTART_MARK} in $pause s after exit code $rc ($(($# + 1))/{max} within {window} s)\"; sleep $pause; done"
     ));
     out
+}
+
+/// The GPUs a cluster job would get, as (index, total, used): on the alive node whose
+/// `need` freest GPUs leave the most room in the tightest of them (Ray places the job; this
+/// is the best case), those GPUs.
+pub fn node_gpus(nodes: &[crate::cluster::ClusterNode], need: usize) -> Vec<(u32, u64, u64)> {
+    let need = need.max(1);
+    nodes
+        .iter()
+        .filter(|n| n.alive)
+        .filter_map(|n| {
+            let mut g: Vec<(u32, u64, u64)> = n
+                .gpus
+                .iter()
+                .filter_map(|g| {
+                    Some((
+                        g.index,
+                        g.memory_total_bytes?,
+                        g.memory_used_bytes.unwrap_or(0),
+                    ))
+                })
+                .collect();
+            g.sort_by_key(|x| std::cmp::Reverse(x.1.saturating_sub(x.2)));
+            g.truncate(need);
+            (g.len() == need).then_some(g)
+        })
+        .max_by_key(|g| g.iter().map(|x| x.1.saturating_sub(x.2)).min().unwrap_or(0))
+        .map(|mut g| {
+            g.sort();
+            g
+        })
+        .unwrap_or_default()
 }
 
 /// The job for profile `name` of config `config_id`, submitted at `now_ms`.
@@ -274,6 +309,7 @@ pub fn status_of(
     if running {
         st.uptime_s = j.start_ms.map(|s| now_ms.saturating_sub(s) as f64 / 1000.0);
     }
+    st.fit_warning = j.metadata.get(META_FIT).cloned();
     // Ray's message, without the log tail it appends to a failure (the Logs pane has it).
     st.message = j
         .message
@@ -337,4 +373,57 @@ pub fn with_host(url: &str, host: &str, port: u16) -> Option<String> {
     u.set_host(Some(host)).ok()?;
     u.set_port(Some(port)).ok()?;
     Some(u.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_gpus;
+    use crate::cluster::{ClusterNode, NodeGpu};
+
+    fn node(alive: bool, gpus: &[(u64, u64)]) -> ClusterNode {
+        ClusterNode {
+            id: "n".into(),
+            address: "10.0.0.1".into(),
+            hostname: None,
+            head: false,
+            alive,
+            cpus_total: 8.0,
+            cpus_used: 0.0,
+            gpus_total: gpus.len() as f64,
+            gpus_used: 0.0,
+            memory_total_bytes: 0,
+            memory_used_bytes: 0,
+            resources: Default::default(),
+            gpus: gpus
+                .iter()
+                .enumerate()
+                .map(|(i, (t, u))| NodeGpu {
+                    index: i as u32,
+                    name: None,
+                    uuid: None,
+                    utilization_pct: None,
+                    memory_used_bytes: Some(*u),
+                    memory_total_bytes: Some(*t),
+                    temperature_c: None,
+                    power_w: None,
+                    processes: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_job_is_sized_on_the_alive_node_with_the_most_free_memory_and_enough_gpus() {
+        let g = 1u64 << 30;
+        let nodes = [
+            node(false, &[(80 * g, 0), (80 * g, 0)]),
+            node(true, &[(80 * g, 70 * g), (80 * g, 0)]),
+            node(true, &[(24 * g, 0), (24 * g, 0)]),
+            node(true, &[(80 * g, 0)]),
+        ];
+        // Two ranks: each needs room, so two free 24 GiB GPUs beat 10 GiB free beside 80.
+        assert_eq!(node_gpus(&nodes, 2), vec![(0, 24 * g, 0), (1, 24 * g, 0)]);
+        assert_eq!(node_gpus(&nodes, 1), vec![(0, 80 * g, 0)]);
+        assert!(node_gpus(&nodes, 4).is_empty());
+    }
 }

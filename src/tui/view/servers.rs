@@ -229,6 +229,15 @@ fn details(f: &mut Frame, app: &App, area: Rect) {
             Span::styled(why.clone(), error_style()),
         ]));
     }
+    if let Some(w) = &s.fit_warning {
+        lines.push(Line::from(vec![
+            Span::styled("fit   ", dim()),
+            Span::styled(
+                w.clone(),
+                ratatui::style::Style::new().fg(ratatui::style::Color::Yellow),
+            ),
+        ]));
+    }
     if let Some(m) = &s.message {
         lines.push(Line::from(vec![
             Span::styled("note  ", dim()),
