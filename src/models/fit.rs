@@ -405,11 +405,12 @@ fn suggest(i: &Inputs, s: &Settings, fit: &Fit) -> Vec<String> {
     let mut out = Vec::new();
     if let Verdict::Refused { why } = &fit.verdict {
         if why.contains("divisible") {
+            // The nearest sizes that divide the heads, below and above.
             let heads = i.shape.attention_heads;
-            if let Some(tp) = (1..=heads.min(64))
-                .rev()
-                .find(|t| heads.is_multiple_of(*t) && *t <= s.tensor_parallel)
-            {
+            let divides = |t: &u32| heads.is_multiple_of(*t);
+            let below = (1..s.tensor_parallel).rev().find(divides);
+            let above = (s.tensor_parallel + 1..=heads.min(1024)).find(divides);
+            for tp in below.into_iter().chain(above) {
                 out.push(format!("--tensor-parallel-size {tp}"));
             }
         } else if why.contains("above the model's limit") {

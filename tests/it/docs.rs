@@ -3,6 +3,10 @@
 #[test]
 fn the_commands_in_the_docs_run_as_written() {
     let state = tempfile::tempdir().unwrap();
+    // `models` looks in the hub and ModelScope caches and Ollama's store: empty ones here, so
+    // the examples show only the fixtures they name.
+    let empty = tempfile::tempdir().unwrap();
+    let none = empty.path().display().to_string();
     trycmd::TestCases::new()
         .register_bin(
             "anorag-tui",
@@ -10,6 +14,9 @@ fn the_commands_in_the_docs_run_as_written() {
         )
         .env("ANORAG_STATE_DIR", state.path().display().to_string())
         .env("NO_COLOR", "1")
+        .env("HF_HUB_CACHE", &none)
+        .env("MODELSCOPE_CACHE", &none)
+        .env("OLLAMA_MODELS", &none)
         .case("docs/*.md");
 }
 
