@@ -380,6 +380,17 @@ fn apply(
                 tracing::info!(target: "traffic", "{l}");
             }
         }
+        Effect::ScanModels | Effect::Launch(_) | Effect::SaveProfile(_) => {
+            models_effect(e, eng, act_tx)
+        }
+        Effect::Quit { .. } => {}
+    }
+}
+
+/// The Models pane's effects: a scan on a blocking thread, a launch through the supervisor
+/// engine, a profile saved beside the config (and made known to the engine).
+fn models_effect(e: Effect, eng: &mut Engines, act_tx: &mpsc::UnboundedSender<Action>) {
+    match e {
         Effect::ScanModels => {
             let tx = act_tx.clone();
             let cfg = eng.config.clone();
@@ -437,7 +448,7 @@ fn apply(
                 let _ = tx.send(Action::Saved(r));
             });
         }
-        Effect::Quit { .. } => {}
+        _ => {}
     }
 }
 
