@@ -131,6 +131,23 @@ fn models_pane(cfg: &Config) -> models_state::ModelsPane {
             .unwrap_or_else(|| "vllm".into()),
         taken_ports: cfg.servers.values().map(|p| p.port).collect(),
         can_save: !cfg.file.starts_with('<'),
+        routes: cfg
+            .routes()
+            .into_iter()
+            .filter(|r| r.kind == crate::provider::ProviderKind::VllmOpenai)
+            .filter_map(|r| {
+                let u = url::Url::parse(r.urls.first()?).ok()?;
+                let local = matches!(
+                    u.host_str(),
+                    Some("127.0.0.1" | "localhost" | "0.0.0.0" | "::1")
+                );
+                Some(models_state::LocalRoute {
+                    name: r.name,
+                    port: u.port_or_known_default().filter(|_| local)?,
+                    model: r.model,
+                })
+            })
+            .collect(),
         cpu_kv: std::env::var("VLLM_CPU_KVCACHE_SPACE")
             .ok()
             .and_then(|v| v.trim().parse::<f64>().ok())

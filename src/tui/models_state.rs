@@ -6,7 +6,7 @@ use crate::models::fit::{Fit, Memory};
 use crate::models::{plan, Model, Source};
 use crate::telemetry::sampler::GpuView;
 
-pub const LAUNCH_FIELDS: [&str; 8] = [
+pub const LAUNCH_FIELDS: [&str; 9] = [
     "name",
     "executable",
     "GPUs",
@@ -15,7 +15,21 @@ pub const LAUNCH_FIELDS: [&str; 8] = [
     "GPU memory util",
     "dtype",
     "port",
+    "route",
 ];
+
+/// The field that names the route the server will serve.
+pub const ROUTE_FIELD: usize = 8;
+pub const PORT_FIELD: usize = 7;
+
+/// A route of the config a launched server can serve: its name, the port of its URL on this
+/// machine, and the model name it asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalRoute {
+    pub name: String,
+    pub port: u16,
+    pub model: String,
+}
 
 /// The launch form: the model it starts and each field's text.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +55,8 @@ pub struct ModelsPane {
     pub can_save: bool,
     /// vLLM's CPU build KV space (VLLM_CPU_KVCACHE_SPACE in the console's environment).
     pub cpu_kv: Option<u64>,
+    /// The config's routes to this machine (a launched server may serve one of them).
+    pub routes: Vec<LocalRoute>,
 }
 
 impl ModelsPane {
@@ -74,6 +90,7 @@ pub fn open_form(p: &ModelsPane, m: &Model) -> Result<LaunchForm, String> {
         "0.9".into(),
         "auto".into(),
         save::next_port(&p.taken_ports).to_string(),
+        String::new(),
     ];
     Ok(LaunchForm {
         model,
@@ -87,8 +104,46 @@ fn opt(v: &str) -> Option<&str> {
     (!v.is_empty()).then_some(v)
 }
 
+/// A route typed into the form: the port and the served model name follow it, so the route
+/// reaches the new server as it is.
+pub fn route_chosen(p: &ModelsPane, f: &mut LaunchForm) {
+    if let Some(r) = p
+        .routes
+        .iter()
+        .find(|r| r.name == f.values[ROUTE_FIELD].trim())
+    {
+        f.values[PORT_FIELD] = r.port.to_string();
+    }
+}
+
 /// The form as a profile; the error names the field at fault.
-pub fn profile(f: &LaunchForm) -> Result<NewProfile, String> {
+pub fn profile_for(p: &ModelsPane, f: &LaunchForm) -> Result<NewProfile, String> {
+    let mut np = profile(f)?;
+    if let Some(name) = opt(&f.values[ROUTE_FIELD]) {
+        let Some(r) = p.routes.iter().find(|r| r.name == name) else {
+            let known: Vec<&str> = p.routes.iter().map(|r| r.name.as_str()).collect();
+            return Err(format!(
+                "route: no route `{name}` on this machine (routes: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        };
+        if r.port != np.port {
+            return Err(format!(
+                "port: route `{name}` reaches port {}, not {}",
+                r.port, np.port
+            ));
+        }
+        np.route = Some(r.name.clone());
+        np.served_model_name = Some(r.model.clone());
+    }
+    Ok(np)
+}
+
+fn profile(f: &LaunchForm) -> Result<NewProfile, String> {
     let v = &f.values;
     let field = |i: usize, e: String| format!("{}: {e}", LAUNCH_FIELDS[i]);
     let name = v[0].trim().to_string();
@@ -176,7 +231,7 @@ pub fn fit(
         return None;
     }
     let np = match form {
-        Some(f) => profile(f).ok()?,
+        Some(f) => profile_for(p, f).ok()?,
         None => NewProfile {
             model: m.id().to_string(),
             ..NewProfile::default()

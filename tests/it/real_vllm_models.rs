@@ -337,7 +337,7 @@ fn real_vllm_starts_from_the_models_pane_without_a_yaml_edit() {
     c.wait_for("Launch anorag/tiny", 10);
     c.wait_for("fits: room for", 10);
     let port = free_port().to_string();
-    c.send(b"G\r\x15");
+    c.send(b"Gk\r\x15");
     c.send(port.as_bytes());
     c.send(b"\r");
     c.wait_for(&format!("port {port}"), 10);

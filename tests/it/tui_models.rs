@@ -74,6 +74,7 @@ fn the_models_pane_lists_estimates_and_opens_a_launch_form() {
 
     // A bad port is named, and nothing starts.
     ch(&mut a, 'G');
+    ch(&mut a, 'k');
     key(&mut a, KeyCode::Enter);
     update(
         &mut a,
@@ -109,6 +110,7 @@ fn s_starts_the_forms_server_and_w_keeps_it_as_a_profile() {
     key(&mut a, KeyCode::Esc);
     key(&mut a, KeyCode::Enter);
     ch(&mut a, 'G');
+    ch(&mut a, 'k');
     assert_eq!(a.models.form.as_ref().unwrap().values[7], "8002");
     key(&mut a, KeyCode::Enter);
     key(&mut a, KeyCode::Esc);
@@ -131,4 +133,46 @@ fn s_starts_the_forms_server_and_w_keeps_it_as_a_profile() {
     key(&mut a, KeyCode::Enter);
     assert!(ch(&mut a, 's').is_empty());
     assert!(a.notice.as_ref().unwrap().text.contains("read-only"));
+}
+
+#[test]
+fn a_route_chosen_in_the_form_brings_its_port_and_model_name() {
+    let (mut a, _d) = ready_app();
+    a.models.routes = vec![anorag::tui::models_state::LocalRoute {
+        name: "tiny_qwen".into(),
+        port: 8001,
+        model: "qwen2_5_0_5b".into(),
+    }];
+    key(&mut a, KeyCode::Enter);
+    ch(&mut a, 'G');
+    key(&mut a, KeyCode::Enter);
+    typed(&mut a, "nope");
+    key(&mut a, KeyCode::Enter);
+    assert!(ch(&mut a, 's').is_empty());
+    let n = a.notice.clone().unwrap();
+    assert!(
+        n.text
+            .starts_with("route: no route `nope` on this machine (routes: tiny_qwen)"),
+        "{}",
+        n.text
+    );
+    key(&mut a, KeyCode::Enter);
+    update(
+        &mut a,
+        Action::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    typed(&mut a, "tiny_qwen");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(
+        a.models.form.as_ref().unwrap().values[7],
+        "8001",
+        "the route's port"
+    );
+    let fx = ch(&mut a, 's');
+    let [Effect::Launch(p)] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(p.route.as_deref(), Some("tiny_qwen"));
+    assert_eq!(p.served_model_name.as_deref(), Some("qwen2_5_0_5b"));
+    assert_eq!(p.port, 8001);
 }

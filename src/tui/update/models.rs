@@ -89,7 +89,7 @@ fn launch(app: &mut App, fx: &mut Vec<Effect>, save: bool) {
     let Some(f) = &app.models.form else {
         return;
     };
-    let np = match models_state::profile(f) {
+    let np = match models_state::profile_for(&app.models, f) {
         Ok(p) => p,
         Err(e) => {
             app.notify(e, true);
@@ -116,28 +116,43 @@ fn launch(app: &mut App, fx: &mut Vec<Effect>, save: bool) {
     }
 }
 
+/// Keeps a field's text; a route chosen brings its port with it.
+fn set_field(app: &mut App, field: usize, text: &str) {
+    let Some(mut f) = app.models.form.take() else {
+        return;
+    };
+    f.values[field] = text.trim().to_string();
+    if field == models_state::ROUTE_FIELD {
+        models_state::route_chosen(&app.models, &mut f);
+    }
+    app.models.form = Some(f);
+}
+
 /// A field being typed: enter keeps it, tab and the arrows keep it and move on, esc drops it.
 pub(super) fn launch_typing(app: &mut App, field: usize, mut buf: String, k: KeyEvent) {
     let key = line_edit(&mut buf, &k);
-    let Some(f) = app.models.form.as_mut() else {
+    if app.models.form.is_none() {
         app.typing = Typing::None;
         return;
-    };
+    }
     match key {
         LineKey::Enter => {
-            f.values[field] = buf.trim().to_string();
+            set_field(app, field, &buf);
             app.typing = Typing::None;
         }
         LineKey::Esc => app.typing = Typing::None,
         LineKey::Other if matches!(k.code, KeyCode::Tab | KeyCode::Down | KeyCode::Up) => {
-            f.values[field] = buf.trim().to_string();
+            set_field(app, field, &buf);
             let n = LAUNCH_FIELDS.len();
-            f.field = if k.code == KeyCode::Up {
+            let next = if k.code == KeyCode::Up {
                 (field + n - 1) % n
             } else {
                 (field + 1) % n
             };
-            app.typing = Typing::LaunchField(f.field, f.values[f.field].clone());
+            if let Some(f) = app.models.form.as_mut() {
+                f.field = next;
+                app.typing = Typing::LaunchField(next, f.values[next].clone());
+            }
         }
         _ => app.typing = Typing::LaunchField(field, buf),
     }

@@ -245,6 +245,7 @@ fn launch_form(f: &mut Frame, app: &App, m: &Model, form: &models_state::LaunchF
             let hint = match i {
                 2 if value.is_empty() => "  (default: the first TP x PP)",
                 4 if value.is_empty() => "  (default: the model's own)",
+                8 if value.is_empty() => "  (none; a route of the config on this machine to serve)",
                 _ => "",
             };
             let st = if i == form.field {
@@ -261,7 +262,7 @@ fn launch_form(f: &mut Frame, app: &App, m: &Model, form: &models_state::LaunchF
         .collect();
     lines.push(Line::from(""));
     let gpus = models_state::local_gpus(&app.gpu);
-    match models_state::profile(form) {
+    match models_state::profile_for(&app.models, form) {
         Ok(_) => lines.extend(fit_lines(models_state::fit(
             &app.models,
             m,
