@@ -184,7 +184,13 @@ pub struct Search {
     /// concurrency: at least 1).
     pub tolerance: f64,
     pub probes: Vec<Probe>,
+    /// The highest load a probe can make real (see [`Search::capped_by`]), and why.
+    pub cap: Option<(f64, String)>,
 }
+
+/// A concurrency probe must send this many times its concurrency in requests: fewer, and
+/// most of the run is ramp-up and drain, not that load held.
+pub const REQUESTS_PER_SLOT: u64 = 4;
 
 impl Search {
     pub fn new(knob: Knob, slo: Vec<Limit>, tolerance: Option<f64>) -> Self {
@@ -197,7 +203,33 @@ impl Search {
             slo,
             tolerance,
             probes: Vec::new(),
+            cap: None,
         }
+    }
+
+    /// Caps the search at what the plan's stop allows: a concurrency probe of N requests
+    /// holds at most N / 4 in flight for long enough to judge (a search of 100-request probes
+    /// once answered 4096, with never more than 100 in flight).
+    pub fn capped_by(mut self, plan: &Plan) -> Self {
+        if let (Knob::Concurrency, super::runner::Stop::Requests(n)) = (self.knob, &plan.stop) {
+            let cap = (*n / REQUESTS_PER_SLOT).max(1) as f64;
+            self.cap = Some((
+                cap,
+                format!("{n} requests a probe hold at most {} in flight for long enough; give --requests {} to go to {}", crate::format::trim_float(cap), (cap as u64) * 2 * REQUESTS_PER_SLOT, (cap as u64) * 2),
+            ));
+        }
+        self
+    }
+
+    /// The highest load the search goes to.
+    fn limit(&self) -> f64 {
+        let (_, limit) = self.knob.range();
+        self.cap.as_ref().map_or(limit, |c| c.0.min(limit))
+    }
+
+    /// Whether a probe missed the SLO above every one that met it.
+    pub fn knee_found(&self) -> bool {
+        self.bracket().1.is_some()
     }
 
     /// The highest load that met the SLO, and the lowest that missed it.
@@ -219,7 +251,8 @@ impl Search {
 
     /// The next load to probe; `None` when the search is over.
     pub fn next(&self) -> Option<f64> {
-        let (start, limit) = self.knob.range();
+        let (start, _) = self.knob.range();
+        let limit = self.limit();
         match self.bracket() {
             (None, None) => Some(start),
             // Even the first probe missed.
@@ -255,6 +288,18 @@ impl Search {
         let name = self.knob.name();
         let (lo, hi) = self.bracket();
         match lo {
+            Some(lo) if hi.is_none() && self.next().is_some() => format!(
+                "{name} {} met the SLO; stopped before a knee was found",
+                crate::format::trim_float(lo)
+            ),
+            Some(lo) if hi.is_none() => format!(
+                "no knee found up to {name} {}: every probe met the SLO{}",
+                crate::format::trim_float(lo),
+                match &self.cap {
+                    Some((c, why)) if *c <= lo => format!(" ({why})"),
+                    _ => " (the search's upper bound)".into(),
+                }
+            ),
             Some(lo) => {
                 let margin: Vec<String> = self
                     .margin()
@@ -285,7 +330,9 @@ impl Search {
                 "slo": self.slo,
                 "tolerance": self.tolerance,
                 "answer": self.answer(),
+                "knee_found": self.knee_found(),
                 "first_miss": self.bracket().1,
+                "cap": self.cap.as_ref().map(|c| serde_json::json!({"load": c.0, "why": c.1})),
                 "margin": self.margin(),
                 "probes": self.probes,
             },

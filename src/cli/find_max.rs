@@ -28,7 +28,10 @@ pub async fn run(a: &BenchArgs, knob: &str, target: BenchTarget, plans: Vec<Plan
             max_concurrency: a.max_concurrency,
         };
     }
-    let mut search = Search::new(knob, slo, a.find_max_tolerance);
+    let mut search = Search::new(knob, slo, a.find_max_tolerance).capped_by(&base);
+    if let Some((_, why)) = &search.cap {
+        eprintln!("capped: {why}");
+    }
     let mut results = Vec::new();
     eprintln!(
         "finding the highest {} on route {} that meets {}",
@@ -46,13 +49,24 @@ pub async fn run(a: &BenchArgs, knob: &str, target: BenchTarget, plans: Vec<Plan
             }
         };
         let p = judge(load, &r, &search.slo);
-        println!("{}", p.line(search.probes.len() + 1, knob));
+        // With --json, stdout holds the one JSON document; the progress goes to stderr.
+        let line = p.line(search.probes.len() + 1, knob);
+        if a.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
         search.probes.push(p);
         results.push(r);
     }
-    println!("{}", search.summary());
+    let doc = search.document(&results);
+    if a.json {
+        eprintln!("{}", search.summary());
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("{}", search.summary());
+    }
     if let Some(path) = &a.save_result {
-        let doc = search.document(&results);
         if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
         {
             eprintln!("error: cannot write {}: {e}", path.display());

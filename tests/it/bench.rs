@@ -885,12 +885,64 @@ async fn find_max_finds_the_knee_the_simulator_is_told_to_have() {
     let probes = f["probes"].as_array().unwrap();
     assert_eq!(probes.len(), v["results"].as_array().unwrap().len());
     let loads: Vec<f64> = probes.iter().map(|p| p["load"].as_f64().unwrap()).collect();
-    assert_eq!(loads, [1.0, 2.0, 4.0, 8.0, 6.0, 5.0]);
+    // 24 requests a probe hold at most 6 in flight: the doubling stops there.
+    assert_eq!(loads, [1.0, 2.0, 4.0, 6.0, 5.0]);
     for p in probes {
         let ok = p["load"].as_f64().unwrap() <= 4.0;
         assert_eq!(p["ok"], ok, "{p}");
     }
     assert!(f["margin"][0][2].as_f64().unwrap() > 0.0, "{f}");
+}
+
+/// `--json` prints one JSON document on stdout (the probes' lines go to stderr); a probe of
+/// 20 requests is never asked for more than 5 in flight; a search where every probe met the
+/// SLO says no knee was found rather than naming its last probe the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn find_max_json_is_one_document_and_no_knee_is_said() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_anorag-tui"))
+        .args([
+            "bench",
+            "--route",
+            "builtin",
+            "--find-max",
+            "concurrency",
+            "--slo",
+            "p99_ttft_ms<=60000",
+            "--requests",
+            "20",
+            "--input-len",
+            "8",
+            "--output-len",
+            "4",
+            "--no-progress",
+            "--json",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let f = &v["find_max"];
+    assert_eq!(f["knee_found"], false, "{f}");
+    assert_eq!(f["cap"]["load"], 5.0, "{f}");
+    let loads: Vec<f64> = f["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["load"].as_f64().unwrap())
+        .collect();
+    assert_eq!(loads, [1.0, 2.0, 4.0, 5.0]);
+    assert!(stderr.contains("no knee found up to concurrency 5: every probe met the SLO (20 requests a probe hold at most 5"), "{stderr}");
+    assert!(
+        !stderr.contains("highest concurrency that meets"),
+        "{stderr}"
+    );
 }
 
 /// The simulator's capacity shows in its /metrics as vLLM's does: requests past it wait.

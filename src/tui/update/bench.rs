@@ -337,13 +337,13 @@ fn start_find_max(app: &mut App, fx: &mut Vec<Effect>, route: String) {
     } else {
         Knob::Concurrency
     };
-    let search = Search::new(knob, slo, None);
-    let Some(load) = search.next() else { return };
     // Each probe holds its load steady: a ramp would measure many loads in one probe.
     let base = Plan {
         ramp: None,
         ..bench_plan(&f)
     };
+    let search = Search::new(knob, slo, None).capped_by(&base);
+    let Some(load) = search.next() else { return };
     if f.compare.is_some() {
         app.notify(
             format!("find max on {route} only (compare is for single runs)"),
