@@ -33,6 +33,10 @@ pub struct SimArgs {
     /// then grows with load past N, as on a real server.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_running: Option<u32>,
+    /// A `tokenizer.json` (or a model folder with one) for `/tokenize` and the prompt counts
+    /// (default: a word tokenizer).
+    #[arg(long)]
+    pub tokenizer: Option<std::path::PathBuf>,
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
@@ -53,6 +57,15 @@ pub async fn run(a: SimArgs) -> ExitCode {
     cfg.faults = a.faults.clone();
     cfg.seed = a.seed;
     cfg.max_running = a.max_running;
+    if let Some(t) = &a.tokenizer {
+        match crate::sim::tokenize::SimTokenizer::from_file(t) {
+            Ok(t) => cfg.tokenizer = t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     cfg.record_requests = false;
     // Like vLLM: the key comes from VLLM_API_KEY in the environment, never from argv.
     if a.flavor != Flavor::Ollama {

@@ -8,6 +8,7 @@ mod ollama;
 mod openai;
 mod openai_stream;
 mod text;
+pub mod tokenize;
 
 pub use fault::{Fault, FaultKind};
 
@@ -51,6 +52,8 @@ pub struct SimConfig {
     /// `/metrics`, their wait in the TTFT), as vLLM's `--max-num-seqs` makes it: a server with a
     /// capacity, whose latency grows past it (load tests' knees). `None`: no limit.
     pub max_running: Option<u32>,
+    /// Counts prompts and answers `/tokenize` (vLLM flavour).
+    pub tokenizer: tokenize::SimTokenizer,
 }
 
 impl SimConfig {
@@ -72,6 +75,7 @@ impl SimConfig {
             api_key: None,
             record_requests: true,
             max_running: None,
+            tokenizer: Default::default(),
         }
     }
     pub fn model(mut self, m: &str) -> Self {

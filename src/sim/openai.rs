@@ -27,9 +27,38 @@ pub(super) fn router(st: Arc<SimState>) -> axum::Router {
             .route("/health", get(health))
             .route("/ping", get(health))
             .route("/version", get(version))
-            .route("/metrics", get(metrics));
+            .route("/metrics", get(metrics))
+            .route("/tokenize", post(tokenize))
+            .route("/detokenize", post(detokenize));
     }
     r.fallback(not_found).with_state(st)
+}
+
+/// vLLM's `/tokenize` and `/detokenize`, on the simulator's tokenizer.
+async fn tokenize(State(st): St, body: axum::body::Bytes) -> Response {
+    tokenizer_call(&st, &body, |v| {
+        super::tokenize::tokenize(&st.cfg.tokenizer, v, st.cfg.max_model_len)
+    })
+}
+
+async fn detokenize(State(st): St, body: axum::body::Bytes) -> Response {
+    tokenizer_call(&st, &body, |v| {
+        super::tokenize::detokenize(&st.cfg.tokenizer, v)
+    })
+}
+
+fn tokenizer_call(
+    st: &SimState,
+    body: &[u8],
+    f: impl FnOnce(&Value) -> Result<Value, String>,
+) -> Response {
+    match serde_json::from_slice::<Value>(body)
+        .map_err(|e| e.to_string())
+        .and_then(|v| f(&v))
+    {
+        Ok(v) => json_response(StatusCode::OK, v.to_string()),
+        Err(e) => error(st, 400, &e, "BadRequestError", None, None),
+    }
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -194,10 +223,10 @@ fn validate(st: &SimState, body: &[u8], text_completion: bool) -> Result<Ask, Re
         "messages"
     };
     let prompt_tokens = match (text_completion, v.get(field)) {
-        (false, Some(Value::Array(m))) => text::prompt_tokens(m),
-        (true, Some(Value::String(p))) => text::prompt_tokens_of(p),
+        (false, Some(Value::Array(m))) => st.cfg.tokenizer.count_messages(m),
+        (true, Some(Value::String(p))) => st.cfg.tokenizer.count_prompt(p),
         (true, Some(Value::Array(ps))) if ps.len() == 1 && ps[0].is_string() => {
-            text::prompt_tokens_of(ps[0].as_str().unwrap_or(""))
+            st.cfg.tokenizer.count_prompt(ps[0].as_str().unwrap_or(""))
         }
         _ => return Err(error(st, 400, &format!("1 validation error:\n  {{'type': 'missing', 'loc': 'body.{field}', 'msg': 'Field required'}}"), "Bad Request", Some(&format!("body.{field}")), None)),
     };

@@ -1,5 +1,7 @@
 //! What the simulator says: a fixed text cut into word tokens, and a rough token count.
 
+/// The answer every request gets (its words are also the word tokenizer's vocabulary).
+pub const WORDS_TEXT: &str = TEXT;
 const TEXT: &str = "This answer comes from the anorag-tui built-in simulator. It streams one token at a fixed interval after a fixed time to first token, so the console, the router and the load tests can be shown and checked on a machine with no GPU and no vLLM. Point a route at a real vLLM server to see a real model answer.";
 
 /// Token `i` of the answer, with its leading space.

@@ -92,3 +92,53 @@ async fn exact_prefixes_are_shared_token_for_token() {
         "most prompts are exactly 40 + 12 tokens: {exact} of 9"
     );
 }
+
+/// The simulator's vLLM flavour answers `/tokenize` and `/detokenize` as vLLM does, with its
+/// word tokenizer or a given `tokenizer.json`; prompts built on it are exact, and its `usage`
+/// counts the same tokens (the chat template's included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_lengths_work_against_the_simulators_tokenize() {
+    use anorag::sim::{self, tokenize::SimTokenizer, Flavor, SimConfig};
+    let file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer/tiny-qwen2.json");
+    for tokenizer in [SimTokenizer::Words, SimTokenizer::from_file(&file).unwrap()] {
+        let mut cfg = SimConfig::new(Flavor::Vllm).timing(0, 0, 4);
+        cfg.tokenizer = tokenizer;
+        let s = sim::start(cfg).await.unwrap();
+        let t = Tokenizer::server(&s.base_url(), "qwen2_5_0_5b")
+            .await
+            .unwrap();
+        let e = exact::build(&t, 5, 50, 4, 0.0, 3).await.unwrap();
+        assert_eq!(e.info.method, Method::ServerTokenize);
+        assert_eq!(e.info.inexact_prompts, 0);
+        let overhead = e
+            .info
+            .template_overhead
+            .expect("the server's chat template");
+        // One request: usage's prompt tokens are the prompt's plus the template's.
+        let resp: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/chat/completions", s.base_url()))
+            .json(
+                &serde_json::json!({"model": "qwen2_5_0_5b", "max_tokens": 2,
+                "messages": [{"role": "user", "content": e.prompts[0].text}]}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp["usage"]["prompt_tokens"],
+            50 + overhead as u64,
+            "{resp}"
+        );
+        let bad = reqwest::Client::new()
+            .post(format!("{}", s.base_url().replace("/v1", "/tokenize")))
+            .json(&serde_json::json!({"model": "qwen2_5_0_5b"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bad.status(), 400);
+    }
+}
