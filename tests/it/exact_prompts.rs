@@ -134,7 +134,7 @@ async fn exact_lengths_work_against_the_simulators_tokenize() {
             "{resp}"
         );
         let bad = reqwest::Client::new()
-            .post(format!("{}", s.base_url().replace("/v1", "/tokenize")))
+            .post(s.base_url().replace("/v1", "/tokenize"))
             .json(&serde_json::json!({"model": "qwen2_5_0_5b"}))
             .send()
             .await
