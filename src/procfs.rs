@@ -272,6 +272,13 @@ pub fn port_owner(port: u16) -> Option<i32> {
     None
 }
 
+/// Resident memory of a process (`/proc/PID/statm`'s second field, in pages).
+pub fn rss_bytes(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod request;
 pub mod result;
 pub mod runner;
 pub mod server_metrics;
+pub mod soak;
 pub mod tokenize;
 pub mod words;
 pub mod workload;
@@ -21,7 +22,7 @@ pub mod workload;
 pub use plan::HttpClient;
 pub use recorder::Slo;
 pub use result::BenchResult;
-pub use runner::{BenchTarget, Control, Load, Phase, Plan, Progress, Stop};
+pub use runner::{BenchTarget, Control, Load, MemoryProbe, Phase, Plan, Progress, Stop};
 pub use workload::Workload;
 
 use tokio::sync::{mpsc, watch};

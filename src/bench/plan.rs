@@ -57,6 +57,8 @@ pub struct Plan {
     pub ramp: Option<super::arrivals::Ramp>,
     /// Which HTTP client streams the answers.
     pub http: HttpClient,
+    /// A soak run: windows and a drift verdict (`bench --soak`).
+    pub soak: Option<super::soak::SoakPlan>,
 }
 
 /// The load test's HTTP client: the lean one where it applies (SSE over plain `http://`, no
@@ -102,6 +104,7 @@ impl Plan {
             server_metrics_interval_s: 0.5,
             ramp: None,
             http: HttpClient::Lean,
+            soak: None,
         }
     }
 }
@@ -120,7 +123,15 @@ pub struct BenchTarget {
     turn: Arc<AtomicUsize>,
     /// Keeps the router (and the built-in simulator it may hold) alive.
     _router: Arc<Router>,
+    /// Reads the server's memory at each soak window's close (the CLI and the console set it
+    /// when they know which server serves the route).
+    pub memory: Option<MemoryProbe>,
 }
+
+/// The server's memory, read once (its process group's RSS and GPU memory, or its `/metrics`).
+pub type MemoryProbe = Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Option<super::soak::Memory>> + Send + Sync,
+>;
 
 impl BenchTarget {
     pub fn from_router(router: Arc<Router>, route: Option<&str>) -> Result<Self, String> {
@@ -158,6 +169,7 @@ impl BenchTarget {
             lean,
             turn: Arc::new(AtomicUsize::new(0)),
             _router: router,
+            memory: None,
         })
     }
 
@@ -256,6 +268,8 @@ pub struct Progress {
     pub e2el_bins: Vec<(f64, u64)>,
     /// The server's view (vLLM's `/metrics`) on the same seconds as `series`.
     pub server: Option<super::server_metrics::ServerSeries>,
+    /// A soak run's closed windows so far.
+    pub soak: Vec<super::soak::Window>,
 }
 
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);

@@ -304,7 +304,16 @@ pub struct Recorder {
     pub last_end_s: f64,
     /// Per-request detail, kept only when asked (`--save-detailed`).
     pub detail: Option<Vec<Outcome>>,
+    /// A soak run's windows (aggregated as requests end).
+    pub windows: Option<super::soak::Windows>,
+    /// Seconds before `seconds[0]`: a soak run keeps only its last minutes per second, so a
+    /// run of hours holds its memory flat.
+    pub seconds_base: usize,
+    scratch: Second,
 }
+
+/// Per-second rows a soak run keeps (then drops the older half).
+const SOAK_SECONDS: usize = 1200;
 
 impl Recorder {
     pub fn new(slo: Slo, detailed: bool) -> Self {
@@ -322,6 +331,19 @@ impl Recorder {
     }
 
     fn second(&mut self, i: usize) -> &mut Second {
+        if i < self.seconds_base {
+            self.scratch = Second::default();
+            return &mut self.scratch;
+        }
+        let abs = i;
+        let mut i = i - self.seconds_base;
+        if self.windows.is_some() && i >= SOAK_SECONDS {
+            // Keep the last half: the rows from `abs - SOAK_SECONDS / 2` on.
+            let drop = (i + 1 - SOAK_SECONDS / 2).min(self.seconds.len());
+            self.seconds.drain(..drop);
+            self.seconds_base += drop;
+            i = abs - self.seconds_base;
+        }
         if self.seconds.len() <= i {
             self.seconds.resize(i + 1, Second::default());
         }
@@ -397,6 +419,9 @@ impl Recorder {
                     self.good += 1;
                 }
             }
+        }
+        if let Some(w) = self.windows.as_mut() {
+            w.add(&o);
         }
         if let Some(d) = self.detail.as_mut() {
             d.push(o);

@@ -122,6 +122,8 @@ pub struct BenchResult {
     pub config: Value,
     /// Per-request arrays (`--save-detailed`), as vLLM names them.
     pub detail: Option<Value>,
+    /// A soak run's windows and verdict.
+    pub soak: Option<crate::bench::soak::SoakResult>,
 }
 
 impl BenchResult {
@@ -249,6 +251,9 @@ impl BenchResult {
         }
         if !self.per_turn.is_empty() {
             put("per_turn", json!(self.per_turn));
+        }
+        if let Some(s) = &self.soak {
+            put("soak", json!(s));
         }
         let c = &self.client;
         put(

@@ -66,6 +66,9 @@ pub async fn run(
     };
     let cpu0 = cpu_seconds();
     let mut d = Dispatch::new(target, plan, &prompts, (timeout, idle), cancelled);
+    if let Some(s) = &plan.soak {
+        d.rec.windows = Some(super::soak::Windows::new(s.window_s));
+    }
     let (server, server_error) = match armed {
         Some(Ok(a)) => (
             Some(a.begin(
@@ -105,6 +108,7 @@ pub async fn run(
                 d.sending = false;
             }
             _ = tick.tick() => {
+                close_window(target, &mut d.rec, d.run_start.elapsed().as_secs_f64(), false).await;
                 let phase = if d.sending { Phase::Running } else { Phase::Draining };
                 publish(&progress, &d.rec, d.run_start, d.inflight.len(), d.load, d.planned_requests, d.stop_at_s, phase, &|off| server.as_ref().map(|w| w.series(off)));
             }
@@ -112,6 +116,7 @@ pub async fn run(
     }
 
     let stops = (d.planned_requests, d.stop_at_s);
+    close_window(target, &mut d.rec, d.run_start.elapsed().as_secs_f64(), true).await;
     let ran = d.into_ran(cpu0);
     Ok(finish(
         target,
@@ -124,6 +129,28 @@ pub async fn run(
         &progress,
     )
     .await)
+}
+
+/// A soak run's window closes on time (or, at the end, with what it has), with the
+/// server's memory read as it closes.
+async fn close_window(target: &BenchTarget, rec: &mut Recorder, now_s: f64, end: bool) {
+    let Some(w) = rec.windows.as_mut() else {
+        return;
+    };
+    let closed = match end {
+        false => w.tick(now_s).is_some(),
+        true => w.finish(now_s).is_some(),
+    };
+    if !closed {
+        return;
+    }
+    let mem = match &target.memory {
+        Some(probe) => probe().await,
+        None => None,
+    };
+    if let Some(last) = rec.windows.as_mut().and_then(|w| w.closed.last_mut()) {
+        last.memory = mem;
+    }
 }
 
 /// The result: vLLM's figures from the recorder, the server's series, the client's own
@@ -162,6 +189,14 @@ async fn finish(
         ..target.result()
     };
     result.fill_from(&ran.rec, duration);
+    if let (Some(s), Some(w)) = (&plan.soak, &ran.rec.windows) {
+        result.soak = Some(super::soak::SoakResult {
+            window_s: s.window_s,
+            windows: w.closed.clone(),
+            rules: s.rules.clone(),
+            verdict: super::soak::verdict(&w.closed, &s.rules),
+        });
+    }
     result.server_metrics = match server {
         Some(w) => Some(w.finish().await),
         None => server_error.map(|e| ServerMetrics {
@@ -350,9 +385,14 @@ fn publish(
         e2el_p99_ms: q(&rec.e2el, 0.99),
         errors: rec.errors.clone(),
         series,
-        series_offset: offset,
+        series_offset: rec.seconds_base + offset,
         e2el_bins: rec.e2el.bins(24),
-        server: server(offset),
+        server: server(rec.seconds_base + offset),
+        soak: rec
+            .windows
+            .as_ref()
+            .map(|w| w.closed.clone())
+            .unwrap_or_default(),
     };
     tx.send_replace(p);
 }

@@ -106,10 +106,15 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage(e),
     };
-    let first = match target(&cfg, route).await {
+    let mut first = match target(&cfg, route).await {
         Ok(t) => t,
         Err(e) => return usage(e),
     };
+    if a.soak {
+        let (probe, said) = super::soak_memory::probe_for(&cfg, &first);
+        eprintln!("[anorag] soak: server memory from {said}");
+        first.memory = probe;
+    }
     if let Some(knob) = &a.find_max {
         return super::find_max::run(&a, knob, first, plans).await;
     }
@@ -187,6 +192,13 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
             eprintln!("error: cannot write {}: {e}", p.display());
             return ExitCode::FAILURE;
         }
+    }
+    let soak_failed = a_results.iter().filter_map(|r| r.soak.as_ref()).any(|s| !s.verdict.pass);
+    for s in a_results.iter().filter_map(|r| r.soak.as_ref()) {
+        eprintln!("{}", s.verdict.line());
+    }
+    if soak_failed {
+        return ExitCode::FAILURE;
     }
     let none_ok = a_results
         .iter()

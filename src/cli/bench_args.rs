@@ -117,6 +117,17 @@ pub struct BenchArgs {
     /// Per-request arrays in the saved result (input/output lengths, TTFTs, ITLs, ...).
     #[arg(long)]
     pub save_detailed: bool,
+    /// A soak run (with --duration): figures per window as they close, the server's memory
+    /// at each close, and a verdict by drift (exit 1 when it fails).
+    #[arg(long, requires = "duration")]
+    pub soak: bool,
+    /// A soak window: `30s`, `5m`, `1h` (default 5m).
+    #[arg(long, requires = "soak", value_parser = input::seconds(0.1))]
+    pub soak_window: Option<f64>,
+    /// A soak rule's limit, `NAME=VALUE` (repeatable): errors, empty_answers, rss_growth_mib,
+    /// gpu_growth_mib, tps_retention, ttft_p99_ratio.
+    #[arg(long, requires = "soak")]
+    pub soak_rule: Vec<String>,
     #[arg(long)]
     pub csv: Option<PathBuf>,
     /// Run the same workload on a second route and show both side by side.

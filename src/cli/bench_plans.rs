@@ -22,6 +22,19 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
         (None, Some(_)) => return Err("--duration must be positive".into()),
         (None, None) => Stop::Requests(100),
     };
+    let soak = match a.soak {
+        false => None,
+        true => {
+            let mut rules = crate::bench::soak::Rules::default();
+            for r in &a.soak_rule {
+                rules.set(r)?;
+            }
+            Some(crate::bench::soak::SoakPlan {
+                window_s: a.soak_window.unwrap_or(300.0),
+                rules,
+            })
+        }
+    };
     let slo = match &a.goodput {
         Some(g) => Slo::parse(g).map_err(|e| format!("--goodput: {e}"))?,
         None => Slo::default(),
@@ -59,6 +72,7 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             server_metrics_interval_s: a.server_metrics_interval,
             http,
             ramp,
+            soak: soak.clone(),
             ..Plan::new(load, stop, workload.clone())
         })
         .collect())

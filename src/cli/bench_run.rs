@@ -30,6 +30,7 @@ pub(super) async fn run_all(
         b
     });
     let mut ctrl_c = false;
+    let mut windows_shown = 0;
     loop {
         tokio::select! {
             r = &mut h.done => {
@@ -39,6 +40,16 @@ pub(super) async fn run_all(
                 return r.map_err(|e| e.to_string())?;
             }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                // A soak run's windows, each as it closes, with its drift from the first.
+                let closed = h.progress.borrow().soak.clone();
+                for w in closed.iter().skip(windows_shown) {
+                    let line = crate::bench::soak::window_line(w, closed.first());
+                    match &bar {
+                        Some(b) => b.println(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
+                windows_shown = windows_shown.max(closed.len());
                 if let Some(b) = &bar {
                     let p = h.progress.borrow().clone();
                     let step = *h.step.borrow();

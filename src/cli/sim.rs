@@ -37,6 +37,12 @@ pub struct SimArgs {
     /// (default: a word tokenizer).
     #[arg(long)]
     pub tokenizer: Option<std::path::PathBuf>,
+    /// Soak tests: hold this many MiB more every minute, never freed.
+    #[arg(long, default_value_t = 0.0)]
+    pub leak_mib_per_min: f64,
+    /// Soak tests: the time to first token grows by this many ms every minute of uptime.
+    #[arg(long, default_value_t = 0.0)]
+    pub slowdown_per_min: f64,
 }
 
 fn parse_fault(s: &str) -> Result<Fault, String> {
@@ -57,6 +63,8 @@ pub async fn run(a: SimArgs) -> ExitCode {
     cfg.faults = a.faults.clone();
     cfg.seed = a.seed;
     cfg.max_running = a.max_running;
+    cfg.leak_mib_per_min = a.leak_mib_per_min.max(0.0);
+    cfg.slowdown_ms_per_min = a.slowdown_per_min.max(0.0);
     if let Some(t) = &a.tokenizer {
         match crate::sim::tokenize::SimTokenizer::from_file(t) {
             Ok(t) => cfg.tokenizer = t,

@@ -54,6 +54,10 @@ pub struct SimConfig {
     pub max_running: Option<u32>,
     /// Counts prompts and answers `/tokenize` (vLLM flavour).
     pub tokenizer: tokenize::SimTokenizer,
+    /// Soak tests' faults: memory held and never freed, MiB a minute of uptime...
+    pub leak_mib_per_min: f64,
+    /// ... and time to first token growing by this many milliseconds a minute of uptime.
+    pub slowdown_ms_per_min: f64,
 }
 
 impl SimConfig {
@@ -76,6 +80,8 @@ impl SimConfig {
             record_requests: true,
             max_running: None,
             tokenizer: Default::default(),
+            leak_mib_per_min: 0.0,
+            slowdown_ms_per_min: 0.0,
         }
     }
     pub fn model(mut self, m: &str) -> Self {
@@ -136,6 +142,10 @@ pub(crate) struct SimState {
     has_faults: std::sync::atomic::AtomicBool,
     /// `max_running` slots.
     slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// When the simulator started (its slowdown grows from here).
+    started: Instant,
+    /// Memory leaked on purpose (`leak_mib_per_min`), never freed.
+    leaked: Mutex<Vec<Vec<u8>>>,
 }
 
 /// A request waiting for a slot: counted as waiting until it has one or goes away.
@@ -149,6 +159,12 @@ impl Drop for Waiting {
 }
 
 impl SimState {
+    /// The extra wait before a request's first token (`slowdown_ms_per_min` of uptime).
+    pub fn slowdown(&self) -> Duration {
+        let min = self.started.elapsed().as_secs_f64() / 60.0;
+        Duration::from_secs_f64((self.cfg.slowdown_ms_per_min * min / 1000.0).max(0.0))
+    }
+
     /// Waits for a generation slot when the server has a capacity.
     pub(crate) async fn slot(self: &Arc<Self>) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let sem = self.slots.clone()?;
@@ -395,8 +411,25 @@ pub async fn start(cfg: SimConfig) -> std::io::Result<SimHandle> {
         last_request: Mutex::new(None),
         requests: Mutex::new(Vec::new()),
         has_faults: std::sync::atomic::AtomicBool::new(!cfg.faults.is_empty()),
+        started: Instant::now(),
+        leaked: Mutex::new(Vec::new()),
         cfg,
     });
+    if state.cfg.leak_mib_per_min > 0.0 {
+        let st = state.clone();
+        tokio::spawn(async move {
+            // A tenth of a second's share at a time, written so the pages are resident.
+            let chunk = (st.cfg.leak_mib_per_min * 1024.0 * 1024.0 / 600.0) as usize;
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                st.leaked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(vec![1u8; chunk.max(1)]);
+            }
+        });
+    }
     if let Some(Some(ms)) = refuse_for {
         let st = state.clone();
         tokio::spawn(async move {

@@ -320,6 +320,11 @@ async fn completions(State(st): St, headers: HeaderMap, body: Bytes) -> Response
 }
 
 async fn generate(st: Arc<SimState>, headers: HeaderMap, body: Bytes, text: bool) -> Response {
+    // A server that slows down with uptime: the wait comes before the request's own clock.
+    let extra = st.slowdown();
+    if !extra.is_zero() {
+        tokio::time::sleep(extra).await;
+    }
     let t0 = Instant::now();
     st.stats.requests.fetch_add(1, Ordering::Relaxed);
     if let Some(r) = check_auth(&st, &headers) {

@@ -28,6 +28,7 @@ mod real_vllm;
 mod real_vllm_models;
 mod real_vllm_stack;
 mod router;
+mod soak;
 mod supervisor;
 mod telemetry;
 mod tui;
