@@ -129,9 +129,8 @@ pub struct BenchTarget {
 }
 
 /// The server's memory, read once (its process group's RSS and GPU memory, or its `/metrics`).
-pub type MemoryProbe = Arc<
-    dyn Fn() -> futures::future::BoxFuture<'static, Option<super::soak::Memory>> + Send + Sync,
->;
+pub type MemoryProbe =
+    Arc<dyn Fn() -> futures::future::BoxFuture<'static, Option<super::soak::Memory>> + Send + Sync>;
 
 impl BenchTarget {
     pub fn from_router(router: Arc<Router>, route: Option<&str>) -> Result<Self, String> {

@@ -116,7 +116,13 @@ pub async fn run(
     }
 
     let stops = (d.planned_requests, d.stop_at_s);
-    close_window(target, &mut d.rec, d.run_start.elapsed().as_secs_f64(), true).await;
+    close_window(
+        target,
+        &mut d.rec,
+        d.run_start.elapsed().as_secs_f64(),
+        true,
+    )
+    .await;
     let ran = d.into_ran(cpu0);
     Ok(finish(
         target,

@@ -46,15 +46,17 @@ impl Default for Rules {
 impl Rules {
     /// Applies `NAME=VALUE` (the names the verdict prints).
     pub fn set(&mut self, spec: &str) -> Result<(), String> {
-        let (name, value) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("--soak-rule `{spec}`: use NAME=VALUE, e.g. rss_growth_mib=100"))?;
+        let (name, value) = spec.split_once('=').ok_or_else(|| {
+            format!("--soak-rule `{spec}`: use NAME=VALUE, e.g. rss_growth_mib=100")
+        })?;
         let v: f64 = value
             .trim()
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| format!("--soak-rule {name}: `{value}` is not a number at or above 0"))?;
+            .ok_or_else(|| {
+                format!("--soak-rule {name}: `{value}` is not a number at or above 0")
+            })?;
         match name.trim() {
             "errors" => self.max_errors = v as u64,
             "empty_answers" => self.max_empty_answers = v as u64,
@@ -250,7 +252,12 @@ impl Verdict {
     /// `PASS` or `FAIL: rule (value, limit)` for each failed rule.
     pub fn line(&self) -> String {
         if self.pass {
-            let skipped: Vec<&str> = self.rules.iter().filter(|r| r.pass.is_none()).map(|r| r.name).collect();
+            let skipped: Vec<&str> = self
+                .rules
+                .iter()
+                .filter(|r| r.pass.is_none())
+                .map(|r| r.name)
+                .collect();
             return if skipped.is_empty() {
                 "soak PASS: every rule held".into()
             } else {
@@ -261,7 +268,14 @@ impl Verdict {
             .rules
             .iter()
             .filter(|r| r.pass == Some(false))
-            .map(|r| format!("{} {} (limit {})", r.name, r.value.as_deref().unwrap_or("?"), r.limit))
+            .map(|r| {
+                format!(
+                    "{} {} (limit {})",
+                    r.name,
+                    r.value.as_deref().unwrap_or("?"),
+                    r.limit
+                )
+            })
             .collect();
         format!("soak FAIL: {}", failed.join("; "))
     }
@@ -273,7 +287,11 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     }
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 fn growth_rule(name: &'static str, limit_mib: f64, values: Vec<u64>) -> RuleResult {
@@ -286,7 +304,11 @@ fn growth_rule(name: &'static str, limit_mib: f64, values: Vec<u64>) -> RuleResu
                 limit,
                 value: Some(format!("{g:+.1} MiB")),
                 pass: Some(g <= limit_mib),
-                detail: format!("{:.1} MiB after the first window, {:.1} MiB at the end", *a as f64 / MIB, *b as f64 / MIB),
+                detail: format!(
+                    "{:.1} MiB after the first window, {:.1} MiB at the end",
+                    *a as f64 / MIB,
+                    *b as f64 / MIB
+                ),
             }
         }
         _ => RuleResult {
@@ -302,7 +324,11 @@ fn growth_rule(name: &'static str, limit_mib: f64, values: Vec<u64>) -> RuleResu
 /// The verdict on the closed windows (partial ones left out unless there is nothing else).
 pub fn verdict(all: &[Window], r: &Rules) -> Verdict {
     let full: Vec<&Window> = all.iter().filter(|w| !w.partial).collect();
-    let w: Vec<&Window> = if full.is_empty() { all.iter().collect() } else { full };
+    let w: Vec<&Window> = if full.is_empty() {
+        all.iter().collect()
+    } else {
+        full
+    };
     let errors: u64 = all.iter().map(|w| w.failed).sum();
     let empty: u64 = all.iter().map(|w| w.empty_answers).sum();
     let mut rules = vec![
@@ -321,9 +347,15 @@ pub fn verdict(all: &[Window], r: &Rules) -> Verdict {
             detail: "answers with HTTP 200 and no tokens".into(),
         },
     ];
-    let rss = w.iter().filter_map(|w| w.memory.as_ref()?.rss_bytes).collect();
+    let rss = w
+        .iter()
+        .filter_map(|w| w.memory.as_ref()?.rss_bytes)
+        .collect();
     rules.push(growth_rule("rss_growth_mib", r.rss_growth_mib, rss));
-    let gpu = w.iter().filter_map(|w| w.memory.as_ref()?.gpu_bytes).collect();
+    let gpu = w
+        .iter()
+        .filter_map(|w| w.memory.as_ref()?.gpu_bytes)
+        .collect();
     rules.push(growth_rule("gpu_growth_mib", r.gpu_growth_mib, gpu));
     let k = (w.len() / 2).clamp(1, 5);
     let tps: Vec<f64> = w.iter().map(|w| w.output_tokens_per_s).collect();
@@ -336,10 +368,18 @@ pub fn verdict(all: &[Window], r: &Rules) -> Verdict {
             limit: format!("{}", r.tps_retention),
             value: Some(format!("{ret:.3}")),
             pass: Some(ret >= r.tps_retention),
-            detail: format!("median tokens/s of the last {k} windows {last:.1} over the first {k} {first:.1}"),
+            detail: format!(
+                "median tokens/s of the last {k} windows {last:.1} over the first {k} {first:.1}"
+            ),
         }
     } else {
-        RuleResult { name: "tps_retention", limit: r.tps_retention.to_string(), value: None, pass: None, detail: "fewer than two windows".into() }
+        RuleResult {
+            name: "tps_retention",
+            limit: r.tps_retention.to_string(),
+            value: None,
+            pass: None,
+            detail: "fewer than two windows".into(),
+        }
     });
     let p99: Vec<f64> = w.iter().filter_map(|w| w.ttft_p99_ms).collect();
     rules.push(match (p99.first(), p99.last()) {
@@ -350,7 +390,13 @@ pub fn verdict(all: &[Window], r: &Rules) -> Verdict {
             pass: Some(b / a <= r.ttft_p99_ratio),
             detail: format!("p99 TTFT {b:.1} ms in the last window, {a:.1} ms in the first"),
         },
-        _ => RuleResult { name: "ttft_p99_ratio", limit: r.ttft_p99_ratio.to_string(), value: None, pass: None, detail: "fewer than two windows with a TTFT".into() },
+        _ => RuleResult {
+            name: "ttft_p99_ratio",
+            limit: r.ttft_p99_ratio.to_string(),
+            value: None,
+            pass: None,
+            detail: "fewer than two windows with a TTFT".into(),
+        },
     });
     Verdict {
         pass: rules.iter().all(|r| r.pass != Some(false)),
@@ -361,7 +407,9 @@ pub fn verdict(all: &[Window], r: &Rules) -> Verdict {
 /// A window as a line of the progress table.
 pub fn window_line(w: &Window, first: Option<&Window>) -> String {
     let drift = |now: Option<f64>, then: Option<f64>| match (now, then) {
-        (Some(n), Some(t)) if t > 0.0 && first.is_some_and(|f| f.index != w.index) => format!(" ({:+.0}%)", (n / t - 1.0) * 100.0),
+        (Some(n), Some(t)) if t > 0.0 && first.is_some_and(|f| f.index != w.index) => {
+            format!(" ({:+.0}%)", (n / t - 1.0) * 100.0)
+        }
         _ => String::new(),
     };
     let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_else(|| "-".into());
@@ -419,12 +467,21 @@ mod tests {
         w.add(&ok(2.0, 0.04, 10));
         assert!(w.tick(9.99).is_none());
         let first = w.tick(10.0).unwrap().clone();
-        assert_eq!((first.index, first.completed, first.start_s, first.end_s), (0, 2, 0.0, 10.0));
+        assert_eq!(
+            (first.index, first.completed, first.start_s, first.end_s),
+            (0, 2, 0.0, 10.0)
+        );
         assert!((first.output_tokens_per_s - 2.0).abs() < 1e-9);
         // A quiet window still closes, with nothing in it.
         let quiet = w.tick(25.0).unwrap().clone();
-        assert_eq!((quiet.index, quiet.completed, quiet.ttft_p99_ms), (1, 0, None));
-        w.add(&Outcome { error: Some(("http_5xx".into(), "503".into())), ..ok(21.0, 0.0, 0) });
+        assert_eq!(
+            (quiet.index, quiet.completed, quiet.ttft_p99_ms),
+            (1, 0, None)
+        );
+        w.add(&Outcome {
+            error: Some(("http_5xx".into(), "503".into())),
+            ..ok(21.0, 0.0, 0)
+        });
         w.add(&ok(22.0, 0.01, 0));
         let last = w.finish(24.0).unwrap().clone();
         assert!(last.partial);
@@ -436,7 +493,11 @@ mod tests {
             index: i,
             output_tokens_per_s: tps,
             ttft_p99_ms: Some(p99),
-            memory: Some(Memory { rss_bytes: Some(rss_mib << 20), gpu_bytes: None, source: "test".into() }),
+            memory: Some(Memory {
+                rss_bytes: Some(rss_mib << 20),
+                gpu_bytes: None,
+                source: "test".into(),
+            }),
             ..Window::default()
         }
     }
@@ -447,13 +508,25 @@ mod tests {
         let v = verdict(&steady, &Rules::default());
         assert!(v.pass, "{v:?}");
         assert_eq!(v.line(), "soak PASS (not measured: gpu_growth_mib)");
-        let leaking: Vec<Window> = (0..6).map(|i| window(i, 100.0, 50.0, 1000 + 100 * i as u64)).collect();
+        let leaking: Vec<Window> = (0..6)
+            .map(|i| window(i, 100.0, 50.0, 1000 + 100 * i as u64))
+            .collect();
         let v = verdict(&leaking, &Rules::default());
         assert!(!v.pass);
-        assert_eq!(v.line(), "soak FAIL: rss_growth_mib +500.0 MiB (limit 200 MiB)");
-        let slowing: Vec<Window> = (0..6).map(|i| window(i, 100.0 - 5.0 * i as f64, 50.0 + 20.0 * i as f64, 1000)).collect();
+        assert_eq!(
+            v.line(),
+            "soak FAIL: rss_growth_mib +500.0 MiB (limit 200 MiB)"
+        );
+        let slowing: Vec<Window> = (0..6)
+            .map(|i| window(i, 100.0 - 5.0 * i as f64, 50.0 + 20.0 * i as f64, 1000))
+            .collect();
         let v = verdict(&slowing, &Rules::default());
-        let failed: Vec<&str> = v.rules.iter().filter(|r| r.pass == Some(false)).map(|r| r.name).collect();
+        let failed: Vec<&str> = v
+            .rules
+            .iter()
+            .filter(|r| r.pass == Some(false))
+            .map(|r| r.name)
+            .collect();
         assert_eq!(failed, ["tps_retention", "ttft_p99_ratio"]);
         let mut r = Rules::default();
         r.set("rss_growth_mib=600").unwrap();

@@ -193,7 +193,10 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let soak_failed = a_results.iter().filter_map(|r| r.soak.as_ref()).any(|s| !s.verdict.pass);
+    let soak_failed = a_results
+        .iter()
+        .filter_map(|r| r.soak.as_ref())
+        .any(|s| !s.verdict.pass);
     for s in a_results.iter().filter_map(|r| r.soak.as_ref()) {
         eprintln!("{}", s.verdict.line());
     }

@@ -22,13 +22,19 @@ pub fn probe_for(cfg: &Config, t: &BenchTarget) -> (Option<MemoryProbe>, String)
         let probe: MemoryProbe = Arc::new(move || {
             let src = src.clone();
             Box::pin(async move {
-                tokio::task::spawn_blocking(move || group_memory(pgid, src)).await.ok()
+                tokio::task::spawn_blocking(move || group_memory(pgid, src))
+                    .await
+                    .ok()
             })
         });
         return (Some(probe), source);
     }
     if t.kind == crate::provider::ProviderKind::VllmOpenai {
-        let root = t.base_url.trim_end_matches('/').trim_end_matches("/v1").to_string();
+        let root = t
+            .base_url
+            .trim_end_matches('/')
+            .trim_end_matches("/v1")
+            .to_string();
         let url = format!("{root}/metrics");
         let said = format!("{url} (process_resident_memory_bytes)");
         let client = reqwest::Client::builder()
@@ -42,7 +48,9 @@ pub fn probe_for(cfg: &Config, t: &BenchTarget) -> (Option<MemoryProbe>, String)
                 let text = client.get(&url).send().await.ok()?.text().await.ok()?;
                 let page = crate::telemetry::prometheus::Page::parse(&text);
                 Some(Memory {
-                    rss_bytes: page.sum("process_resident_memory_bytes", &[]).map(|v| v as u64),
+                    rss_bytes: page
+                        .sum("process_resident_memory_bytes", &[])
+                        .map(|v| v as u64),
                     gpu_bytes: None,
                     source: url,
                 })
@@ -50,13 +58,19 @@ pub fn probe_for(cfg: &Config, t: &BenchTarget) -> (Option<MemoryProbe>, String)
         });
         return (Some(probe), said);
     }
-    (None, "nowhere (no local server serves this route, and it is not vLLM)".into())
+    (
+        None,
+        "nowhere (no local server serves this route, and it is not vLLM)".into(),
+    )
 }
 
 /// RSS of every process in the group, and their GPU memory when NVML sees them.
 pub fn group_memory(pgid: i32, source: String) -> Memory {
     let pids = crate::procfs::group_members(pgid);
-    let rss: u64 = pids.iter().filter_map(|p| crate::procfs::rss_bytes(*p)).sum();
+    let rss: u64 = pids
+        .iter()
+        .filter_map(|p| crate::procfs::rss_bytes(*p))
+        .sum();
     let gpu = crate::telemetry::gpu::nvml::NvmlSource::new().read();
     let gpu_bytes = gpu.status.is_ok().then(|| {
         gpu.devices

@@ -26,6 +26,7 @@ mod providers;
 mod ray;
 mod real_vllm;
 mod real_vllm_models;
+mod real_vllm_soak;
 mod real_vllm_stack;
 mod router;
 mod soak;

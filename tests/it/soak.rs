@@ -29,9 +29,29 @@ fn soak(sim_args: &[&str], bench_args: &[&str]) -> (Option<i32>, serde_json::Val
         ),
     )
     .unwrap();
-    let up = cli(d.path(), &["server", "start", "s", "--wait", "--timeout", "60"]);
-    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
-    let mut args = vec!["bench", "--route", "r", "--soak", "--concurrency", "2", "--input-len", "8", "--output-len", "8", "--json", "--no-progress"];
+    let up = cli(
+        d.path(),
+        &["server", "start", "s", "--wait", "--timeout", "60"],
+    );
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let mut args = vec![
+        "bench",
+        "--route",
+        "r",
+        "--soak",
+        "--concurrency",
+        "2",
+        "--input-len",
+        "8",
+        "--output-len",
+        "8",
+        "--json",
+        "--no-progress",
+    ];
     args.extend_from_slice(bench_args);
     let out = cli(d.path(), &args);
     let _ = cli(d.path(), &["server", "stop", "s"]);
@@ -51,21 +71,43 @@ fn failed_rules(v: &serde_json::Value) -> Vec<String> {
 }
 
 /// Timing rules wide open: these runs judge memory, and a busy machine must not fail them.
-const LOOSE_TIMING: [&str; 4] = ["--soak-rule", "tps_retention=0", "--soak-rule", "ttft_p99_ratio=1000000"];
+const LOOSE_TIMING: [&str; 4] = [
+    "--soak-rule",
+    "tps_retention=0",
+    "--soak-rule",
+    "ttft_p99_ratio=1000000",
+];
 
 #[test]
 fn a_leaking_server_fails_the_rss_rule_and_a_steady_one_passes() {
     let sim = ["--ttft-ms", "5", "--itl-ms", "1", "--tokens", "8"];
     let mut leak_args = sim.to_vec();
     leak_args.extend(["--leak-mib-per-min", "1200"]);
-    let mut bench = vec!["--duration", "6", "--soak-window", "2", "--soak-rule", "rss_growth_mib=20"];
+    let mut bench = vec![
+        "--duration",
+        "6",
+        "--soak-window",
+        "2",
+        "--soak-rule",
+        "rss_growth_mib=20",
+    ];
     bench.extend(LOOSE_TIMING);
     let (code, v, stderr) = soak(&leak_args, &bench);
     assert_eq!(code, Some(1), "{stderr}");
-    assert_eq!(failed_rules(&v), ["rss_growth_mib"], "{}", v["soak"]["verdict"]);
+    assert_eq!(
+        failed_rules(&v),
+        ["rss_growth_mib"],
+        "{}",
+        v["soak"]["verdict"]
+    );
     let windows = v["soak"]["windows"].as_array().unwrap();
     assert!(windows.len() >= 3, "{windows:?}");
-    assert!(windows.iter().all(|w| w["memory"]["rss_bytes"].as_u64().unwrap_or(0) > 0), "{windows:?}");
+    assert!(
+        windows
+            .iter()
+            .all(|w| w["memory"]["rss_bytes"].as_u64().unwrap_or(0) > 0),
+        "{windows:?}"
+    );
     assert!(stderr.contains("soak FAIL: rss_growth_mib +"), "{stderr}");
     assert!(stderr.contains("process group"), "{stderr}");
 
@@ -78,8 +120,32 @@ fn a_leaking_server_fails_the_rss_rule_and_a_steady_one_passes() {
 #[test]
 fn a_server_that_slows_down_fails_the_ttft_rule() {
     // 200 ms more before each first token for every second of uptime.
-    let sim = ["--ttft-ms", "5", "--itl-ms", "1", "--tokens", "8", "--slowdown-per-min", "12000"];
-    let (code, v, stderr) = soak(&sim, &["--duration", "10", "--soak-window", "2", "--soak-rule", "tps_retention=0"]);
+    let sim = [
+        "--ttft-ms",
+        "5",
+        "--itl-ms",
+        "1",
+        "--tokens",
+        "8",
+        "--slowdown-per-min",
+        "12000",
+    ];
+    let (code, v, stderr) = soak(
+        &sim,
+        &[
+            "--duration",
+            "10",
+            "--soak-window",
+            "2",
+            "--soak-rule",
+            "tps_retention=0",
+        ],
+    );
     assert_eq!(code, Some(1), "{stderr}");
-    assert_eq!(failed_rules(&v), ["ttft_p99_ratio"], "{}", v["soak"]["verdict"]);
+    assert_eq!(
+        failed_rules(&v),
+        ["ttft_p99_ratio"],
+        "{}",
+        v["soak"]["verdict"]
+    );
 }
