@@ -14,6 +14,7 @@ use tokio::task::{JoinError, JoinHandle};
 /// What the dispatch loop leaves for the result.
 pub(super) struct Ran {
     pub(super) rec: Recorder,
+    pub(super) windows: Option<super::soak::Windows>,
     pub(super) lag: Dist,
     pub(super) queue: Dist,
     pub(super) sent: usize,
@@ -32,6 +33,8 @@ pub(super) struct Dispatch<'a> {
     prompts: &'a PromptSource,
     limits: (Duration, Duration),
     pub rec: Recorder,
+    /// A soak run's windows, fed as requests end.
+    pub windows: Option<super::soak::Windows>,
     lag: Dist,
     queue: Dist,
     pub load: Load,
@@ -97,7 +100,14 @@ impl<'a> Dispatch<'a> {
             plan,
             prompts,
             limits,
-            rec: Recorder::new(plan.slo, plan.detailed),
+            rec: Recorder {
+                bounded_seconds: plan.soak.is_some(),
+                ..Recorder::new(plan.slo, plan.detailed)
+            },
+            windows: plan
+                .soak
+                .as_ref()
+                .map(|s| super::soak::Windows::new(s.window_s)),
             lag: Dist::default(),
             queue: Dist::default(),
             load: plan.load,
@@ -297,12 +307,16 @@ impl<'a> Dispatch<'a> {
             ),
         };
         self.freed_at = end;
+        if let Some(w) = self.windows.as_mut() {
+            w.add(&o);
+        }
         self.rec.add(o);
     }
 
     pub fn into_ran(self, cpu0: f64) -> Ran {
         Ran {
             rec: self.rec,
+            windows: self.windows,
             lag: self.lag,
             queue: self.queue,
             sent: self.sent,

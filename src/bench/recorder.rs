@@ -304,12 +304,13 @@ pub struct Recorder {
     pub last_end_s: f64,
     /// Per-request detail, kept only when asked (`--save-detailed`).
     pub detail: Option<Vec<Outcome>>,
-    /// A soak run's windows (aggregated as requests end).
-    pub windows: Option<super::soak::Windows>,
-    /// Seconds before `seconds[0]`: a soak run keeps only its last minutes per second, so a
-    /// run of hours holds its memory flat.
+    /// Keep only the last minutes per second (a soak run: a run of hours holds its memory
+    /// flat; its windows cover the whole run).
+    pub bounded_seconds: bool,
+    /// Seconds before `seconds[0]` (dropped by `bounded_seconds`).
     pub seconds_base: usize,
-    scratch: Second,
+    /// Where rows before `seconds_base` are written (and dropped).
+    pub scratch: Second,
 }
 
 /// Per-second rows a soak run keeps (then drops the older half).
@@ -337,7 +338,7 @@ impl Recorder {
         }
         let abs = i;
         let mut i = i - self.seconds_base;
-        if self.windows.is_some() && i >= SOAK_SECONDS {
+        if self.bounded_seconds && i >= SOAK_SECONDS {
             // Keep the last half: the rows from `abs - SOAK_SECONDS / 2` on.
             let drop = (i + 1 - SOAK_SECONDS / 2).min(self.seconds.len());
             self.seconds.drain(..drop);
@@ -419,9 +420,6 @@ impl Recorder {
                     self.good += 1;
                 }
             }
-        }
-        if let Some(w) = self.windows.as_mut() {
-            w.add(&o);
         }
         if let Some(d) = self.detail.as_mut() {
             d.push(o);
@@ -536,5 +534,30 @@ mod tests {
         assert!(p50 > 10.0 / 1.35 && p50 <= 10.0 * 1.35, "{p50}");
         let p999 = h.quantile(0.999).unwrap();
         assert!(p999 > 1000.0 / 1.35 && p999 <= 1000.0 * 1.35, "{p999}");
+    }
+
+    #[test]
+    fn a_soak_recorder_keeps_its_last_minutes_per_second() {
+        let mut r = Recorder {
+            bounded_seconds: true,
+            ..Recorder::new(Slo::default(), false)
+        };
+        for s in 0..5000u32 {
+            r.note_sent(s as f64);
+            r.add(Outcome {
+                start_s: s as f64,
+                end_s: s as f64 + 0.5,
+                ttft_s: Some(0.1),
+                e2el_s: Some(0.5),
+                completion_tokens: Some(4),
+                content_events: 4,
+                chunk_seconds: vec![(s, 4)],
+                ..Outcome::default()
+            });
+        }
+        assert!(r.seconds.len() <= SOAK_SECONDS, "{}", r.seconds.len());
+        assert_eq!(r.seconds_base + r.seconds.len(), 5000);
+        assert_eq!(r.seconds.last().unwrap().completed, 1);
+        assert_eq!(r.completed, 5000, "the totals cover the whole run");
     }
 }

@@ -66,9 +66,6 @@ pub async fn run(
     };
     let cpu0 = cpu_seconds();
     let mut d = Dispatch::new(target, plan, &prompts, (timeout, idle), cancelled);
-    if let Some(s) = &plan.soak {
-        d.rec.windows = Some(super::soak::Windows::new(s.window_s));
-    }
     let (server, server_error) = match armed {
         Some(Ok(a)) => (
             Some(a.begin(
@@ -108,9 +105,14 @@ pub async fn run(
                 d.sending = false;
             }
             _ = tick.tick() => {
-                close_window(target, &mut d.rec, d.run_start.elapsed().as_secs_f64(), false).await;
+                close_window(target, &mut d.windows, d.run_start.elapsed().as_secs_f64(), false).await;
                 let phase = if d.sending { Phase::Running } else { Phase::Draining };
                 publish(&progress, &d.rec, d.run_start, d.inflight.len(), d.load, d.planned_requests, d.stop_at_s, phase, &|off| server.as_ref().map(|w| w.series(off)));
+                if let Some(w) = &d.windows {
+                    if progress.borrow().soak.len() != w.closed.len() {
+                        progress.send_modify(|p| p.soak = w.closed.clone());
+                    }
+                }
             }
         }
     }
@@ -118,7 +120,7 @@ pub async fn run(
     let stops = (d.planned_requests, d.stop_at_s);
     close_window(
         target,
-        &mut d.rec,
+        &mut d.windows,
         d.run_start.elapsed().as_secs_f64(),
         true,
     )
@@ -139,8 +141,13 @@ pub async fn run(
 
 /// A soak run's window closes on time (or, at the end, with what it has), with the
 /// server's memory read as it closes.
-async fn close_window(target: &BenchTarget, rec: &mut Recorder, now_s: f64, end: bool) {
-    let Some(w) = rec.windows.as_mut() else {
+async fn close_window(
+    target: &BenchTarget,
+    windows: &mut Option<super::soak::Windows>,
+    now_s: f64,
+    end: bool,
+) {
+    let Some(w) = windows.as_mut() else {
         return;
     };
     let closed = match end {
@@ -154,7 +161,7 @@ async fn close_window(target: &BenchTarget, rec: &mut Recorder, now_s: f64, end:
         Some(probe) => probe().await,
         None => None,
     };
-    if let Some(last) = rec.windows.as_mut().and_then(|w| w.closed.last_mut()) {
+    if let Some(last) = windows.as_mut().and_then(|w| w.closed.last_mut()) {
         last.memory = mem;
     }
 }
@@ -195,7 +202,7 @@ async fn finish(
         ..target.result()
     };
     result.fill_from(&ran.rec, duration);
-    if let (Some(s), Some(w)) = (&plan.soak, &ran.rec.windows) {
+    if let (Some(s), Some(w)) = (&plan.soak, &ran.windows) {
         result.soak = Some(super::soak::SoakResult {
             window_s: s.window_s,
             windows: w.closed.clone(),
@@ -394,11 +401,7 @@ fn publish(
         series_offset: rec.seconds_base + offset,
         e2el_bins: rec.e2el.bins(24),
         server: server(rec.seconds_base + offset),
-        soak: rec
-            .windows
-            .as_ref()
-            .map(|w| w.closed.clone())
-            .unwrap_or_default(),
+        soak: tx.borrow().soak.clone(),
     };
     tx.send_replace(p);
 }

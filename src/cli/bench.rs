@@ -111,7 +111,7 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
         Err(e) => return usage(e),
     };
     if a.soak {
-        let (probe, said) = super::soak_memory::probe_for(&cfg, &first);
+        let (probe, said) = crate::supervisor::soak_probe::probe_for(&cfg, &first);
         eprintln!("[anorag] soak: server memory from {said}");
         first.memory = probe;
     }

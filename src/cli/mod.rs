@@ -26,7 +26,6 @@ pub mod repeat;
 pub mod routes;
 pub mod server;
 pub mod sim;
-pub mod soak_memory;
 pub mod status;
 pub mod traffic;
 

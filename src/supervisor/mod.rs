@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod preflight;
 pub mod record;
 pub mod seen;
+pub mod soak_probe;
 pub mod statedir;
 pub mod status;
 

@@ -220,6 +220,8 @@ pub struct BenchForm {
     pub workload: usize,
     /// Search for the highest load that meets `slo` instead of one run.
     pub find_max: bool,
+    /// A soak run: windows with their drift and a verdict (needs a duration).
+    pub soak: bool,
     /// The search's SLO, as `--slo` takes it.
     pub slo: String,
 }
@@ -317,6 +319,13 @@ pub struct App {
     pub quit: bool,
 }
 
+impl BenchForm {
+    /// A soak run's window: a twelfth of its duration, at least 10 s.
+    pub fn soak_window_s(&self) -> f64 {
+        (self.duration_s / 12.0).max(10.0).round()
+    }
+}
+
 impl App {
     pub fn new(
         mut keys: KeyMap,
@@ -386,6 +395,7 @@ impl App {
                     route_chosen: false,
                     workload: 0,
                     find_max: false,
+                    soak: false,
                     slo: DEFAULT_SLO.into(),
                 },
                 field: 0,

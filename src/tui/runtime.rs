@@ -337,7 +337,12 @@ fn apply(
         Effect::BenchStart { id, route, plan } => {
             tracing::info!(route = %route, id, "load test");
             match BenchTarget::from_router(eng.router.clone(), Some(&route)) {
-                Ok(t) => *bench = Some((id, bench::spawn(t, vec![*plan]))),
+                Ok(mut t) => {
+                    if plan.soak.is_some() {
+                        t.memory = crate::supervisor::soak_probe::probe_for(&eng.config, &t).0;
+                    }
+                    *bench = Some((id, bench::spawn(t, vec![*plan])))
+                }
                 Err(e) => {
                     let _ = act_tx.send(Action::BenchDone(id, Err(e)));
                 }

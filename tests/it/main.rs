@@ -35,3 +35,4 @@ mod telemetry;
 mod tui;
 mod tui_models;
 mod tui_pty;
+mod tui_soak;

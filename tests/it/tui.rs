@@ -429,7 +429,7 @@ fn chat_settings_and_route_change() {
     );
 }
 
-fn progress(completed: u64) -> Progress {
+pub(crate) fn progress(completed: u64) -> Progress {
     let mut s = Series::default();
     for i in 0..6 {
         s.completed.push(5);
@@ -466,7 +466,7 @@ fn progress(completed: u64) -> Progress {
     }
 }
 
-fn result(label: &str, ttft: f64) -> BenchResult {
+pub(crate) fn result(label: &str, ttft: f64) -> BenchResult {
     let st = |m: f64| Stats {
         count: 100,
         mean: m,
@@ -1227,7 +1227,7 @@ fn the_bench_form_runs_the_prefix_and_multi_turn_workloads() {
 }
 
 /// Moves the Bench form's cursor to the field named `name`, with the keys a user would press.
-fn to_field(a: &mut App, name: &str) {
+pub(crate) fn to_field(a: &mut App, name: &str) {
     let at = anorag::tui::app::BENCH_FIELDS
         .iter()
         .position(|f| *f == name)

@@ -113,7 +113,23 @@ pub(super) fn cycle_bench_field(app: &mut App, forward: bool) {
             (f.open, f.ramp) = kinds[next];
         }
         3 => f.by_duration = !f.by_duration,
-        9 => f.find_max = !f.find_max,
+        9 => {
+            // single run -> find max -> soak -> single run
+            let modes = [(false, false), (true, false), (false, true)];
+            let cur = modes
+                .iter()
+                .position(|m| *m == (f.find_max, f.soak))
+                .unwrap_or(0);
+            let next = (if forward {
+                cur + 1
+            } else {
+                cur + modes.len() - 1
+            }) % modes.len();
+            (f.find_max, f.soak) = modes[next];
+            if f.soak {
+                f.by_duration = true;
+            }
+        }
         8 => {
             let k = WORKLOADS.len();
             f.workload = if forward {
@@ -254,8 +270,13 @@ pub fn bench_plan(f: &BenchForm) -> Plan {
         start_rps: f.rate.min(1.0),
         end_rps: f.rate,
     });
+    let soak = (f.soak && f.by_duration).then(|| crate::bench::soak::SoakPlan {
+        window_s: f.soak_window_s(),
+        rules: Default::default(),
+    });
     Plan {
         ramp,
+        soak,
         ..Plan::new(load, stop, workload)
     }
 }
@@ -272,6 +293,13 @@ pub(super) fn run_bench(app: &mut App, fx: &mut Vec<Effect>) {
     let Some(route) = app.chat.routes.get(f.route).cloned() else {
         return;
     };
+    if f.soak && !f.by_duration {
+        app.notify(
+            "soak: set stop after to a duration (a soak run is judged by its windows over time)",
+            true,
+        );
+        return;
+    }
     if f.find_max {
         start_find_max(app, fx, route);
         return;

@@ -27,6 +27,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
         super::bench_find_max::render(f, fm, app.bench.running.as_ref(), right);
         return;
     }
+    let right = super::bench_soak::split(f, app, right);
     match (&app.bench.running, app.bench.results.first()) {
         (Some(r), _) => charts(f, &r.progress, right),
         (None, Some(res)) => result(f, app, res, right),
@@ -64,6 +65,7 @@ fn field_value(app: &App, f: &BenchForm, i: usize) -> String {
             format!("{} → {} req/s", format::trim_float(f.rate.min(1.0)), f.rate)
         }
         9 if f.find_max => "find max".into(),
+        9 if f.soak => format!("soak, {} s windows", f.soak_window_s()),
         9 => "single run".into(),
         10 => f.slo.clone(),
         2 if f.find_max => "by the search".into(),

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_charts;
 mod bench_find_max;
+mod bench_soak;
 mod chat;
 mod cluster;
 pub mod common;

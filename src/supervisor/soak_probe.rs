@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// The probe, and where it reads (said once at the start).
 pub fn probe_for(cfg: &Config, t: &BenchTarget) -> (Option<MemoryProbe>, String) {
-    let local = crate::supervisor::Supervisor::from_env(Arc::new(cfg.clone()))
+    let local = super::Supervisor::from_env(Arc::new(cfg.clone()))
         .ok()
         .and_then(|s| {
             s.statuses()
