@@ -111,6 +111,18 @@ impl ClusterJobs {
         matches!(self.http.get(url).send().await, Ok(r) if r.status().is_success())
     }
 
+    /// Whether a job's log shows its server came up (only read when its route does not answer
+    /// and nothing else knows).
+    async fn answered_before(&self, name: &str, job: &str) -> bool {
+        let Some((_, _, Ok(client))) = self.parts(name) else {
+            return false;
+        };
+        match client.logs(job).await {
+            Ok(log) => super::cluster_spec::log_shows_ready(&log),
+            Err(_) => false,
+        }
+    }
+
     /// The status of profile `name` from a reading of its cluster.
     pub async fn status_in(&self, name: &str, view: &ClusterView, was_ready: bool) -> ServerStatus {
         let Some((p, c, _)) = self.parts(name) else {
@@ -120,8 +132,11 @@ impl ClusterJobs {
         let job = current(&view.jobs, name, &self.config.file);
         let now = crate::time::unix_now_ms();
         let mut st = status_of(name, p, c, &spec, job, view, None, was_ready, now);
-        if job.is_some_and(|j| j.status == JobStatus::Running) {
+        if let Some(j) = job.filter(|j| j.status == JobStatus::Running) {
             let ok = self.healthy(&st, &spec).await;
+            // A fresh shell has not seen it answer: its log says whether it did (a lost node
+            // is otherwise "starting" until Ray declares the node dead).
+            let was_ready = was_ready || (!ok && self.answered_before(name, &j.id).await);
             st = status_of(name, p, c, &spec, job, view, Some(ok), was_ready, now);
         }
         if let Some(e) = &view.error {

@@ -268,6 +268,19 @@ fn num(v: f64) -> String {
     }
 }
 
+/// What servers print once they answer: vLLM's (uvicorn's) start-up lines, our simulator's
+/// banner.
+const READY_LINES: &[&str] = &[
+    "Application startup complete",
+    "Uvicorn running on",
+    "anorag-tui sim: ",
+];
+
+/// Whether a job's log shows its server came up.
+pub fn log_shows_ready(log: &str) -> bool {
+    READY_LINES.iter().any(|m| log.contains(m))
+}
+
 /// A cluster profile's status from its job, the cluster's view and a health probe of its
 /// route (`None` when not probed). `was_ready`: this job answered before (a watcher that
 /// saw it can tell unhealthy from starting at once; otherwise the startup grace decides).
@@ -425,5 +438,18 @@ mod tests {
         assert_eq!(node_gpus(&nodes, 2), vec![(0, 24 * g, 0), (1, 24 * g, 0)]);
         assert_eq!(node_gpus(&nodes, 1), vec![(0, 80 * g, 0)]);
         assert!(node_gpus(&nodes, 4).is_empty());
+    }
+
+    #[test]
+    fn a_log_tells_whether_the_server_came_up() {
+        assert!(super::log_shows_ready(
+            "(APIServer pid=9) INFO:     Application startup complete.\n"
+        ));
+        assert!(super::log_shows_ready(
+            "anorag-tui sim: vllm flavour serving `m` on http://0.0.0.0:8000/v1"
+        ));
+        assert!(!super::log_shows_ready(
+            "(APIServer pid=9) INFO Loading weights took 3.2 s"
+        ));
     }
 }
