@@ -352,7 +352,14 @@ flaky:\n    kind: command\n    command: [sh, -c, 'echo up; exit 3']\n    port: {
         .into_iter()
         .find(|(_, c)| c.contains(" sim --flavor"))
         .unwrap();
+    // A server that stops answering while its job runs (SIGSTOP) reads unhealthy from a
+    // fresh shell at once, not starting: its job's log shows it came up.
     // SAFETY: a pid just read from /proc whose environment names our job.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let st = status_json(&f, "simjob");
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(st["state"], "unhealthy", "{st}");
+    // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     let st = until_state(&f, "simjob", "crashed", |v| v["state"] == "crashed");
     assert_eq!(st["signal"], 9, "{st}");

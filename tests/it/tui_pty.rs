@@ -48,18 +48,7 @@ fn contents(s: &Arc<Mutex<Screen>>) -> String {
 }
 
 fn wait_for(s: &Arc<Mutex<Screen>>, what: &str, secs: u64) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let text = contents(s);
-        if text.contains(what) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{what}` on the screen after {secs} s:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::console::wait_for_text(what, secs, || contents(s));
 }
 
 fn termios(fd: i32) -> libc::termios {

@@ -5,6 +5,22 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Polls `text` until it holds `what`; `secs` only keeps a broken run from hanging.
+pub fn wait_for_text(what: &str, secs: u64, text: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let now = text();
+        if now.contains(what) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{what}` on the screen after {secs} s:\n{now}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub struct Console {
     screen: Arc<Mutex<vt100::Parser>>,
     keys: Box<dyn Write + Send>,
@@ -67,18 +83,7 @@ impl Console {
 
     /// Waits for `what` on the screen; `secs` only keeps a broken run from hanging.
     pub fn wait_for(&self, what: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let text = self.text();
-            if text.contains(what) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no `{what}` on the screen after {secs} s:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for_text(what, secs, || self.text());
     }
 
     /// The exit status once the console ends.
