@@ -37,7 +37,14 @@ pub(super) async fn run_all(
                 if let Some(b) = &bar {
                     b.finish_and_clear();
                 }
-                return r.map_err(|e| e.to_string())?;
+                let results = r.map_err(|e| e.to_string())??;
+                // The last window closes as the run ends: shown here, after the others.
+                for s in results.iter().filter_map(|r| r.soak.as_ref()) {
+                    for w in s.windows.iter().skip(windows_shown) {
+                        eprintln!("{}", crate::bench::soak::window_line(w, s.windows.first()));
+                    }
+                }
+                return Ok(results);
             }
             _ = tokio::time::sleep(Duration::from_millis(200)) => {
                 // A soak run's windows, each as it closes, with its drift from the first.
