@@ -116,18 +116,12 @@ async fn exact_lengths_work_against_the_simulators_tokenize() {
             .template_overhead
             .expect("the server's chat template");
         // One request: usage's prompt tokens are the prompt's plus the template's.
-        let resp: serde_json::Value = reqwest::Client::new()
-            .post(format!("{}/chat/completions", s.base_url()))
-            .json(
-                &serde_json::json!({"model": "qwen2_5_0_5b", "max_tokens": 2,
-                "messages": [{"role": "user", "content": e.prompts[0].text}]}),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let http = reqwest::Client::new();
+        let chat = serde_json::json!({"model": "qwen2_5_0_5b", "max_tokens": 2,
+            "messages": [{"role": "user", "content": e.prompts[0].text}]});
+        let url = format!("{}/chat/completions", s.base_url());
+        let answer = http.post(url).json(&chat).send().await.unwrap();
+        let resp: serde_json::Value = answer.json().await.unwrap();
         assert_eq!(
             resp["usage"]["prompt_tokens"],
             50 + overhead as u64,
