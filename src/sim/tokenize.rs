@@ -82,16 +82,16 @@ impl SimTokenizer {
 
     pub fn decode(&self, ids: &[u32]) -> String {
         match self {
+            // Each word with its leading space, as BPE tokens decode (`Ġword`): texts decoded
+            // apart and joined (a prefix and its suffix) stay words apart.
             SimTokenizer::Words => {
                 let v = vocab();
                 ids.iter()
-                    .map(|i| {
-                        v.get(*i as usize)
-                            .map(|w| w.to_string())
-                            .unwrap_or_else(|| format!("tok{i}"))
+                    .map(|i| match v.get(*i as usize) {
+                        Some(w) => format!(" {w}"),
+                        None => format!(" tok{i}"),
                     })
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                    .collect()
             }
             SimTokenizer::File(t) => t.decode(ids, false).unwrap_or_default(),
         }

@@ -1067,7 +1067,7 @@ async fn the_prefix_dataset_really_shares_prefixes() {
     assert_eq!(sent.len(), 12);
     let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for text in &sent {
-        let words: Vec<&str> = text.split(' ').collect();
+        let words: Vec<&str> = text.split_whitespace().collect();
         assert_eq!(words.len(), 40, "{text}");
         groups
             .entry(words[..32].join(" "))
