@@ -176,10 +176,9 @@ fn memory_for(f: &FitArgs) -> Result<Memory, String> {
         other => {
             if let Some(b) = std::env::var("VLLM_CPU_KVCACHE_SPACE")
                 .ok()
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|g| *g > 0.0)
+                .and_then(|v| plan::cpu_kv_space(&v))
             {
-                return Ok(Memory::CpuKv((b * (1u64 << 30) as f64) as u64));
+                return Ok(Memory::CpuKv(b));
             }
             let why = other.err().unwrap_or_else(|| "no devices".into());
             Err(format!(

@@ -5,6 +5,12 @@ use std::path::Path;
 
 /// Bytes of the regular files under a folder (symlinks followed, each target once).
 pub fn dir_size(dir: &Path) -> u64 {
+    tree_size(dir, &mut |_| {})
+}
+
+/// Bytes of the files under `dir`, each target once (two links to one blob count once);
+/// `dangling` hears of each link whose target is missing.
+pub fn tree_size(dir: &Path, dangling: &mut dyn FnMut(&Path)) -> u64 {
     let mut seen = std::collections::HashSet::new();
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -18,7 +24,7 @@ pub fn dir_size(dir: &Path) -> u64 {
                         total += m.len();
                     }
                 }
-                Err(_) => {}
+                Err(_) => dangling(&p),
             }
         }
     }

@@ -3,7 +3,6 @@
 //! that `refs/main` names (what `from_pretrained` and vLLM load offline), its size is each blob
 //! of that snapshot once, and `blobs/*.incomplete` marks a download that did not finish.
 use super::{Found, Source};
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`.
@@ -114,31 +113,12 @@ fn one(repo: &Path, id: String) -> Found {
 
 /// Bytes of the snapshot's files, each blob once (two names may point at one blob).
 fn snapshot_size(dir: &Path, problems: &mut Vec<String>) -> u64 {
-    let mut seen: HashSet<PathBuf> = HashSet::new();
-    let mut total = 0u64;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            match std::fs::metadata(&p) {
-                Ok(m) if m.is_dir() => stack.push(p),
-                Ok(m) => {
-                    let target = std::fs::canonicalize(&p).unwrap_or(p);
-                    if seen.insert(target) {
-                        total += m.len();
-                    }
-                }
-                Err(_) => problems.push(format!(
-                    "{} points at a missing blob",
-                    p.strip_prefix(dir).unwrap_or(&p).display()
-                )),
-            }
-        }
-    }
-    total
+    super::dirs::tree_size(dir, &mut |p| {
+        problems.push(format!(
+            "{} points at a missing blob",
+            p.strip_prefix(dir).unwrap_or(p).display()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -54,6 +54,21 @@ pub struct Found {
     pub problems: Vec<String>,
 }
 
+impl Found {
+    /// A model folder given by path, named as it was given.
+    pub fn folder(id: &str, path: PathBuf) -> Found {
+        Found {
+            id: id.to_string(),
+            source: Source::Folder,
+            size_bytes: dirs::dir_size(&path),
+            path,
+            revision: None,
+            incomplete: false,
+            problems: Vec::new(),
+        }
+    }
+}
+
 /// A model with what its files say.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Model {
@@ -278,15 +293,7 @@ pub fn resolve(models: &[Model], what: &str, base: &Path) -> Option<Model> {
     } else {
         p.to_path_buf()
     };
-    p.join("config.json").is_file().then(|| {
-        inspect(Found {
-            id: what.to_string(),
-            source: Source::Folder,
-            size_bytes: dirs::dir_size(&p),
-            path: p,
-            revision: None,
-            incomplete: false,
-            problems: Vec::new(),
-        })
-    })
+    p.join("config.json")
+        .is_file()
+        .then(|| inspect(Found::folder(what, p)))
 }

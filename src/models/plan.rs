@@ -2,7 +2,7 @@
 //! profile (and its extra arguments), and the memory it would get (this machine's GPUs by
 //! NVML, or the KV space of vLLM's CPU build).
 use super::fit::{self, Fit, Memory, Settings, WeightsInfo};
-use super::{hf_cache, inspect, Found, Model, Source};
+use super::{hf_cache, inspect, Found, Model};
 use crate::config::{Scalar, ServerProfile};
 use std::path::{Path, PathBuf};
 
@@ -24,17 +24,10 @@ pub fn model_path(model: &str, base: &Path) -> Option<PathBuf> {
 /// (the snapshot `refs/main` names), without scanning anything else.
 pub fn locate(model: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Option<Model> {
     if let Some(p) = model_path(model, base) {
-        return p.join("config.json").is_file().then(|| {
-            inspect(Found {
-                id: model.to_string(),
-                source: Source::Folder,
-                size_bytes: super::dirs::dir_size(&p),
-                path: p,
-                revision: None,
-                incomplete: false,
-                problems: Vec::new(),
-            })
-        });
+        return p
+            .join("config.json")
+            .is_file()
+            .then(|| inspect(Found::folder(model, p)));
     }
     let root = hf_cache::root(env)?;
     let folder = format!("models--{}", model.replace('/', "--"));
@@ -45,17 +38,7 @@ pub fn locate(model: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) ->
 pub fn model_len(v: &Scalar) -> Option<u64> {
     match v {
         Scalar::Int(n) if *n > 0 => Some(*n as u64),
-        Scalar::Str(s) => {
-            let s = s.trim();
-            let (num, mul) = match s.chars().last()? {
-                'k' => (&s[..s.len() - 1], 1000),
-                'K' => (&s[..s.len() - 1], 1024),
-                'm' => (&s[..s.len() - 1], 1_000_000),
-                'M' => (&s[..s.len() - 1], 1 << 20),
-                _ => (s, 1),
-            };
-            num.parse::<u64>().ok().filter(|n| *n > 0).map(|n| n * mul)
-        }
+        Scalar::Str(s) => crate::input::tokens_text(s).ok(),
         _ => None,
     }
 }
@@ -101,11 +84,15 @@ pub fn settings_of(p: &ServerProfile) -> Settings {
     }
 }
 
-/// vLLM's CPU build keeps its KV cache in `VLLM_CPU_KVCACHE_SPACE` GiB.
-pub fn cpu_kv_bytes(p: &ServerProfile) -> Option<u64> {
-    let v = env_of(p, "VLLM_CPU_KVCACHE_SPACE")?;
-    let gib: f64 = v.trim().parse().ok().filter(|g: &f64| *g > 0.0)?;
+/// vLLM's CPU build keeps its KV cache in `VLLM_CPU_KVCACHE_SPACE` GiB: that value in bytes.
+pub fn cpu_kv_space(value: &str) -> Option<u64> {
+    let gib: f64 = value.trim().parse().ok().filter(|g: &f64| *g > 0.0)?;
     Some((gib * (1u64 << 30) as f64) as u64)
+}
+
+/// A profile's CPU KV space: its own `env:`, else this process's environment.
+pub fn cpu_kv_bytes(p: &ServerProfile) -> Option<u64> {
+    cpu_kv_space(&env_of(p, "VLLM_CPU_KVCACHE_SPACE")?)
 }
 
 /// The GPUs a profile would get from this machine's (total, used) list: its `gpus:`, else

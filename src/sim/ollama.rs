@@ -121,7 +121,7 @@ async fn serve(st: Arc<SimState>, body: Bytes, is_chat: bool) -> Response {
         return err(404, &format!("model '{model}' not found"));
     }
     let prompt_tokens = if is_chat {
-        text::prompt_tokens(
+        st.cfg.tokenizer.count_messages(
             v.get("messages")
                 .and_then(Value::as_array)
                 .map(Vec::as_slice)

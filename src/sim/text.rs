@@ -15,20 +15,7 @@ pub fn token(i: u32) -> String {
     }
 }
 
-/// A stable stand-in for a tokenizer: words plus a chat-template overhead per message.
-pub fn prompt_tokens(messages: &[serde_json::Value]) -> u64 {
-    let words: u64 = messages
-        .iter()
-        .map(|m| {
-            m.get("content")
-                .and_then(|c| c.as_str())
-                .map_or(0, |c| c.split_whitespace().count() as u64)
-                + 4
-        })
-        .sum();
-    words + 3
-}
-
+/// A prompt's tokens in `usage` as the Ollama flavour counts them: words and 3.
 pub fn prompt_tokens_of(prompt: &str) -> u64 {
     prompt.split_whitespace().count() as u64 + 3
 }

@@ -129,7 +129,7 @@ impl SimTokenizer {
     }
 
     /// The prompt tokens `usage` reports for a chat request (the template's reply opening
-    /// included, as vLLM counts it).
+    /// included, as vLLM counts it): with the words tokenizer, words plus 4 a message and 3.
     pub fn count_messages(&self, messages: &[Value]) -> u64 {
         match self {
             SimTokenizer::Words => {

@@ -150,9 +150,7 @@ fn models_pane(cfg: &Config) -> models_state::ModelsPane {
             .collect(),
         cpu_kv: std::env::var("VLLM_CPU_KVCACHE_SPACE")
             .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|g| *g > 0.0)
-            .map(|g| (g * (1u64 << 30) as f64) as u64),
+            .and_then(|v| crate::models::plan::cpu_kv_space(&v)),
         ..Default::default()
     }
 }
