@@ -87,6 +87,15 @@ fn print_text(
     }
 }
 
+/// Says each soak run's verdict; false when one failed.
+fn soak_verdicts(results: &[BenchResult]) -> bool {
+    let soaks: Vec<_> = results.iter().filter_map(|r| r.soak.as_ref()).collect();
+    for s in &soaks {
+        eprintln!("{}", s.verdict.line());
+    }
+    soaks.iter().all(|s| s.verdict.pass)
+}
+
 pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
     let cfg = match super::chat::adhoc_config(&a.adhoc).await {
         Ok(Some(c)) => c,
@@ -193,14 +202,7 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let soak_failed = a_results
-        .iter()
-        .filter_map(|r| r.soak.as_ref())
-        .any(|s| !s.verdict.pass);
-    for s in a_results.iter().filter_map(|r| r.soak.as_ref()) {
-        eprintln!("{}", s.verdict.line());
-    }
-    if soak_failed {
+    if !soak_verdicts(&a_results) {
         return ExitCode::FAILURE;
     }
     let none_ok = a_results

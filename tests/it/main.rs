@@ -21,6 +21,7 @@ mod gateway;
 mod layers;
 mod lean_client;
 mod models;
+mod models_fit;
 mod parsers;
 mod providers;
 mod ray;

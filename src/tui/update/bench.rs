@@ -83,6 +83,19 @@ pub(super) fn follow_up_route(app: &mut App) {
     }
 }
 
+/// A Bench form field being typed: enter keeps it when it is usable, esc drops it.
+pub(super) fn bench_typing(app: &mut App, field: usize, mut buf: String, k: KeyEvent) {
+    match line_edit(&mut buf, &k) {
+        LineKey::Enter => {
+            if apply_bench_field(app, field, &buf) {
+                app.typing = Typing::None;
+            }
+        }
+        LineKey::Esc => app.typing = Typing::None,
+        _ => app.typing = Typing::BenchField(field, buf),
+    }
+}
+
 pub(super) fn cycle_bench_field(app: &mut App, forward: bool) {
     if app.bench.running.is_some() {
         return;

@@ -189,16 +189,8 @@ pub(super) fn key(app: &mut App, k: KeyEvent, fx: &mut Vec<Effect>) {
             launch_typing(app, field, buf, k);
             return;
         }
-        Typing::BenchField(field, mut buf) => {
-            match line_edit(&mut buf, &k) {
-                LineKey::Enter => {
-                    if apply_bench_field(app, field, &buf) {
-                        app.typing = Typing::None;
-                    }
-                }
-                LineKey::Esc => app.typing = Typing::None,
-                _ => app.typing = Typing::BenchField(field, buf),
-            }
+        Typing::BenchField(field, buf) => {
+            bench_typing(app, field, buf, k);
             return;
         }
     }
