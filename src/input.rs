@@ -28,15 +28,26 @@ pub fn check_seconds(v: f64, min: f64) -> Result<f64, String> {
     }
 }
 
+/// Seconds, bare or with a unit: `90`, `30s`, `5m`, `1.5h`, `1d`.
 pub fn seconds_text(text: &str, min: f64) -> Result<f64, String> {
     let t = text.trim();
-    number(t)
-        .and_then(|v| check_seconds(v, min))
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if "smhd".contains(c) => (&t[..i], c),
+        _ => (t, 's'),
+    };
+    let scale = match unit {
+        'm' => 60.0,
+        'h' => 3600.0,
+        'd' => 86_400.0,
+        _ => 1.0,
+    };
+    number(digits)
+        .and_then(|v| check_seconds(v * scale, min))
         .map_err(|_| not_seconds(t, min))
 }
 
 fn not_seconds(t: &str, min: f64) -> String {
-    format!("`{t}` is not a number of seconds from {min} to {MAX_SECONDS} (30 days)")
+    format!("`{t}` is not a number of seconds from {min} to {MAX_SECONDS} (30 days; `30s`, `5m`, `2h` also read)")
 }
 
 /// A clap value parser for seconds of at least `min`.
@@ -160,6 +171,13 @@ mod tests {
             assert!(seconds_text(bad, 0.001).is_err(), "{bad}");
         }
         assert_eq!(seconds_text(" 2.5 ", 0.001), Ok(2.5));
+        assert_eq!(seconds_text("30s", 0.1), Ok(30.0));
+        assert_eq!(seconds_text("5m", 0.1), Ok(300.0));
+        assert_eq!(seconds_text("1.5h", 0.1), Ok(5400.0));
+        assert_eq!(seconds_text("1d", 0.1), Ok(86_400.0));
+        for bad in ["5ms", "m", "31d", "-1m", "2x"] {
+            assert!(seconds_text(bad, 0.1).is_err(), "{bad}");
+        }
         assert!(seconds_text("inf", 0.1)
             .unwrap_err()
             .contains("`inf` is not a number of seconds from 0.1"));

@@ -12,6 +12,7 @@ pub mod models;
 pub mod procfs;
 pub mod protocol;
 pub mod provider;
+pub mod report;
 pub mod secret;
 pub mod session;
 pub mod sim;

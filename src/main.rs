@@ -38,6 +38,9 @@ enum Cmd {
     Cluster(cli::cluster::ClusterArgs),
     /// Load test with `vllm bench serve`'s metrics: closed or open loop, sweeps, goodput.
     Bench(Box<cli::bench::BenchArgs>),
+    /// Saved results as one self-contained HTML report (inline SVG charts, no script, no
+    /// network), or each chart as a PNG too.
+    Report(cli::report::ReportArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
             Some(Cmd::Status(a)) => cli::status::run(config, a).await,
             Some(Cmd::Cluster(a)) => cli::cluster::run(config, a).await,
             Some(Cmd::Bench(a)) => cli::bench::run(config, *a).await,
+            Some(Cmd::Report(a)) => cli::report::run(a),
             Some(Cmd::Config { cmd }) => cli::config_check::run(config, cmd),
             Some(Cmd::Sim(a)) => cli::sim::run(a).await,
             Some(Cmd::Gateway(a)) => cli::gateway::run(config, a).await,

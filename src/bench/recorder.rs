@@ -271,6 +271,9 @@ pub struct Second {
     pub ttft: LogHist,
     #[serde(skip)]
     pub e2el: LogHist,
+    /// Every gap between chunks of the requests that ended in this second.
+    #[serde(skip)]
+    pub itl: LogHist,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -408,6 +411,12 @@ impl Recorder {
                 }
                 for g in &o.gaps_us {
                     self.itl.add_us(f64::from(*g));
+                }
+                if !o.gaps_us.is_empty() {
+                    let sec = self.second(end_sec);
+                    for g in &o.gaps_us {
+                        sec.itl.add(f64::from(*g) / 1000.0);
+                    }
                 }
                 if o.content_events > 0 {
                     let per_event = out as f64 / f64::from(o.content_events);

@@ -6,6 +6,9 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
+/// Bins per latency histogram saved in a result.
+const DISTRIBUTION_BINS: usize = 60;
+
 /// The four latencies, in vLLM's order and naming.
 pub const METRICS: [&str; 4] = ["ttft", "tpot", "itl", "e2el"];
 
@@ -34,6 +37,8 @@ pub struct Series {
     pub ttft_p99_ms: Vec<Option<f64>>,
     pub e2el_p50_ms: Vec<Option<f64>>,
     pub e2el_p99_ms: Vec<Option<f64>>,
+    pub itl_p50_ms: Vec<Option<f64>>,
+    pub itl_p99_ms: Vec<Option<f64>>,
 }
 
 impl Series {
@@ -49,6 +54,8 @@ impl Series {
             s.ttft_p99_ms.push(sec.ttft.quantile(0.99));
             s.e2el_p50_ms.push(sec.e2el.quantile(0.5));
             s.e2el_p99_ms.push(sec.e2el.quantile(0.99));
+            s.itl_p50_ms.push(sec.itl.quantile(0.5));
+            s.itl_p99_ms.push(sec.itl.quantile(0.99));
         }
         s
     }
@@ -118,6 +125,9 @@ pub struct BenchResult {
     /// How the prompts' lengths were made, asked vs sent.
     pub prompt_tokens: Option<crate::bench::exact::PromptTokens>,
     pub series: Series,
+    /// Each latency's histogram, log-spaced bins of (upper bound ms, count), for the report's
+    /// distribution charts when no per-request record was saved.
+    pub distributions: BTreeMap<&'static str, Vec<(f64, u64)>>,
     /// Everything else about how the run was set up (mode, workload, warmup...).
     pub config: Value,
     /// Per-request arrays (`--save-detailed`), as vLLM names them.
@@ -175,6 +185,15 @@ impl BenchResult {
         self.input_tokens_source = source(r.estimated_inputs).to_string();
         self.slo = r.slo;
         self.series = Series::from_recorder(r);
+        self.distributions = [
+            ("ttft", &r.ttft),
+            ("tpot", &r.tpot),
+            ("itl", &r.itl),
+            ("e2el", &r.e2el),
+        ]
+        .into_iter()
+        .map(|(m, d)| (m, d.bins(DISTRIBUTION_BINS)))
+        .collect();
         self.detail = r.detail.as_ref().map(|d| {
             let secs = |v: Option<f64>| v.map_or(Value::Null, |x| json!(x));
             json!({
@@ -285,8 +304,13 @@ impl BenchResult {
                 "ttft_p99_ms": s.ttft_p99_ms,
                 "e2el_p50_ms": s.e2el_p50_ms,
                 "e2el_p99_ms": s.e2el_p99_ms,
+                "itl_p50_ms": s.itl_p50_ms,
+                "itl_p99_ms": s.itl_p99_ms,
             }),
         );
+        if !self.distributions.is_empty() {
+            put("distributions", json!(self.distributions));
+        }
         put("config", self.config.clone());
         if let Some(Value::Object(d)) = &self.detail {
             for (k, v) in d {

@@ -369,6 +369,8 @@ fn publish(
         ttft_p99_ms: tail_o(&full.ttft_p99_ms),
         e2el_p50_ms: tail_o(&full.e2el_p50_ms),
         e2el_p99_ms: tail_o(&full.e2el_p99_ms),
+        itl_p50_ms: tail_o(&full.itl_p50_ms),
+        itl_p99_ms: tail_o(&full.itl_p99_ms),
     };
     let q = |d: &Dist, x: f64| (d.count() > 0).then(|| d.quantile_ms(x));
     let p = Progress {

@@ -184,12 +184,9 @@ pub async fn run(explicit: Option<&Path>, a: BenchArgs) -> ExitCode {
         let b = b_results.as_deref().zip(second.as_ref());
         print_text(&a, &first, &a_results, b, baseline.as_ref());
     }
-    if let Some(p) = &a.save_result {
-        if let Err(e) = std::fs::write(p, serde_json::to_string_pretty(&doc).unwrap_or_default()) {
-            eprintln!("error: cannot write {}: {e}", p.display());
-            return ExitCode::FAILURE;
-        }
-        eprintln!("saved {}", p.display());
+    if let Err(e) = super::bench_run::save(&a, &doc) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
     if let Some(p) = &a.csv {
         let all: Vec<BenchResult> = a_results

@@ -112,8 +112,12 @@ pub struct BenchArgs {
     /// One JSON object (a sweep: `{"steps": [...]}`) on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
+    /// Write the result as JSON (ours, a superset of `vllm bench serve`'s).
     #[arg(long)]
     pub save_result: Option<PathBuf>,
+    /// With --save-result: the HTML report beside it too (`x.json` -> `x.html`).
+    #[arg(long, requires = "save_result")]
+    pub report: bool,
     /// Per-request arrays in the saved result (input/output lengths, TTFTs, ITLs, ...).
     #[arg(long)]
     pub save_detailed: bool,

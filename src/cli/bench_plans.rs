@@ -35,9 +35,12 @@ pub fn plans(a: &BenchArgs) -> Result<Vec<Plan>, String> {
             })
         }
     };
-    let slo = match &a.goodput {
-        Some(g) => Slo::parse(g).map_err(|e| format!("--goodput: {e}"))?,
-        None => Slo::default(),
+    let slo = match (&a.goodput, &a.slo) {
+        (Some(g), _) => Slo::parse(g).map_err(|e| format!("--goodput: {e}"))?,
+        // A search's latency limits, applied to each request, give each probe a goodput:
+        // `p99_ttft_ms<=200` is `ttft:200`.
+        (None, Some(s)) => goodput_of_slo(s),
+        (None, None) => Slo::default(),
     };
     if a.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         return Err("--rate must be positive".into());
@@ -206,4 +209,22 @@ fn loads(
             }
         }
     })
+}
+
+/// The per-request limits in a search's `--slo` (its `*_ttft_ms`, `*_tpot_ms`, `*_e2el_ms`
+/// bounds), for goodput; other limits (throughput) have no per-request form.
+fn goodput_of_slo(text: &str) -> Slo {
+    let mut slo = Slo::default();
+    for l in crate::bench::find_max::parse_slo(text).unwrap_or_default() {
+        let m = l.metric.as_str();
+        let keep = |old: Option<f64>| Some(old.map_or(l.max, |o: f64| o.min(l.max)));
+        if m.ends_with("_ttft_ms") {
+            slo.ttft_ms = keep(slo.ttft_ms);
+        } else if m.ends_with("_tpot_ms") {
+            slo.tpot_ms = keep(slo.tpot_ms);
+        } else if m.ends_with("_e2el_ms") {
+            slo.e2el_ms = keep(slo.e2el_ms);
+        }
+    }
+    slo
 }

@@ -90,3 +90,24 @@ pub(super) async fn run_all(
         }
     }
 }
+
+/// `--save-result FILE` (and `--report`): the document as JSON, and its report beside it.
+pub fn save(a: &super::bench_args::BenchArgs, doc: &serde_json::Value) -> Result<(), String> {
+    let Some(p) = &a.save_result else {
+        return Ok(());
+    };
+    std::fs::write(p, serde_json::to_string_pretty(doc).unwrap_or_default())
+        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    eprintln!("saved {}", p.display());
+    if a.report {
+        let name = p
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let d = crate::report::load::parse(&name, doc.clone())?;
+        let out = crate::report::beside(p);
+        crate::report::write_docs(&[d], std::slice::from_ref(p), &out, false, None)?;
+        eprintln!("report {}", out.display());
+    }
+    Ok(())
+}

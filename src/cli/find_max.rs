@@ -66,13 +66,9 @@ pub async fn run(a: &BenchArgs, knob: &str, target: BenchTarget, plans: Vec<Plan
     } else {
         println!("{}", search.summary());
     }
-    if let Some(path) = &a.save_result {
-        if let Err(e) = std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
-        {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-        eprintln!("saved {}", path.display());
+    if let Err(e) = super::bench_run::save(a, &doc) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
     }
     if search.answer().is_some() {
         ExitCode::SUCCESS

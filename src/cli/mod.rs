@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod gpu;
 pub mod models;
 pub mod repeat;
+pub mod report;
 pub mod routes;
 pub mod server;
 pub mod sim;

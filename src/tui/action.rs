@@ -53,6 +53,12 @@ pub enum Effect {
         path: PathBuf,
         contents: String,
     },
+    /// A load-test document written as an HTML report.
+    Report {
+        path: PathBuf,
+        name: String,
+        doc: Box<serde_json::Value>,
+    },
     LoadBaseline(PathBuf),
     /// Look for models (the Models pane).
     ScanModels,

@@ -362,6 +362,16 @@ fn apply(
                 let _ = tx.send(Action::Saved(r));
             });
         }
+        Effect::Report { path, name, doc } => {
+            let tx = act_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = crate::report::load::parse(&name, *doc)
+                    .and_then(|d| crate::report::write_docs(&[d], &[], &path, false, None))
+                    .map(|_| format!("report {}", path.display()))
+                    .map_err(|e| format!("report {}: {e}", path.display()));
+                let _ = tx.send(Action::Saved(r));
+            });
+        }
         Effect::LoadBaseline(path) => {
             let tx = act_tx.clone();
             tokio::task::spawn_blocking(move || {

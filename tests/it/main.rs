@@ -29,6 +29,7 @@ mod real_vllm;
 mod real_vllm_models;
 mod real_vllm_soak;
 mod real_vllm_stack;
+mod report;
 mod router;
 mod soak;
 mod supervisor;

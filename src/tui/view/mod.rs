@@ -308,7 +308,7 @@ fn help(f: &mut Frame, app: &App, area: Rect) {
         .collect();
     lines.push(Line::from(""));
     lines.push(Line::from(Span::styled(
-        "Commands: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :models :start NAME :stop NAME :route NAME :save [FILE] :baseline FILE :probe [ROUTE] :q",
+        "Commands: :servers :gpu :routes :chat :bench :logs NAME :cluster :traffic :models :start NAME :stop NAME :route NAME :save [FILE] :report [FILE] :baseline FILE :probe [ROUTE] :q",
         dim(),
     )));
     lines.push(Line::from(Span::styled(
