@@ -265,8 +265,9 @@ pub fn draw<DB: DrawingBackend>(
     c: &Chart,
 ) -> Result<(), String> {
     let ((x0, x1), (y0, y1)) = c.extent();
-    // A log axis over less than a decade shows no tick between its ends: linear reads better.
-    let (lx, ly) = (c.x.log && x1 / x0 >= 10.0, c.y.log && y1 / y0 >= 10.0);
+    // plotters labels a log axis at powers of ten only: over less than two decades that is one
+    // label or none, and a linear axis reads better.
+    let (lx, ly) = (c.x.log && x1 / x0 >= 100.0, c.y.log && y1 / y0 >= 100.0);
     let mut c = c.clone();
     for (axis, log) in [(&mut c.x, lx), (&mut c.y, ly)] {
         if axis.log && !log {
@@ -408,7 +409,12 @@ where
     {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            // A marked knee sits at the right, where the load is highest.
+            .position(if c.marks.is_empty() {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            })
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
             .label_font(("sans-serif", 12))

@@ -112,7 +112,7 @@ fn bench_on(dir: &Path, route: &str, name: &str, args: &[&str]) -> PathBuf {
 fn results() -> &'static Vec<(&'static str, PathBuf, Vec<&'static str>)> {
     static R: OnceLock<Vec<(&'static str, PathBuf, Vec<&'static str>)>> = OnceLock::new();
     R.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = scratch(&format!("report-results-{}", std::process::id()));
         let over_time = [
             "latency-over-time",
             "requests-over-time",
@@ -273,8 +273,19 @@ fn results() -> &'static Vec<(&'static str, PathBuf, Vec<&'static str>)> {
     })
 }
 
+/// Cargo's scratch folder for integration tests (under `target/`), cleaned by `cargo clean`.
+fn scratch(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `anorag-tui report FILE` into the scratch folder (the fixtures stay as they are).
 fn render(file: &Path) -> (PathBuf, String) {
-    let out = file.with_extension("html");
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stem = file.file_stem().unwrap().to_string_lossy();
+    let out = scratch("report-pages").join(format!("{stem}-{}-{n}.html", std::process::id()));
     let o = Command::new(BIN)
         .arg("report")
         .arg(file)

@@ -555,6 +555,29 @@ fn bench_form_run_live_control_compare_and_baseline() {
     let v: serde_json::Value = serde_json::from_str(contents).unwrap();
     assert_eq!(v["a"]["label"], "demo");
     assert_eq!(v["b"]["label"], "tiny_qwen");
+    // ... and its HTML report beside it, made from the same document.
+    let (Effect::Save { path: json, .. }, Some(Effect::Report { path, doc, .. })) =
+        (&fx[0], fx.get(1))
+    else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(*path, json.with_extension("html"));
+    assert_eq!(
+        (&doc["a"]["label"], &doc["b"]["label"]),
+        (&v["a"]["label"], &v["b"]["label"])
+    );
+    // `:report FILE` writes the report alone; the document reads as a comparison.
+    ch(&mut a, ':');
+    typed(&mut a, "report out/cmp.html");
+    let fx = key(&mut a, KeyCode::Enter);
+    let [Effect::Report { path, name, doc }] = fx.as_slice() else {
+        panic!("{fx:?}")
+    };
+    assert_eq!(path.to_str(), Some("out/cmp.html"));
+    let d = anorag::report::load::parse(name, (**doc).clone()).unwrap();
+    assert_eq!(d.kind(), "comparison");
+    let html = anorag::report::html(&[d], &anorag::report::Options::default()).unwrap();
+    assert!(html.contains("<svg id=\"chart-cmp-ttft-over-time\""));
     // Esc during a run stops it.
     let fx = ch(&mut a, 'r');
     assert!(matches!(fx[0], Effect::BenchStart { .. }));

@@ -143,6 +143,7 @@ impl GatewayOnReal {
                         "--seed",
                         "3",
                         "--save-result",
+                        "--save-detailed",
                         "--result-dir",
                         dir.path().to_str().unwrap(),
                         "--result-filename",
@@ -184,6 +185,29 @@ impl GatewayOnReal {
         );
             assert_eq!(runs[0].0, json!(10));
         }
+        // vLLM's own client's files make reports: one run, and gateway against direct.
+        let file = |n: &str| dir.path().join(format!("{n}-openai-chat.json"));
+        let one = anorag::report::load::read(&file("direct")).unwrap();
+        assert_eq!(one.kind(), "vllm bench serve run");
+        let html = anorag::report::html(&[one], &anorag::report::Options::default()).unwrap();
+        for id in ["hist-ttft", "cdf-itl", "hist-e2el", "timeline"] {
+            assert!(
+                html.contains(&format!("<svg id=\"chart-{id}\"")),
+                "no chart {id}"
+            );
+        }
+        let both = [file("gateway"), file("direct")];
+        let out = dir.path().join("gateway-vs-direct.html");
+        anorag::report::write(&both, &out, false, None).unwrap();
+        let html = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            html.contains("id=\"table-cmp-ratios\"")
+                && html.contains("<svg id=\"chart-cmp-cdf-ttft\"")
+        );
+        eprintln!(
+            "[real-vllm] reports of vllm bench serve's own files: {} bytes for the comparison",
+            html.len()
+        );
     }
 
     /// A client killed mid-stream: vLLM's own running count goes back to 0.
