@@ -163,7 +163,7 @@ impl<'a> Dispatch<'a> {
                 self.target,
                 self.plan,
                 self.prompts,
-                i,
+                (i, waited),
                 self.run_start,
                 self.limits,
             ));
@@ -336,12 +336,12 @@ pub(super) fn spawn_one(
     target: &BenchTarget,
     plan: &Plan,
     prompts: &PromptSource,
-    i: usize,
+    (i, waited): (usize, Option<Duration>),
     start: Instant,
     (timeout, idle): (Duration, Duration),
 ) -> tokio::task::JoinHandle<(Outcome, Instant)> {
     let p = &prompts.get(i);
-    tokio::spawn(one(
+    let sent = one(
         target.pick(plan.http),
         request_for(p, plan),
         start,
@@ -349,5 +349,10 @@ pub(super) fn spawn_one(
         idle,
         p.input_len_estimate,
         false,
-    ))
+    );
+    tokio::spawn(async move {
+        let (mut o, at) = sent.await;
+        o.queue_s = waited.map(|w| w.as_secs_f64());
+        (o, at)
+    })
 }

@@ -30,6 +30,8 @@ pub struct Outcome {
     pub error: Option<(String, String)>,
     /// The answer's text, kept only when the next turn of a conversation needs it.
     pub answer: Option<String>,
+    /// Seconds it waited in the client for a `--max-concurrency` slot before it was sent.
+    pub queue_s: Option<f64>,
 }
 
 impl Outcome {

@@ -204,6 +204,7 @@ impl BenchResult {
                 "latencies": d.iter().map(|o| secs(o.e2el_s)).collect::<Vec<_>>(),
                 "itls": d.iter().map(|o| o.gaps_us.iter().map(|g| f64::from(*g) / 1e6).collect::<Vec<_>>()).collect::<Vec<_>>(),
                 "start_times": d.iter().map(|o| o.start_s).collect::<Vec<_>>(),
+                "queue_times": d.iter().map(|o| o.queue_s.unwrap_or(0.0)).collect::<Vec<_>>(),
                 "errors": d.iter().map(|o| o.error.as_ref().map(|(c, m)| format!("{c}: {m}")).unwrap_or_default()).collect::<Vec<_>>(),
             })
         });

@@ -322,7 +322,7 @@ async fn warm_up(
                 target,
                 plan,
                 prompts,
-                next,
+                (next, None),
                 start,
                 (timeout, idle),
             ));

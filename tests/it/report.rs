@@ -112,7 +112,7 @@ fn bench_on(dir: &Path, route: &str, name: &str, args: &[&str]) -> PathBuf {
 fn results() -> &'static Vec<(&'static str, PathBuf, Vec<&'static str>)> {
     static R: OnceLock<Vec<(&'static str, PathBuf, Vec<&'static str>)>> = OnceLock::new();
     R.get_or_init(|| {
-        let dir = scratch(&format!("report-results-{}", std::process::id()));
+        let dir = scratch("results");
         let over_time = [
             "latency-over-time",
             "requests-over-time",
@@ -260,6 +260,23 @@ fn results() -> &'static Vec<(&'static str, PathBuf, Vec<&'static str>)> {
                 vec!["turn-ttft", "turn-prompt", "latency-over-time"],
             ),
             (
+                "open loop, capped",
+                bench(
+                    &dir,
+                    "open_capped",
+                    &[
+                        "--rate",
+                        "100",
+                        "--max-concurrency",
+                        "2",
+                        "--requests",
+                        "30",
+                        "--save-detailed",
+                    ],
+                ),
+                vec!["timeline", "requests-over-time"],
+            ),
+            (
                 "vllm bench serve",
                 fixture("bench_serve.json"),
                 vec!["cdf-ttft", "cdf-tpot", "cdf-itl", "hist-e2el"],
@@ -273,9 +290,20 @@ fn results() -> &'static Vec<(&'static str, PathBuf, Vec<&'static str>)> {
     })
 }
 
-/// Cargo's scratch folder for integration tests (under `target/`), cleaned by `cargo clean`.
+/// A folder of this test process in Cargo's scratch folder for integration tests (under
+/// `target/`); earlier processes' folders are removed the first time.
 fn scratch(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-tests");
+    let mine = root.join(std::process::id().to_string());
+    SWEPT.call_once(|| {
+        for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if e.path() != mine {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    });
+    let d = mine.join(name);
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -285,7 +313,7 @@ fn render(file: &Path) -> (PathBuf, String) {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let stem = file.file_stem().unwrap().to_string_lossy();
-    let out = scratch("report-pages").join(format!("{stem}-{}-{n}.html", std::process::id()));
+    let out = scratch("pages").join(format!("{stem}-{n}.html"));
     let o = Command::new(BIN)
         .arg("report")
         .arg(file)
@@ -357,6 +385,11 @@ fn a_search_report_shows_its_answer_and_knee_and_a_comparison_its_ratios() {
     if fm.contains("highest concurrency that meets the SLO") {
         assert!(ttft.contains("knee"), "the knee is marked");
     }
+    // Requests that waited for a slot show the wait on the timeline.
+    let (_, open) = render(&r[7].1);
+    assert!(svg_of(&open, "timeline")
+        .unwrap()
+        .contains("waiting for a slot"));
     let (_, cmp) = render(&r[3].1);
     assert!(cmp.contains("id=\"table-cmp-ratios\""));
     assert!(cmp.contains("large / small"), "each run against the first");
