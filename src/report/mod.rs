@@ -84,7 +84,7 @@ fn section(page: &mut Page, d: &Doc, p: &str, gpus: f64) {
         }
         Doc::Sweep { steps: runs, .. } => {
             let frame = steps::Frame {
-                limits: Vec::new(),
+                limits: goodput_limits(runs),
                 knee: steps::power_knee(runs),
                 gpus,
             };
@@ -214,6 +214,21 @@ fn find_max(
         page.heading(3, "How it ran (first probe)");
         facts::setup(page, first, p);
     }
+}
+
+/// A sweep's per-request goodput limits (`--goodput ttft:500`), drawn as its SLO lines.
+fn goodput_limits(runs: &[run::Run]) -> Vec<steps::Limit> {
+    let Some(Value::Object(slo)) = runs.first().and_then(|r| r.o.get("goodput_slo")) else {
+        return Vec::new();
+    };
+    slo.iter()
+        .filter_map(|(k, v)| {
+            Some(steps::Limit {
+                metric: format!("goodput_{k}"),
+                max: v.as_f64()?,
+            })
+        })
+        .collect()
 }
 
 fn capital(s: &str) -> String {

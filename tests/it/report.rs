@@ -154,7 +154,14 @@ fn results() -> &'static Vec<(&'static str, PathBuf, Vec<&'static str>)> {
                 bench(
                     &dir,
                     "sweep",
-                    &["--sweep", "concurrency=1,4,16", "--requests", "48"],
+                    &[
+                        "--sweep",
+                        "concurrency=1,4,16",
+                        "--requests",
+                        "48",
+                        "--goodput",
+                        "ttft:50",
+                    ],
                 ),
                 steps.to_vec(),
             ),
@@ -385,6 +392,14 @@ fn a_search_report_shows_its_answer_and_knee_and_a_comparison_its_ratios() {
     if fm.contains("highest concurrency that meets the SLO") {
         assert!(ttft.contains("knee"), "the knee is marked");
     }
+    // A sweep's goodput limit is its SLO line; its steps have a goodput.
+    let (_, sw) = render(&r[1].1);
+    assert!(svg_of(&sw, "ttft-vs-throughput")
+        .unwrap()
+        .contains("SLO goodput_ttft_ms"));
+    assert!(svg_of(&sw, "goodput-vs-load")
+        .unwrap()
+        .contains("goodput (requests within the SLO)"));
     // Requests that waited for a slot show the wait on the timeline.
     let (_, open) = render(&r[7].1);
     assert!(svg_of(&open, "timeline")
