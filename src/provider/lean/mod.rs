@@ -213,7 +213,8 @@ impl LeanClient {
             framing: head.framing,
             keep_alive: head.keep_alive,
             raw: head.rest,
-            out: Vec::new(),
+            // Sized once: an answer's bytes would otherwise regrow it chunk by chunk.
+            out: Vec::with_capacity(READ_MIN),
         };
         if (200..300).contains(&head.status) {
             return Ok(LeanStream {
