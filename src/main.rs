@@ -1,4 +1,9 @@
 use anorag::cli;
+
+// A load generator and a gateway allocate per request and per chunk; glibc's allocator was a
+// quarter of the load test's CPU (perf), mimalloc a fraction of that.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -19,6 +19,25 @@ async fn target_for(s: &SimHandle) -> BenchTarget {
     target_at(&s.base_url()).await
 }
 
+/// A closed loop of `concurrency` that stops after `requests`.
+fn closed(concurrency: usize, requests: u64, w: Workload) -> Plan {
+    Plan::new(Load::Closed { concurrency }, Stop::Requests(requests), w)
+}
+
+/// A simulator with these timings (ms, ms, tokens) and the load-test target on it.
+async fn sim_target(
+    flavor: Flavor,
+    ttft_ms: u64,
+    itl_ms: u64,
+    tokens: u32,
+) -> (SimHandle, BenchTarget) {
+    let s = sim::start(SimConfig::new(flavor).timing(ttft_ms, itl_ms, tokens))
+        .await
+        .unwrap();
+    let t = target_for(&s).await;
+    (s, t)
+}
+
 async fn target_at(base_url: &str) -> BenchTarget {
     let yaml = format!(
         "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      sim: {{base_url: {base_url}, model: qwen2_5_0_5b}}\n"
@@ -93,11 +112,7 @@ async fn figures_follow_the_simulators_timings() {
     let t = target_at(&s.url).await;
     let plan = Plan {
         warmup: 16,
-        ..Plan::new(
-            Load::Closed { concurrency: 16 },
-            Stop::Requests(160),
-            random(64, 32),
-        )
+        ..closed(16, 160, random(64, 32))
     };
     let r = run(&t, &plan).await;
     assert_eq!((r.completed, r.failed, r.sent), (160, 0, 160));
@@ -153,11 +168,7 @@ async fn under_faults_every_request_is_accounted_for_with_its_class() {
     let t = target_for(&s).await;
     let plan = Plan {
         idle_timeout_s: 0.5,
-        ..Plan::new(
-            Load::Closed { concurrency: 8 },
-            Stop::Requests(200),
-            random(16, 20),
-        )
+        ..closed(8, 200, random(16, 20))
     };
     let r = run(&t, &plan).await;
     assert_eq!(r.sent, 200);
@@ -215,11 +226,7 @@ async fn both_http_clients_count_and_classify_alike() {
             let plan = Plan {
                 idle_timeout_s: 0.5,
                 http,
-                ..Plan::new(
-                    Load::Closed { concurrency: 2 },
-                    Stop::Requests(6),
-                    random(8, 8),
-                )
+                ..closed(2, 6, random(8, 8))
             };
             let r = run(&t, &plan).await;
             let want = if http == HttpClient::Lean {
@@ -255,11 +262,7 @@ async fn both_http_clients_count_and_classify_alike() {
         let t = target_at(&format!("http://127.0.0.1:{dead}/v1")).await;
         let plan = Plan {
             http,
-            ..Plan::new(
-                Load::Closed { concurrency: 1 },
-                Stop::Requests(2),
-                random(8, 8),
-            )
+            ..closed(1, 2, random(8, 8))
         };
         let r = run(&t, &plan).await;
         assert_eq!(
@@ -350,10 +353,7 @@ async fn max_concurrency_queues_in_the_client_and_says_how_long() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_changes_and_cancel_while_running() {
     let _g = SERIAL.lock().await;
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(20, 20, 20))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
+    let (_s, t) = sim_target(Flavor::Vllm, 20, 20, 20).await;
     let plan = Plan::new(
         Load::Closed { concurrency: 2 },
         Stop::DurationS(30.0),
@@ -450,18 +450,11 @@ fn goodput_arithmetic_on_hand_made_results() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_keys_are_present_and_typed_as_vllms() {
     let _g = SERIAL.lock().await;
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(2, 1, 8))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
+    let (_s, t) = sim_target(Flavor::Vllm, 2, 1, 8).await;
     let plan = Plan {
         slo: Slo::parse("ttft:1000").unwrap(),
         detailed: true,
-        ..Plan::new(
-            Load::Closed { concurrency: 4 },
-            Stop::Requests(20),
-            random(8, 8),
-        )
+        ..closed(4, 20, random(8, 8))
     };
     let v = run(&t, &plan).await.to_json();
     for k in [
@@ -582,10 +575,7 @@ async fn shipped_prompt_set_runs_with_its_output_lengths() {
         })
         .sum();
     let lines = text.lines().count();
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(0, 0, 4096))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
+    let (_s, t) = sim_target(Flavor::Vllm, 0, 0, 4096).await;
     let w = Workload::Jsonl {
         path,
         output_len: None,
@@ -952,11 +942,7 @@ async fn a_simulator_at_capacity_reports_waiting_requests() {
     cfg.max_running = Some(2);
     let s = sim::start(cfg).await.unwrap();
     let t = target_for(&s).await;
-    let plan = Plan::new(
-        Load::Closed { concurrency: 6 },
-        Stop::Requests(12),
-        random(8, 30),
-    );
+    let plan = closed(6, 12, random(8, 30));
     let run = tokio::spawn({
         let (t, plan) = (t.clone(), plan.clone());
         async move { run(&t, &plan).await }
@@ -1043,13 +1029,10 @@ async fn a_ramp_reaches_its_end_rate() {
 /// requests, each with 8 words of its own, as the simulator received them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prefix_dataset_really_shares_prefixes() {
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(1, 1, 2))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
-    let plan = Plan::new(
-        Load::Closed { concurrency: 3 },
-        Stop::Requests(12),
+    let (s, t) = sim_target(Flavor::Vllm, 1, 1, 2).await;
+    let plan = closed(
+        3,
+        12,
         Workload::Prefix {
             prefix_len: 32,
             suffix_len: 8,
@@ -1084,13 +1067,10 @@ async fn the_prefix_dataset_really_shares_prefixes() {
 /// included, plus a new question; the per-turn figures show the prompt growing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_turn_sends_the_growing_history() {
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(1, 1, 6))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
-    let plan = Plan::new(
-        Load::Closed { concurrency: 2 },
-        Stop::Requests(3),
+    let (s, t) = sim_target(Flavor::Vllm, 1, 1, 6).await;
+    let plan = closed(
+        2,
+        3,
         Workload::MultiTurn {
             turns: 3,
             input_len: 10,
@@ -1155,10 +1135,7 @@ async fn multi_turn_sends_the_growing_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_run_that_reuses_its_prompts_says_so() {
     let _g = SERIAL.lock().await;
-    let s = sim::start(SimConfig::new(Flavor::Vllm).timing(0, 0, 2))
-        .await
-        .unwrap();
-    let t = target_for(&s).await;
+    let (_s, t) = sim_target(Flavor::Vllm, 0, 0, 2).await;
     let tokenizer = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tokenizer/tiny-qwen2.json");
     let timed = Plan {
