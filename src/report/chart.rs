@@ -1,7 +1,8 @@
 //! A chart as data (what to draw), and its drawing with plotters on any backend: SVG for the
 //! HTML page, a bitmap for `--format png`. Building the data is pure; only `draw` touches a
 //! backend.
-use plotters::chart::SeriesAnno;
+use plotters::chart::{ChartContext, SeriesAnno};
+use plotters::coord::cartesian::Cartesian2d;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -317,7 +318,43 @@ where
         .x_label_formatter(&|v| tick(*v))
         .y_label_formatter(&|v| tick(*v));
     mesh.draw()?;
-    let ((x0, x1), (y0, y1)) = c.extent();
+    series::<DB, X, Y>(&mut chart, c)?;
+    rules_and_marks::<DB, X, Y>(&mut chart, c)?;
+    if c.series.len() + c.hrules.len() + c.vrules.len() > 1
+        || c.series.iter().any(|s| s.shape == Shape::Spans)
+    {
+        chart
+            .configure_series_labels()
+            // A marked knee sits at the right, where the load is highest.
+            .position(if c.marks.is_empty() {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            })
+            .background_style(WHITE.mix(0.85))
+            .border_style(RGBColor(180, 180, 180))
+            .label_font(("sans-serif", 12))
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The plotting area plotters builds for a chart of two `f64` axes.
+type Area<'a, DB, X, Y> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
+>;
+
+/// Each series in its shape.
+fn series<DB, X, Y>(chart: &mut Area<'_, DB, X, Y>, c: &Chart) -> DrawResult<DB::ErrorType>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+{
+    let (_, (y0, _)) = c.extent();
     for s in &c.series {
         let colour = PALETTE[s.colour % PALETTE.len()];
         let style = colour.stroke_width(2);
@@ -367,6 +404,17 @@ where
             }
         }
     }
+    Ok(())
+}
+
+/// SLO lines, target rates, percentiles, and the marked knee.
+fn rules_and_marks<DB, X, Y>(chart: &mut Area<'_, DB, X, Y>, c: &Chart) -> DrawResult<DB::ErrorType>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64>,
+    Y: AsRangedCoord<Value = f64>,
+{
+    let ((x0, x1), (y0, y1)) = c.extent();
     // Rules are named in the legend, not beside the line: several percentiles close together
     // would print over each other.
     let lines = c
@@ -404,23 +452,6 @@ where
                 .pos(Pos::new(h, VPos::Bottom)),
         )))?;
     }
-    if c.series.len() + c.hrules.len() + c.vrules.len() > 1
-        || c.series.iter().any(|s| s.shape == Shape::Spans)
-    {
-        chart
-            .configure_series_labels()
-            // A marked knee sits at the right, where the load is highest.
-            .position(if c.marks.is_empty() {
-                SeriesLabelPosition::UpperRight
-            } else {
-                SeriesLabelPosition::UpperLeft
-            })
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(180, 180, 180))
-            .label_font(("sans-serif", 12))
-            .draw()?;
-    }
-    root.present()?;
     Ok(())
 }
 

@@ -194,54 +194,65 @@ pub fn soak(page: &mut Page, r: &Run, p: &str) {
         .unwrap_or_default();
     page.heading(3, "Soak: each window and the verdict");
     if let Some(v) = s.get("verdict") {
-        let pass = v.get("pass").and_then(Value::as_bool).unwrap_or(false);
-        let failed: Vec<String> = v
-            .get("rules")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|r| r.get("pass").and_then(Value::as_bool) == Some(false))
-            .map(|r| {
-                format!(
-                    "{} {} (limit {})",
-                    str_of(r, "name"),
-                    str_of(r, "value"),
-                    str_of(r, "limit")
-                )
-            })
-            .collect();
-        let line = if pass {
-            "soak PASS".to_string()
-        } else {
-            format!("soak FAIL: {}", failed.join("; "))
-        };
-        page.blocks.push(Block::Verdict { pass, line });
-        let mut t = Table::new(
-            &format!("{p}soak-rules"),
-            "Rules",
-            &["rule", "limit", "measured", "outcome", "detail"],
-        );
-        for rule in v
-            .get("rules")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let outcome = match rule.get("pass").and_then(Value::as_bool) {
-                Some(true) => "pass",
-                Some(false) => "FAIL",
-                None => "not measured",
-            };
-            t.row(vec![
-                str_of(rule, "name"),
-                str_of(rule, "limit"),
-                str_of(rule, "value"),
-                outcome.into(),
-                str_of(rule, "detail"),
-            ]);
-        }
-        page.table(t);
+        verdict(page, v, p);
     }
+    window_charts(page, &windows, p);
+    window_table(page, &windows, p);
+}
+
+/// The verdict line, green or red, and each rule's outcome.
+fn verdict(page: &mut Page, v: &Value, p: &str) {
+    let pass = v.get("pass").and_then(Value::as_bool).unwrap_or(false);
+    let failed: Vec<String> = v
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("pass").and_then(Value::as_bool) == Some(false))
+        .map(|r| {
+            format!(
+                "{} {} (limit {})",
+                str_of(r, "name"),
+                str_of(r, "value"),
+                str_of(r, "limit")
+            )
+        })
+        .collect();
+    let line = if pass {
+        "soak PASS".to_string()
+    } else {
+        format!("soak FAIL: {}", failed.join("; "))
+    };
+    page.blocks.push(Block::Verdict { pass, line });
+    let mut t = Table::new(
+        &format!("{p}soak-rules"),
+        "Rules",
+        &["rule", "limit", "measured", "outcome", "detail"],
+    );
+    for rule in v
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let outcome = match rule.get("pass").and_then(Value::as_bool) {
+            Some(true) => "pass",
+            Some(false) => "FAIL",
+            None => "not measured",
+        };
+        t.row(vec![
+            str_of(rule, "name"),
+            str_of(rule, "limit"),
+            str_of(rule, "value"),
+            outcome.into(),
+            str_of(rule, "detail"),
+        ]);
+    }
+    page.table(t);
+}
+
+/// Each window's latency, tokens/s and the server's memory.
+fn window_charts(page: &mut Page, windows: &[&Value], p: &str) {
     let col = |k: &str| -> Vec<(f64, Option<f64>)> {
         windows
             .iter()
@@ -301,6 +312,9 @@ pub fn soak(page: &mut Page, r: &Run, p: &str) {
         )
         .series(Series::new("GPU memory", 1, Shape::LinePoints).with_points(mem("gpu_bytes"))),
     );
+}
+
+fn window_table(page: &mut Page, windows: &[&Value], p: &str) {
     let mut t = Table::new(
         &format!("{p}soak-windows"),
         "Windows",
@@ -318,7 +332,7 @@ pub fn soak(page: &mut Page, r: &Run, p: &str) {
             "RSS MiB",
         ],
     );
-    for w in &windows {
+    for w in windows {
         let g = |k: &str| w.get(k).and_then(Value::as_f64);
         let rss = w
             .get("memory")

@@ -39,6 +39,20 @@ async fn sim_with(faults: &[&str]) -> SimHandle {
     sim::start(cfg).await.unwrap()
 }
 
+/// A primary simulator that falls back to a backup, each with its faults, behind a gateway
+/// with these router and gateway settings.
+async fn primary_and_backup(
+    primary: &[&str],
+    backup: &[&str],
+    router: &str,
+    gw: &str,
+) -> (SimHandle, SimHandle, Running) {
+    let (p, b) = (sim_with(primary).await, sim_with(backup).await);
+    let routes = route("primary", &p, &["backup"]) + &route("backup", &b, &[]);
+    let g = gateway_with(&routes, None, router, gw).await;
+    (p, b, g)
+}
+
 fn url(g: &Running, path: &str) -> String {
     format!("http://{}{path}", g.addr)
 }
@@ -458,10 +472,8 @@ async fn completions_are_raw_prompts_in_both_directions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_tells_each_step_of_a_request() {
     use futures::StreamExt;
-    let primary = sim_with(&["refuse"]).await;
-    let backup = sim_with(&[]).await;
-    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
-    let g = gateway_with(&routes, None, "", "  drain_timeout_s: 600\n").await;
+    let (_primary, _backup, g) =
+        primary_and_backup(&["refuse"], &[], "", "  drain_timeout_s: 600\n").await;
     let got = post(&g, "/v1/chat/completions", &openai_body("primary", true)).await;
     assert_eq!(got.status, 200);
     let id: u64 = got.header("x-anorag-request-id").unwrap().parse().unwrap();
@@ -679,10 +691,13 @@ async fn upstream_statuses_reach_the_client_with_retry_after() {
 /// and the tokens counted on the route that served them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_primary_loses_no_request_and_tokens_count_where_served() {
-    let primary = sim_with(&["status=503,rate=0.5"]).await;
-    let backup = sim_with(&[]).await;
-    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
-    let g = gateway_with(&routes, None, "circuit: {failures: 1000}", "").await;
+    let (_primary, _backup, g) = primary_and_backup(
+        &["status=503,rate=0.5"],
+        &[],
+        "circuit: {failures: 1000}",
+        "",
+    )
+    .await;
     let mut served = std::collections::BTreeMap::<String, u64>::new();
     let mut tokens = 0;
     for _ in 0..20 {
@@ -1118,10 +1133,7 @@ async fn metrics_pass_promtool() {
         );
         return;
     };
-    let primary = sim_with(&["status=503,rate=0.5"]).await;
-    let backup = sim_with(&[]).await;
-    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
-    let g = gateway_with(&routes, None, "", "").await;
+    let (_primary, _backup, g) = primary_and_backup(&["status=503,rate=0.5"], &[], "", "").await;
     for i in 0..10 {
         let stream = i % 2 == 0;
         post(&g, "/v1/chat/completions", &openai_body("primary", stream)).await;
@@ -1454,10 +1466,7 @@ async fn the_official_openai_and_ollama_clients() {
 async fn traffic_reads_what_the_gateway_carried() {
     use anorag::traffic::{self, GatewayView, Update};
     use std::sync::{Arc, Mutex};
-    let primary = sim_with(&["refuse"]).await;
-    let backup = sim_with(&[]).await;
-    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
-    let g = gateway_with(&routes, None, "", "").await;
+    let (_primary, backup, g) = primary_and_backup(&["refuse"], &[], "", "").await;
     let addr = g.addr.to_string();
     let view = Arc::new(Mutex::new(GatewayView::new(&addr)));
     let follower = {
@@ -1659,10 +1668,13 @@ fn console_watcher(addr: &str) -> anorag::traffic::Watcher {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_counts_what_a_load_generator_sent_through_the_gateway() {
     use anorag::bench::{self, BenchTarget, Load, Plan, Progress, Stop, Workload};
-    let primary = sim_with(&["status=503,rate=0.1"]).await;
-    let backup = sim_with(&["status=500,rate=0.2"]).await;
-    let routes = route("primary", &primary, &["backup"]) + &route("backup", &backup, &[]);
-    let g = gateway_with(&routes, None, "max_attempts: 2", "").await;
+    let (primary, backup, g) = primary_and_backup(
+        &["status=503,rate=0.1"],
+        &["status=500,rate=0.2"],
+        "max_attempts: 2",
+        "",
+    )
+    .await;
     let addr = g.addr.to_string();
     let mut app = console_app(&["primary", "backup"]);
     let mut w = console_watcher(&addr);
