@@ -100,26 +100,22 @@ pub async fn build(
     let n = n.clamp(1, MAX_DISTINCT);
     let pool = pool(tok).await?;
     let pool = &pool;
-    let made: Vec<Result<(usize, Prompt, bool), String>> = futures::stream::iter(0..n)
-        .map(|i| async move {
-            let mut rng = request_rng(seed, i);
-            let inp = ranged(&mut rng, input_len, range_ratio);
-            let out = ranged(&mut rng, output_len, range_ratio);
-            let (text, got) = one(tok, pool, inp, &mut rng).await?;
-            Ok((
-                i,
-                Prompt {
-                    text,
-                    output_len: out,
-                    input_len_estimate: got,
-                },
-                got == inp,
-            ))
-        })
-        .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
-    finish(tok, made).await
+    made_in_parallel(tok, n, |i| async move {
+        let mut rng = request_rng(seed, i);
+        let inp = ranged(&mut rng, input_len, range_ratio);
+        let out = ranged(&mut rng, output_len, range_ratio);
+        let (text, got) = one(tok, pool, inp, &mut rng).await?;
+        Ok((
+            i,
+            Prompt {
+                text,
+                output_len: out,
+                input_len_estimate: got,
+            },
+            got == inp,
+        ))
+    })
+    .await
 }
 
 /// A prefix workload with exact lengths: `groups` prefixes of exactly `prefix_len` tokens,
@@ -143,25 +139,35 @@ pub async fn build_prefix(
         prefixes.push(one(tok, &pool, prefix_len, &mut rng).await?.0);
     }
     let (pool, prefixes) = (&pool, &prefixes);
+    made_in_parallel(tok, n, |i| async move {
+        let mut rng = request_rng(seed, i);
+        let (suffix, _) = one(tok, pool, suffix_len, &mut rng).await?;
+        let text = format!(
+            "{}{suffix}",
+            prefixes[super::workload::prefix_group(i, groups)]
+        );
+        let got = tok.encode(&text).await?.len() as u32;
+        Ok((
+            i,
+            Prompt {
+                text,
+                output_len,
+                input_len_estimate: got,
+            },
+            got == prefix_len + suffix_len,
+        ))
+    })
+    .await
+}
+
+/// Prompt `i` of `n` made by `make(i)`, [`PARALLEL`] at a time, then ordered.
+async fn made_in_parallel<F, Fut>(tok: &Tokenizer, n: usize, make: F) -> Result<Exact, String>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<(usize, Prompt, bool), String>>,
+{
     let made: Vec<Result<(usize, Prompt, bool), String>> = futures::stream::iter(0..n)
-        .map(|i| async move {
-            let mut rng = request_rng(seed, i);
-            let (suffix, _) = one(tok, pool, suffix_len, &mut rng).await?;
-            let text = format!(
-                "{}{suffix}",
-                prefixes[super::workload::prefix_group(i, groups)]
-            );
-            let got = tok.encode(&text).await?.len() as u32;
-            Ok((
-                i,
-                Prompt {
-                    text,
-                    output_len,
-                    input_len_estimate: got,
-                },
-                got == prefix_len + suffix_len,
-            ))
-        })
+        .map(make)
         .buffer_unordered(PARALLEL)
         .collect()
         .await;

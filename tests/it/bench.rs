@@ -38,6 +38,13 @@ async fn sim_target(
     (s, t)
 }
 
+/// A simulator on its own thread (see [`SimThread`]) with these timings, and the target on it.
+async fn thread_target(ttft_ms: u64, itl_ms: u64, tokens: u32) -> (SimThread, BenchTarget) {
+    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(ttft_ms, itl_ms, tokens));
+    let t = target_at(&s.url).await;
+    (s, t)
+}
+
 async fn target_at(base_url: &str) -> BenchTarget {
     let yaml = format!(
         "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      sim: {{base_url: {base_url}, model: qwen2_5_0_5b}}\n"
@@ -108,8 +115,7 @@ fn near(x: f64, truth: f64, tol: f64, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn figures_follow_the_simulators_timings() {
     let _g = SERIAL.lock().await;
-    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(50, 10, 32));
-    let t = target_at(&s.url).await;
+    let (_s, t) = thread_target(50, 10, 32).await;
     let plan = Plan {
         warmup: 16,
         ..closed(16, 160, random(64, 32))
@@ -277,8 +283,7 @@ async fn both_http_clients_count_and_classify_alike() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_achieves_the_requested_rate() {
     let _g = SERIAL.lock().await;
-    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(5, 1, 4));
-    let t = target_at(&s.url).await;
+    let (_s, t) = thread_target(5, 1, 4).await;
     for burstiness in [1.0, f64::INFINITY] {
         let plan = Plan::new(
             Load::Open {
@@ -323,8 +328,7 @@ async fn open_loop_achieves_the_requested_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_concurrency_queues_in_the_client_and_says_how_long() {
     let _g = SERIAL.lock().await;
-    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(100, 10, 10));
-    let t = target_at(&s.url).await;
+    let (_s, t) = thread_target(100, 10, 10).await;
     let plan = Plan::new(
         Load::Open {
             rate: 100.0,
@@ -970,8 +974,7 @@ async fn a_simulator_at_capacity_reports_waiting_requests() {
 async fn a_ramp_reaches_its_end_rate() {
     use anorag::bench::arrivals::{ramp_schedule, Ramp, RampStrategy};
     let _g = SERIAL.lock().await;
-    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(2, 1, 2));
-    let t = target_at(&s.url).await;
+    let (_s, t) = thread_target(2, 1, 2).await;
     let ramp = Ramp {
         strategy: RampStrategy::Linear,
         start_rps: 40.0,
@@ -1186,8 +1189,7 @@ async fn a_timed_run_that_reuses_its_prompts_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_view_is_sampled_every_interval_on_the_runs_axis() {
     let _g = SERIAL.lock().await;
-    let s = SimThread::start(SimConfig::new(Flavor::Vllm).timing(5, 5, 40));
-    let t = target_at(&s.url).await;
+    let (_s, t) = thread_target(5, 5, 40).await;
     let mut plan = Plan::new(
         Load::Closed { concurrency: 2 },
         Stop::DurationS(3.0),

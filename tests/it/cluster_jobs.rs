@@ -35,6 +35,18 @@ fn view() -> ClusterView {
     }
 }
 
+/// The Ray job of profile `c` on cluster `farm`.
+fn job_of_c(cfg: &anorag::config::Config) -> anorag::cluster::JobSpec {
+    let spec = launch_on(
+        "c",
+        &cfg.servers["c"],
+        &cfg.clusters["farm"],
+        cfg,
+        Path::new("x"),
+    );
+    job_spec("c", &cfg.servers["c"], &spec, "t", 1)
+}
+
 #[test]
 fn a_profile_becomes_a_job_with_its_argv_placement_and_metadata() {
     let cfg = config(
@@ -125,14 +137,7 @@ fn the_entrypoint_runs_in_a_real_shell_with_its_words_and_the_nodes_variables() 
         "t.yaml",
     );
     let cfg = cfg.unwrap_or_else(|e| panic!("{e}"));
-    let spec = launch_on(
-        "c",
-        &cfg.servers["c"],
-        &cfg.clusters["farm"],
-        &cfg,
-        Path::new("x"),
-    );
-    let job = job_spec("c", &cfg.servers["c"], &spec, "t", 1);
+    let job = job_of_c(&cfg);
     let out = std::process::Command::new("sh")
         .args(["-c", &job.entrypoint])
         .output()
@@ -149,14 +154,7 @@ fn a_template_value_is_filled_in_by_the_nodes_shell() {
         &|k: &str| (k == "MY_HF_TOKEN").then(|| "hf_local_value".to_string()),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let spec = launch_on(
-        "c",
-        &cfg.servers["c"],
-        &cfg.clusters["farm"],
-        &cfg,
-        Path::new("x"),
-    );
-    let job = job_spec("c", &cfg.servers["c"], &spec, "t", 1);
+    let job = job_of_c(&cfg);
     // The value this machine has never travels: not in the env, not in the entrypoint.
     assert!(
         !job.env.values().any(|v| v.contains("hf_local_value")),

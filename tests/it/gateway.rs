@@ -39,6 +39,13 @@ async fn sim_with(faults: &[&str]) -> SimHandle {
     sim::start(cfg).await.unwrap()
 }
 
+/// One simulator with its faults as route `name`, nowhere to fall back, behind a gateway.
+async fn alone(name: &str, faults: &[&str], router: &str, gw: &str) -> (SimHandle, Running) {
+    let s = sim_with(faults).await;
+    let g = gateway_with(&route(name, &s, &[]), None, router, gw).await;
+    (s, g)
+}
+
 /// A primary simulator that falls back to a backup, each with its faults, behind a gateway
 /// with these router and gateway settings.
 async fn primary_and_backup(
@@ -628,10 +635,9 @@ async fn failures_after_commit_end_the_stream_in_band() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_statuses_reach_the_client_with_retry_after() {
     // 429 with Retry-After, nowhere to fall back: 429 and the same Retry-After.
-    let limited = sim_with(&["status=429,retry_after=7"]).await;
-    let g = gateway_with(
-        &route("limited", &limited, &[]),
-        None,
+    let (_limited, g) = alone(
+        "limited",
+        &["status=429,retry_after=7"],
         "max_attempts: 1",
         "",
     )
@@ -648,21 +654,13 @@ async fn upstream_statuses_reach_the_client_with_retry_after() {
     g.shutdown().await;
 
     // 429 without Retry-After: still a 429.
-    let limited = sim_with(&["status=429"]).await;
-    let g = gateway_with(
-        &route("limited", &limited, &[]),
-        None,
-        "max_attempts: 1",
-        "",
-    )
-    .await;
+    let (_limited, g) = alone("limited", &["status=429"], "max_attempts: 1", "").await;
     let got = post(&g, "/v1/chat/completions", &openai_body("limited", true)).await;
     assert_eq!(got.status, 429);
     g.shutdown().await;
 
     // 500 once: the router tries again and the client sees only the answer.
-    let once = sim_with(&["status=500,count=1"]).await;
-    let g = gateway_with(&route("once", &once, &[]), None, "", "").await;
+    let (_once, g) = alone("once", &["status=500,count=1"], "", "").await;
     let got = post(&g, "/v1/chat/completions", &openai_body("once", true)).await;
     assert_eq!(got.status, 200, "{:?}", got.events);
     assert_eq!(got.header("x-anorag-attempts"), Some("2"));
@@ -1073,8 +1071,7 @@ fn an_address_others_can_reach_needs_client_keys() {
 async fn any_body_gets_a_well_formed_answer() {
     use proptest::strategy::{Strategy, ValueTree};
     use proptest::test_runner::TestRunner;
-    let s = sim_with(&[]).await;
-    let g = gateway_with(&route("tiny", &s, &[]), None, "", "").await;
+    let (_s, g) = alone("tiny", &[], "", "").await;
     let http = reqwest::Client::new();
     let mut runner = TestRunner::default();
     let bodies = proptest::prop_oneof![

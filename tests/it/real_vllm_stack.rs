@@ -6,7 +6,7 @@ use crate::common;
 use anorag::config::{self, Config};
 use anorag::procfs;
 use anorag::provider::{factory, ChatRequest, StreamEvent};
-use anorag::telemetry::vllm_metrics::{self, Scrape};
+use anorag::telemetry::vllm_metrics;
 use common::{free_port, group_members, RealVllmEnv};
 use futures::StreamExt;
 use std::path::PathBuf;
@@ -142,16 +142,7 @@ async fn real_vllm_through_the_supervisor() {
 
     // /metrics before and after some chats: vLLM's generation counter moves by exactly the
     // completion tokens the chats reported.
-    let metrics_url = format!("http://127.0.0.1:{}/metrics", stack.port);
-    let scrape = || async {
-        let text = reqwest::get(&metrics_url)
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        Scrape::parse(&text, Some(SERVED), Instant::now())
-    };
+    let scrape = || gateway::scrape(stack.port);
     let before = scrape().await;
     let mut reported = 0;
     for n in [5u32, 9, 13, 21] {

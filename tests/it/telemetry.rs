@@ -199,6 +199,16 @@ fn dcgm_exporter_page_becomes_devices_with_missing_fields_missing() {
     assert!(matches!(empty.status, GpuStatus::Unreachable(_)));
 }
 
+/// A router of one route, `r`, on this simulator.
+async fn one_route_router(s: &sim::SimHandle) -> Arc<anorag::provider::router::Router> {
+    let yaml = format!(
+        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      r: {{base_url: {}, model: qwen2_5_0_5b}}\n",
+        s.base_url()
+    );
+    let cfg = config::load_str(&yaml, "t.yaml").unwrap();
+    Arc::new(factory::build(&cfg).await.unwrap())
+}
+
 #[tokio::test]
 async fn a_dcgm_source_over_http_and_when_unreachable() {
     let body = fixture("dcgm/two_gpus.txt");
@@ -317,12 +327,7 @@ async fn the_prober_sees_down_up_down_and_records_latency() {
         .await
         .unwrap();
     s.set_refusing(true);
-    let yaml = format!(
-        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      r: {{base_url: {}, model: qwen2_5_0_5b}}\n",
-        s.base_url()
-    );
-    let cfg = config::load_str(&yaml, "t.yaml").unwrap();
-    let router = Arc::new(factory::build(&cfg).await.unwrap());
+    let router = one_route_router(&s).await;
     let (tx, mut rx) = watch::channel(RouteTable::from_router(&router));
     let probe = routes::spawn(
         router.clone(),
@@ -394,12 +399,7 @@ async fn the_circuit_shown_is_the_routers_own() {
     let s = sim::start(SimConfig::new(Flavor::Vllm).timing(1, 1, 4))
         .await
         .unwrap();
-    let yaml = format!(
-        "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      r: {{base_url: {}, model: qwen2_5_0_5b}}\n",
-        s.base_url()
-    );
-    let cfg = config::load_str(&yaml, "t.yaml").unwrap();
-    let router = Arc::new(factory::build(&cfg).await.unwrap());
+    let router = one_route_router(&s).await;
     let (tx, mut rx) = watch::channel(RouteTable::from_router(&router));
     let _p = routes::spawn(
         router.clone(),

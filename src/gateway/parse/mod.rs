@@ -108,6 +108,14 @@ fn stop(m: &Map<String, Value>, at: &str) -> Result<Vec<String>, BadField> {
     }
 }
 
+/// The body as an object, its model, and none of the `refused` fields.
+fn head(body: &[u8], refused: &[(&str, &str)]) -> Result<(Map<String, Value>, String), BadField> {
+    let m = object(body)?;
+    let model = model(&m)?;
+    refuse(&m, refused)?;
+    Ok((m, model))
+}
+
 /// Refuses fields whose meaning the gateway cannot carry to every route.
 fn refuse(m: &Map<String, Value>, fields: &[(&str, &str)]) -> Result<(), BadField> {
     for (k, why) in fields {

@@ -1,5 +1,5 @@
 //! Ollama's chat and generate bodies, with its `options`.
-use super::{bad, messages, model, object, opt_bool, opt_f32, opt_i64, refuse, stop};
+use super::{bad, head, messages, opt_bool, opt_f32, opt_i64, stop};
 use super::{BadField, Parsed};
 use crate::provider::{ChatRequest, Message};
 use serde_json::{Map, Value};
@@ -33,27 +33,21 @@ fn ollama_options(m: &Map<String, Value>, req: &mut ChatRequest) -> Result<(), B
     Ok(())
 }
 
-fn ollama_common(m: &Map<String, Value>) -> Result<(), BadField> {
-    refuse(
-        m,
-        &[
-            ("tools", "the routes behind it may not call tools alike"),
-            ("format", "not every route can constrain its output"),
-            ("images", "images are not supported through the gateway"),
-            ("suffix", "not every route can fill in the middle"),
-            (
-                "context",
-                "the deprecated `context` cannot be carried to other servers",
-            ),
-        ],
-    )
-}
+/// Fields Ollama's endpoints take that the gateway cannot carry to every route.
+const OLLAMA_REFUSED: &[(&str, &str)] = &[
+    ("tools", "the routes behind it may not call tools alike"),
+    ("format", "not every route can constrain its output"),
+    ("images", "images are not supported through the gateway"),
+    ("suffix", "not every route can fill in the middle"),
+    (
+        "context",
+        "the deprecated `context` cannot be carried to other servers",
+    ),
+];
 
 /// `POST /api/chat`. No `messages` at all is Ollama's load request (answered at once).
 pub fn ollama_chat(body: &[u8]) -> Result<Parsed, BadField> {
-    let m = object(body)?;
-    let model = model(&m)?;
-    ollama_common(&m)?;
+    let (m, model) = head(body, OLLAMA_REFUSED)?;
     let stream = opt_bool(&m, "stream", true)?;
     let mut req = ChatRequest {
         messages: if m.get("messages").is_none_or(Value::is_null) {
@@ -75,9 +69,7 @@ pub fn ollama_chat(body: &[u8]) -> Result<Parsed, BadField> {
 /// `POST /api/generate`: the prompt (and `system`) as a chat, which is what Ollama does with
 /// its template; a `raw` prompt goes as it is, as a raw completion.
 pub fn ollama_generate(body: &[u8]) -> Result<Parsed, BadField> {
-    let m = object(body)?;
-    let model = model(&m)?;
-    ollama_common(&m)?;
+    let (m, model) = head(body, OLLAMA_REFUSED)?;
     let raw = opt_bool(&m, "raw", false)?;
     if m.get("template").is_some_and(|t| !t.is_null()) {
         return Err(bad("template", "`template` is not supported through the gateway (its routes apply their own chat template)"));

@@ -1,5 +1,5 @@
 //! OpenAI's chat and completions bodies.
-use super::{bad, messages, model, object, opt_bool, opt_f32, opt_i64, opt_u32, refuse, stop};
+use super::{bad, head, messages, opt_bool, opt_f32, opt_i64, opt_u32, stop};
 use super::{BadField, Parsed};
 use crate::provider::ChatRequest;
 use serde_json::{Map, Value};
@@ -58,10 +58,8 @@ fn openai_sampling(m: &Map<String, Value>) -> Result<ChatRequest, BadField> {
 
 /// `POST /v1/chat/completions`.
 pub fn openai_chat(body: &[u8]) -> Result<Parsed, BadField> {
-    let m = object(body)?;
-    let model = model(&m)?;
-    refuse(
-        &m,
+    let (m, model) = head(
+        body,
         &[
             ("tools", "the routes behind it may not call tools alike"),
             ("functions", "the routes behind it may not call tools alike"),
@@ -89,10 +87,8 @@ pub fn openai_chat(body: &[u8]) -> Result<Parsed, BadField> {
 /// `POST /v1/completions`: one raw prompt, sent as it is (no chat template) to the route's
 /// `/v1/completions`, or to Ollama's `generate` with `raw`.
 pub fn openai_completion(body: &[u8]) -> Result<Parsed, BadField> {
-    let m = object(body)?;
-    let model = model(&m)?;
-    refuse(
-        &m,
+    let (m, model) = head(
+        body,
         &[
             ("logprobs", "not every route returns log probabilities"),
             ("echo", "not every route echoes the prompt"),

@@ -19,7 +19,8 @@ pub struct GatewayOnReal {
     base: String,
 }
 
-async fn scrape(port: u16) -> Scrape {
+/// vLLM's `/metrics` on `port`, read now.
+pub async fn scrape(port: u16) -> Scrape {
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap()
