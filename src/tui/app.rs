@@ -59,6 +59,16 @@ pub struct ServersView {
     pub moved_warned: BTreeSet<(String, String)>,
 }
 
+impl ServersView {
+    /// ` (stopping…)` while an operation on the server is under way, else nothing.
+    pub fn busy_note(&self, name: &str) -> String {
+        self.busy
+            .get(name)
+            .map(|op| format!(" ({}…)", op.verb()))
+            .unwrap_or_default()
+    }
+}
+
 /// The Cluster pane: each configured cluster's last reading, and the selected job row.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterPane {

@@ -217,6 +217,17 @@ pub struct Parsed {
     pub include_usage: bool,
 }
 
+impl Parsed {
+    pub fn new(model: String, req: ChatRequest, stream: bool, include_usage: bool) -> Self {
+        Parsed {
+            model,
+            req,
+            stream,
+            include_usage,
+        }
+    }
+}
+
 /// An embeddings request of either dialect: its inputs, and whether OpenAI's client asked for
 /// base64 (its Python SDK does by default).
 #[derive(Debug, Clone, PartialEq)]

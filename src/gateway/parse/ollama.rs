@@ -58,12 +58,7 @@ pub fn ollama_chat(body: &[u8]) -> Result<Parsed, BadField> {
         ..ChatRequest::default()
     };
     ollama_options(&m, &mut req)?;
-    Ok(Parsed {
-        model,
-        req,
-        stream,
-        include_usage: false,
-    })
+    Ok(Parsed::new(model, req, stream, false))
 }
 
 /// `POST /api/generate`: the prompt (and `system`) as a chat, which is what Ollama does with
@@ -111,10 +106,5 @@ pub fn ollama_generate(body: &[u8]) -> Result<Parsed, BadField> {
         ..ChatRequest::default()
     };
     ollama_options(&m, &mut req)?;
-    Ok(Parsed {
-        model,
-        req,
-        stream,
-        include_usage: false,
-    })
+    Ok(Parsed::new(model, req, stream, false))
 }

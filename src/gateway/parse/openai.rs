@@ -76,12 +76,7 @@ pub fn openai_chat(body: &[u8]) -> Result<Parsed, BadField> {
         messages: messages(&m, false)?,
         ..openai_sampling(&m)?
     };
-    Ok(Parsed {
-        model,
-        req,
-        stream,
-        include_usage,
-    })
+    Ok(Parsed::new(model, req, stream, include_usage))
 }
 
 /// `POST /v1/completions`: one raw prompt, sent as it is (no chat template) to the route's
@@ -121,10 +116,5 @@ pub fn openai_completion(body: &[u8]) -> Result<Parsed, BadField> {
         raw_prompt: Some(prompt),
         ..openai_sampling(&m)?
     };
-    Ok(Parsed {
-        model,
-        req,
-        stream,
-        include_usage,
-    })
+    Ok(Parsed::new(model, req, stream, include_usage))
 }

@@ -194,12 +194,7 @@ fn jobs(f: &mut Frame, app: &App, area: Rect) {
     let rows = rows_data.iter().enumerate().map(|(i, r)| {
         let (profile, state) = match r.profile {
             Some(s) => {
-                let busy = app
-                    .servers
-                    .busy
-                    .get(&s.name)
-                    .map(|op| format!(" ({}…)", op.verb()))
-                    .unwrap_or_default();
+                let busy = app.servers.busy_note(&s.name);
                 (
                     Cell::from(s.name.clone()),
                     Cell::from(Span::styled(

@@ -48,12 +48,7 @@ pub fn render(f: &mut Frame, app: &App, area: Rect) {
     let states: Vec<String> = list
         .iter()
         .map(|s| {
-            let busy = app
-                .servers
-                .busy
-                .get(&s.name)
-                .map(|op| format!(" ({}…)", op.verb()))
-                .unwrap_or_default();
+            let busy = app.servers.busy_note(&s.name);
             state_text(s, &busy)
         })
         .collect();
