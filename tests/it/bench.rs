@@ -19,6 +19,18 @@ async fn target_for(s: &SimHandle) -> BenchTarget {
     target_at(&s.base_url()).await
 }
 
+/// Arguments written as one line (none has a space: temporary paths do not).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// `dashboard.yaml` in `dir`, holding `yaml`.
+fn dashboard(dir: &tempfile::TempDir, yaml: &str) -> std::path::PathBuf {
+    let path = dir.path().join("dashboard.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
 /// A closed loop of `concurrency` that stops after `requests`.
 fn closed(concurrency: usize, requests: u64, w: Workload) -> Plan {
     Plan::new(Load::Closed { concurrency }, Stop::Requests(requests), w)
@@ -629,16 +641,11 @@ mod cli {
             .await
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("dashboard.yaml");
-        std::fs::write(
-            &cfg,
-            format!(
+        let cfg = dashboard(&dir, &format!(
                 "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      fast: {{base_url: {}, model: qwen2_5_0_5b}}\n  ollama: {{base_url: \"{}\", model: \"qwen2.5:0.5b\"}}\n",
                 v.base_url(),
                 o.base_url()
-            ),
-        )
-        .unwrap();
+            ));
 
         let out = run_cli(
             cfg.clone(),
@@ -720,20 +727,11 @@ mod cli {
         let csv = dir.path().join("run.csv");
         let out = run_cli(
             cfg.clone(),
-            vec![
-                "--route".into(),
-                "fast".into(),
-                "--requests".into(),
-                "10".into(),
-                "--input-len".into(),
-                "8".into(),
-                "--output-len".into(),
-                "8".into(),
-                "--save-result".into(),
-                saved.display().to_string(),
-                "--csv".into(),
-                csv.display().to_string(),
-            ],
+            words(&format!(
+                "--route fast --requests 10 --input-len 8 --output-len 8 --save-result {} --csv {}",
+                saved.display(),
+                csv.display()
+            )),
         )
         .await;
         assert!(out.status.success());
@@ -743,18 +741,10 @@ mod cli {
         assert!(csv_text.contains("median_ttft_ms"));
         let out = run_cli(
             cfg.clone(),
-            vec![
-                "--route".into(),
-                "ollama".into(),
-                "--requests".into(),
-                "10".into(),
-                "--input-len".into(),
-                "8".into(),
-                "--output-len".into(),
-                "8".into(),
-                "--baseline".into(),
-                saved.display().to_string(),
-            ],
+            words(&format!(
+                "--route ollama --requests 10 --input-len 8 --output-len 8 --baseline {}",
+                saved.display()
+            )),
         )
         .await;
         let text = String::from_utf8_lossy(&out.stdout);
@@ -776,10 +766,9 @@ mod cli {
     async fn bad_arguments_and_runs_that_fail_entirely() {
         // Seven runs of the binary: not beside a test that measures the client's timing.
         let _g = SERIAL.lock().await;
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("dashboard.yaml");
         let dead = common::free_port();
-        std::fs::write(&cfg, format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      dead: {{base_url: http://127.0.0.1:{dead}/v1, model: m}}\n")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dashboard(&dir, &format!("llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      dead: {{base_url: http://127.0.0.1:{dead}/v1, model: m}}\n"));
         for (a, want) in [
             (
                 "--requests 0",
@@ -825,15 +814,10 @@ async fn find_max_finds_the_knee_the_simulator_is_told_to_have() {
     cfg.record_requests = false;
     let s = sim::start(cfg).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("dashboard.yaml");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = dashboard(&dir, &format!(
             "llm:\n  provider: vllm_openai\n  vllm_openai:\n    routes:\n      sim: {{base_url: \"{}\", model: qwen2_5_0_5b}}\n",
             s.base_url()
-        ),
-    )
-    .unwrap();
+        ));
     let saved = dir.path().join("find.json");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_anorag-tui"))
         .arg("--config")

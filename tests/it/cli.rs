@@ -63,20 +63,10 @@ fn chat_json_has_the_documented_fields() {
 
 #[test]
 fn chat_reads_the_prompt_from_stdin_and_takes_a_system_prompt() {
-    use std::io::Write;
-    let mut child = bin()
-        .args(["chat", "--json", "--system", "be brief", "--no-stream", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"one two three four five")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::common::output_with_stdin(
+        bin().args(["chat", "--json", "--system", "be brief", "--no-stream", "-"]),
+        b"one two three four five",
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // Two messages (system + user) of 2 and 5 words: the simulator's stand-in tokenizer.

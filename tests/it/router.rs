@@ -62,6 +62,16 @@ async fn primary_and_backup(faults: Vec<Fault>) -> (SimHandle, SimHandle, Router
     (primary, backup, r)
 }
 
+/// The simulator's answer with this status (and `Retry-After` seconds).
+fn status(code: u16, retry_after: Option<f64>) -> Fault {
+    Fault::new(FaultKind::Status { code, retry_after })
+}
+
+/// A router of one route on `s`, with the default circuit.
+async fn only_route(s: &SimHandle, policy: RouterPolicy) -> Router {
+    router(&one_route(&s.base_url()), policy, CircuitPolicy::default()).await
+}
+
 /// One streamed question to the default route.
 async fn ask(r: &Router) -> Result<RoutedStream, RouteFailure> {
     r.chat_stream(None, &ChatRequest::prompt("hi")).await
@@ -149,21 +159,8 @@ async fn fallbacks_of_fallbacks_are_followed_each_route_once() {
 
 #[tokio::test]
 async fn retry_after_on_503_is_honoured_before_trying_again() {
-    let s = sim_with(
-        Flavor::Vllm,
-        vec![Fault::new(FaultKind::Status {
-            code: 503,
-            retry_after: Some(1.0),
-        })
-        .count(1)],
-    )
-    .await;
-    let r = router(
-        &one_route(&s.base_url()),
-        quick_policy(),
-        CircuitPolicy::default(),
-    )
-    .await;
+    let s = sim_with(Flavor::Vllm, vec![status(503, Some(1.0)).count(1)]).await;
+    let r = only_route(&s, quick_policy()).await;
     let t0 = Instant::now();
     let rs = ask(&r).await.unwrap();
     let waited = t0.elapsed();
@@ -181,20 +178,8 @@ async fn retry_after_on_503_is_honoured_before_trying_again() {
 
 #[tokio::test]
 async fn retry_after_longer_than_the_wait_bound_fails_at_once() {
-    let s = sim_with(
-        Flavor::Vllm,
-        vec![Fault::new(FaultKind::Status {
-            code: 429,
-            retry_after: Some(60.0),
-        })],
-    )
-    .await;
-    let r = router(
-        &one_route(&s.base_url()),
-        quick_policy(),
-        CircuitPolicy::default(),
-    )
-    .await;
+    let s = sim_with(Flavor::Vllm, vec![status(429, Some(60.0))]).await;
+    let r = only_route(&s, quick_policy()).await;
     let t0 = Instant::now();
     let f = ask(&r).await.err().unwrap();
     // Waiting would take the whole minute the server asked for; half of it is no speed claim.
@@ -244,15 +229,7 @@ async fn failure_before_first_content_falls_back_without_the_caller_seeing_it() 
 
 #[tokio::test]
 async fn circuit_opens_after_repeated_failures_and_closes_after_a_half_open_probe() {
-    let s = sim_with(
-        Flavor::Vllm,
-        vec![Fault::new(FaultKind::Status {
-            code: 500,
-            retry_after: None,
-        })
-        .count(3)],
-    )
-    .await;
+    let s = sim_with(Flavor::Vllm, vec![status(500, None).count(3)]).await;
     let policy = RouterPolicy {
         max_attempts: 1,
         max_wait: Duration::ZERO,
@@ -352,7 +329,7 @@ async fn the_total_deadline_holds_before_and_after_commit() {
         vec![Fault::new(FaultKind::Stall { after: 2, ms: None })],
     )
     .await;
-    let r = router(&one_route(&stall.base_url()), p, CircuitPolicy::default()).await;
+    let r = only_route(&stall, p).await;
     let t0 = Instant::now();
     let rs = ask(&r).await.unwrap();
     let (text, err) = collect(rs.stream).await;
@@ -389,7 +366,7 @@ async fn idle_gap_and_first_token_timeouts_are_separate() {
         vec![Fault::new(FaultKind::Stall { after: 0, ms: None })],
     )
     .await;
-    let r = router(&one_route(&stall0.base_url()), p, CircuitPolicy::default()).await;
+    let r = only_route(&stall0, p).await;
     let f = ask(&r).await.err().unwrap();
     assert_eq!(f.error.class, ErrorClass::FirstTokenTimeout, "{f}");
 }
@@ -413,22 +390,8 @@ async fn bad_requests_return_to_the_caller_without_fallback() {
 
 #[tokio::test]
 async fn the_attempt_budget_is_shared_across_the_whole_chain() {
-    let a = sim_with(
-        Flavor::Vllm,
-        vec![Fault::new(FaultKind::Status {
-            code: 502,
-            retry_after: None,
-        })],
-    )
-    .await;
-    let b = sim_with(
-        Flavor::Vllm,
-        vec![Fault::new(FaultKind::Status {
-            code: 502,
-            retry_after: None,
-        })],
-    )
-    .await;
+    let a = sim_with(Flavor::Vllm, vec![status(502, None)]).await;
+    let b = sim_with(Flavor::Vllm, vec![status(502, None)]).await;
     let policy = RouterPolicy {
         max_attempts: 3,
         ..quick_policy()
@@ -488,12 +451,7 @@ async fn ollama_pool_prefers_least_in_flight_and_skips_unhealthy_instances() {
 #[tokio::test]
 async fn unknown_route_is_a_clear_error() {
     let s = sim_with(Flavor::Vllm, vec![]).await;
-    let r = router(
-        &one_route(&s.base_url()),
-        quick_policy(),
-        CircuitPolicy::default(),
-    )
-    .await;
+    let r = only_route(&s, quick_policy()).await;
     let f = r
         .chat(Some("nope"), &ChatRequest::prompt("x"))
         .await
@@ -553,12 +511,7 @@ async fn a_malformed_chunk_after_commit_ends_the_stream_with_an_error() {
         vec![Fault::new(FaultKind::Malformed { after: 2 })],
     )
     .await;
-    let r = router(
-        &one_route(&s.base_url()),
-        quick_policy(),
-        CircuitPolicy::default(),
-    )
-    .await;
+    let r = only_route(&s, quick_policy()).await;
     let rs = ask(&r).await.unwrap();
     let (text, err) = collect(rs.stream).await;
     assert_eq!(text, "This answer");

@@ -61,41 +61,44 @@ fn totals(o: &mut String, r: &BenchResult) {
     if let Some(a) = r.achieved_request_rate {
         line(o, "Request rate achieved (RPS):", format!("{a:.2}"));
     }
-    line(o, "Benchmark duration (s):", format!("{:.2}", r.duration));
-    line(o, "Total input tokens:", r.total_input_tokens.to_string());
-    line(
-        o,
-        "Total generated tokens:",
-        r.total_output_tokens.to_string(),
-    );
-    line(
-        o,
-        "Request throughput (req/s):",
-        format!("{:.2}", r.request_throughput),
-    );
-    if let Some(g) = r.request_goodput {
-        line(o, "Request goodput (req/s):", format!("{g:.2}"));
+    let f2 = |x: f64| format!("{x:.2}");
+    let rows = [
+        ("Benchmark duration (s):", Some(f2(r.duration))),
+        (
+            "Total input tokens:",
+            Some(r.total_input_tokens.to_string()),
+        ),
+        (
+            "Total generated tokens:",
+            Some(r.total_output_tokens.to_string()),
+        ),
+        (
+            "Request throughput (req/s):",
+            Some(f2(r.request_throughput)),
+        ),
+        ("Request goodput (req/s):", r.request_goodput.map(f2)),
+        (
+            "Output token throughput (tok/s):",
+            Some(f2(r.output_throughput)),
+        ),
+        (
+            "Peak output token throughput (tok/s):",
+            Some(f2(r.max_output_tokens_per_s)),
+        ),
+        (
+            "Peak concurrent requests:",
+            Some(r.max_concurrent_requests.to_string()),
+        ),
+        (
+            "Total token throughput (tok/s):",
+            Some(f2(r.total_token_throughput)),
+        ),
+    ];
+    for (k, v) in rows {
+        if let Some(v) = v {
+            line(o, k, v);
+        }
     }
-    line(
-        o,
-        "Output token throughput (tok/s):",
-        format!("{:.2}", r.output_throughput),
-    );
-    line(
-        o,
-        "Peak output token throughput (tok/s):",
-        format!("{:.2}", r.max_output_tokens_per_s),
-    );
-    line(
-        o,
-        "Peak concurrent requests:",
-        r.max_concurrent_requests.to_string(),
-    );
-    line(
-        o,
-        "Total token throughput (tok/s):",
-        format!("{:.2}", r.total_token_throughput),
-    );
 }
 
 /// TTFT, TPOT, ITL and E2EL: mean, median and every percentile.

@@ -21,6 +21,20 @@ pub fn free_port() -> u16 {
 
 /// Says that `test` did not run and why: on stderr, and in the file `$ANORAG_SKIP_LOG` names
 /// (scripts/test prints it, and fails when a tier it set up was skipped anyway).
+/// Runs `cmd` with `input` on its standard input; its output and status.
+pub fn output_with_stdin(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn skipped(test: &str, why: &str) {
     let line = format!("SKIPPED {test}: {why}");
     eprintln!("{line}");
