@@ -4,6 +4,21 @@ use anorag::cli;
 // quarter of the load test's CPU (perf), mimalloc a fraction of that.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc 3's defaults keep memory it could give back: at 1,000 streams the gateway peaked
+/// at 78 MiB with them, 42 MiB with arenas committed on demand and freed pages purged at once
+/// (glibc: 46 MiB), for about the same CPU (`scripts/bench-gateway`, section 5). The numbers
+/// are `mi_option_arena_eager_commit` and `mi_option_purge_delay` in mimalloc 3's
+/// `mi_option_e` (libmimalloc-sys 0.1.49 builds mimalloc 3).
+extern "C" fn allocator_options() {
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is a plain store mimalloc reads on its next use.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +87,12 @@ enum Cmd {
     #[command(name = "__monitor", hide = true)]
     Monitor(cli::server::MonitorArgs),
 }
+
+// Before the first allocation (Rust's runtime allocates before `main`), so that the first
+// arena is reserved with them too: the loader runs `.init_array` before the runtime starts.
+#[used]
+#[link_section = ".init_array"]
+static ALLOCATOR_OPTIONS: extern "C" fn() = allocator_options;
 
 fn main() -> ExitCode {
     let args = Cli::parse();
