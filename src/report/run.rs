@@ -11,6 +11,25 @@ pub enum Dist {
     Ladder(Vec<(f64, f64)>),
 }
 
+impl Dist {
+    /// Cumulative percent of requests at or below each value.
+    pub fn cdf(&self) -> Vec<(f64, Option<f64>)> {
+        match self {
+            Dist::Bins { bins, ratio } => {
+                let total: u64 = bins.iter().map(|b| b.1).sum::<u64>().max(1);
+                let mut seen = 0;
+                let mut pts = vec![(bins.first().map_or(0.0, |b| b.0 / ratio), Some(0.0))];
+                for (upper, c) in bins {
+                    seen += c;
+                    pts.push((*upper, Some(seen as f64 / total as f64 * 100.0)));
+                }
+                pts
+            }
+            Dist::Ladder(l) => l.iter().map(|(q, v)| (*v, Some(q * 100.0))).collect(),
+        }
+    }
+}
+
 /// One request of a detailed run, in seconds from the run's start.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Request {
@@ -248,21 +267,4 @@ pub fn log_bins(v: &[f64], n: usize) -> Dist {
         bins,
         ratio: step.exp(),
     }
-}
-
-/// The quantile's value in a set of bins (the bin's upper bound).
-pub fn bins_quantile(bins: &[(f64, u64)], q: f64) -> Option<f64> {
-    let total: u64 = bins.iter().map(|b| b.1).sum();
-    if total == 0 {
-        return None;
-    }
-    let rank = (q * total as f64).ceil().max(1.0) as u64;
-    let mut seen = 0;
-    for (upper, c) in bins {
-        seen += c;
-        if seen >= rank {
-            return Some(*upper);
-        }
-    }
-    bins.last().map(|b| b.0)
 }

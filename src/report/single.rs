@@ -2,7 +2,7 @@
 //! timeline of a sample of requests, and a multi-turn run's turns.
 use super::chart::{Axis, Chart, Series, Shape};
 use super::page::Page;
-use super::run::{bins_quantile, Dist, Request, Run};
+use super::run::{Dist, Request, Run};
 
 pub const LATENCIES: [(&str, &str); 4] = [
     ("ttft", "TTFT"),
@@ -115,12 +115,18 @@ pub fn over_time(page: &mut Page, r: &Run, p: &str) {
 pub fn distributions(page: &mut Page, r: &Run, p: &str) {
     for (m, label) in LATENCIES {
         let Some(d) = r.dist(m) else { continue };
-        // The saved percentiles; where a file saved none (vLLM's E2EL), its own values'.
-        let raw = r.values(m);
+        // The saved percentiles; where a file saved none (vLLM's E2EL), its own values', sorted
+        // once and only then.
+        let missing = ["median", "p90", "p99"]
+            .iter()
+            .any(|w| r.stat(m, w).is_none());
+        let sorted = missing.then(|| r.values(m)).flatten().map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v
+        });
         let pick = |w: &str, q: f64| {
             r.stat(m, w).or_else(|| {
-                let mut v = raw.clone()?;
-                v.sort_by(f64::total_cmp);
+                let v = sorted.as_ref()?;
                 v.get(((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1)
                     .copied()
             })
@@ -164,26 +170,18 @@ pub fn distributions(page: &mut Page, r: &Run, p: &str) {
                     ),
                 );
                 page.chart(mark(h));
-                let total: u64 = bins.iter().map(|b| b.1).sum::<u64>().max(1);
-                let mut seen = 0;
-                let mut pts = vec![(bins[0].0 / ratio, Some(0.0))];
-                for (upper, c) in bins {
-                    seen += c;
-                    pts.push((*upper, Some(seen as f64 / total as f64 * 100.0)));
-                }
                 let cdf = Chart::new(
                     &format!("{p}cdf-{m}"),
                     &format!("{label} CDF"),
                     x(),
                     Axis::new("% of requests at or below"),
                 )
-                .series(Series::new(label, 0, Shape::Line).with_points(pts));
+                .series(Series::new(label, 0, Shape::Line).with_points(d.cdf()));
                 page.chart(mark(cdf));
             }
-            Dist::Ladder(l) => {
-                let pts = l.iter().map(|(q, v)| (*v, Some(q * 100.0))).collect();
+            Dist::Ladder(_) => {
                 let cdf = Chart::new(&format!("{p}cdf-{m}"), &format!("{label} CDF (from the saved percentiles only)"), x(), Axis::new("% of requests at or below"))
-                    .series(Series::new(label, 0, Shape::LinePoints).with_points(pts))
+                    .series(Series::new(label, 0, Shape::LinePoints).with_points(d.cdf()))
                     .note("This file saved percentiles only: the CDF joins them; save per-request arrays (--save-detailed) for the histogram.");
                 page.chart(mark(cdf));
             }
@@ -193,20 +191,7 @@ pub fn distributions(page: &mut Page, r: &Run, p: &str) {
 
 /// The CDF points of a latency, in percent, for overlays.
 pub fn cdf_points(r: &Run, m: &str) -> Vec<(f64, Option<f64>)> {
-    match r.dist(m) {
-        Some(Dist::Bins { bins, ratio }) => {
-            let total: u64 = bins.iter().map(|b| b.1).sum::<u64>().max(1);
-            let mut seen = 0;
-            let mut pts = vec![(bins[0].0 / ratio, Some(0.0))];
-            for (upper, c) in &bins {
-                seen += c;
-                pts.push((*upper, Some(seen as f64 / total as f64 * 100.0)));
-            }
-            pts
-        }
-        Some(Dist::Ladder(l)) => l.iter().map(|(q, v)| (*v, Some(q * 100.0))).collect(),
-        None => Vec::new(),
-    }
+    r.dist(m).map(|d| d.cdf()).unwrap_or_default()
 }
 
 /// How many requests the timeline shows: enough to see the pattern, few enough to read.
@@ -332,12 +317,4 @@ pub fn turns(page: &mut Page, r: &Run, p: &str) {
                 .with_points(col("mean_prompt_tokens")),
         ),
     );
-}
-
-/// The p-quantile of a saved distribution's bins (for tests and tables).
-pub fn dist_quantile(d: &Dist, q: f64) -> Option<f64> {
-    match d {
-        Dist::Bins { bins, .. } => bins_quantile(bins, q),
-        Dist::Ladder(l) => l.iter().find(|(x, _)| *x >= q).map(|(_, v)| *v),
-    }
 }
