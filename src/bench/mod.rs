@@ -4,6 +4,7 @@ pub mod arrivals;
 mod client_health;
 pub mod conversation;
 mod dispatch;
+pub mod dist;
 pub mod exact;
 pub mod find_max;
 pub mod plan;
