@@ -1,10 +1,10 @@
 //! Everything the console shows, as plain data: `update` changes it, the view draws it.
 use super::keymap::KeyMap;
+pub use super::servers_state::ServersView;
 use crate::bench::find_max::Search;
 use crate::bench::{BenchResult, Plan, Progress};
 pub use crate::config::keymap::{Pane, PANES};
 use crate::session::{ChatParams, Conversation};
-use crate::supervisor::engine::Op;
 use crate::supervisor::logs::LogRing;
 use crate::supervisor::ServerStatus;
 use crate::telemetry::routes::RouteTable;
@@ -46,27 +46,6 @@ pub struct Notice {
     pub error: bool,
     /// Unix seconds after which it goes.
     pub until: f64,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct ServersView {
-    pub list: Vec<ServerStatus>,
-    pub selected: usize,
-    /// Started by this console (and still worth asking about on quit).
-    pub started_here: BTreeSet<String>,
-    pub busy: BTreeMap<String, Op>,
-    /// (server, host) pairs already said to have left their route's address.
-    pub moved_warned: BTreeSet<(String, String)>,
-}
-
-impl ServersView {
-    /// ` (stopping…)` while an operation on the server is under way, else nothing.
-    pub fn busy_note(&self, name: &str) -> String {
-        self.busy
-            .get(name)
-            .map(|op| format!(" ({}…)", op.verb()))
-            .unwrap_or_default()
-    }
 }
 
 /// The Cluster pane: each configured cluster's last reading, and the selected job row.

@@ -6,6 +6,7 @@ pub mod keymap;
 pub mod models_state;
 pub mod panics;
 pub mod runtime;
+pub mod servers_state;
 pub mod terminal;
 pub mod update;
 pub mod view;
