@@ -645,6 +645,9 @@ fn browse(browser: &Path, page: &Path) -> Browsed {
         .lock()
         .unwrap()
         .iter()
+        // A connection that sent nothing (Chromium opens spare ones to its proxy) asked for
+        // nothing.
+        .filter(|r| !r.is_empty())
         .filter(|r| {
             !BROWSER_HOSTS
                 .iter()
