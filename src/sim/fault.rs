@@ -148,6 +148,9 @@ impl Plan {
     ) -> Result<(), std::io::Error> {
         tokio::time::sleep_until(due.into()).await;
         if self.reset_after == Some(i) {
+            // The chunks before it were handed to the HTTP layer, not yet written: a moment for
+            // them to leave, so a busy machine still delivers exactly K before the break.
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
             return Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "injected reset",
