@@ -94,7 +94,7 @@ fn json_of(v: &GatewayView, n: usize) -> serde_json::Value {
 /// The last 60 seconds summed.
 fn minute(v: &GatewayView) -> serde_json::Value {
     let secs: Vec<_> = v.seconds.iter().rev().take(60).collect();
-    let sum = |f: fn(&traffic::wire::Second) -> u64| secs.iter().map(|s| f(s)).sum::<u64>();
+    let sum = |f: fn(&traffic::wire::SecondStats) -> u64| secs.iter().map(|s| f(s)).sum::<u64>();
     let mut errors = std::collections::BTreeMap::<String, u64>::new();
     for s in &secs {
         for (k, n) in &s.errors {

@@ -3,10 +3,10 @@
 //! so that a console watching thousands of requests a second can take the seconds alone.
 //! Bounded everywhere: a broadcast channel that drops for a lagging reader (and says so), a
 //! ring of recent events for a reader that joins late, and per-second histograms.
+pub use super::events::{CircuitSecond, Event, RouteSecond, SecondStats};
 pub use super::feed_readers::ReaderGuard;
 use super::feed_readers::Readers;
 use hdrhistogram::Histogram;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -16,147 +16,6 @@ use tokio::sync::broadcast;
 const RECENT: usize = 512;
 /// Seconds kept for `/anorag/stats`.
 const SECONDS: usize = 300;
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    Start {
-        id: u64,
-        /// Unix time, ms.
-        at_ms: u64,
-        client: String,
-        dialect: &'static str,
-        model: String,
-        route: String,
-        stream: bool,
-    },
-    /// An attempt starts: the route and target tried, its number, and the request's budget.
-    Trying {
-        id: u64,
-        route: String,
-        target: String,
-        attempt: u32,
-        budget: u32,
-    },
-    /// The request moved on: `waiting_first_token` once the target sent its headers.
-    Stage {
-        id: u64,
-        stage: &'static str,
-    },
-    /// A failed attempt on the way to an answer (or to the final failure).
-    Attempt {
-        id: u64,
-        route: String,
-        target: String,
-        class: String,
-        status: Option<u16>,
-        message: String,
-    },
-    /// Served by another route than the one asked for.
-    Fallback {
-        id: u64,
-        from: String,
-        to: String,
-        reason: String,
-        /// The attempt that answered, and the request's attempt budget.
-        attempt: usize,
-        budget: u32,
-    },
-    FirstToken {
-        id: u64,
-        ttft_ms: f64,
-    },
-    End {
-        id: u64,
-        /// `ok`, `error` (with its class), or `cancelled` (the client left).
-        outcome: &'static str,
-        class: Option<String>,
-        status: u16,
-        route: String,
-        server: Option<String>,
-        /// `tiny_qwen x connect -> ollama ok`.
-        chain: String,
-        prompt_tokens: u64,
-        completion_tokens: u64,
-        ttft_ms: Option<f64>,
-        duration_ms: f64,
-        queue_ms: f64,
-        upstream_ms: f64,
-        overhead_us: f64,
-        /// Since arrival: the answering (last) attempt began, and its response head came.
-        answer_ms: Option<f64>,
-        headers_ms: Option<f64>,
-        /// Where a cancelled request was: queued, connecting, streaming, ...
-        stage: Option<&'static str>,
-    },
-    /// Something the operator should know: a config reload, a drain, a refusal.
-    Notice {
-        at_ms: u64,
-        message: String,
-    },
-    Second(Box<SecondStats>),
-    /// This reader fell behind and missed events.
-    Lagged {
-        missed: u64,
-    },
-}
-
-/// Read back by the console's traffic reader, tolerant of fields it lacks.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
-#[serde(default)]
-pub struct SecondStats {
-    /// Unix time of the second's start, s.
-    pub t: u64,
-    pub started: u64,
-    pub ok: u64,
-    pub errors: BTreeMap<String, u64>,
-    pub cancelled: u64,
-    pub fallbacks: u64,
-    pub refused: u64,
-    pub in_flight: usize,
-    pub queued: usize,
-    pub completion_tokens: u64,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-    pub overhead_p50_us: Option<f64>,
-    pub overhead_p99_us: Option<f64>,
-    /// Per route that served: requests, errors, TTFT p50/p99, tokens.
-    pub routes: BTreeMap<String, RouteSecond>,
-    /// Every target's circuit at the second's end, route by route in the config's order.
-    pub circuits: Vec<CircuitSecond>,
-}
-
-/// One target's circuit as the second ended.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
-#[serde(default)]
-pub struct CircuitSecond {
-    pub route: String,
-    pub target: String,
-    /// closed, open, half_open.
-    pub state: String,
-    pub reopens_in_ms: Option<u64>,
-    pub consecutive_failures: u32,
-    /// Times it has opened since the gateway started.
-    pub trips: u32,
-    pub last_error: Option<String>,
-    /// The last failure's class (`rate_limited`: held open by the upstream's `Retry-After`).
-    pub last_class: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
-#[serde(default)]
-pub struct RouteSecond {
-    /// Requests ended on this route in the second.
-    pub requests: u64,
-    /// Attempts on this route still running as the second ended.
-    pub in_flight: usize,
-    pub errors: u64,
-    pub fallbacks_in: u64,
-    pub fallbacks_out: u64,
-    pub completion_tokens: u64,
-    pub ttft_p50_ms: Option<f64>,
-    pub ttft_p99_ms: Option<f64>,
-}
 
 fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("valid bounds")
@@ -284,7 +143,7 @@ impl Feed {
     pub fn step(&self, ev: Event, followed: bool) {
         let always = match &ev {
             Event::Fallback { .. } => true,
-            Event::End { outcome, .. } => *outcome != "ok",
+            Event::End(e) => e.outcome != "ok",
             _ => false,
         };
         self.send(ev, followed || always);
@@ -343,38 +202,31 @@ impl Feed {
                 w.route(from).stats.fallbacks_out += 1;
                 w.route(to).stats.fallbacks_in += 1;
             }
-            Event::End {
-                id,
-                outcome,
-                class,
-                route,
-                completion_tokens,
-                ttft_ms,
-                overhead_us,
-                ..
-            } => {
-                attempts.end(*id);
-                match *outcome {
+            Event::End(e) => {
+                attempts.end(e.id);
+                match e.outcome.as_ref() {
                     "ok" => w.stats.ok += 1,
                     "cancelled" => w.stats.cancelled += 1,
                     _ => {
-                        let c = class.clone().unwrap_or_else(|| "error".into());
+                        let c = e.class.clone().unwrap_or_else(|| "error".into());
                         *w.stats.errors.entry(c).or_default() += 1;
                     }
                 }
-                w.stats.completion_tokens += completion_tokens;
-                if let Some(t) = ttft_ms {
+                w.stats.completion_tokens += e.completion_tokens;
+                if let Some(t) = e.ttft_ms {
                     let us = (t * 1000.0).max(1.0) as u64;
                     let _ = w.ttft_us.record(us);
                 }
-                let _ = w.overhead_ns.record((overhead_us * 1000.0).max(1.0) as u64);
-                let r = w.route(route);
+                let _ = w
+                    .overhead_ns
+                    .record((e.overhead_us * 1000.0).max(1.0) as u64);
+                let r = w.route(&e.route);
                 r.stats.requests += 1;
-                r.stats.completion_tokens += completion_tokens;
-                if *outcome == "error" {
+                r.stats.completion_tokens += e.completion_tokens;
+                if e.outcome == "error" {
                     r.stats.errors += 1;
                 }
-                if let Some(t) = ttft_ms {
+                if let Some(t) = e.ttft_ms {
                     let _ = r.ttft_us.record((t * 1000.0).max(1.0) as u64);
                 }
             }
@@ -544,9 +396,9 @@ mod tests {
     use super::*;
 
     fn end(id: u64, route: &str, outcome: &'static str, ttft: Option<f64>) -> Event {
-        Event::End {
+        Event::End(Box::new(super::super::events::Ended {
             id,
-            outcome,
+            outcome: outcome.into(),
             class: (outcome == "error").then(|| "server".into()),
             status: if outcome == "ok" { 200 } else { 502 },
             route: route.into(),
@@ -562,7 +414,7 @@ mod tests {
             answer_ms: None,
             headers_ms: None,
             stage: None,
-        }
+        }))
     }
 
     #[test]

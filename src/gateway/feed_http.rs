@@ -59,8 +59,8 @@ impl FeedFilter {
             return true;
         };
         match e {
-            Event::Start { id, at_ms, .. } => {
-                let sec = at_ms / 1000;
+            Event::Start(a) => {
+                let sec = a.at_ms / 1000;
                 if sec != self.second {
                     (self.second, self.taken) = (sec, 0);
                 }
@@ -71,7 +71,7 @@ impl FeedFilter {
                 let take = self.taken < n;
                 if take {
                     self.taken += 1;
-                    self.followed.insert(*id);
+                    self.followed.insert(a.id);
                 }
                 take
             }
@@ -80,7 +80,7 @@ impl FeedFilter {
             | Event::Attempt { id, .. }
             | Event::FirstToken { id, .. } => self.followed.contains(id),
             Event::Fallback { .. } => true,
-            Event::End { id, outcome, .. } => self.followed.remove(id) || *outcome != "ok",
+            Event::End(e) => self.followed.remove(&e.id) || e.outcome != "ok",
             _ => true,
         }
     }

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod auth;
 pub mod dialect;
 mod errors;
+pub mod events;
 pub mod feed;
 mod feed_http;
 mod feed_readers;

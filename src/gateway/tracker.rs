@@ -4,7 +4,7 @@
 //! finished means its client went away: counted as cancelled in the stage it was in.
 use super::dialect::Dialect;
 use super::errors::error_response;
-use super::feed::Event;
+use super::events::{Arrival, Ended, Event};
 use super::metrics::Finished;
 use super::Shared;
 use crate::provider::router::Step;
@@ -108,15 +108,15 @@ impl Tracker {
         let id = shared.next_id();
         let at_ms = crate::time::unix_now_ms();
         let followed = shared.feed.begin(
-            Event::Start {
+            Event::Start(Arrival {
                 id,
                 at_ms,
                 client: who.client.to_string(),
-                dialect: who.dialect.as_str(),
+                dialect: who.dialect.as_str().into(),
                 model: who.asked.to_string(),
                 route: who.route.to_string(),
                 stream: who.stream,
-            },
+            }),
             at_ms,
         );
         Self {
@@ -219,9 +219,9 @@ impl Tracker {
             completion_tokens: self.usage.completion_tokens,
         });
         sh.feed.step(
-            Event::End {
+            Event::End(Box::new(Ended {
                 id: self.id,
-                outcome,
+                outcome: outcome.into(),
                 class: class.map(String::from),
                 status,
                 route,
@@ -236,8 +236,8 @@ impl Tracker {
                 overhead_us: overhead.as_secs_f64() * 1e6,
                 answer_ms: Self::since_arrival_ms(&self.last_try_us),
                 headers_ms: Self::since_arrival_ms(&self.headers_us),
-                stage: (outcome == "cancelled").then(|| stage.as_str()),
-            },
+                stage: (outcome == "cancelled").then(|| stage.as_str().into()),
+            })),
             self.followed,
         );
         if outcome == "cancelled" {
@@ -275,7 +275,7 @@ impl Tracker {
                     feed.step(
                         Event::Stage {
                             id: self.id,
-                            stage: Stage::FirstToken.as_str(),
+                            stage: Stage::FirstToken.as_str().into(),
                         },
                         self.followed,
                     );
@@ -324,7 +324,7 @@ impl Tracker {
                     from: self.route.clone(),
                     to: served.route.clone(),
                     reason: reason.clone(),
-                    attempt: tried + 1,
+                    attempt: tried as u32 + 1,
                     budget,
                 },
                 self.followed,

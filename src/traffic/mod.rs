@@ -4,9 +4,9 @@
 pub mod model;
 pub mod reader;
 pub mod watcher;
-pub mod wire;
 
+/// The feed's wire format is the gateway's own, read back.
+pub use crate::gateway::events::{self as wire, Event as FeedEvent};
 pub use model::{EventLine, GatewayView, Row};
 pub use reader::{follow, snapshot, stats, Update, Want};
 pub use watcher::{gateways_of, Watcher};
-pub use wire::FeedEvent;

@@ -1,7 +1,7 @@
 //! One gateway's traffic as the feed tells it: the requests (newest first, bounded), each
 //! with its stage and attempt chain; the per-second figures; the totals since the reader
 //! joined; and the events an operator should see as lines. Pure: `apply` takes one event.
-use super::wire::{End, FeedEvent, Second};
+use super::wire::{Arrival, Ended as End, Event as FeedEvent, SecondStats as Second};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -49,6 +49,19 @@ pub struct Row {
 }
 
 impl Row {
+    fn arrived(a: Arrival) -> Self {
+        Self {
+            id: a.id,
+            at_ms: a.at_ms,
+            client: a.client,
+            dialect: a.dialect.into_owned(),
+            model: a.model,
+            route: a.route,
+            stage: "queued".into(),
+            ..Self::default()
+        }
+    }
+
     pub fn finished(&self) -> bool {
         matches!(self.stage.as_str(), "done" | "error" | "cancelled")
     }
@@ -297,30 +310,13 @@ impl GatewayView {
 
     pub fn apply(&mut self, ev: FeedEvent) {
         let told = match &ev {
-            FeedEvent::Start { at_ms, .. } | FeedEvent::Notice { at_ms, .. } => *at_ms,
+            FeedEvent::Start(Arrival { at_ms, .. }) | FeedEvent::Notice { at_ms, .. } => *at_ms,
             FeedEvent::Second(s) => (s.t + 1) * 1000,
             _ => 0,
         };
         self.clock_ms = self.clock_ms.max(told);
         match ev {
-            FeedEvent::Start {
-                id,
-                at_ms,
-                client,
-                dialect,
-                model,
-                route,
-                ..
-            } => self.open(Row {
-                id,
-                at_ms,
-                client,
-                dialect,
-                model,
-                route,
-                stage: "queued".into(),
-                ..Row::default()
-            }),
+            FeedEvent::Start(a) => self.open(Row::arrived(a)),
             FeedEvent::Trying {
                 id, attempt, budget, ..
             } => {
@@ -331,7 +327,7 @@ impl GatewayView {
             }
             FeedEvent::Stage { id, stage } => {
                 if let Some(r) = self.rows.get_mut(&id) {
-                    r.stage = stage;
+                    r.stage = stage.into_owned();
                 }
             }
             FeedEvent::Attempt {
@@ -380,7 +376,7 @@ impl GatewayView {
             Self::close(r, &e);
         }
         // Told whether or not the request is in the list (a sampled list has few of them).
-        let line = match (e.outcome.as_str(), &e.class) {
+        let line = match (e.outcome.as_ref(), &e.class) {
             ("cancelled", _) => Some(format!(
                 "request {}: the client left while {}",
                 e.id,
@@ -402,7 +398,7 @@ impl GatewayView {
     }
 
     fn close(r: &mut Row, e: &End) {
-        r.stage = match e.outcome.as_str() {
+        r.stage = match e.outcome.as_ref() {
             "ok" => "done",
             "cancelled" => "cancelled",
             _ => "error",
@@ -458,6 +454,18 @@ impl GatewayView {
 mod tests {
     use super::*;
     use crate::traffic::wire::parse_line;
+
+    fn arrival(id: u64, at_ms: u64) -> Arrival {
+        Arrival {
+            id,
+            at_ms,
+            client: "c".into(),
+            dialect: "openai".into(),
+            model: "m".into(),
+            route: "r".into(),
+            stream: true,
+        }
+    }
 
     fn feed(v: &mut GatewayView, lines: &[&str]) {
         for l in lines {
@@ -537,15 +545,7 @@ mod tests {
     fn the_list_is_bounded_newest_first_and_totals_come_from_seconds() {
         let mut v = GatewayView::new("g");
         for id in 1..=(ROWS as u64 + 10) {
-            v.apply(FeedEvent::Start {
-                id,
-                at_ms: id,
-                client: "c".into(),
-                dialect: "openai".into(),
-                model: "m".into(),
-                route: "r".into(),
-                stream: true,
-            });
+            v.apply(FeedEvent::Start(arrival(id, id)));
         }
         assert_eq!(v.rows().count(), ROWS);
         assert_eq!(v.rows().next().unwrap().id, ROWS as u64 + 10);
@@ -575,15 +575,7 @@ mod tests {
                 r#"{{"type":"first_token","id":{newest},"ttft_ms":3.0}}"#
             )],
         );
-        v.apply(FeedEvent::Start {
-            id: newest,
-            at_ms: 1,
-            client: "c".into(),
-            dialect: "openai".into(),
-            model: "m".into(),
-            route: "r".into(),
-            stream: true,
-        });
+        v.apply(FeedEvent::Start(arrival(newest, 1)));
         assert_eq!(v.row(newest).unwrap().stage, "streaming");
         assert_eq!(v.rows().count(), ROWS);
         v.disconnected("connection refused");

@@ -1,7 +1,7 @@
 //! Reading a gateway's feed: `follow` keeps one connection to `/anorag/events` open, says
 //! when the gateway goes and comes back, and hands each event on; `snapshot` reads the
 //! recent events and `/anorag/stats` once (for a one-shot `traffic`).
-use super::wire::{parse_line, FeedEvent};
+use super::wire::{parse_line, Event as FeedEvent};
 use crate::secret::Secret;
 use futures::StreamExt;
 use std::time::Duration;

@@ -1846,7 +1846,7 @@ fn snapshot_traffic_busy_opened_empty_and_unreachable() {
 }
 
 fn late_start(id: u64, at_ms: u64) -> anorag::traffic::FeedEvent {
-    anorag::traffic::FeedEvent::Start {
+    anorag::traffic::FeedEvent::Start(anorag::gateway::events::Arrival {
         id,
         at_ms,
         client: "late".into(),
@@ -1854,7 +1854,7 @@ fn late_start(id: u64, at_ms: u64) -> anorag::traffic::FeedEvent {
         model: "demo".into(),
         route: "demo".into(),
         stream: true,
-    }
+    })
 }
 
 #[test]

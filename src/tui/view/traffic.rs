@@ -47,7 +47,7 @@ fn stage_text(r: &Req) -> String {
 }
 
 /// A minute's sum of one figure of the per-second aggregates.
-fn minute(v: &GatewayView, f: impl Fn(&crate::traffic::wire::Second) -> u64) -> u64 {
+fn minute(v: &GatewayView, f: impl Fn(&crate::traffic::wire::SecondStats) -> u64) -> u64 {
     v.seconds.iter().rev().take(60).map(f).sum()
 }
 
