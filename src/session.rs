@@ -157,96 +157,10 @@ pub fn spawn_answer(
 ) -> tokio::task::AbortHandle {
     let (watch_tx, watch_route) = (tx.clone(), route.clone());
     let task = tokio::spawn(async move {
-        let started = Instant::now();
-        let mut meta = AnswerMeta {
-            route: route.clone(),
-            ..AnswerMeta::default()
-        };
-        let mut rs = match router.chat_stream(Some(&route), &req).await {
-            Ok(rs) => rs,
-            Err(f) => {
-                meta.attempts = f.attempts.clone();
-                meta.error = Some(f.error.to_string());
-                meta.e2e_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
-                let _ = tx
-                    .send(ChatEvent::Finished {
-                        id,
-                        meta: Box::new(meta),
-                    })
-                    .await;
-                return;
-            }
-        };
-        meta.served_by = Some(rs.served_by.clone());
-        meta.attempts = rs.attempts.clone();
-        if tx
-            .send(ChatEvent::Started {
-                id,
-                served_by: rs.served_by.clone(),
-                attempts: rs.attempts.clone(),
-            })
-            .await
-            .is_err()
-        {
-            return;
+        let meta = answer(&router, route, &req, id, &tx).await;
+        if let Some(meta) = meta {
+            let _ = tx.send(ChatEvent::Finished { id, meta }).await;
         }
-        let mut timing = AnswerTiming::new(rs.started);
-        let mut pending = String::new();
-        while let Some(ev) = rs.stream.next().await {
-            let ev = match ev {
-                Ok(ev) => ev,
-                Err(e) => {
-                    meta.error = Some(e.to_string());
-                    break;
-                }
-            };
-            if timing.record(&ev) == Seen::First {
-                let ttft_ms = timing.ttft().map_or(0.0, ms);
-                if tx
-                    .send(ChatEvent::FirstToken { id, ttft_ms })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            let StreamEvent::Delta { text, .. } = ev else {
-                continue;
-            };
-            pending.push_str(&text);
-            if !pending.is_empty() {
-                match tx.try_send(ChatEvent::Delta {
-                    id,
-                    text: std::mem::take(&mut pending),
-                }) {
-                    Ok(()) => {}
-                    // A slow receiver: keep joining text and try again at the next chunk.
-                    Err(mpsc::error::TrySendError::Full(ChatEvent::Delta { text, .. })) => {
-                        pending = text
-                    }
-                    Err(_) => return,
-                }
-            }
-        }
-        if !pending.is_empty()
-            && tx
-                .send(ChatEvent::Delta { id, text: pending })
-                .await
-                .is_err()
-        {
-            return;
-        }
-        meta.ttft_ms = timing.ttft().map(ms);
-        meta.e2e_ms = Some(ms(timing.e2e().unwrap_or_else(|| rs.started.elapsed())));
-        meta.tokens_per_s = timing.decode_tokens_per_s();
-        meta.usage = timing.usage;
-        meta.finish_reason = timing.finish_reason.take();
-        let _ = tx
-            .send(ChatEvent::Finished {
-                id,
-                meta: Box::new(meta),
-            })
-            .await;
     });
     let handle = task.abort_handle();
     // A panic in the answer's task still ends the answer, so no front end waits for good.
@@ -268,6 +182,98 @@ pub fn spawn_answer(
         }
     });
     handle
+}
+
+/// The receiver went away: the answer is dropped, and with it the connection.
+struct Gone;
+
+/// One answer, from the route's commit to its end: what `Finished` carries, or `None` when
+/// the receiver went away first.
+async fn answer(
+    router: &Router,
+    route: String,
+    req: &ChatRequest,
+    id: u64,
+    tx: &mpsc::Sender<ChatEvent>,
+) -> Option<Box<AnswerMeta>> {
+    let started = Instant::now();
+    let mut meta = Box::new(AnswerMeta {
+        route: route.clone(),
+        ..AnswerMeta::default()
+    });
+    let mut rs = match router.chat_stream(Some(&route), req).await {
+        Ok(rs) => rs,
+        Err(f) => {
+            meta.attempts = f.attempts.clone();
+            meta.error = Some(f.error.to_string());
+            meta.e2e_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            return Some(meta);
+        }
+    };
+    meta.served_by = Some(rs.served_by.clone());
+    meta.attempts = rs.attempts.clone();
+    let commit = ChatEvent::Started {
+        id,
+        served_by: rs.served_by.clone(),
+        attempts: rs.attempts.clone(),
+    };
+    tx.send(commit).await.ok()?;
+    let mut timing = AnswerTiming::new(rs.started);
+    if let Err(e) = relay(&mut rs.stream, &mut timing, id, tx).await.ok()? {
+        meta.error = Some(e);
+    }
+    meta.ttft_ms = timing.ttft().map(ms);
+    meta.e2e_ms = Some(ms(timing.e2e().unwrap_or_else(|| rs.started.elapsed())));
+    meta.tokens_per_s = timing.decode_tokens_per_s();
+    meta.usage = timing.usage;
+    meta.finish_reason = timing.finish_reason.take();
+    Some(meta)
+}
+
+/// The stream's text to the receiver: its first token said once, then the text, joined
+/// while the receiver is slower than the server. Ends with the stream's own error, if any.
+async fn relay(
+    stream: &mut crate::provider::EventStream,
+    timing: &mut AnswerTiming,
+    id: u64,
+    tx: &mpsc::Sender<ChatEvent>,
+) -> Result<Result<(), String>, Gone> {
+    let mut pending = String::new();
+    let mut ended = Ok(());
+    while let Some(ev) = stream.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                ended = Err(e.to_string());
+                break;
+            }
+        };
+        if timing.record(&ev) == Seen::First {
+            let ttft_ms = timing.ttft().map_or(0.0, ms);
+            let first = ChatEvent::FirstToken { id, ttft_ms };
+            tx.send(first).await.map_err(|_| Gone)?;
+        }
+        let StreamEvent::Delta { text, .. } = ev else {
+            continue;
+        };
+        pending.push_str(&text);
+        if !pending.is_empty() {
+            let text = std::mem::take(&mut pending);
+            match tx.try_send(ChatEvent::Delta { id, text }) {
+                Ok(()) => {}
+                // A slow receiver: keep joining text and try again at the next chunk.
+                Err(mpsc::error::TrySendError::Full(ChatEvent::Delta { text, .. })) => {
+                    pending = text
+                }
+                Err(_) => return Err(Gone),
+            }
+        }
+    }
+    if !pending.is_empty() {
+        let last = ChatEvent::Delta { id, text: pending };
+        tx.send(last).await.map_err(|_| Gone)?;
+    }
+    Ok(ended)
 }
 
 #[cfg(test)]

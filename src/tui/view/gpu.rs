@@ -128,30 +128,7 @@ fn device(f: &mut Frame, app: &App, s: &GpuSample, d: &GpuDevice, area: Rect) {
         Constraint::Min(0),
     ])
     .areas(inner);
-    let power = match (d.power_draw_w, d.power_limit_w) {
-        (Some(p), Some(l)) => format!("{p:.0}/{l:.0} W"),
-        (Some(p), None) => format!("{p:.0} W"),
-        _ => "- W".into(),
-    };
-    f.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::raw(format!(
-                "temp {}  ",
-                format::opt(d.temperature_c, |t| format!("{t}°C"))
-            )),
-            Span::raw(format!("power {power}  ")),
-            Span::raw(format!(
-                "SM {}  ",
-                format::opt(d.sm_clock_mhz, |c| format!("{c} MHz"))
-            )),
-            Span::raw(format!(
-                "fan {}  ",
-                format::opt(d.fan_pct, |v| format!("{v}%"))
-            )),
-            Span::styled(format::clip(d.uuid.as_deref().unwrap_or(""), 20), dim()),
-        ])),
-        facts,
-    );
+    f.render_widget(Paragraph::new(facts_line(d)), facts);
     let util_pct = d.utilization_gpu_pct.map(f64::from);
     f.render_widget(
         gauge(
@@ -183,6 +160,36 @@ fn device(f: &mut Frame, app: &App, s: &GpuSample, d: &GpuDevice, area: Rect) {
         _ => "-".into(),
     };
     f.render_widget(gauge("mem ", d.memory_fraction(), &mem_label), mem);
+    f.render_widget(Paragraph::new(process_lines(d)), procs);
+}
+
+/// Temperature, power, SM clock, fan and UUID on one line.
+fn facts_line(d: &GpuDevice) -> Line<'static> {
+    let power = match (d.power_draw_w, d.power_limit_w) {
+        (Some(p), Some(l)) => format!("{p:.0}/{l:.0} W"),
+        (Some(p), None) => format!("{p:.0} W"),
+        _ => "- W".into(),
+    };
+    Line::from(vec![
+        Span::raw(format!(
+            "temp {}  ",
+            format::opt(d.temperature_c, |t| format!("{t}°C"))
+        )),
+        Span::raw(format!("power {power}  ")),
+        Span::raw(format!(
+            "SM {}  ",
+            format::opt(d.sm_clock_mhz, |c| format!("{c} MHz"))
+        )),
+        Span::raw(format!(
+            "fan {}  ",
+            format::opt(d.fan_pct, |v| format!("{v}%"))
+        )),
+        Span::styled(format::clip(d.uuid.as_deref().unwrap_or(""), 20), dim()),
+    ])
+}
+
+/// The processes holding memory on the device, ours named by server.
+fn process_lines(d: &GpuDevice) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     for p in &d.processes {
         let who = p
@@ -216,7 +223,7 @@ fn device(f: &mut Frame, app: &App, s: &GpuSample, d: &GpuDevice, area: Rect) {
             dim(),
         )));
     }
-    f.render_widget(Paragraph::new(lines), procs);
+    lines
 }
 
 fn gauge<'a>(label: &str, ratio: Option<f64>, text: &str) -> Gauge<'a> {
