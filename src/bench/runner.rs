@@ -25,7 +25,7 @@ pub async fn run(
     mut control: mpsc::Receiver<Control>,
     progress: watch::Sender<Progress>,
 ) -> Result<BenchResult, String> {
-    let (prompts, mut prompt_tokens) = super::prepare::prompts(target, plan).await?;
+    let (prompts, prompt_tokens) = super::prepare::prompts(target, plan).await?;
     if let Workload::MultiTurn {
         turns,
         think_time_s,
@@ -36,13 +36,7 @@ pub async fn run(
             turns,
             think_time_s,
         };
-        let (mut r, per_turn, asked) =
-            super::conversation::run(target, plan, t, prompts, control, progress).await?;
-        prompt_tokens.asked_total = asked;
-        prompt_tokens.sent_total = r.total_input_tokens;
-        r.prompt_tokens = Some(prompt_tokens);
-        r.per_turn = per_turn;
-        return Ok(r);
+        return multi_turn(target, plan, t, prompts, prompt_tokens, control, progress).await;
     }
     let timeout = crate::input::duration(plan.timeout_s.max(0.001));
     let idle = crate::input::duration(plan.idle_timeout_s.max(0.001));
@@ -77,6 +71,57 @@ pub async fn run(
         Some(Err(e)) => (None, Some(e)),
         None => (None, None),
     };
+    drive(target, &mut d, &mut control, &progress, server.as_ref()).await;
+    let stops = (d.planned_requests, d.stop_at_s);
+    close_window(
+        target,
+        &mut d.windows,
+        d.run_start.elapsed().as_secs_f64(),
+        true,
+    )
+    .await;
+    let ran = d.into_ran(cpu0);
+    Ok(finish(
+        target,
+        plan,
+        ran,
+        server,
+        server_error,
+        prompt_tokens,
+        stops,
+        &progress,
+    )
+    .await)
+}
+
+/// A multi-turn run: conversations, their turns' prompts counted as sent.
+async fn multi_turn(
+    target: &BenchTarget,
+    plan: &Plan,
+    t: super::conversation::Turns,
+    prompts: super::workload::PromptSource,
+    mut prompt_tokens: super::exact::PromptTokens,
+    control: mpsc::Receiver<Control>,
+    progress: watch::Sender<Progress>,
+) -> Result<BenchResult, String> {
+    let (mut r, per_turn, asked) =
+        super::conversation::run(target, plan, t, prompts, control, progress).await?;
+    prompt_tokens.asked_total = asked;
+    prompt_tokens.sent_total = r.total_input_tokens;
+    r.prompt_tokens = Some(prompt_tokens);
+    r.per_turn = per_turn;
+    Ok(r)
+}
+
+/// The run proper: requests sent as the plan says and collected as they end, control
+/// obeyed, progress published each tick, until the last request is in.
+async fn drive(
+    target: &BenchTarget,
+    d: &mut Dispatch<'_>,
+    control: &mut mpsc::Receiver<Control>,
+    progress: &watch::Sender<Progress>,
+    server: Option<&super::server_metrics::ServerWatch>,
+) {
     let mut tick = tokio::time::interval(PROGRESS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     progress.send_modify(|p| {
@@ -107,7 +152,7 @@ pub async fn run(
             _ = tick.tick() => {
                 close_window(target, &mut d.windows, d.run_start.elapsed().as_secs_f64(), false).await;
                 let phase = if d.sending { Phase::Running } else { Phase::Draining };
-                publish(&progress, &d.rec, d.run_start, d.inflight.len(), d.load, d.planned_requests, d.stop_at_s, phase, &|off| server.as_ref().map(|w| w.series(off)));
+                publish(progress, &d.rec, d.run_start, d.inflight.len(), d.load, d.planned_requests, d.stop_at_s, phase, &|off| server.map(|w| w.series(off)));
                 if let Some(w) = &d.windows {
                     if progress.borrow().soak.len() != w.closed.len() {
                         progress.send_modify(|p| p.soak = w.closed.clone());
@@ -116,27 +161,6 @@ pub async fn run(
             }
         }
     }
-
-    let stops = (d.planned_requests, d.stop_at_s);
-    close_window(
-        target,
-        &mut d.windows,
-        d.run_start.elapsed().as_secs_f64(),
-        true,
-    )
-    .await;
-    let ran = d.into_ran(cpu0);
-    Ok(finish(
-        target,
-        plan,
-        ran,
-        server,
-        server_error,
-        prompt_tokens,
-        stops,
-        &progress,
-    )
-    .await)
 }
 
 /// A soak run's window closes on time (or, at the end, with what it has), with the
@@ -181,7 +205,6 @@ async fn finish(
 ) -> BenchResult {
     let duration = ran.rec.last_end_s.max(ran.last_dispatch_s).max(1e-9);
     let cpu = cpu_seconds() - ran.cpu0;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut result = BenchResult {
         num_prompts: ran.sent as u64,
         request_rate: match plan.load {
@@ -224,32 +247,17 @@ async fn finish(
         (Load::Open { .. }, Stop::DurationS(d)) => Some(ran.sent as f64 / d),
         _ => None,
     };
-    let mut client = ClientHealth {
-        time_to_headers: ran.rec.headers.stats(),
-        headers_to_first_token: ran.rec.after_headers.stats(),
-        dispatch_lag: ran.lag.stats(),
-        queue_time: ran.queue.stats(),
-        cpu_s: cpu,
-        cpu_pct: 100.0 * cpu / duration,
-        cores,
-        http: target.http_client(plan.http),
-        ..ClientHealth::default()
-    };
-    client.warnings = client_verdict(&client, plan, result.achieved_request_rate);
-    client.bound = !client.warnings.is_empty();
-    result.client = client;
+    result.client = client_health(
+        target,
+        plan,
+        &ran,
+        cpu,
+        duration,
+        result.achieved_request_rate,
+    );
     prompt_tokens.asked_total = ran.rec.asked_input_tokens;
     prompt_tokens.sent_total = ran.rec.input_tokens;
-    let used = ran.sent as u64 + plan.warmup;
-    if prompt_tokens.distinct_prompts > 0
-        && used > prompt_tokens.distinct_prompts
-        && prompt_tokens.warning.is_none()
-    {
-        prompt_tokens.warning = Some(format!(
-            "{used} requests used {} distinct prompts in turn: a repeat may be served from vLLM's prefix cache (give --requests N for as many distinct prompts)",
-            prompt_tokens.distinct_prompts
-        ));
-    }
+    repeats_warning(&mut prompt_tokens, ran.sent as u64 + plan.warmup);
     result.prompt_tokens = Some(prompt_tokens);
     result.config = json!({
         "route": target.route,
@@ -288,6 +296,45 @@ async fn finish(
         },
     );
     result
+}
+
+/// The client's own figures (time to headers, dispatch lag, CPU) and whether they say the
+/// client, not the server, limited the run.
+fn client_health(
+    target: &BenchTarget,
+    plan: &Plan,
+    ran: &Ran,
+    cpu: f64,
+    duration: f64,
+    achieved_rate: Option<f64>,
+) -> ClientHealth {
+    let mut client = ClientHealth {
+        time_to_headers: ran.rec.headers.stats(),
+        headers_to_first_token: ran.rec.after_headers.stats(),
+        dispatch_lag: ran.lag.stats(),
+        queue_time: ran.queue.stats(),
+        cpu_s: cpu,
+        cpu_pct: 100.0 * cpu / duration,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        http: target.http_client(plan.http),
+        ..ClientHealth::default()
+    };
+    client.warnings = client_verdict(&client, plan, achieved_rate);
+    client.bound = !client.warnings.is_empty();
+    client
+}
+
+/// More requests than distinct prompts: a repeat may be answered from vLLM's prefix cache.
+fn repeats_warning(prompt_tokens: &mut super::exact::PromptTokens, used: u64) {
+    if prompt_tokens.distinct_prompts > 0
+        && used > prompt_tokens.distinct_prompts
+        && prompt_tokens.warning.is_none()
+    {
+        prompt_tokens.warning = Some(format!(
+            "{used} requests used {} distinct prompts in turn: a repeat may be served from vLLM's prefix cache (give --requests N for as many distinct prompts)",
+            prompt_tokens.distinct_prompts
+        ));
+    }
 }
 
 /// Warm-up: `plan.warmup` requests sent and awaited, then forgotten. True when the run was
