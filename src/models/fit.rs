@@ -256,43 +256,7 @@ fn compute(i: &Inputs, s: &Settings) -> Fit {
     let (budget, overhead, kv_space, free_check) = match i.memory {
         Memory::Unknown => (0, 0, 0, None),
         Memory::CpuKv(b) => (*b, 0, *b as i64, None),
-        Memory::Gpus(gpus) => {
-            let total = gpus.iter().map(|g| g.0).min().unwrap_or(0);
-            let budget = (total as f64 * s.gpu_memory_utilization) as u64;
-            let batched: u64 = if total as f64 >= 70.0 * GIB {
-                8192
-            } else {
-                2048
-            };
-            let hidden = shape
-                .hidden_size
-                .unwrap_or(shape.attention_heads as u64 * shape.head_dim as u64);
-            let inter = shape.intermediate_size.unwrap_or(4 * hidden) / tp as u64;
-            let activations = batched * (4 * hidden + 2 * inter) * act_bytes
-                + s.max_num_seqs as u64 * shape.vocab_size.unwrap_or(32_000) * 4;
-            let non_torch = (0.3 * GIB) as u64 + if tp * pp > 1 { (0.25 * GIB) as u64 } else { 0 };
-            let graphs = if s.enforce_eager {
-                0
-            } else {
-                (0.5 * GIB) as u64
-            };
-            let overhead = activations + non_torch + graphs;
-            let free_check = gpus.iter().enumerate().find_map(|(n, (t, used))| {
-                let wanted = (*t as f64 * s.gpu_memory_utilization) as u64;
-                let free = t.saturating_sub(*used);
-                (free < wanted).then_some(Verdict::NotEnoughFree {
-                    gpu: n,
-                    free,
-                    wanted,
-                })
-            });
-            (
-                budget,
-                overhead,
-                budget as i64 - weights as i64 - overhead as i64,
-                free_check,
-            )
-        }
+        Memory::Gpus(gpus) => on_gpus(shape, s, gpus, weights, act_bytes),
     };
     let kv_blocks = if per_token == 0 || kv_space <= 0 {
         0
@@ -345,6 +309,54 @@ fn compute(i: &Inputs, s: &Settings) -> Fit {
         suggestions: Vec::new(),
         notes,
     }
+}
+
+/// The GPUs' budget for this server, the allowance for activations, non-torch memory and
+/// CUDA graphs, the KV cache's share of what is left, and whether any GPU lacks the free
+/// memory its share asks for.
+fn on_gpus(
+    shape: &Shape,
+    s: &Settings,
+    gpus: &[(u64, u64)],
+    weights: u64,
+    act_bytes: u64,
+) -> (u64, u64, i64, Option<Verdict>) {
+    let (tp, pp) = (s.tensor_parallel.max(1), s.pipeline_parallel.max(1));
+    let total = gpus.iter().map(|g| g.0).min().unwrap_or(0);
+    let budget = (total as f64 * s.gpu_memory_utilization) as u64;
+    let batched: u64 = if total as f64 >= 70.0 * GIB {
+        8192
+    } else {
+        2048
+    };
+    let hidden = shape
+        .hidden_size
+        .unwrap_or(shape.attention_heads as u64 * shape.head_dim as u64);
+    let inter = shape.intermediate_size.unwrap_or(4 * hidden) / tp as u64;
+    let activations = batched * (4 * hidden + 2 * inter) * act_bytes
+        + s.max_num_seqs as u64 * shape.vocab_size.unwrap_or(32_000) * 4;
+    let non_torch = (0.3 * GIB) as u64 + if tp * pp > 1 { (0.25 * GIB) as u64 } else { 0 };
+    let graphs = if s.enforce_eager {
+        0
+    } else {
+        (0.5 * GIB) as u64
+    };
+    let overhead = activations + non_torch + graphs;
+    let free_check = gpus.iter().enumerate().find_map(|(n, (t, used))| {
+        let wanted = (*t as f64 * s.gpu_memory_utilization) as u64;
+        let free = t.saturating_sub(*used);
+        (free < wanted).then_some(Verdict::NotEnoughFree {
+            gpu: n,
+            free,
+            wanted,
+        })
+    });
+    (
+        budget,
+        overhead,
+        budget as i64 - weights as i64 - overhead as i64,
+        free_check,
+    )
 }
 
 /// The largest length whose KV need fits in `usable` bytes (vLLM's binary search).
