@@ -56,78 +56,13 @@ fn llm(cfg: &Config, out: &mut Vec<Problem>) {
     }
 
     if let Some(v) = &l.vllm_openai {
-        let base = p(&llm, &["vllm_openai"]);
-        if v.routes.is_empty() {
-            out.push((
-                p(&base, &["routes"]),
-                false,
-                "needs at least one route".into(),
-            ));
-        }
-        if let Some(d) = &v.default_route {
-            if !v.routes.contains_key(d) {
-                out.push((
-                    p(&base, &["default_route"]),
-                    false,
-                    format!(
-                        "unknown route `{d}` (vllm_openai routes: {})",
-                        v.routes.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-        }
-        check_params(&v.params, &p(&base, &["params"]), out);
-        if let Some(e) = &v.api_key_env {
-            check_key_env(e, &p(&base, &["api_key_env"]), out);
-        }
-        for (name, r) in &v.routes {
-            let rp = p(&base, &["routes", name]);
-            for reserved in ["ollama", "multi_ollama", "openai", "builtin"] {
-                let block_exists = match reserved {
-                    "ollama" => l.ollama.is_some(),
-                    "multi_ollama" => l.multi_ollama.is_some(),
-                    "openai" => l.openai.is_some(),
-                    _ => l.builtin.is_some(),
-                };
-                if name == reserved && block_exists {
-                    out.push((
-                        rp.clone(),
-                        true,
-                        format!("route name `{name}` is taken by the `llm.{name}` block"),
-                    ));
-                }
-            }
-            if let Some(pr) = &r.params {
-                check_params(pr, &p(&rp, &["params"]), out);
-            }
-            if let Some(e) = &r.api_key_env {
-                check_key_env(e, &p(&rp, &["api_key_env"]), out);
-            }
-        }
+        vllm_block(l, v, &p(&llm, &["vllm_openai"]), out);
     }
     if let Some(o) = &l.ollama {
         check_params(&o.params, &p(&llm, &["ollama", "params"]), out);
     }
     if let Some(m) = &l.multi_ollama {
-        let base = p(&llm, &["multi_ollama"]);
-        if m.instances.is_empty() {
-            out.push((
-                p(&base, &["instances"]),
-                false,
-                "needs at least one instance URL".into(),
-            ));
-        }
-        let mut seen = HashSet::new();
-        for (i, u) in m.instances.iter().enumerate() {
-            if !seen.insert(u.trim_end_matches('/')) {
-                out.push((
-                    idx(&p(&base, &["instances"]), i),
-                    false,
-                    format!("`{u}` is listed twice"),
-                ));
-            }
-        }
-        check_params(&m.params, &p(&base, &["params"]), out);
+        multi_ollama_block(m, &p(&llm, &["multi_ollama"]), out);
     }
     if let Some(o) = &l.openai {
         let base = p(&llm, &["openai"]);
@@ -152,6 +87,80 @@ fn llm(cfg: &Config, out: &mut Vec<Problem>) {
     }
 
     each_route(cfg, out);
+}
+
+/// `llm.vllm_openai`: routes present, a known default, and route names that no other
+/// block takes.
+fn vllm_block(l: &LlmConfig, v: &VllmOpenAi, base: &Path, out: &mut Vec<Problem>) {
+    if v.routes.is_empty() {
+        out.push((
+            p(base, &["routes"]),
+            false,
+            "needs at least one route".into(),
+        ));
+    }
+    if let Some(d) = &v.default_route {
+        if !v.routes.contains_key(d) {
+            out.push((
+                p(base, &["default_route"]),
+                false,
+                format!(
+                    "unknown route `{d}` (vllm_openai routes: {})",
+                    v.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    check_params(&v.params, &p(base, &["params"]), out);
+    if let Some(e) = &v.api_key_env {
+        check_key_env(e, &p(base, &["api_key_env"]), out);
+    }
+    for (name, r) in &v.routes {
+        let rp = p(base, &["routes", name]);
+        for reserved in ["ollama", "multi_ollama", "openai", "builtin"] {
+            let block_exists = match reserved {
+                "ollama" => l.ollama.is_some(),
+                "multi_ollama" => l.multi_ollama.is_some(),
+                "openai" => l.openai.is_some(),
+                _ => l.builtin.is_some(),
+            };
+            if name == reserved && block_exists {
+                out.push((
+                    rp.clone(),
+                    true,
+                    format!("route name `{name}` is taken by the `llm.{name}` block"),
+                ));
+            }
+        }
+        if let Some(pr) = &r.params {
+            check_params(pr, &p(&rp, &["params"]), out);
+        }
+        if let Some(e) = &r.api_key_env {
+            check_key_env(e, &p(&rp, &["api_key_env"]), out);
+        }
+    }
+}
+
+/// `llm.multi_ollama`: at least one instance, none twice.
+fn multi_ollama_block(m: &MultiOllama, base: &Path, out: &mut Vec<Problem>) {
+    if m.instances.is_empty() {
+        out.push((
+            p(base, &["instances"]),
+            false,
+            "needs at least one instance URL".into(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, u) in m.instances.iter().enumerate() {
+        if !seen.insert(u.trim_end_matches('/')) {
+            out.push((
+                idx(&p(base, &["instances"]), i),
+                false,
+                format!("`{u}` is listed twice"),
+            ));
+        }
+    }
+    check_params(&m.params, &p(base, &["params"]), out);
 }
 
 /// Each route: its model, its URLs, and a fallback chain of known routes.
