@@ -226,3 +226,43 @@ fn the_docs_yaml_examples_are_valid_configs() {
     }
     assert!(seen >= 2, "the docs' yaml examples were not found");
 }
+
+/// docs/gateway.md's Python example, as written, with the official `openai` and `ollama`
+/// clients, against a gateway on the shipped config (its port put in for 8090). Where no vLLM
+/// or Ollama listens, both names fall back along their chains to the built-in route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_page_python_example_runs_as_written() {
+    let Some(py) = std::env::var_os("ANORAG_GATEWAY_PY") else {
+        super::common::skipped(
+            "the_gateway_page_python_example_runs_as_written",
+            "ANORAG_GATEWAY_PY is unset (scripts/test installs the openai and ollama clients)",
+        );
+        return;
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let page = std::fs::read_to_string(format!("{root}/docs/gateway.md")).unwrap();
+    let start = page.find("```python\n").expect("docs/gateway.md has a python block") + 10;
+    let block = &page[start..start + page[start..].find("```").unwrap()];
+    let shipped = std::fs::read_to_string(format!("{root}/dashboard.yaml")).unwrap();
+    let g = super::common::gateway_from_yaml(&format!(
+        "{shipped}\ngateway:\n  listen: 127.0.0.1:0\n"
+    ))
+    .await;
+    let script = block.replace("127.0.0.1:8090", &g.addr.to_string());
+    assert_ne!(script, block, "the example names the gateway at 127.0.0.1:8090");
+    let out = tokio::process::Command::new(py)
+        .args(["-c", &script])
+        .output()
+        .await
+        .unwrap();
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{so}\n{se}");
+    let answers: Vec<&str> = so.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        answers.len() >= 2 && !so.starts_with('\n'),
+        "an answer from each client: {so}\n{se}"
+    );
+}
