@@ -3,6 +3,7 @@
 //! the reader is reqwest, the model pure.
 pub mod model;
 pub mod reader;
+pub mod row;
 pub mod watcher;
 
 /// The feed's wire format is the gateway's own, read back.

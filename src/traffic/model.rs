@@ -1,6 +1,7 @@
 //! One gateway's traffic as the feed tells it: the requests (newest first, bounded), each
 //! with its stage and attempt chain; the per-second figures; the totals since the reader
 //! joined; and the events an operator should see as lines. Pure: `apply` takes one event.
+pub use super::row::Row;
 use super::wire::{Arrival, Ended as End, Event as FeedEvent, SecondStats as Second};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -11,77 +12,6 @@ pub const ROWS: usize = 500;
 pub const SECONDS: usize = 300;
 /// Event lines kept.
 pub const LINES: usize = 200;
-
-/// One request as the list shows it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Row {
-    pub id: u64,
-    /// Unix time of its arrival, ms.
-    pub at_ms: u64,
-    pub client: String,
-    pub dialect: String,
-    /// The model the client asked for.
-    pub model: String,
-    /// The route it resolved to, then the one that served it.
-    pub route: String,
-    pub served_by: Option<String>,
-    pub server: Option<String>,
-    /// `tiny_qwen x connect -> ollama ok`, built as the attempts happen.
-    pub chain: String,
-    /// Each failed attempt: route, class (and status), message.
-    pub failures: Vec<String>,
-    /// The attempt now running, `n/budget`.
-    pub attempt: Option<(u32, u32)>,
-    /// queued, waiting_headers, waiting_first_token, streaming, done, error, cancelled.
-    pub stage: String,
-    pub ttft_ms: Option<f64>,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub duration_ms: Option<f64>,
-    pub queue_ms: Option<f64>,
-    pub upstream_ms: Option<f64>,
-    pub overhead_us: Option<f64>,
-    /// Since arrival: the answering attempt began, and its response head came.
-    pub answer_ms: Option<f64>,
-    pub headers_ms: Option<f64>,
-    pub class: Option<String>,
-    pub status: Option<u16>,
-}
-
-impl Row {
-    fn arrived(a: Arrival) -> Self {
-        Self {
-            id: a.id,
-            at_ms: a.at_ms,
-            client: a.client,
-            dialect: a.dialect.into_owned(),
-            model: a.model,
-            route: a.route,
-            stage: "queued".into(),
-            ..Self::default()
-        }
-    }
-
-    pub fn finished(&self) -> bool {
-        matches!(self.stage.as_str(), "done" | "error" | "cancelled")
-    }
-
-    /// Where its time went, in ms, as far as it is known: queue, earlier (failed) attempts,
-    /// connect and response head, first token, decode; and our own overhead in µs.
-    pub fn split(&self) -> Vec<(&'static str, Option<f64>)> {
-        let q = self.queue_ms;
-        let answer = self.answer_ms;
-        let head = self.headers_ms;
-        let d = |a: Option<f64>, b: Option<f64>| Some((a? - b?).max(0.0));
-        vec![
-            ("queue", q),
-            ("earlier attempts", d(answer, q)),
-            ("connect + headers", d(head, answer)),
-            ("first token", d(self.ttft_ms, head)),
-            ("decode", d(self.duration_ms, self.ttft_ms)),
-        ]
-    }
-}
 
 /// Totals since the reader joined, from the per-second aggregates (nothing is counted twice
 /// however many events arrive, or are lost to a lagging reader).
@@ -373,7 +303,7 @@ impl GatewayView {
 
     fn end(&mut self, e: End) {
         if let Some(r) = self.rows.get_mut(&e.id) {
-            Self::close(r, &e);
+            r.ended(&e);
         }
         // Told whether or not the request is in the list (a sampled list has few of them).
         let line = match (e.outcome.as_ref(), &e.class) {
@@ -395,37 +325,6 @@ impl GatewayView {
         if let Some(l) = line {
             self.line(l);
         }
-    }
-
-    fn close(r: &mut Row, e: &End) {
-        r.stage = match e.outcome.as_ref() {
-            "ok" => "done",
-            "cancelled" => "cancelled",
-            _ => "error",
-        }
-        .into();
-        r.served_by = Some(e.route.clone());
-        r.server = e.server.clone();
-        if !e.chain.is_empty() {
-            r.chain = e.chain.clone();
-        }
-        // Broken after its first token: the chain ends in the break, not in `ok`.
-        if e.outcome == "error" && e.status == 200 {
-            let why = e.class.as_deref().unwrap_or("error");
-            r.chain = format!("{} -> broken: {why}", r.chain);
-        }
-        r.attempt = None;
-        r.ttft_ms = e.ttft_ms.or(r.ttft_ms);
-        r.prompt_tokens = e.prompt_tokens;
-        r.completion_tokens = e.completion_tokens;
-        r.duration_ms = Some(e.duration_ms);
-        r.queue_ms = Some(e.queue_ms);
-        r.upstream_ms = Some(e.upstream_ms);
-        r.overhead_us = Some(e.overhead_us);
-        r.status = Some(e.status);
-        r.class = e.class.clone();
-        r.answer_ms = e.answer_ms;
-        r.headers_ms = e.headers_ms;
     }
 
     fn second(&mut self, s: Second) {

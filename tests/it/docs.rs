@@ -241,15 +241,20 @@ async fn the_gateway_page_python_example_runs_as_written() {
     };
     let root = env!("CARGO_MANIFEST_DIR");
     let page = std::fs::read_to_string(format!("{root}/docs/gateway.md")).unwrap();
-    let start = page.find("```python\n").expect("docs/gateway.md has a python block") + 10;
+    let start = page
+        .find("```python\n")
+        .expect("docs/gateway.md has a python block")
+        + 10;
     let block = &page[start..start + page[start..].find("```").unwrap()];
     let shipped = std::fs::read_to_string(format!("{root}/dashboard.yaml")).unwrap();
-    let g = super::common::gateway_from_yaml(&format!(
-        "{shipped}\ngateway:\n  listen: 127.0.0.1:0\n"
-    ))
-    .await;
+    let g =
+        super::common::gateway_from_yaml(&format!("{shipped}\ngateway:\n  listen: 127.0.0.1:0\n"))
+            .await;
     let script = block.replace("127.0.0.1:8090", &g.addr.to_string());
-    assert_ne!(script, block, "the example names the gateway at 127.0.0.1:8090");
+    assert_ne!(
+        script, block,
+        "the example names the gateway at 127.0.0.1:8090"
+    );
     let out = tokio::process::Command::new(py)
         .args(["-c", &script])
         .output()

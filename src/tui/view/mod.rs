@@ -13,6 +13,7 @@ mod models;
 mod routes;
 mod servers;
 mod traffic;
+mod traffic_request;
 
 use super::app::{App, Overlay, Pane, Typing, PANES};
 use common::*;

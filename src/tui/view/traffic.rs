@@ -3,6 +3,7 @@
 //! (with the requests it runs beyond the gateway's); the request list, newest first; the
 //! events; and one request opened.
 use super::common::*;
+use super::traffic_request::{detail, stage_style, stage_text};
 use crate::format;
 use crate::traffic::model::RouteView;
 use crate::traffic::{GatewayView, Row as Req};
@@ -10,7 +11,7 @@ use crate::tui::app::App;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 fn ms1(v: Option<f64>) -> String {
@@ -21,29 +22,6 @@ fn ms1(v: Option<f64>) -> String {
             format!("{x:.0}")
         }
     })
-}
-
-fn stage_style(stage: &str) -> Style {
-    match stage {
-        "done" => Style::new().fg(Color::Green),
-        "error" => Style::new().fg(Color::Red),
-        "cancelled" => Style::new().fg(Color::Yellow),
-        "streaming" => Style::new().fg(Color::Cyan),
-        _ => Style::new().fg(Color::Magenta),
-    }
-}
-
-fn stage_text(r: &Req) -> String {
-    let s = match r.stage.as_str() {
-        "waiting_headers" => "headers".to_string(),
-        "waiting_first_token" => "first token".to_string(),
-        "error" => format!("error {}", r.class.as_deref().unwrap_or("")),
-        s => s.to_string(),
-    };
-    match r.attempt {
-        Some((n, b)) if n > 1 && !r.finished() => format!("{s} {n}/{b}"),
-        _ => s,
-    }
 }
 
 /// A minute's sum of one figure of the per-second aggregates.
@@ -423,77 +401,6 @@ fn events_box(f: &mut Frame, v: &GatewayView, area: Rect) {
             title_style(),
         ))),
         area,
-    );
-}
-
-/// One request opened: who asked what, the attempts with each error, where the time went.
-fn detail(f: &mut Frame, r: &Req, area: Rect) {
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled(format!("request {} ", r.id), title_style()),
-            Span::raw(format!(
-                "at {} · client {} · {} · model {}",
-                clock_s(r.at_ms as f64 / 1000.0),
-                r.client,
-                r.dialect,
-                r.model
-            )),
-        ]),
-        Line::from(vec![
-            Span::styled("stage ", dim()),
-            Span::styled(stage_text(r), stage_style(&r.stage)),
-            Span::raw(format!(
-                " · status {} · served by {} {}",
-                format::opt(r.status, |s| s.to_string()),
-                r.served_by.as_deref().unwrap_or("-"),
-                r.server.as_deref().unwrap_or("")
-            )),
-        ]),
-        Line::from(vec![
-            Span::styled("attempts ", dim()),
-            Span::raw(if r.chain.is_empty() {
-                "-".to_string()
-            } else {
-                r.chain.clone()
-            }),
-        ]),
-    ];
-    for e in &r.failures {
-        lines.push(Line::from(Span::styled(format!("  x {e}"), error_style())));
-    }
-    lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        "where the time went (ms)",
-        title_style(),
-    )));
-    for (what, v) in r.split() {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  {what:<20}"), dim()),
-            Span::raw(format::opt(v, |x| format!("{x:>9.2}"))),
-        ]));
-    }
-    lines.push(Line::from(vec![
-        Span::styled(format!("  {:<20}", "total"), dim()),
-        Span::raw(format::opt(r.duration_ms, |x| format!("{x:>9.2}"))),
-    ]));
-    lines.push(Line::from(vec![
-        Span::styled(format!("  {:<20}", "our overhead (µs)"), dim()),
-        Span::raw(format::opt(r.overhead_us, |x| format!("{x:>9.1}"))),
-    ]));
-    lines.push(Line::from(vec![
-        Span::styled(format!("  {:<20}", "tokens in / out"), dim()),
-        Span::raw(format!("{} / {}", r.prompt_tokens, r.completion_tokens)),
-    ]));
-    lines.push(Line::from(Span::styled("esc closes", dim())));
-    let h = (lines.len() as u16 + 2).min(area.height);
-    let w = area.width.saturating_sub(4).min(100);
-    let box_ = super::centered(area, w, h);
-    f.render_widget(Clear, box_);
-    f.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(Span::styled(" Request ", title_style()))),
-        box_,
     );
 }
 
