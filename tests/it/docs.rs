@@ -153,24 +153,233 @@ fn reference() -> String {
             "src/config/schema.rs has a new struct `{s}`: add it to BLOCKS in tests/it/docs.rs"
         );
     }
+    let defaults = code_defaults();
+    let base = probe_base();
     for (name, path) in BLOCKS {
         let (_, doc, fields) = schema.iter().find(|(s, _, _)| s == name).unwrap();
         o.push_str(&format!("\n### {}\n\n", shown(path)));
         if !doc.is_empty() {
             o.push_str(&format!("{doc}\n\n"));
         }
-        o.push_str("| key | takes | |\n|---|---|---|\n");
+        o.push_str("| key | takes | | refused (the check's own words) |\n|---|---|---|---|\n");
         for f in fields {
             let need = if f.required { "**required**. " } else { "" };
+            let default = defaults
+                .iter()
+                .find(|(b, k, _)| b == name && *k == f.name)
+                .map(|(_, _, d)| format!(" Default {d}."))
+                .unwrap_or_default();
+            let ty = yaml_type(&f.ty);
+            let refused = probe_at(path)
+                .map(|at| refusals(&base, &at, &f.name, &ty))
+                .unwrap_or_default();
             o.push_str(&format!(
-                "| `{}` | {} | {need}{} |\n",
+                "| `{}` | {ty} | {need}{}{default} | {} |\n",
                 f.name,
-                yaml_type(&f.ty),
-                f.doc.replace('|', "\\|")
+                f.doc.replace('|', "\\|"),
+                refused.replace('|', "\\|")
             ));
         }
     }
     o
+}
+
+/// Defaults that live in the code that applies them (the router's policy, the supervisor's
+/// restart guard), read from there: the reference says what the program does.
+fn code_defaults() -> Vec<(&'static str, &'static str, String)> {
+    let cfg =
+        anorag::config::load_str("llm: {provider: builtin, builtin: {}}\n", "d.yaml").unwrap();
+    let p = anorag::provider::factory::policy(&cfg);
+    let c = anorag::provider::factory::circuit_policy(&cfg);
+    let ms = |d: std::time::Duration| format!("{} ms", d.as_millis());
+    use anorag::supervisor::launch as l;
+    vec![
+        ("RouterBlock", "max_attempts", p.max_attempts.to_string()),
+        ("RouterBlock", "connect_timeout_ms", ms(p.timeouts.connect)),
+        ("RouterBlock", "headers_timeout_ms", ms(p.timeouts.headers)),
+        (
+            "RouterBlock",
+            "first_token_timeout_ms",
+            ms(p.timeouts.first_token),
+        ),
+        ("RouterBlock", "idle_timeout_ms", ms(p.timeouts.idle)),
+        (
+            "RouterBlock",
+            "total_timeout_s",
+            format!("{} s", p.timeouts.total.as_secs_f64()),
+        ),
+        ("RouterBlock", "max_wait_ms", ms(p.max_wait)),
+        ("CircuitBlock", "failures", c.failure_threshold.to_string()),
+        ("CircuitBlock", "cooldown_ms", ms(c.base_cooldown)),
+        ("CircuitBlock", "max_cooldown_ms", ms(c.max_cooldown)),
+        (
+            "ServerProfile",
+            "max_restarts",
+            l::DEFAULT_MAX_RESTARTS.to_string(),
+        ),
+        (
+            "ServerProfile",
+            "restart_window",
+            format!("{} s", l::DEFAULT_RESTART_WINDOW_S),
+        ),
+        (
+            "ServerProfile",
+            "stop_timeout",
+            format!("{} s", l::DEFAULT_STOP_TIMEOUT_S),
+        ),
+    ]
+}
+
+/// Blocks the shipped config lacks, so that every key has a place to be tried.
+const PROBE_EXTRA: &str = r#"
+llm:
+  openai: {model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}
+  multi_ollama: {instances: ["http://127.0.0.1:11435"], model: "qwen2.5:0.5b"}
+  router: {circuit: {}}
+clusters: {farm: {kind: ray, address: "http://127.0.0.1:8265"}}
+gpu_sources: [{name: dcgm, url: "http://127.0.0.1:9400/metrics"}]
+telemetry: {}
+tui: {}
+gateway: {}
+models: {paths: []}
+"#;
+
+/// The shipped `dashboard.yaml` with every optional block present; valid as it is.
+fn probe_base() -> serde_yaml::Value {
+    fn merge(into: &mut serde_yaml::Value, from: serde_yaml::Value) {
+        match (into, from) {
+            (serde_yaml::Value::Mapping(a), serde_yaml::Value::Mapping(b)) => {
+                for (k, v) in b {
+                    match a.get_mut(&k) {
+                        Some(old) => merge(old, v),
+                        None => {
+                            a.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let shipped = std::fs::read_to_string(format!("{root}/dashboard.yaml")).unwrap();
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&shipped).unwrap();
+    merge(&mut v, serde_yaml::from_str(PROBE_EXTRA).unwrap());
+    let text = serde_yaml::to_string(&v).unwrap();
+    if let Err(e) = anorag::config::load_str(&text, "probe.yaml") {
+        panic!("the probe config must be valid: {e}\n{text}");
+    }
+    v
+}
+
+/// Where a block's keys are tried in the probe config; `None` for the top level (its keys
+/// are blocks).
+fn probe_at(block: &str) -> Option<Vec<String>> {
+    if block == "The top level" {
+        return None;
+    }
+    if block.starts_with("params") {
+        return Some(vec!["llm".into(), "vllm_openai".into(), "params".into()]);
+    }
+    let mut at = Vec::new();
+    for seg in block.split('.') {
+        let name = match (at.last().map(String::as_str), seg) {
+            (Some("routes"), "NAME") => "tiny_qwen",
+            (Some("servers"), "NAME") => "tiny",
+            (Some("clusters"), "NAME") => "farm",
+            (_, s) => s,
+        };
+        match name.strip_suffix("[]") {
+            Some(list) => at.extend([list.to_string(), "0".to_string()]),
+            None => at.push(name.to_string()),
+        }
+    }
+    Some(at)
+}
+
+/// What the program answers when `key` of the block at `at` takes each of a few wrong values
+/// of its type (nothing for keys whose type alone is the check): the validator's own words.
+fn refusals(base: &serde_yaml::Value, at: &[String], key: &str, ty: &str) -> String {
+    use serde_yaml::Value;
+    // (as the page shows it, as a message may write it, the value)
+    let tries: Vec<(&str, &str, Value)> = match ty {
+        "integer" => vec![
+            ("0", "0", Value::from(0)),
+            (
+                "10^13",
+                "10000000000000",
+                Value::from(10_000_000_000_000u64),
+            ),
+        ],
+        "number" => vec![
+            ("-1", "-1", Value::from(-1.0)),
+            ("10^13", "10000000000000", Value::from(1e13)),
+        ],
+        "text" | "text or number" => vec![("`?`", "`?`", Value::from("?"))],
+        "list of text" => vec![("`[?]`", "`?`", Value::Sequence(vec![Value::from("?")]))],
+        _ => vec![],
+    };
+    let mut prefix = at.iter().fold(String::new(), |mut s, seg| {
+        match seg.parse::<usize>() {
+            Ok(i) => s.push_str(&format!("[{i}]")),
+            Err(_) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(seg);
+            }
+        }
+        s
+    });
+    prefix.push('.');
+    prefix.push_str(key);
+    // Each message once, with the values that drew it.
+    let mut said: Vec<(Vec<&str>, String)> = Vec::new();
+    for (shown, written, value) in tries {
+        let mut v = base.clone();
+        let mut node = &mut v;
+        for seg in at {
+            node = match seg.parse::<usize>() {
+                Ok(i) => &mut node[i],
+                Err(_) => &mut node[seg.as_str()],
+            };
+        }
+        node[key] = value;
+        let text = serde_yaml::to_string(&v).unwrap();
+        let Err(errors) = anorag::config::load_str(&text, "probe.yaml") else {
+            continue;
+        };
+        for e in &errors.0 {
+            let Some(rest) = e.message.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((_, msg)) = rest.split_once(": ") else {
+                continue;
+            };
+            // The type's own bounds (a u32 given 10^13) are serde's words, not a check.
+            if msg.contains("invalid value") || msg.contains("invalid type") {
+                continue;
+            }
+            let msg = msg.split(", not ").next().unwrap_or(msg);
+            // A message that names the value it refused reads the same for every value.
+            let msg = msg
+                .split(' ')
+                .map(|w| if w == written { "X" } else { w })
+                .collect::<Vec<_>>()
+                .join(" ");
+            match said.iter_mut().find(|(_, m)| *m == msg) {
+                Some((values, _)) => values.push(shown),
+                None => said.push((vec![shown], msg)),
+            }
+        }
+    }
+    said.iter()
+        .map(|(v, m)| match m.split(' ').any(|w| w == "X") {
+            true => format!("X = {}: {m}", v.join(" or ")),
+            false => format!("{}: {m}", v.join(" or ")),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The configuration reference lists every key of the schema with what it takes and its
