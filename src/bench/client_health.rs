@@ -1,6 +1,26 @@
 //! Whether the client, not the server, limited a run: its CPU time and the verdict.
 use super::plan::{Load, Plan};
+use super::recorder::Recorder;
 use super::result::ClientHealth;
+
+/// What every run measures of its client: the waits for headers and first token, its CPU
+/// over the run, the cores it had, the HTTP client that streamed.
+pub(super) fn measured(
+    rec: &Recorder,
+    cpu: f64,
+    duration: f64,
+    http: &'static str,
+) -> ClientHealth {
+    ClientHealth {
+        time_to_headers: rec.headers.stats(),
+        headers_to_first_token: rec.after_headers.stats(),
+        cpu_s: cpu,
+        cpu_pct: 100.0 * cpu / duration,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        http,
+        ..ClientHealth::default()
+    }
+}
 
 pub(super) fn cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct we pass.

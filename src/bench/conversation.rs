@@ -3,12 +3,12 @@
 //! time. A closed loop of `concurrency` conversations at a time; `--requests` counts
 //! conversations. Every turn is one request in the usual figures, and the per-turn TTFT shows
 //! what the growing history costs.
-use super::client_health::cpu_seconds;
+use super::client_health::{cpu_seconds, measured};
 use super::plan::{BenchTarget, Control, Load, Phase, Plan, Progress, Stop};
 use super::recorder::{Dist, Outcome, Recorder};
 use super::request::one;
+use super::result::BenchResult;
 pub use super::result::TurnStats;
-use super::result::{BenchResult, ClientHealth};
 use super::workload::PromptSource;
 use crate::provider::{ChatRequest, Message};
 use serde_json::json;
@@ -289,15 +289,7 @@ fn result_of(
         ..target.result()
     };
     result.fill_from(rec, duration);
-    result.client = ClientHealth {
-        time_to_headers: rec.headers.stats(),
-        headers_to_first_token: rec.after_headers.stats(),
-        cpu_s: cpu,
-        cpu_pct: 100.0 * cpu / duration,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        http: target.http_client(plan.http),
-        ..ClientHealth::default()
-    };
+    result.client = measured(rec, cpu, duration, target.http_client(plan.http));
     result.config = json!({
         "route": target.route,
         "kind": target.kind,

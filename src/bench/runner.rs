@@ -1,7 +1,7 @@
 //! The load generator: closed loop (a target concurrency) or open loop (arrivals at absolute
 //! times, optionally capped), warm-up, a stop on requests or duration, live changes of
 //! concurrency or rate, and cancellation. Every request sent ends in exactly one bucket.
-use super::client_health::{client_verdict, cpu_seconds};
+use super::client_health::{client_verdict, cpu_seconds, measured};
 use super::dispatch::{spawn_one, Dispatch, Ran};
 pub use super::plan::*;
 use super::recorder::{Dist, Recorder};
@@ -309,15 +309,9 @@ fn client_health(
     achieved_rate: Option<f64>,
 ) -> ClientHealth {
     let mut client = ClientHealth {
-        time_to_headers: ran.rec.headers.stats(),
-        headers_to_first_token: ran.rec.after_headers.stats(),
         dispatch_lag: ran.lag.stats(),
         queue_time: ran.queue.stats(),
-        cpu_s: cpu,
-        cpu_pct: 100.0 * cpu / duration,
-        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        http: target.http_client(plan.http),
-        ..ClientHealth::default()
+        ..measured(&ran.rec, cpu, duration, target.http_client(plan.http))
     };
     client.warnings = client_verdict(&client, plan, achieved_rate);
     client.bound = !client.warnings.is_empty();
