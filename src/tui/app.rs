@@ -1,8 +1,10 @@
 //! Everything the console shows, as plain data: `update` changes it, the view draws it.
+pub use super::bench_state::{
+    BenchForm, BenchView, FindMaxRun, RunningBench, BENCH_FIELDS, DEFAULT_SLO, WORKLOADS,
+};
 use super::keymap::KeyMap;
 pub use super::servers_state::ServersView;
-use crate::bench::find_max::Search;
-use crate::bench::{BenchResult, Plan, Progress};
+pub use super::traffic_state::{traffic_matches, TrafficPane};
 pub use crate::config::keymap::{Pane, PANES};
 use crate::session::{ChatParams, Conversation};
 use crate::supervisor::logs::LogRing;
@@ -65,82 +67,6 @@ pub struct JobRow<'a> {
     pub job: Option<&'a crate::cluster::ClusterJob>,
 }
 
-/// The Traffic pane: the gateways' views as last published, the gateway shown, the selected
-/// request, a paused copy of the list, and the request opened.
-#[derive(Debug, Clone, Default)]
-pub struct TrafficPane {
-    pub views: std::sync::Arc<Vec<crate::traffic::GatewayView>>,
-    pub gateway: usize,
-    pub selected: usize,
-    /// The list as it was when paused (the counters above it go on).
-    pub paused: Option<Vec<crate::traffic::Row>>,
-    /// The request opened with Enter, by id.
-    pub open: Option<u64>,
-    /// Per gateway, the event lines already passed on to the console's log.
-    pub lines_seen: Vec<u64>,
-}
-
-impl TrafficPane {
-    pub fn view(&self) -> Option<&crate::traffic::GatewayView> {
-        self.views.get(self.gateway)
-    }
-
-    /// A route's real traffic over the gateways that carry it (up ones): requests a
-    /// second, the share that failed, the highest p99 TTFT.
-    pub fn route_traffic(&self, route: &str) -> Option<(f64, f64, Option<f64>)> {
-        let each: Vec<_> = self
-            .views
-            .iter()
-            .filter(|v| v.up)
-            .filter_map(|v| v.route_traffic(route))
-            .collect();
-        if each.is_empty() {
-            return None;
-        }
-        let rate: f64 = each.iter().map(|e| e.0).sum();
-        let err = each.iter().map(|e| e.0 * e.1).sum::<f64>() / rate.max(f64::MIN_POSITIVE);
-        let p99 = each.iter().filter_map(|e| e.2).reduce(f64::max);
-        Some((rate, err, p99))
-    }
-
-    /// The gateway a server profile runs, by its port.
-    pub fn of_server(&self, port: u16) -> Option<&crate::traffic::GatewayView> {
-        let suffix = format!(":{port}");
-        self.views.iter().find(|v| v.addr.ends_with(&suffix))
-    }
-}
-
-/// Whether a request matches the Traffic filter: each word must match; `route:`, `model:`,
-/// `key:` (or `client:`), `status:` and `stage:` look at that field only, a bare word at any.
-pub fn traffic_matches(r: &crate::traffic::Row, filter: &str) -> bool {
-    let status = r.status.map(|s| s.to_string()).unwrap_or_default();
-    let class = r.class.clone().unwrap_or_default();
-    let served = r.served_by.clone().unwrap_or_default();
-    filter.split_whitespace().all(|w| {
-        let w = w.to_lowercase();
-        let has = |field: &str, v: &str| field.to_lowercase().contains(v);
-        match w.split_once(':') {
-            Some(("route", v)) => has(&r.route, v) || has(&served, v),
-            Some(("model", v)) => has(&r.model, v),
-            Some(("key" | "client", v)) => has(&r.client, v),
-            Some(("status", v)) => has(&status, v) || has(&class, v),
-            Some(("stage", v)) => has(&r.stage, v),
-            _ => [
-                r.route.as_str(),
-                &served,
-                &r.model,
-                &r.client,
-                &status,
-                &class,
-                &r.stage,
-                &r.chain,
-            ]
-            .iter()
-            .any(|f| has(f, &w)),
-        }
-    })
-}
-
 #[derive(Debug, Clone)]
 pub struct LogsView {
     pub rings: BTreeMap<String, LogRing>,
@@ -187,93 +113,6 @@ pub struct ChatView {
     pub settings_field: usize,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct BenchForm {
-    pub route: usize,
-    /// Open loop (a rate) instead of closed (a concurrency).
-    pub open: bool,
-    /// An open loop's rate ramps linearly from 1 req/s to `rate` over the requests.
-    pub ramp: bool,
-    pub concurrency: usize,
-    pub rate: f64,
-    pub by_duration: bool,
-    pub requests: u64,
-    pub duration_s: f64,
-    pub input_len: u32,
-    pub output_len: u32,
-    /// A second route to run the same workload on, by index into the routes.
-    pub compare: Option<usize>,
-    /// The operator picked the route; until then the form follows a route that is up.
-    pub route_chosen: bool,
-    /// Index into [`WORKLOADS`].
-    pub workload: usize,
-    /// Search for the highest load that meets `slo` instead of one run.
-    pub find_max: bool,
-    /// A soak run: windows with their drift and a verdict (needs a duration).
-    pub soak: bool,
-    /// The search's SLO, as `--slo` takes it.
-    pub slo: String,
-}
-
-/// The Bench form's workloads: random prompts; 10 shared prefixes of the input length, each
-/// request with a quarter of it of its own; conversations of 4 turns (closed loop).
-pub const WORKLOADS: [&str; 3] = ["random", "prefix ×10", "multi-turn ×4"];
-
-pub const BENCH_FIELDS: [&str; 11] = [
-    "route",
-    "load",
-    "concurrency / rate",
-    "stop after",
-    "requests / seconds",
-    "input tokens",
-    "output tokens",
-    "compare with",
-    "workload",
-    "mode",
-    "SLO",
-];
-
-/// The Bench form's default SLO for a search: what an interactive chat user notices.
-pub const DEFAULT_SLO: &str = "p99_ttft_ms<=500";
-
-/// A find-max search started from the Bench pane: one full run per probe on the form's
-/// workload, the load chosen by [`Search`]. Kept after it ends so its curve stays on screen.
-#[derive(Debug, Clone)]
-pub struct FindMaxRun {
-    pub route: String,
-    pub search: Search,
-    /// The form's plan; each probe sets its load.
-    pub base: Plan,
-    /// Each probe's full result, in probing order.
-    pub results: Vec<BenchResult>,
-    /// The load of the probe running now; `None` once the search is over.
-    pub current: Option<f64>,
-    /// The operator stopped the search: the probe then running is not judged.
-    pub stopped: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunningBench {
-    pub id: u64,
-    pub route: String,
-    pub progress: Progress,
-    /// After this run, the same workload on this route.
-    pub then: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct BenchView {
-    pub form: BenchForm,
-    pub field: usize,
-    pub running: Option<RunningBench>,
-    /// The last run's results: the route, then the compared route.
-    pub results: Vec<BenchResult>,
-    pub baseline: Option<BenchResult>,
-    pub next_id: u64,
-    /// The last find-max search, running or over; cleared by a single run.
-    pub find_max: Option<FindMaxRun>,
-}
-
 pub struct App {
     pub pane: Pane,
     pub history: Vec<Pane>,
@@ -306,13 +145,6 @@ pub struct App {
     pub engine_errors: Vec<String>,
     /// Set when the console should end.
     pub quit: bool,
-}
-
-impl BenchForm {
-    /// A soak run's window: a twelfth of its duration, at least 10 s.
-    pub fn soak_window_s(&self) -> f64 {
-        (self.duration_s / 12.0).max(10.0).round()
-    }
 }
 
 impl App {

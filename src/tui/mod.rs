@@ -2,12 +2,14 @@
 //! and crossterm.
 pub mod action;
 pub mod app;
+pub mod bench_state;
 pub mod keymap;
 pub mod models_state;
 pub mod panics;
 pub mod runtime;
 pub mod servers_state;
 pub mod terminal;
+pub mod traffic_state;
 pub mod update;
 pub mod view;
 
