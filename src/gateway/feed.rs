@@ -336,6 +336,12 @@ impl Feed {
     }
 
     /// The last seconds' aggregates, oldest first.
+    /// The newest kept second's start, Unix s.
+    pub fn last_second(&self) -> Option<u64> {
+        let s = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
+        s.back().map(|s| s.t)
+    }
+
     pub fn seconds(&self) -> Vec<SecondStats> {
         self.seconds
             .lock()

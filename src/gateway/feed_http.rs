@@ -25,6 +25,10 @@ pub(super) struct FeedQuery {
     /// fallbacks and failures (a console's list stays live and cheap at any rate).
     #[serde(default)]
     rows_per_s: Option<u32>,
+    /// The last second's aggregate this reader has: the kept ones after it come first (a
+    /// reader that comes back after a silence loses no second's counts).
+    #[serde(default)]
+    since: Option<u64>,
 }
 
 /// Which events one reader gets.
@@ -106,6 +110,15 @@ pub(super) async fn events(State(sh): St, _: Caller, Query(q): Query<FeedQuery>)
     };
     let (recent, rx, reader) = sh.feed.subscribe(wants);
     let mut head = Vec::new();
+    // Subscribed first: a second closed meanwhile comes twice, and a reader counts it once.
+    // Without `since`, the reader joins now: seconds before it are not its own.
+    let mut last_second = q.since.or_else(|| sh.feed.last_second());
+    if let Some(t) = q.since {
+        for s in sh.feed.seconds().into_iter().filter(|s| s.t > t) {
+            last_second = Some(s.t);
+            write_line(&mut head, &Event::Second(Box::new(s)));
+        }
+    }
     if !q.live_only {
         for e in recent.iter().filter(|e| filter.keep(e)) {
             write_line(&mut head, e);
@@ -117,51 +130,74 @@ pub(super) async fn events(State(sh): St, _: Caller, Query(q): Query<FeedQuery>)
     // The feed ends when the gateway drains, after what was published before (the drain's
     // notice among it): a watching console must not hold a graceful stop up.
     let draining = sh.drain_begun();
+    let feed = sh.clone();
     let tail = futures::stream::unfold(
-        (rx, draining, filter, None::<tokio::time::Instant>, reader),
-        move |(mut rx, mut draining, mut filter, last, reader)| async move {
-            if let Some(t) = last {
-                tokio::time::sleep_until(t + FEED_BATCH).await;
-            }
-            loop {
-                let first = tokio::select! {
-                    biased;
-                    got = rx.recv() => got,
-                    _ = super::until_true(&mut draining) => return None,
-                };
-                let mut out = Vec::new();
-                let mut got = Some(first.map_err(|e| match e {
-                    RecvError::Lagged(n) => TryRecvError::Lagged(n),
-                    RecvError::Closed => TryRecvError::Closed,
-                }));
-                let mut closed = false;
-                // What else is there goes in the same write.
-                while let Some(g) = got.take() {
-                    match g {
-                        Ok(e) if filter.keep(&e) => write_line(&mut out, &e),
-                        Ok(_) => {}
-                        Err(TryRecvError::Lagged(n)) => {
-                            write_line(&mut out, &Event::Lagged { missed: n })
+        (
+            rx,
+            draining,
+            filter,
+            None::<tokio::time::Instant>,
+            (reader, last_second),
+        ),
+        move |(mut rx, mut draining, mut filter, last, (reader, mut last_second))| {
+            let feed = feed.clone();
+            async move {
+                if let Some(t) = last {
+                    tokio::time::sleep_until(t + FEED_BATCH).await;
+                }
+                loop {
+                    let first = tokio::select! {
+                        biased;
+                        got = rx.recv() => got,
+                        _ = super::until_true(&mut draining) => return None,
+                    };
+                    let mut out = Vec::new();
+                    let mut got = Some(first.map_err(|e| match e {
+                        RecvError::Lagged(n) => TryRecvError::Lagged(n),
+                        RecvError::Closed => TryRecvError::Closed,
+                    }));
+                    let mut closed = false;
+                    // What else is there goes in the same write.
+                    while let Some(g) = got.take() {
+                        match g {
+                            Ok(e) if filter.keep(&e) => {
+                                if let Event::Second(s) = &*e {
+                                    last_second = Some(s.t);
+                                }
+                                write_line(&mut out, &e)
+                            }
+                            Ok(_) => {}
+                            // Missed events stay missed, but missed seconds are kept: they follow,
+                            // so that the reader's totals stay whole.
+                            Err(TryRecvError::Lagged(n)) => {
+                                write_line(&mut out, &Event::Lagged { missed: n });
+                                let after = last_second;
+                                let kept = feed.feed.seconds();
+                                for s in kept.into_iter().filter(|s| Some(s.t) > after) {
+                                    last_second = Some(s.t);
+                                    write_line(&mut out, &Event::Second(Box::new(s)));
+                                }
+                            }
+                            Err(TryRecvError::Closed) => closed = true,
+                            Err(TryRecvError::Empty) => break,
                         }
-                        Err(TryRecvError::Closed) => closed = true,
-                        Err(TryRecvError::Empty) => break,
+                        if !closed {
+                            got = Some(rx.try_recv());
+                        }
                     }
-                    if !closed {
-                        got = Some(rx.try_recv());
+                    if !out.is_empty() {
+                        let next = (
+                            rx,
+                            draining,
+                            filter,
+                            Some(tokio::time::Instant::now()),
+                            (reader, last_second),
+                        );
+                        return Some((Ok(Bytes::from(out)), next));
                     }
-                }
-                if !out.is_empty() {
-                    let next = (
-                        rx,
-                        draining,
-                        filter,
-                        Some(tokio::time::Instant::now()),
-                        reader,
-                    );
-                    return Some((Ok(Bytes::from(out)), next));
-                }
-                if closed {
-                    return None;
+                    if closed {
+                        return None;
+                    }
                 }
             }
         },

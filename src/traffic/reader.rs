@@ -71,11 +71,17 @@ pub async fn follow(
         url.push_str(&format!("&rows_per_s={n}"));
     }
     let mut was_up: Option<bool> = None;
+    // The newest second's aggregate passed on: a reader that comes back asks for the kept
+    // ones after it, so a silence or a restart of the connection loses no counts.
+    let mut last_second: Option<u64> = None;
     loop {
         // The recent events once: a reader that comes back has them already (a gateway
         // that restarted has new ones, but counting a second twice would be worse).
         let live_only = was_up.is_some();
-        let url = format!("{url}&live_only={live_only}");
+        let url = match (live_only, last_second) {
+            (true, Some(t)) => format!("{url}&live_only=true&since={t}"),
+            _ => format!("{url}&live_only={live_only}"),
+        };
         let why = match get(&http, url, key.as_ref()).send().await {
             Err(e) => format!(
                 "cannot reach the gateway: {}",
@@ -89,7 +95,13 @@ pub async fn follow(
                     return;
                 }
                 was_up = Some(true);
-                match read(r, &mut on).await {
+                let mut passed = |u: Update| {
+                    if let Update::Event(FeedEvent::Second(s)) = &u {
+                        last_second = last_second.max(Some(s.t));
+                    }
+                    on(u)
+                };
+                match read(r, &mut passed).await {
                     Ok(()) => return,
                     Err(why) => why,
                 }

@@ -1896,3 +1896,154 @@ async fn the_pane_shows_fallbacks_circuits_cancels_and_orphans() {
     assert_eq!(app.traffic.views[0].orphans("stopping", 0.0), 0);
     g.shutdown().await;
 }
+
+/// The seconds' aggregates one reader missed (a silence, a reconnect) are kept: a reader that
+/// comes back with `since=T` gets each kept second after T before anything else, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_comes_back_gets_the_seconds_it_missed() {
+    let (_s, g) = alone("tiny", &[], "", "").await;
+    let n = 12u64;
+    for i in 0..n {
+        let got = post(&g, "/v1/chat/completions", &openai_body("tiny", i % 2 == 0)).await;
+        assert_eq!(got.status, 200);
+    }
+    let http = reqwest::Client::new();
+    let seconds = |since: u64| {
+        let (http, url) = (
+            http.clone(),
+            url(
+                &g,
+                &format!("/anorag/events?live_only=true&snapshot=true&since={since}"),
+            ),
+        );
+        async move {
+            let text = http.get(url).send().await.unwrap().text().await.unwrap();
+            text.lines()
+                .map(|l| anorag::traffic::wire::parse_line(l.as_bytes()).unwrap())
+                .map(|e| match e {
+                    anorag::traffic::FeedEvent::Second(s) => *s,
+                    other => panic!("only seconds come back, not {other:?}"),
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    // Once the requests' seconds have closed, a reader from the start gets them all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let s = seconds(0).await;
+        if s.iter().map(|s| s.ok).sum::<u64>() == n {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never: every request in a kept second"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        all.windows(2).all(|w| w[0].t < w[1].t),
+        "in order, each once"
+    );
+    // From the newest it has, nothing; from one before, the rest.
+    let newest = all.last().unwrap().t;
+    assert!(seconds(newest).await.iter().all(|s| s.t > newest));
+    let first = all.first().unwrap().t;
+    let later: Vec<u64> = seconds(first).await.iter().map(|s| s.t).collect();
+    assert!(later.iter().all(|t| *t > first) && later.len() + 1 >= all.len());
+    g.shutdown().await;
+}
+
+/// A reader whose connection ended asks again with the newest second it passed on, so the
+/// gateway can send the ones it missed (a stand-in gateway: one second, then a close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_asks_again_from_the_newest_second_it_has() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let server = {
+        let asked = asked.clone();
+        tokio::spawn(async move {
+            for t in [41u64, 42] {
+                let (mut c, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let n = c.read(&mut buf).await.unwrap();
+                let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                asked
+                    .lock()
+                    .unwrap()
+                    .push(head.lines().next().unwrap_or("").to_string());
+                let line = format!("{{\"type\":\"second\",\"t\":{t},\"ok\":1}}\n");
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{line}",
+                    line.len()
+                );
+                c.write_all(reply.as_bytes()).await.unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    anorag::traffic::follow(&addr, None, anorag::traffic::Want::default(), |u| {
+        if let anorag::traffic::Update::Event(anorag::traffic::FeedEvent::Second(s)) = u {
+            seen.push(s.t);
+        }
+        seen.len() < 2
+    })
+    .await;
+    server.await.unwrap();
+    let asked = asked.lock().unwrap().clone();
+    assert_eq!(seen, [41, 42]);
+    assert!(
+        asked[0].contains("live_only=false") && !asked[0].contains("since="),
+        "{asked:?}"
+    );
+    assert!(
+        asked[1].contains("live_only=true&since=41"),
+        "the second connection asks from the newest second it has: {asked:?}"
+    );
+}
+
+/// A reader that falls behind the feed misses events (it is told how many), but no second's
+/// aggregate: one closed while it lagged follows the `lagged` line, and none comes twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_reader_still_gets_every_second_once() {
+    use anorag::gateway::events::Event;
+    use futures::StreamExt;
+    let (_s, g) = alone("tiny", &[], "", "").await;
+    let r = reqwest::get(url(&g, "/anorag/events?live_only=true"))
+        .await
+        .unwrap();
+    // A second far ahead of the gateway's own, then far more events than the feed holds for
+    // a reader (4096) before it reads any.
+    let t = 4_000_000_000u64;
+    g.shared.feed.tick(t, 0, 0, vec![]);
+    for i in 0..20_000u64 {
+        g.shared.feed.publish(Event::Notice {
+            at_ms: i,
+            message: "filler".into(),
+        });
+    }
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text.contains("\"filler\"") || text.matches('\n').count() < 10 {
+        assert!(Instant::now() < deadline, "never: the feed's lines");
+        match tokio::time::timeout(Duration::from_secs(5), body.next()).await {
+            Ok(Some(Ok(b))) => text.push_str(&String::from_utf8_lossy(&b)),
+            _ => break,
+        }
+    }
+    // Read on until the fillers stop coming: the end of what was published.
+    while let Ok(Some(Ok(b))) = tokio::time::timeout(Duration::from_millis(500), body.next()).await
+    {
+        text.push_str(&String::from_utf8_lossy(&b));
+    }
+    let ours = format!("\"type\":\"second\",\"t\":{t},");
+    assert_eq!(
+        text.matches(&ours).count(),
+        1,
+        "the second closed while the reader lagged comes once (lagged: {})",
+        text.contains("\"lagged\"")
+    );
+    g.shutdown().await;
+}
