@@ -335,20 +335,21 @@ impl Feed {
         (recent, rx, guard)
     }
 
-    /// The last seconds' aggregates, oldest first.
     /// The newest kept second's start, Unix s.
     pub fn last_second(&self) -> Option<u64> {
         let s = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
         s.back().map(|s| s.t)
     }
 
+    /// The last seconds' aggregates, oldest first.
     pub fn seconds(&self) -> Vec<SecondStats> {
-        self.seconds
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.seconds_after(None)
+    }
+
+    /// The kept seconds' aggregates that start after `after` (all for `None`), oldest first.
+    pub fn seconds_after(&self, after: Option<u64>) -> Vec<SecondStats> {
+        let s = self.seconds.lock().unwrap_or_else(|p| p.into_inner());
+        s.iter().filter(|s| Some(s.t) > after).cloned().collect()
     }
 }
 

@@ -2,13 +2,15 @@
 //! recent events, then each as it happens, filtered per reader (seconds only, or a sampled
 //! few requests a second) and written at most every 20 ms.
 use super::auth::Caller;
-use super::feed::Event;
-use super::St;
+use super::feed::{Event, Feed, ReaderGuard};
+use super::{Shared, St};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::Response;
+use std::sync::Arc;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::{broadcast, watch};
 
 #[derive(serde::Deserialize, Default, Clone, Copy)]
 pub(super) struct FeedQuery {
@@ -100,6 +102,82 @@ fn write_line(out: &mut Vec<u8>, e: &Event) {
     }
 }
 
+/// Writes the kept seconds' aggregates after `after`; says the newest written (else `after`).
+fn write_seconds_after(feed: &Feed, after: Option<u64>, out: &mut Vec<u8>) -> Option<u64> {
+    let mut newest = after;
+    for s in feed.seconds_after(after) {
+        newest = Some(s.t);
+        write_line(out, &Event::Second(Box::new(s)));
+    }
+    newest
+}
+
+/// One reader's live part of the feed.
+struct Tail {
+    rx: broadcast::Receiver<Arc<Event>>,
+    draining: watch::Receiver<bool>,
+    filter: FeedFilter,
+    /// When the last write went (the next waits [`FEED_BATCH`] after it).
+    wrote: Option<tokio::time::Instant>,
+    /// The newest second written to this reader: after a lag, the kept ones after it follow.
+    last_second: Option<u64>,
+    sh: Arc<Shared>,
+    _reader: ReaderGuard,
+}
+
+impl Tail {
+    /// The next write: every event waiting, in one piece; `None` when the feed ends.
+    async fn next_write(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        if let Some(t) = self.wrote {
+            tokio::time::sleep_until(t + FEED_BATCH).await;
+        }
+        loop {
+            let first = tokio::select! {
+                biased;
+                got = self.rx.recv() => got,
+                _ = super::until_true(&mut self.draining) => return None,
+            };
+            let mut out = Vec::new();
+            let mut got = Some(first.map_err(|e| match e {
+                RecvError::Lagged(n) => TryRecvError::Lagged(n),
+                RecvError::Closed => TryRecvError::Closed,
+            }));
+            let mut closed = false;
+            // What else is there goes in the same write.
+            while let Some(g) = got.take() {
+                match g {
+                    Ok(e) if self.filter.keep(&e) => {
+                        if let Event::Second(s) = &*e {
+                            self.last_second = Some(s.t);
+                        }
+                        write_line(&mut out, &e)
+                    }
+                    Ok(_) => {}
+                    // Missed events stay missed, but missed seconds are kept: they follow, so
+                    // that the reader's totals stay whole.
+                    Err(TryRecvError::Lagged(n)) => {
+                        write_line(&mut out, &Event::Lagged { missed: n });
+                        self.last_second =
+                            write_seconds_after(&self.sh.feed, self.last_second, &mut out);
+                    }
+                    Err(TryRecvError::Closed) => closed = true,
+                    Err(TryRecvError::Empty) => break,
+                }
+                if !closed {
+                    got = Some(self.rx.try_recv());
+                }
+            }
+            if !out.is_empty() {
+                self.wrote = Some(tokio::time::Instant::now());
+                return Some((Ok(Bytes::from(out)), self));
+            }
+            if closed {
+                return None;
+            }
+        }
+    }
+}
+
 /// The live feed as NDJSON: the recent events, then each as it happens.
 pub(super) async fn events(State(sh): St, _: Caller, Query(q): Query<FeedQuery>) -> Response {
     let mut filter = FeedFilter::new(q);
@@ -112,13 +190,10 @@ pub(super) async fn events(State(sh): St, _: Caller, Query(q): Query<FeedQuery>)
     let mut head = Vec::new();
     // Subscribed first: a second closed meanwhile comes twice, and a reader counts it once.
     // Without `since`, the reader joins now: seconds before it are not its own.
-    let mut last_second = q.since.or_else(|| sh.feed.last_second());
-    if let Some(t) = q.since {
-        for s in sh.feed.seconds().into_iter().filter(|s| s.t > t) {
-            last_second = Some(s.t);
-            write_line(&mut head, &Event::Second(Box::new(s)));
-        }
-    }
+    let last_second = match q.since {
+        Some(t) => write_seconds_after(&sh.feed, Some(t), &mut head),
+        None => sh.feed.last_second(),
+    };
     if !q.live_only {
         for e in recent.iter().filter(|e| filter.keep(e)) {
             write_line(&mut head, e);
@@ -129,79 +204,16 @@ pub(super) async fn events(State(sh): St, _: Caller, Query(q): Query<FeedQuery>)
     );
     // The feed ends when the gateway drains, after what was published before (the drain's
     // notice among it): a watching console must not hold a graceful stop up.
-    let draining = sh.drain_begun();
-    let feed = sh.clone();
-    let tail = futures::stream::unfold(
-        (
-            rx,
-            draining,
-            filter,
-            None::<tokio::time::Instant>,
-            (reader, last_second),
-        ),
-        move |(mut rx, mut draining, mut filter, last, (reader, mut last_second))| {
-            let feed = feed.clone();
-            async move {
-                if let Some(t) = last {
-                    tokio::time::sleep_until(t + FEED_BATCH).await;
-                }
-                loop {
-                    let first = tokio::select! {
-                        biased;
-                        got = rx.recv() => got,
-                        _ = super::until_true(&mut draining) => return None,
-                    };
-                    let mut out = Vec::new();
-                    let mut got = Some(first.map_err(|e| match e {
-                        RecvError::Lagged(n) => TryRecvError::Lagged(n),
-                        RecvError::Closed => TryRecvError::Closed,
-                    }));
-                    let mut closed = false;
-                    // What else is there goes in the same write.
-                    while let Some(g) = got.take() {
-                        match g {
-                            Ok(e) if filter.keep(&e) => {
-                                if let Event::Second(s) = &*e {
-                                    last_second = Some(s.t);
-                                }
-                                write_line(&mut out, &e)
-                            }
-                            Ok(_) => {}
-                            // Missed events stay missed, but missed seconds are kept: they follow,
-                            // so that the reader's totals stay whole.
-                            Err(TryRecvError::Lagged(n)) => {
-                                write_line(&mut out, &Event::Lagged { missed: n });
-                                let after = last_second;
-                                let kept = feed.feed.seconds();
-                                for s in kept.into_iter().filter(|s| Some(s.t) > after) {
-                                    last_second = Some(s.t);
-                                    write_line(&mut out, &Event::Second(Box::new(s)));
-                                }
-                            }
-                            Err(TryRecvError::Closed) => closed = true,
-                            Err(TryRecvError::Empty) => break,
-                        }
-                        if !closed {
-                            got = Some(rx.try_recv());
-                        }
-                    }
-                    if !out.is_empty() {
-                        let next = (
-                            rx,
-                            draining,
-                            filter,
-                            Some(tokio::time::Instant::now()),
-                            (reader, last_second),
-                        );
-                        return Some((Ok(Bytes::from(out)), next));
-                    }
-                    if closed {
-                        return None;
-                    }
-                }
-            }
-        },
-    );
+    let tail = Tail {
+        rx,
+        draining: sh.drain_begun(),
+        filter,
+        wrote: None,
+        last_second,
+        sh,
+        _reader: reader,
+    };
+    let tail = futures::stream::unfold(tail, Tail::next_write);
     use futures::StreamExt;
     let body = if q.snapshot {
         Body::from_stream(head)
